@@ -1,0 +1,43 @@
+"""Recipes: YAML → typed, validated config, with dotted command-line overrides."""
+
+from archlab.config.recipe import (
+    BudgetSpec,
+    CheckpointSpec,
+    DataSpec,
+    EvalSpec,
+    LogSpec,
+    ModelSpec,
+    OptimSpec,
+    Recipe,
+    ScheduleSpec,
+    TaskSpec,
+    apply_overrides,
+    load_recipe,
+    parse_overrides,
+    recipe_hash,
+    recipe_to_dict,
+    recipe_to_yaml,
+    shipped_recipes,
+    validate_recipe,
+)
+
+__all__ = [
+    "BudgetSpec",
+    "CheckpointSpec",
+    "DataSpec",
+    "EvalSpec",
+    "LogSpec",
+    "ModelSpec",
+    "OptimSpec",
+    "Recipe",
+    "ScheduleSpec",
+    "TaskSpec",
+    "apply_overrides",
+    "load_recipe",
+    "parse_overrides",
+    "recipe_hash",
+    "recipe_to_dict",
+    "shipped_recipes",
+    "recipe_to_yaml",
+    "validate_recipe",
+]

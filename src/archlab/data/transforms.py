@@ -1,0 +1,68 @@
+"""Batch augmentations as tensor ops (there is no CPU torchvision), driven by a generator so that
+every augmented batch is reproducible from the loader position.
+
+Names accepted in ``data.augment``: ``hflip`` (p = 0.5), ``crop:P`` (pad P pixels with zeros,
+random crop back to size, as in He et al. 2016 §4.2 for CIFAR), ``noise:S`` (Gaussian noise of
+std S).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from archlab.utils.errors import ConfigError, did_you_mean
+
+Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def hflip(x: torch.Tensor, g: torch.Generator, p: float = 0.5) -> torch.Tensor:
+    flip = torch.rand(x.shape[0], generator=g) < p  # (B,)
+    return torch.where(flip.view(-1, *([1] * (x.dim() - 1))), x.flip(-1), x)
+
+
+def random_crop(x: torch.Tensor, g: torch.Generator, padding: int) -> torch.Tensor:
+    """Zero-pad the last two dims by ``padding`` and crop a random window of the original size."""
+    b, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+    xp = F.pad(x, (padding, padding, padding, padding))
+    dy = torch.randint(0, 2 * padding + 1, (b,), generator=g)
+    dx = torch.randint(0, 2 * padding + 1, (b,), generator=g)
+    rows = (dy.view(b, 1) + torch.arange(h).view(1, h))  # (B, H)
+    cols = (dx.view(b, 1) + torch.arange(w).view(1, w))  # (B, W)
+    idx_b = torch.arange(b).view(b, 1, 1)
+    out = xp.movedim(-3, -1) if x.dim() == 4 else xp  # (B, Hp, Wp, C) for images
+    out = out[idx_b, rows.view(b, h, 1), cols.view(b, 1, w)]  # (B, H, W, C)
+    return out.movedim(-1, -3).contiguous() if x.dim() == 4 else out
+
+
+def gaussian_noise(x: torch.Tensor, g: torch.Generator, std: float) -> torch.Tensor:
+    return x + std * torch.randn(x.shape, generator=g, dtype=x.dtype)
+
+
+def build_transform(names: list[str]) -> Transform | None:
+    if not names:
+        return None
+    steps: list[Transform] = []
+    for item in names:
+        name, _, arg = item.partition(":")
+        if name == "hflip":
+            steps.append(hflip)
+        elif name == "crop":
+            pad = int(arg or 4)
+            steps.append(lambda x, g, pad=pad: random_crop(x, g, pad))
+        elif name == "noise":
+            std = float(arg or 0.1)
+            steps.append(lambda x, g, std=std: gaussian_noise(x, g, std))
+        else:
+            raise ConfigError(
+                f"data.augment: unknown augmentation '{item}'{did_you_mean(name, ['hflip', 'crop', 'noise'])}"
+            )
+
+    def apply(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        for t in steps:
+            x = t(x, g)
+        return x
+
+    return apply

@@ -1,0 +1,80 @@
+"""Run directories: ``runs/<name>-<YYYYmmdd-HHMMSS>/`` with recipe, metrics, checkpoints, figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from archlab.utils.errors import RunDirError
+from archlab.utils.io import atomic_write_bytes
+
+
+def new_run_dir(root: str | Path, name: str) -> Path:
+    root = Path(root)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name) or "run"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for i in range(1000):
+            path = root / (f"{safe}-{stamp}" + (f"-{i}" if i else ""))
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                continue
+        probe = path / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise RunDirError(
+            f"cannot create a run directory under '{root}' ({e.strerror}); pass --runs-dir with a writable path"
+        ) from None
+    return path
+
+
+def check_writable(path: Path) -> None:
+    if not os.access(path, os.W_OK):
+        raise RunDirError(f"run directory '{path}' is not writable; fix its permissions or copy it elsewhere")
+
+
+class MetricsLog:
+    """``metrics.jsonl``: one JSON object per line, flushed as written."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def truncate_after(self, step: int) -> None:
+        """Drop records past ``step`` (a resumed run rewrites them) — written atomically."""
+        if not self.path.exists():
+            return
+        kept = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a kill
+            if int(rec.get("step", 0)) <= step:
+                kept.append(line)
+        atomic_write_bytes(self.path, ("\n".join(kept) + "\n" if kept else "").encode())
+
+    def write(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+            f.flush()
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "metrics.jsonl"
+    out = []
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return out

@@ -1,0 +1,484 @@
+"""One training loop for every family.
+
+The trainer knows optimisers, schedules, budgets, precision, checkpoints and logs; the task
+knows the loss, the metrics and (for GANs) the whole step. Nothing here names a family.
+
+A step is: ``accum_steps`` micro-batches (forward under autocast, ``loss / accum`` backward) →
+non-finite check on loss and gradients → clip → every optimiser steps → lr update. Logs,
+evaluation and checkpoints happen between steps. Everything a step depends on — weights,
+optimiser state, RNG states, data position, logging window, best metric — is in the
+checkpoint, so ``resume`` continues bit-identically on the same machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from archlab.config import Recipe, recipe_hash, recipe_to_dict, recipe_to_yaml
+from archlab.data import BatchLoader, dataset_info, load_dataset, split_train_val
+from archlab.data.transforms import build_transform
+from archlab.engine import checkpoint as ckpt
+from archlab.engine.optim import build_optimizer, lr_factor, set_lr
+from archlab.engine.progress import Progress
+from archlab.engine.rundir import MetricsLog, check_writable, new_run_dir
+from archlab.registry import get_model_entry
+from archlab.tasks import Task, build_task
+from archlab.utils.counting import count_flops, count_params
+from archlab.utils.env import hardware, versions
+from archlab.utils.errors import CheckpointError, ConfigError, NonFiniteError
+from archlab.utils.io import atomic_write_json, atomic_write_text, read_json
+from archlab.utils.seed import derive_seed, get_rng_state, seed_everything, set_rng_state
+
+log = logging.getLogger("archlab")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device: '{name}' requested but CUDA is not available; use device=cpu")
+    return torch.device(name)
+
+
+def _to(batch: tuple[torch.Tensor, ...], device: torch.device, channels_last: bool) -> tuple[torch.Tensor, ...]:
+    out = []
+    for t in batch:
+        t = t.to(device, non_blocking=True)
+        if channels_last and t.dim() == 4 and t.is_floating_point():
+            t = t.contiguous(memory_format=torch.channels_last)
+        out.append(t)
+    return tuple(out)
+
+
+class Trainer:
+    """``Trainer(recipe).fit()`` → summary dict; ``Trainer.resume(run_dir).fit()`` continues a run."""
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        *,
+        runs_dir: str | Path = "runs",
+        run_dir: str | Path | None = None,
+        quiet: bool = False,
+    ):
+        self.recipe = recipe
+        self.quiet = quiet
+        self._resuming = run_dir is not None
+        if run_dir is None:
+            self.run_dir = new_run_dir(runs_dir, recipe.name)
+        else:
+            self.run_dir = Path(run_dir)
+            check_writable(self.run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        self._setup()
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def resume(cls, run_dir: str | Path, *, quiet: bool = False, recipe: Recipe | None = None) -> Trainer:
+        from archlab.config import load_recipe
+
+        run_dir = Path(run_dir)
+        saved = run_dir / "recipe.yaml"
+        if not saved.exists():
+            raise CheckpointError(f"{run_dir} is not an archlab run (no recipe.yaml); pass a run directory")
+        saved_recipe = load_recipe(saved)
+        if recipe is not None and recipe_hash(recipe) != recipe_hash(saved_recipe):
+            a, b = recipe_to_dict(recipe), recipe_to_dict(saved_recipe)
+            diff = _first_difference(a, b)
+            raise ConfigError(f"{diff}: differs from the recipe saved in {saved}; a resumed run keeps its recipe")
+        return cls(saved_recipe, run_dir=run_dir, quiet=quiet)
+
+    def _setup(self) -> None:
+        r = self.recipe
+        self.device = resolve_device(r.device)
+        seed_everything(r.seed)
+        self.info = dataset_info(r.data.name)
+        self.task: Task = build_task(r.task, self.info)
+        train_full = load_dataset(r.data.name, "train", data_dir=r.data.data_dir)
+        self.test_set = load_dataset(r.data.name, "test", data_dir=r.data.data_dir)
+        self.train_set, self.val_set = split_train_val(train_full, r.data.val_fraction, r.seed, r.data.train_subset)
+        if r.eval.early_stopping.patience is not None and self.val_set is None:
+            raise ConfigError("eval.early_stopping.patience: needs a validation split; set data.val_fraction > 0")
+        if r.eval.restore_best and self.val_set is None:
+            raise ConfigError("eval.restore_best: needs a validation split; set data.val_fraction > 0")
+
+        self.model: nn.Module = self.task.build_model(r.model).to(self.device)
+        if r.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model_entry = get_model_entry(r.model.name)
+        self.forward_model: nn.Module = torch.compile(self.model) if r.compile else self.model
+        self.optimizers = {
+            name: build_optimizer(params, r.optim) for name, params in self.task.param_groups(self.model).items()
+        }
+        self.loader = BatchLoader(
+            self.train_set,
+            r.data.batch_size,
+            seed=derive_seed(r.seed, 0xDA7A),
+            transform=build_transform(r.data.augment),
+        )
+        spe = self.loader.steps_per_epoch
+        limits = []
+        if r.budget.steps is not None:
+            limits.append(r.budget.steps)
+        if r.budget.epochs is not None:
+            limits.append(math.ceil(r.budget.epochs * spe / r.optim.accum_steps))
+        self.total_steps: int | None = min(limits) if limits else None
+        lr_factor(0, r.schedule, self.total_steps)  # fail early on a schedule without a horizon
+
+        self.step = 0
+        self.elapsed = 0.0  # training seconds, accumulated over resumes
+        self.best: dict[str, Any] = {"value": None, "step": None, "evals_since": 0}
+        self.window: dict[str, float] = {}
+        self.window_n = 0
+        self.n_params = count_params(self.model)
+        self.last_eval: dict[str, dict[str, float]] = {}
+
+    # -- state -------------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        rng_tensors, rng_meta = get_rng_state()
+        return {
+            "step": self.step,
+            "data": self.loader.state_dict(),
+            "rng": {"tensors": {k: ckpt.encode_bytes_tensor(v) for k, v in rng_tensors.items()}, **rng_meta},
+            "best": self.best,
+            "window": {"sums": self.window, "n": self.window_n},
+            "elapsed_s": self.elapsed,
+            "recipe_hash": recipe_hash(self.recipe),
+            "versions": versions(),
+        }
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        if state.get("recipe_hash") != recipe_hash(self.recipe):
+            raise CheckpointError(f"checkpoint in {self.ckpt_dir} was written by a different recipe")
+        self.step = int(state["step"])
+        self.loader.load_state_dict(state["data"])
+        rng = state["rng"]
+        set_rng_state({k: ckpt.decode_bytes_tensor(v) for k, v in rng["tensors"].items()}, rng)
+        self.best = state["best"]
+        self.window, self.window_n = dict(state["window"]["sums"]), int(state["window"]["n"])
+        self.elapsed = float(state["elapsed_s"])
+
+    def _save(self, name: str | None = None) -> Path:
+        target = self.ckpt_dir / (name or ckpt.step_dir_name(self.step))
+        path = ckpt.save_checkpoint(
+            target, model=self.model, optimizers=self.optimizers, state=self._state(), step=self.step
+        )
+        if name is None:
+            ckpt.prune(self.ckpt_dir, self.recipe.checkpoint.keep_last)
+        return path
+
+    # -- evaluation --------------------------------------------------------------------------
+    def _eval_batches(self, ds):
+        loader = BatchLoader(ds, self.recipe.data.eval_batch_size, shuffle=False, drop_last=False)
+        for batch in loader:
+            yield _to(batch, self.device, self.recipe.channels_last)
+
+    @torch.no_grad()
+    def evaluate(self, split: str) -> dict[str, float]:
+        ds = {"val": self.val_set, "test": self.test_set, "train": self.train_set}[split]
+        if ds is None:
+            return {}
+        was = self.model.training
+        self.model.eval()
+        try:
+            with self._autocast():
+                return self.task.evaluate(self.forward_model, self._eval_batches(ds))
+        finally:
+            self.model.train(was)
+
+    def _autocast(self):
+        if self.recipe.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # -- one optimisation step ---------------------------------------------------------------
+    def _train_step(self) -> dict[str, float]:
+        r = self.recipe
+        accum = r.optim.accum_steps
+        factor = lr_factor(self.step, r.schedule, self.total_steps)
+        lr = 0.0
+        for opt in self.optimizers.values():
+            lr = set_lr(opt, r.optim.lr, factor)
+        if self.task.has_custom_step:
+            batch = _to(self.loader.next(), self.device, r.channels_last)
+            out = self.task.custom_step(self.forward_model, batch, self.optimizers, self)
+            return {**out, "lr": lr}
+        for opt in self.optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        sums: dict[str, float] = {}
+        for micro in range(accum):
+            position = self.loader.state_dict()
+            batch = _to(self.loader.next(), self.device, r.channels_last)
+            with self._autocast():
+                loss, logs = self.task.training_loss(self.forward_model, batch)
+            if not torch.isfinite(loss):
+                self._non_finite("loss", position, micro, float(loss))
+            (loss / accum).backward()
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + float(v) / accum
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        if r.optim.grad_clip_value is not None:
+            torch.nn.utils.clip_grad_value_(params, r.optim.grad_clip_value)
+        if r.optim.grad_clip_norm is not None:
+            gnorm = torch.nn.utils.clip_grad_norm_(params, r.optim.grad_clip_norm)
+        else:
+            gnorm = torch.nn.utils.get_total_norm([p.grad for p in params]) if params else torch.tensor(0.0)
+        if not torch.isfinite(gnorm):
+            self._non_finite("gradient", self.loader.state_dict(), accum - 1, float(gnorm))
+        for opt in self.optimizers.values():
+            opt.step()
+        return {**sums, "lr": lr, "grad_norm": float(gnorm)}
+
+    def _non_finite(self, what: str, position: dict[str, int], micro: int, value: float) -> None:
+        bad_params = [
+            n for n, p in self.model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()
+        ]
+        report = {
+            "what": what,
+            "value": repr(value),
+            "step": self.step,  # the optimiser step that would have been taken (0-based)
+            "epoch": position["epoch"],
+            "batch": position["batch"],  # batch index within the epoch
+            "micro_batch": micro,
+            "parameters_with_non_finite_grad": bad_params[:20],
+        }
+        good, _ = ckpt.find_resumable(self.ckpt_dir)
+        report["last_good_checkpoint"] = str(good) if good else None
+        atomic_write_json(self.run_dir / "nonfinite.json", report)
+        where = f"step {self.step}, epoch {position['epoch']}, batch {position['batch']}"
+        keep = f"last good checkpoint: {good}" if good else "no checkpoint was written yet"
+        raise NonFiniteError(
+            f"non-finite {what} ({value}) at {where}; stopped before the optimiser step ({keep}); "
+            f"details in {self.run_dir / 'nonfinite.json'} — try a lower optim.lr or optim.grad_clip_norm"
+        )
+
+    # -- the loop ----------------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        r = self.recipe
+        if self._resuming:
+            good, skipped = ckpt.find_resumable(self.ckpt_dir)
+            for line in skipped:
+                log.warning("skipping bad checkpoint: %s", line)
+            if good is None:
+                if skipped or (self.run_dir / "summary.json").exists():
+                    raise CheckpointError(f"no valid checkpoint to resume in {self.ckpt_dir}")
+                log.warning("no checkpoint in %s yet: starting the run from step 0", self.ckpt_dir)
+                self.metrics.truncate_after(-1)
+            else:
+                self._load_state(ckpt.load_checkpoint(good, self.model, self.optimizers, self.device))
+                self.metrics.truncate_after(self.step)
+                log.info("resumed %s at step %d", self.run_dir, self.step)
+        else:
+            atomic_write_text(self.run_dir / "recipe.yaml", recipe_to_yaml(r))
+
+        tb = self._tensorboard()
+        progress = Progress(
+            total=self.total_steps,
+            enabled=r.log.progress and not self.quiet,
+            description=f"{r.model.name} · {r.data.name}",
+            start=self.step,
+        )
+        status = "completed"
+        start = time.perf_counter() - self.elapsed
+        self.model.train()
+        samples_per_step = r.data.batch_size * r.optim.accum_steps
+        t_window, steps_window = time.perf_counter(), 0
+        try:
+            while True:
+                if self.total_steps is not None and self.step >= self.total_steps:
+                    break
+                if r.budget.seconds is not None and self.elapsed >= r.budget.seconds:
+                    status = "time_budget"
+                    break
+                logs = self._train_step()
+                self.step += 1
+                steps_window += 1
+                self.elapsed = time.perf_counter() - start
+                for k, v in logs.items():
+                    self.window[k] = self.window.get(k, 0.0) + float(v)
+                self.window_n += 1
+                ckpt.fault_point("step", self.step)
+
+                if self.step % r.log.every == 0:
+                    now = time.perf_counter()
+                    rate = steps_window * samples_per_step / max(now - t_window, 1e-9)
+                    t_window, steps_window = now, 0
+                    rec = {k: v / self.window_n for k, v in self.window.items()}
+                    rec["lr"] = logs["lr"]
+                    self._log("train", rec, tb, extra={"samples_per_s": rate})
+                    progress.update(self.step, rec)
+                    self.window, self.window_n = {}, 0
+                else:
+                    progress.update(self.step, None)
+
+                if self.step % r.eval.every == 0 and not (self.total_steps and self.step == self.total_steps):
+                    if self._evaluate_and_track(tb):
+                        status = "early_stopped"
+                        break
+                if r.checkpoint.every and self.step % r.checkpoint.every == 0:
+                    self._save()
+        finally:
+            progress.close()
+        self.elapsed = time.perf_counter() - start
+
+        # final evaluation (at the last step, unless an early stop just evaluated it)
+        if status != "early_stopped":
+            self._evaluate_and_track(tb, final=True)
+        self._save()
+        best_dir = self.ckpt_dir / "best"
+        final_test = self.last_eval.get("test", {})
+        if r.eval.restore_best and best_dir.exists():
+            ckpt.load_checkpoint(best_dir, self.model, None, self.device)
+            final_test = self.evaluate("test")
+        if tb is not None:
+            tb.close()
+        summary = self._summary(status, final_test)
+        atomic_write_json(self.run_dir / "summary.json", summary)
+        return summary
+
+    def _evaluate_and_track(self, tb, final: bool = False) -> bool:
+        """Evaluate val (if any) and test; track the best; return True to stop early."""
+        r = self.recipe
+        results = {}
+        for split in ("val", "test"):
+            m = self.evaluate(split)
+            if m:
+                results[split] = m
+                self._log(split, m, tb)
+        self.last_eval = results
+        if "val" not in results:
+            return False
+        metric = r.eval.metric
+        if metric not in results["val"]:
+            raise ConfigError(
+                f"eval.metric: '{metric}' is not reported by task '{r.task.name}'; "
+                f"choose from {', '.join(results['val'])}"
+            )
+        value = results["val"][metric]
+        best = self.best["value"]
+        improved = best is None or (
+            value > best + r.eval.early_stopping.min_delta
+            if r.eval.mode == "max"
+            else value < best - r.eval.early_stopping.min_delta
+        )
+        if improved:
+            self.best = {"value": value, "step": self.step, "evals_since": 0}
+            if r.checkpoint.best:
+                self._save("best")
+        else:
+            self.best["evals_since"] += 1
+        patience = r.eval.early_stopping.patience
+        return bool(patience is not None and not final and self.best["evals_since"] >= patience)
+
+    def _log(self, split: str, metrics: dict[str, float], tb, extra: dict[str, float] | None = None) -> None:
+        rec = {"step": self.step, "epoch": round(self.loader.epochs_done, 6), "split": split}
+        rec.update({k: float(v) for k, v in metrics.items()})
+        rec["time_s"] = round(self.elapsed, 4)
+        if extra:
+            rec.update(extra)
+        self.metrics.write(rec)
+        if tb is not None:
+            for k, v in metrics.items():
+                tb.add_scalar(f"{split}/{k}", float(v), self.step)
+
+    def _tensorboard(self):
+        if not self.recipe.log.tensorboard:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # pragma: no cover - tensorboard is a dependency
+            log.warning("tensorboard is not installed: skipping TensorBoard logs")
+            return None
+        return SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step or None)
+
+    def _summary(self, status: str, final_test: dict[str, float]) -> dict[str, Any]:
+        r = self.recipe
+        example = torch.zeros(1, *self.info.input_shape, device=self.device)
+        try:
+            flops = count_flops(self.model, example)
+        except Exception:  # noqa: BLE001 - FLOP counting is informative only
+            flops = None
+        samples = self.step * r.data.batch_size * r.optim.accum_steps
+        return {
+            "name": r.name,
+            "run_dir": str(self.run_dir),
+            "status": status,
+            "recipe_hash": recipe_hash(r),
+            "model": r.model.name,
+            "family": self.model_entry.family,
+            "paper": self.model_entry.paper,
+            "dataset": r.data.name,
+            "task": r.task.name,
+            "seed": r.seed,
+            "params": self.n_params,
+            "flops_per_example": flops,
+            "steps": self.step,
+            "epochs": round(self.loader.epochs_done, 4),
+            "train_examples": len(self.train_set),
+            "wall_time_s": round(self.elapsed, 3),
+            "samples_per_s": round(samples / self.elapsed, 1) if self.elapsed > 0 else None,
+            "test": final_test,
+            "val": self.last_eval.get("val", {}),
+            "best": {"step": self.best["step"], r.eval.metric: self.best["value"]} if self.val_set else None,
+            "versions": versions(),
+            "hardware": hardware(self.device),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                return _first_difference(a.get(k), b.get(k), f"{path}.{k}" if path else k)
+    return path or "<recipe>"
+
+
+def load_summary(run_dir: str | Path) -> dict[str, Any]:
+    return read_json(Path(run_dir) / "summary.json")
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "best") -> dict[str, Any]:
+    """Re-evaluate a finished (or interrupted) run from its checkpoint: ``archlab eval``."""
+    from archlab.config import load_recipe
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "recipe.yaml").exists():
+        raise CheckpointError(f"{run_dir} is not an archlab run (no recipe.yaml)")
+    recipe = load_recipe(run_dir / "recipe.yaml")
+    seed_everything(recipe.seed)
+    info = dataset_info(recipe.data.name)
+    task = build_task(recipe.task, info)
+    device = resolve_device(recipe.device)
+    model = task.build_model(recipe.model).to(device)
+    root = run_dir / "checkpoints"
+    if checkpoint == "best" and (root / "best").exists():
+        chosen = root / "best"
+    elif checkpoint in ("best", "last"):
+        dirs = ckpt.step_dirs(root)
+        if not dirs:
+            raise CheckpointError(f"{root} has no checkpoint to evaluate")
+        chosen = dirs[0]
+    else:
+        chosen = root / checkpoint
+    state = ckpt.load_checkpoint(chosen, model, None, device)
+    ds = load_dataset(recipe.data.name, split if split != "val" else "train", data_dir=recipe.data.data_dir)
+    if split == "val":
+        _, ds = split_train_val(ds, recipe.data.val_fraction, recipe.seed, recipe.data.train_subset)
+        if ds is None:
+            raise ConfigError("split: this run has no validation split (data.val_fraction is 0)")
+    model.eval()
+    loader = BatchLoader(ds, recipe.data.eval_batch_size, shuffle=False, drop_last=False)
+    metrics = task.evaluate(model, (_to(b, device, False) for b in loader))
+    return {"run_dir": str(run_dir), "checkpoint": str(chosen), "step": state["step"], "split": split, **metrics}

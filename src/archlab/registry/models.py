@@ -1,0 +1,160 @@
+"""The model registry: ``@register_model`` on builder functions, ``create_model(name, **overrides)``.
+
+A builder takes keyword overrides of its architecture's config dataclass and returns the module::
+
+    @register_model(family="feedforward", config=MLPConfig, paper="Rumelhart et al. 1986")
+    def mlp(**overrides) -> MLP:
+        return MLP(MLPConfig(**overrides))
+
+``create_model`` validates the overrides against that dataclass (unknown keys → did-you-mean,
+wrong types → the key path) before the builder runs, so a typo never reaches ``__init__``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from torch import nn
+
+from archlab.registry.core import Registry
+from archlab.utils.errors import ConfigError, RegistryError, UnknownModelError, did_you_mean
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: Callable[..., nn.Module]
+    family: str
+    config: type  # the architecture's Config dataclass
+    paper: str
+    tasks: tuple[str, ...] = ("classification",)
+    defaults: dict[str, Any] = field(default_factory=dict)  # this variant's overrides of the config
+    description: str = ""
+
+    @property
+    def module(self) -> str:
+        return self.builder.__module__
+
+    def equations(self) -> str:
+        """The ``Equations:`` section of the architecture's module docstring."""
+        doc = inspect.getdoc(importlib.import_module(self.module)) or ""
+        marker = "Equations:"
+        if marker not in doc:
+            return ""
+        text = doc.split(marker, 1)[1]
+        lines = []
+        for line in text.splitlines()[1:] if not text.splitlines()[0].strip() else text.splitlines():
+            if line and not line.startswith(" ") and line.rstrip().endswith(":"):
+                break  # next section
+            lines.append(line)
+        return inspect.cleandoc("\n".join(lines)).strip()
+
+
+MODELS: Registry[ModelEntry] = Registry("model", error=lambda n, c: UnknownModelError(n, c))
+
+
+def register_model(
+    *,
+    family: str,
+    config: type,
+    paper: str,
+    tasks: tuple[str, ...] | list[str] = ("classification",),
+    defaults: dict[str, Any] | None = None,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a builder under its own function name (the registry name equals the builder)."""
+    if not dataclasses.is_dataclass(config):
+        raise RegistryError(f"register_model: config must be a dataclass, got {config!r}")
+
+    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        defaults_ = dict(defaults or {})
+        bad = set(defaults_) - {f.name for f in dataclasses.fields(config)}
+        if bad:
+            raise RegistryError(f"{fn.__name__}: defaults name unknown config fields {sorted(bad)}")
+        doc = inspect.getdoc(fn) or ""
+        MODELS.add(
+            fn.__name__,
+            ModelEntry(
+                name=fn.__name__,
+                builder=fn,
+                family=family,
+                config=config,
+                paper=paper,
+                tasks=tuple(tasks),
+                defaults=defaults_,
+                description=doc.splitlines()[0] if doc else "",
+            ),
+        )
+        return fn
+
+    return deco
+
+
+def _ensure_models_imported() -> None:
+    # the models package registers every family on import; the registry sits below it, so the
+    # import is by name at call time (an upward import only of the plug-in point).
+    importlib.import_module("archlab.models")
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    _ensure_models_imported()
+    return MODELS.get(name)
+
+
+def list_models(family: str | None = None) -> list[str]:
+    _ensure_models_imported()
+    if family is not None and family not in list_families():
+        raise ConfigError(f"unknown family '{family}'{did_you_mean(family, list_families())}")
+    return [n for n in MODELS.names() if family is None or MODELS.get(n).family == family]
+
+
+def list_families() -> list[str]:
+    _ensure_models_imported()
+    return sorted({MODELS.get(n).family for n in MODELS.names()})
+
+
+def model_config_fields(name: str) -> set[str]:
+    return {f.name for f in dataclasses.fields(get_model_entry(name).config)}
+
+
+def validate_model_overrides(name: str, overrides: dict[str, Any], prefix: str = "model") -> dict[str, Any]:
+    """Check keys and types of ``overrides`` against the model's config; return coerced values."""
+    entry = get_model_entry(name)
+    fields = {f.name: f for f in dataclasses.fields(entry.config)}
+    for key in overrides:
+        if key not in fields:
+            raise ConfigError(
+                f"{prefix}.{key}: unknown option for model '{name}'{did_you_mean(key, fields)}; "
+                f"valid: {', '.join(sorted(fields))}"
+            )
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        try:
+            out[key] = TypeAdapter(fields[key].type if not isinstance(fields[key].type, str)
+                                   else _resolve_type(entry.config, key)).validate_python(value)
+        except ValidationError as e:
+            msg = e.errors()[0]["msg"]
+            raise ConfigError(f"{prefix}.{key}: {msg} (got {value!r})") from None
+    return out
+
+
+def _resolve_type(cls: type, key: str) -> Any:
+    import typing
+
+    return typing.get_type_hints(cls)[key]
+
+
+def create_model(name: str, **overrides: Any) -> nn.Module:
+    """Build a registered model: ``create_model("mlp", width=256, num_classes=10)``."""
+    entry = get_model_entry(name)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    kwargs = {**entry.defaults, **validate_model_overrides(name, overrides)}
+    try:
+        return entry.builder(**kwargs)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"model '{name}': {e}") from None

@@ -1,0 +1,90 @@
+"""The task protocol the trainer drives. The trainer never special-cases a family: everything
+family- or objective-specific lives here.
+
+* ``build_model(spec)`` creates the model, filling ``in_shape``/``num_classes`` from the data
+  when the model's config has such fields and the recipe did not set them.
+* ``param_groups(model)`` names the parameter sets that get their own optimiser (one, ``main``,
+  for ordinary tasks; a GAN returns ``generator`` and ``discriminator``).
+* ``training_loss(model, batch)`` returns the scalar to back-propagate and metrics to log.
+* ``custom_step`` (optional): a task that needs more than one backward/step per batch (GANs)
+  sets ``has_custom_step = True`` and implements ``custom_step(model, batch, optimizers, ctx)``.
+* ``evaluate(model, batches)`` returns metrics over a whole split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from archlab.config import ModelSpec, TaskSpec
+from archlab.data import DatasetInfo
+from archlab.registry import Registry, create_model, model_config_fields
+from archlab.utils.errors import ConfigError
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class Task:
+    name: ClassVar[str]
+    losses: ClassVar[tuple[str, ...]]
+    default_loss: ClassVar[str]
+    metrics: ClassVar[tuple[str, ...]]
+    has_custom_step: ClassVar[bool] = False
+
+    def __init__(self, spec: TaskSpec, info: DatasetInfo):
+        if info.task != self.name:
+            raise ConfigError(
+                f"task.name: dataset '{info.name}' is a {info.task} data set, not {self.name}; "
+                f"set task.name={info.task}"
+            )
+        loss = spec.loss or self.default_loss
+        if loss not in self.losses:
+            from archlab.utils.errors import did_you_mean
+
+            raise ConfigError(
+                f"task.loss: '{loss}' is not a {self.name} loss{did_you_mean(loss, self.losses)}; "
+                f"valid: {', '.join(self.losses)}"
+            )
+        self.spec, self.info, self.loss_name = spec, info, loss
+
+    # -- model -----------------------------------------------------------------------------
+    def data_hints(self) -> dict[str, Any]:
+        return {"in_shape": tuple(self.info.input_shape), "num_classes": self.info.out_features}
+
+    def build_model(self, spec: ModelSpec) -> nn.Module:
+        overrides = spec.overrides()
+        fields = model_config_fields(spec.name)
+        for key, value in self.data_hints().items():
+            if key in fields and key not in overrides:
+                overrides[key] = value
+        return create_model(spec.name, **overrides)
+
+    def param_groups(self, model: nn.Module) -> dict[str, list[nn.Parameter]]:
+        return {"main": [p for p in model.parameters() if p.requires_grad]}
+
+    # -- training --------------------------------------------------------------------------
+    def training_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def custom_step(self, model: nn.Module, batch: Batch, optimizers: dict, ctx: Any) -> dict[str, float]:
+        raise NotImplementedError
+
+    # -- evaluation ------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
+        raise NotImplementedError
+
+
+TASKS: Registry[type[Task]] = Registry("task")
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    TASKS.add(cls.name, cls)
+    return cls
+
+
+def build_task(spec: TaskSpec, info: DatasetInfo) -> Task:
+    return TASKS.get(spec.name)(spec, info)

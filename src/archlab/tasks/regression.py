@@ -1,0 +1,46 @@
+"""Regression: MSE or MAE, measured by MSE, MAE, RMSE and R²."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from archlab.tasks.base import Batch, Task, register_task
+from archlab.tasks.losses import mae, mse
+
+
+@register_task
+class RegressionTask(Task):
+    name = "regression"
+    losses = ("mse", "mae")
+    default_loss = "mse"
+    metrics = ("loss", "mse", "mae", "rmse", "r2")
+
+    def loss_fn(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return mse(pred, y) if self.loss_name == "mse" else mae(pred, y)
+
+    def training_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        x, y = batch
+        pred = model(x).float().reshape(y.shape)
+        loss = self.loss_fn(pred, y)
+        return loss, {"loss": loss.detach()}
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
+        preds, ys = [], []
+        for x, y in batches:
+            preds.append(model(x).float().reshape(y.shape))
+            ys.append(y.float())
+        p, y = torch.cat(preds), torch.cat(ys)
+        err = p - y
+        mse_ = float((err**2).mean())
+        ss_tot = float(((y - y.mean()) ** 2).sum())
+        return {
+            "loss": float(self.loss_fn(p, y)),
+            "mse": mse_,
+            "mae": float(err.abs().mean()),
+            "rmse": mse_**0.5,
+            "r2": 1.0 - float((err**2).sum()) / ss_tot if ss_tot > 0 else float("nan"),
+        }

@@ -1,0 +1,1 @@
+"""Bottom layer: errors, seeding, counting, atomic file writes, environment facts."""
