@@ -9,11 +9,24 @@ import pytest
 import torch
 from torch import nn
 
-from archlab.layers import ACTIVATIONS, ELU, GELU, LeakyReLU, PReLU, ReLU, Sigmoid, Swish, Tanh, get_activation
+from archlab.layers import (
+    ACTIVATIONS,
+    ELU,
+    GELU,
+    LeakyReLU,
+    PReLU,
+    ReLU,
+    Sigmoid,
+    Swish,
+    Tanh,
+    get_activation,
+)
 from archlab.utils.errors import ConfigError
 
-GRID = [-100.0, -50.0, -20.0, -5.0, -1.5, -1.0, -0.5, -1e-3, -1e-8, 0.0, 1e-8, 1e-3, 0.5, 1.0, 1.5, 5.0,
-        20.0, 50.0, 100.0]
+# negatives, zero, tiny and large magnitudes (σ(±50), σ(±100) must stay finite)
+GRID = sorted(
+    [s * v for v in (100.0, 50.0, 20.0, 5.0, 1.5, 1.0, 0.5, 1e-3, 1e-8) for s in (-1.0, 1.0)] + [0.0]
+)
 
 
 # -- closed forms in float64, one scalar at a time ------------------------------------------
@@ -37,11 +50,18 @@ CASES = {
     "tanh": (Tanh, math.tanh, lambda x: 1.0 - math.tanh(x) ** 2),
     "relu": (ReLU, lambda x: max(0.0, x), lambda x: float(x > 0)),
     "leaky_relu": (LeakyReLU, lambda x: x if x > 0 else 0.01 * x, lambda x: 1.0 if x > 0 else 0.01),
-    "leaky_relu_0.2": (lambda: LeakyReLU(0.2), lambda x: x if x > 0 else 0.2 * x, lambda x: 1.0 if x > 0 else 0.2),
+    "leaky_relu_0.2": (
+        lambda: LeakyReLU(0.2),
+        lambda x: x if x > 0 else 0.2 * x,
+        lambda x: 1.0 if x > 0 else 0.2,
+    ),
     "prelu": (PReLU, lambda x: x if x > 0 else 0.25 * x, lambda x: 1.0 if x > 0 else 0.25),
     "elu": (ELU, lambda x: x if x > 0 else math.expm1(x), lambda x: 1.0 if x > 0 else math.exp(x)),
-    "elu_0.5": (lambda: ELU(0.5), lambda x: x if x > 0 else 0.5 * math.expm1(x),
-                lambda x: 1.0 if x > 0 else 0.5 * math.exp(x)),
+    "elu_0.5": (
+        lambda: ELU(0.5),
+        lambda x: x if x > 0 else 0.5 * math.expm1(x),
+        lambda x: 1.0 if x > 0 else 0.5 * math.exp(x),
+    ),
     "swish": (Swish, lambda x: x * _sigmoid(x), lambda x: _sigmoid(x) + x * _sigmoid(x) * (1 - _sigmoid(x))),
     "swish_beta2": (
         lambda: Swish(beta=2.0),
@@ -52,8 +72,10 @@ CASES = {
     "gelu_tanh": (
         lambda: GELU(approximate="tanh"),
         lambda x: 0.5 * x * (1 + math.tanh(_C * (x + 0.044715 * x**3))),
-        lambda x: 0.5 * (1 + math.tanh(_C * (x + 0.044715 * x**3)))
-        + 0.5 * x * (1 - math.tanh(_C * (x + 0.044715 * x**3)) ** 2) * _C * (1 + 3 * 0.044715 * x**2),
+        lambda x: (
+            0.5 * (1 + math.tanh(_C * (x + 0.044715 * x**3)))
+            + 0.5 * x * (1 - math.tanh(_C * (x + 0.044715 * x**3)) ** 2) * _C * (1 + 3 * 0.044715 * x**2)
+        ),
     ),
 }
 
@@ -180,10 +202,8 @@ def test_swish_fixed_beta_registers_no_parameter():
 
 # -- registry -------------------------------------------------------------------------------
 def test_registry_names():
-    assert set(ACTIVATIONS) == {
-        "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "swish", "silu", "gelu", "gelu_tanh",
-        "identity",
-    }
+    names = "sigmoid tanh relu leaky_relu prelu elu swish silu gelu gelu_tanh identity"
+    assert set(ACTIVATIONS) == set(names.split())
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
@@ -200,7 +220,9 @@ def test_get_activation_builds_fresh_modules(name):
 def test_named_variants():
     x = torch.linspace(-4, 4, 41)
     torch.testing.assert_close(get_activation("silu")(x), nn.SiLU()(x), rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(get_activation("gelu_tanh")(x), nn.GELU(approximate="tanh")(x), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(
+        get_activation("gelu_tanh")(x), nn.GELU(approximate="tanh")(x), rtol=1e-6, atol=1e-6
+    )
     torch.testing.assert_close(get_activation("identity")(x), x)
     assert len(list(get_activation("swish").parameters())) == 1  # Swish with trainable β
 

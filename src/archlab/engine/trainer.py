@@ -33,7 +33,7 @@ from archlab.registry import get_model_entry
 from archlab.tasks import Task, build_task
 from archlab.utils.counting import count_flops, count_params
 from archlab.utils.env import hardware, versions
-from archlab.utils.errors import CheckpointError, ConfigError, NonFiniteError
+from archlab.utils.errors import CheckpointError, ConfigError, NonFiniteError, RunDirError
 from archlab.utils.io import atomic_write_json, atomic_write_text, read_json
 from archlab.utils.seed import derive_seed, get_rng_state, seed_everything, set_rng_state
 
@@ -69,15 +69,24 @@ class Trainer:
         *,
         runs_dir: str | Path = "runs",
         run_dir: str | Path | None = None,
+        resume: bool = False,
         quiet: bool = False,
     ):
+        """A new run in ``runs_dir/<name>-<time>`` (or in ``run_dir``, which must be empty), or,
+        with ``resume=True``, the continuation of the run in ``run_dir``."""
         self.recipe = recipe
         self.quiet = quiet
-        self._resuming = run_dir is not None
+        self._resuming = resume
         if run_dir is None:
+            if resume:
+                raise ValueError("resume=True needs run_dir")
             self.run_dir = new_run_dir(runs_dir, recipe.name)
         else:
             self.run_dir = Path(run_dir)
+            if not resume:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                if any(self.run_dir.iterdir()):
+                    raise RunDirError(f"run directory '{self.run_dir}' is not empty; use --resume to continue it")
             check_writable(self.run_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
@@ -97,7 +106,7 @@ class Trainer:
             a, b = recipe_to_dict(recipe), recipe_to_dict(saved_recipe)
             diff = _first_difference(a, b)
             raise ConfigError(f"{diff}: differs from the recipe saved in {saved}; a resumed run keeps its recipe")
-        return cls(saved_recipe, run_dir=run_dir, quiet=quiet)
+        return cls(saved_recipe, run_dir=run_dir, resume=True, quiet=quiet)
 
     def _setup(self) -> None:
         r = self.recipe

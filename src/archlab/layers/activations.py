@@ -163,7 +163,8 @@ class PReLU(nn.Module):
             c_dim = 1 if x.dim() >= 2 else 0
             if x.dim() == 0 or x.shape[c_dim] != self.num_parameters:
                 raise ShapeError(
-                    f"PReLU: expected {self.num_parameters} channels in dim {c_dim}, got shape {tuple(x.shape)}"
+                    f"PReLU: expected {self.num_parameters} channels in dim {c_dim}, "
+                    f"got shape {tuple(x.shape)}"
                 )
             shape = [1] * x.dim()
             shape[c_dim] = self.num_parameters

@@ -177,9 +177,7 @@ def get_loss(name: str | None, task: str | None = None, label_smoothing: float =
             f"task.loss: unknown loss '{name}'{did_you_mean(name, LOSSES)}; valid: {', '.join(valid)}"
         )
     if task is not None and name not in TASK_LOSSES[task]:
-        raise ConfigError(
-            f"task.loss: '{name}' is not a {task} loss; valid: {', '.join(TASK_LOSSES[task])}"
-        )
+        raise ConfigError(f"task.loss: '{name}' is not a {task} loss; valid: {', '.join(TASK_LOSSES[task])}")
     if label_smoothing:
         if name != "cross_entropy":
             raise ConfigError(f"task.label_smoothing: only cross_entropy smooths labels, not '{name}'")

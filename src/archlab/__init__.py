@@ -1,0 +1,40 @@
+"""archlab: classic deep-learning architectures on PyTorch — create in one line, train through one
+interface, compare side by side.
+
+    >>> import archlab
+    >>> model = archlab.create_model("mlp", width=256, num_classes=10)
+    >>> archlab.list_models("feedforward")
+    >>> train = archlab.load_dataset("mnist1d", split="train")
+    >>> summary = archlab.train("mnist1d/cnn1d", {"budget.steps": 500})
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from archlab.registry import create_model, list_models
+from archlab.utils.counting import count_params
+
+__version__ = "0.1.0"
+
+
+def load_dataset(name: str, split: str = "train", data_dir: str | None = None):
+    """A registered dataset split as an ``ArrayDataset`` (tensors ``x``, ``y``)."""
+    from archlab.data import load_dataset as _load
+
+    return _load(name, split=split, data_dir=data_dir)
+
+
+def train(recipe: Any, overrides: dict[str, Any] | None = None, runs_dir: str | Path = "runs") -> dict[str, Any]:
+    """Train a recipe (a shipped name such as ``"mnist1d/cnn1d"``, a YAML path, a dict or a
+    ``Recipe``) and return its summary."""
+    from archlab.config import Recipe, load_recipe
+    from archlab.engine import Trainer
+
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe, overrides)
+    return Trainer(recipe, runs_dir=runs_dir).fit()
+
+
+__all__ = ["count_params", "create_model", "list_models", "load_dataset", "train"]

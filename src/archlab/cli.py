@@ -1,0 +1,358 @@
+"""The ``archlab`` command: the only place that wires every layer together.
+
+Every user error becomes one line on stderr (``archlab: error: …``) and exit code 2;
+a diverged run exits 3; Ctrl-C exits 130. No traceback reaches the user unless
+``ARCHLAB_DEBUG=1`` is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+log = logging.getLogger("archlab")
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+        self.exit(2, f"archlab: error: {message} (see `{self.prog} --help`)\n")
+
+
+# -- commands -----------------------------------------------------------------------------------
+def cmd_list(args: argparse.Namespace) -> int:
+    from archlab.registry import create_model, get_model_entry, list_models
+    from archlab.utils.counting import count_params, human
+
+    table = Table(title="archlab models" + (f" · {args.family}" if args.family else ""))
+    for col in ("name", "family", "params", "tasks", "paper"):
+        table.add_column(col, justify="right" if col == "params" else "left")
+    for name in list_models(args.family):
+        e = get_model_entry(name)
+        n = count_params(create_model(name))
+        table.add_row(name, e.family, human(n), ", ".join(e.tasks), e.paper)
+    console.print(table)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import torch
+
+    from archlab.registry import create_model, get_model_entry
+    from archlab.utils.counting import count_flops, count_params, human
+
+    entry = get_model_entry(args.name)
+    model = create_model(args.name)
+    n = count_params(model)
+    shape = tuple(getattr(model, "input_shape", ()))
+    flops = count_flops(model, torch.zeros(1, *shape)) if shape else None
+    console.print(f"[bold]{entry.name}[/bold] — {entry.description}")
+    console.print(f"family      {entry.family}")
+    console.print(f"paper       {entry.paper}")
+    console.print(f"tasks       {', '.join(entry.tasks)}")
+    console.print(f"parameters  {n:,} ({human(n)})")
+    if flops is not None:
+        console.print(
+            f"forward     {flops:,} FLOPs = {flops // 2:,} multiply-accumulates per example "
+            f"at input (1, {', '.join(map(str, shape))}) (torch.utils.flop_counter)"
+        )
+    console.print(f"source      {entry.module}")
+    cfg = Table(title=f"{type(model.config).__name__} (defaults of this variant)")
+    cfg.add_column("field")
+    cfg.add_column("value")
+    for f in dataclasses.fields(model.config):
+        cfg.add_row(f.name, repr(getattr(model.config, f.name)))
+    console.print(cfg)
+    eq = entry.equations()
+    if eq:
+        console.print("[bold]Equations[/bold]")
+        console.print(eq, markup=False, highlight=False)
+    return 0
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    import yaml
+
+    from archlab.config import shipped_recipes
+
+    table = Table(title="shipped recipes (archlab train NAME)")
+    for col in ("name", "model", "data", "budget", "description"):
+        table.add_column(col)
+    for name, path in shipped_recipes().items():
+        raw = yaml.safe_load(path.read_text())
+        budget = ", ".join(f"{k} {v}" for k, v in (raw.get("budget") or {}).items())
+        if name.endswith("/default"):
+            model = "(any)"
+        else:
+            model = raw.get("model", {}).get("name", "?")
+        table.add_row(name, model, raw.get("data", {}).get("name", "?"), budget, raw.get("description", ""))
+    console.print(table)
+    return 0
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    test = ", ".join(f"{k} {v:.4f}" for k, v in s["test"].items())
+    console.print(
+        f"[bold green]done[/bold green] {s['model']} on {s['dataset']}: test {test} · {s['steps']} steps "
+        f"in {s['wall_time_s']:.1f}s ({s['samples_per_s']} samples/s) · {s['params']:,} params"
+    )
+    console.print(f"run dir: {s['run_dir']}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from archlab.config import load_recipe, parse_overrides
+    from archlab.engine import Trainer
+
+    overrides = parse_overrides(args.overrides)
+    if args.resume:
+        recipe = load_recipe(args.recipe, overrides) if args.recipe else None
+        trainer = Trainer.resume(args.resume, recipe=recipe)
+    else:
+        if not args.recipe:
+            raise _usage("train needs a RECIPE (a shipped name from `archlab recipes` or a YAML file)")
+        trainer = Trainer(load_recipe(args.recipe, overrides), runs_dir=args.runs_dir)
+    _print_summary(trainer.fit())
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from archlab.engine import evaluate_run
+
+    res = evaluate_run(args.run_dir, split=args.split, checkpoint=args.checkpoint)
+    metrics = {k: v for k, v in res.items() if k not in ("run_dir", "checkpoint", "step", "split")}
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        console.print(f"{res['split']} ({res['checkpoint']}, step {res['step']}): {shown}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from archlab.data import dataset_info, list_datasets
+
+    if args.data_cmd == "info":
+        info = dataset_info(args.name)
+        for field in ("name", "kind", "task", "input_shape", "num_classes", "splits", "source", "licence",
+                      "citation", "notes"):
+            value = getattr(info, field)
+            if value not in ("", None, ()):
+                console.print(f"{field:<12} {value}", markup=False, highlight=False)
+        if info.classes:
+            console.print(f"{'classes':<12} {', '.join(info.classes)}", markup=False)
+        if info.reference:
+            console.print("published results:")
+            for k, v in info.reference.items():
+                console.print(f"  {k}: {v}", markup=False)
+        return 0
+    table = Table(title="archlab data sets")
+    for col in ("name", "kind", "task", "input", "classes", "train/test", "source"):
+        table.add_column(col)
+    for name in list_datasets():
+        i = dataset_info(name)
+        split = "/".join(str(v) for v in i.splits.values())
+        table.add_row(name, i.kind, i.task, str(i.input_shape), str(i.num_classes or "—"), split, i.source)
+    console.print(table)
+    return 0
+
+
+def _compare_table(rec: dict[str, Any]) -> Table:
+    metric = rec["metric"]
+    pct = metric == "accuracy"
+    table = Table(title=f"{rec['title']} · {rec['budget']} · seeds {rec['seeds']}")
+    for col in ("model", "params", f"test {metric}" + (" %" if pct else ""), "published", "train s"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for r in rec["models"]:
+        st = r["test"][metric]
+        scale = 100 if pct else 1
+        table.add_row(
+            r["label"],
+            f"{r['params']:,}",
+            f"{scale * st['mean']:.1f} ± {scale * st['std']:.1f}" if pct else f"{st['mean']:.4f} ± {st['std']:.4f}",
+            r["published"] or "—",
+            f"{r['wall_time_s']['mean']:.1f}",
+        )
+    return table
+
+
+def _on_run(model: str, seed: int, s: dict[str, Any]) -> None:
+    test = ", ".join(f"{k} {v:.4f}" for k, v in s["test"].items())
+    err_console.print(f"  {model} seed {seed}: test {test} ({s['wall_time_s']:.1f}s)")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from archlab.config import parse_overrides
+    from archlab.experiments import run_compare, run_experiment
+
+    overrides = parse_overrides(args.overrides)
+    if args.budget:
+        for item in args.budget.split(","):
+            key, _, value = item.partition("=")
+            overrides[f"budget.{key.strip()}"] = parse_overrides([f"x={value}"])["x"]
+    seeds = list(range(args.seeds)) if args.seeds else None
+    if not args.models:
+        # the main job: the MNIST-1D inductive-bias comparison
+        options: dict[str, Any] = {"data": args.data or "mnist1d", "overrides": overrides, "on_run": _on_run}
+        if seeds:
+            options["seeds"] = seeds
+        err_console.print(f"[bold]archlab compare[/bold]: inductive biases on {options['data']} "
+                          "(logistic regression, MLP, CNN, GRU; same data, same budget)")
+        out, result = run_experiment("inductive-bias", runs_dir=args.runs_dir, quick=args.quick, options=options,
+                                     on_start=lambda p: err_console.print(f"run dir: {p}"))
+        from archlab.utils.io import read_json
+
+        rec = read_json(out / "compare.json")
+        console.print(_compare_table(rec))
+        console.print(result.verdict)
+        console.print(f"report: {out / 'report.html'}")
+        return 0
+    if not args.data:
+        raise _usage("compare MODEL... needs --data (e.g. --data mnist1d); `archlab data list` shows them")
+    rec = run_compare(args.models, args.data, seeds=seeds or [0, 1, 2], overrides=overrides,
+                      runs_dir=args.runs_dir, on_run=_on_run)
+    console.print(_compare_table(rec))
+    console.print(f"report: {Path(rec['dir']) / 'report.html'}")
+    return 0
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from archlab.experiments import EXPERIMENTS, list_experiments, run_experiment
+
+    if args.name is None or args.name == "list":
+        table = Table(title="archlab experiments (archlab experiment NAME [--quick])")
+        table.add_column("name")
+        table.add_column("claim")
+        for n in list_experiments():
+            table.add_row(n, EXPERIMENTS.get(n).claim)
+        console.print(table)
+        return 0
+    out, result = run_experiment(args.name, runs_dir=args.runs_dir, quick=args.quick,
+                                 on_start=lambda p: err_console.print(f"run dir: {p}"))
+    table = Table(title=result.title)
+    for c in result.columns:
+        table.add_column(str(c))
+    for row in result.rows:
+        table.add_row(*[str(v) for v in row])
+    console.print(table)
+    console.print(f"[bold]verdict[/bold]: {result.verdict}")
+    console.print(f"report: {out / 'report.html'}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from archlab.report import build_report
+
+    path = build_report(args.runs_dir)
+    console.print(f"report: {path}")
+    return 0
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _usage(msg: str) -> _UsageError:
+    return _UsageError(msg)
+
+
+# -- parser -------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = _ArgumentParser(prog="archlab", description="Classic deep-learning architectures: create, train, compare.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
+
+    s = sub.add_parser("list", help="every registered model with params and paper")
+    s.add_argument("--family", help="only this family (feedforward, cnn, rnn, ...)")
+    s.set_defaults(fn=cmd_list)
+
+    s = sub.add_parser("info", help="config, parameter count, FLOPs, paper and equations of a model")
+    s.add_argument("name")
+    s.set_defaults(fn=cmd_info)
+
+    s = sub.add_parser("recipes", help="the recipes shipped inside the package")
+    s.set_defaults(fn=cmd_recipes)
+
+    s = sub.add_parser("train", help="train a recipe: archlab train RECIPE [key=value ...]")
+    s.add_argument("recipe", nargs="?", help="shipped recipe name (see `archlab recipes`) or a YAML file")
+    s.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=3e-4 budget.steps=500")
+    s.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its newest good checkpoint")
+    s.add_argument("--runs-dir", default="runs", help="where new run directories go (default: runs)")
+    s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("eval", help="evaluate a run's checkpoint on a split")
+    s.add_argument("run_dir")
+    s.add_argument("--split", default="test", choices=["train", "val", "test"])
+    s.add_argument("--checkpoint", default="best", help="best (default; falls back to last), last, or a dir name")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_eval)
+
+    s = sub.add_parser("data", help="data sets: archlab data list | archlab data info NAME")
+    dsub = s.add_subparsers(dest="data_cmd", required=True, parser_class=_ArgumentParser)
+    dsub.add_parser("list", help="every registered data set")
+    d = dsub.add_parser("info", help="metadata and published results of a data set")
+    d.add_argument("name")
+    s.set_defaults(fn=cmd_data)
+
+    s = sub.add_parser("compare", help="train models on the same data and budget; no arguments = the main job")
+    s.add_argument("models", nargs="*", help="model names (default: the MNIST-1D inductive-bias set)")
+    s.add_argument("--data", help="data set (default: mnist1d)")
+    s.add_argument("--budget", help="e.g. steps=2000 or epochs=5 or seconds=60 (comma-separated)")
+    s.add_argument("--seeds", type=int, help="number of seeds (default 3)")
+    s.add_argument("--quick", action="store_true", help="a short smoke run (300 steps, 1 seed)")
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="recipe override applied to every model, e.g. --set optim.lr=3e-3")
+    s.add_argument("--runs-dir", default="runs")
+    s.set_defaults(fn=cmd_compare)
+
+    s = sub.add_parser("experiment", help="run a claim from the literature as an experiment")
+    s.add_argument("name", nargs="?", help="experiment name; omit to list them")
+    s.add_argument("--quick", action="store_true", help="a short version for a smoke test")
+    s.add_argument("--runs-dir", default="runs")
+    s.set_defaults(fn=cmd_experiment)
+
+    s = sub.add_parser("report", help="one offline HTML page with every run, compare and experiment")
+    s.add_argument("runs_dir", nargs="?", default="runs")
+    s.set_defaults(fn=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    from archlab.utils.errors import ArchlabError
+
+    debug = os.environ.get("ARCHLAB_DEBUG") == "1"
+    try:
+        return int(args.fn(args) or 0)
+    except ArchlabError as e:
+        if debug:
+            raise
+        err_console.print(f"archlab: error: {e}", markup=False, highlight=False, soft_wrap=True)
+        return e.exit_code
+    except _UsageError as e:
+        err_console.print(f"archlab: error: {e}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("archlab: interrupted", markup=False)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""The literature's claims as runnable experiments (sweeps of recipes + a verdict)."""
+
+from archlab.experiments.base import (
+    EXPERIMENTS,
+    Experiment,
+    ExperimentResult,
+    list_experiments,
+    register_experiment,
+    run_experiment,
+)
+from archlab.experiments.compare import INDUCTIVE_BIAS_MODELS, recipe_for, run_compare
+
+__all__ = [
+    "EXPERIMENTS",
+    "INDUCTIVE_BIAS_MODELS",
+    "Experiment",
+    "ExperimentResult",
+    "list_experiments",
+    "recipe_for",
+    "register_experiment",
+    "run_compare",
+    "run_experiment",
+]

@@ -1,0 +1,269 @@
+"""Static PNG figures for reports: learning curves, scatter plots, bar charts.
+
+Everything renders headless through Agg. Figures are built with the object API
+(:class:`matplotlib.figure.Figure`), never registered with pyplot, so a report can be written from
+a notebook or a worker thread without touching the user's interactive backend, and nothing is
+left open after saving.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+if "matplotlib.pyplot" not in sys.modules:  # never switch a backend someone already uses
+    matplotlib.use("Agg")
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter  # noqa: E402
+
+DPI = 110
+SIZE = (6.4, 4.0)
+
+Records = list[dict[str, Any]]
+
+
+def _new_figure(size: tuple[float, float] = SIZE) -> tuple[Figure, Any]:
+    fig = Figure(figsize=size, dpi=DPI)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.grid(True, alpha=0.3)
+    return fig, ax
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI, format="png")
+    fig.clear()
+    return path
+
+
+def _human(v: float, _pos: Any = None) -> str:
+    """Tick label for a count: ``500``, ``5K``, ``1.2M``."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g}{unit}"
+    return f"{v:.3g}"
+
+
+def _human_minor(v: float, _pos: Any = None) -> str:
+    """Minor log ticks: label only 2, 3 and 5 times a power of ten, so labels never collide."""
+    if v <= 0:
+        return ""
+    lead = round(v / 10 ** math.floor(math.log10(v) + 1e-9), 6)
+    return _human(v) if lead in (2.0, 3.0, 5.0) else ""
+
+
+def _step_axis(ax: Any) -> None:
+    ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def curve(records: Iterable[dict[str, Any]], metric: str, split: str | None) -> dict[int, float]:
+    """``{step: value}`` of ``metric`` on ``split`` (the last record wins for a repeated step)."""
+    out: dict[int, float] = {}
+    for rec in records:
+        if split is not None and rec.get("split") != split:
+            continue
+        v, step = rec.get(metric), rec.get("step")
+        if _finite(v) and isinstance(step, int | float):
+            out[int(step)] = float(v)
+    return out
+
+
+def mean_std_curve(runs: Sequence[Records], metric: str, split: str | None) -> tuple[list, list, list]:
+    """Mean and std over seeds on the steps every seed logged.
+
+    Seeds that logged on different step grids (no common step) fall back to the union of steps,
+    each averaged over the seeds that have it. Returns ``(steps, means, stds)``.
+    """
+    curves = [c for c in (curve(r, metric, split) for r in runs) if c]
+    if not curves:
+        return [], [], []
+    common = set(curves[0]).intersection(*curves[1:])
+    steps = sorted(common) if common else sorted(set().union(*curves))
+    means, stds = [], []
+    for s in steps:
+        vals = [c[s] for c in curves if s in c]
+        m = sum(vals) / len(vals)
+        means.append(m)
+        stds.append(math.sqrt(sum((v - m) ** 2 for v in vals) / len(vals)) if len(vals) > 1 else 0.0)
+    return steps, means, stds
+
+
+def learning_curves(
+    series: dict[str, list[Records]],
+    metric: str,
+    split: str,
+    path: str | Path,
+    *,
+    scale: float = 1.0,
+    ylabel: str | None = None,
+    title: str | None = None,
+) -> Path:
+    """Mean over seeds vs step with a shaded ±std band, one line per label.
+
+    ``series`` maps a label to one list of ``metrics.jsonl`` records per seed; ``scale``
+    multiplies values (100 shows accuracy as percent).
+    """
+    fig, ax = _new_figure()
+    plotted = 0
+    for label, runs in series.items():
+        steps, means, stds = mean_std_curve(runs, metric, split)
+        if not steps:
+            continue
+        m = [v * scale for v in means]
+        s = [v * scale for v in stds]
+        n = len([r for r in runs if curve(r, metric, split)])
+        (line,) = ax.plot(
+            steps,
+            m,
+            marker="o" if len(steps) < 12 else None,
+            ms=3,
+            lw=1.5,
+            label=f"{label} (n={n})" if n > 1 else str(label),
+        )
+        if any(s):
+            ax.fill_between(
+                steps,
+                [a - b for a, b in zip(m, s)],
+                [a + b for a, b in zip(m, s)],
+                color=line.get_color(),
+                alpha=0.2,
+                lw=0,
+            )
+        plotted += 1
+    if not plotted:
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
+    elif plotted > 1 or any(len(r) > 1 for r in series.values()):
+        ax.legend(fontsize=8)
+    _step_axis(ax)
+    ax.set_ylabel(ylabel or f"{split} {metric}")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def split_curves(
+    records: Records,
+    metric: str,
+    splits: Sequence[str],
+    path: str | Path,
+    *,
+    scale: float = 1.0,
+    ylabel: str | None = None,
+    title: str | None = None,
+) -> Path:
+    """One run's ``metric`` on several splits (train / val / test) in one figure."""
+    fig, ax = _new_figure()
+    plotted = 0
+    for split in splits:
+        c = curve(records, metric, split)
+        if not c:
+            continue
+        steps = sorted(c)
+        ax.plot(
+            steps,
+            [c[s] * scale for s in steps],
+            marker="o" if len(steps) < 12 else None,
+            ms=3,
+            lw=1.5,
+            label=split,
+        )
+        plotted += 1
+    if plotted:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
+    _step_axis(ax)
+    ax.set_ylabel(ylabel or metric)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def scatter(
+    points: list[dict[str, Any]],
+    xlabel: str,
+    ylabel: str,
+    path: str | Path,
+    logx: bool = True,
+    *,
+    title: str | None = None,
+) -> Path:
+    """Labelled points (``label``, ``x``, ``y``, optional ``yerr`` / ``xerr``), e.g. accuracy vs params."""
+    fig, ax = _new_figure()
+    pts = [p for p in points if _finite(p.get("x")) and _finite(p.get("y"))]
+    for p in pts:
+        yerr = p.get("yerr") if _finite(p.get("yerr")) else None
+        xerr = p.get("xerr") if _finite(p.get("xerr")) else None
+        ax.errorbar(
+            [p["x"]],
+            [p["y"]],
+            yerr=None if yerr is None else [yerr],
+            xerr=None if xerr is None else [xerr],
+            fmt="o",
+            ms=6,
+            capsize=3,
+        )
+        ax.annotate(
+            str(p.get("label", "")), (p["x"], p["y"]), textcoords="offset points", xytext=(6, 4), fontsize=8
+        )
+    if not pts:
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
+    elif logx and all(p["x"] > 0 for p in pts):
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(_human))
+        xs = [p["x"] for p in pts]
+        if max(xs) / min(xs) < 10:  # less than a decade: pad it so labels fit, label the minor ticks
+            ax.set_xlim(min(xs) / 1.5, max(xs) * 1.5)
+            ax.xaxis.set_minor_formatter(FuncFormatter(_human_minor))
+        else:
+            ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def bar(
+    labels: Sequence[str],
+    values: Sequence[float],
+    ylabel: str,
+    path: str | Path,
+    *,
+    errors: Sequence[float] | None = None,
+    title: str | None = None,
+) -> Path:
+    """A bar per label (optional error bars), e.g. a metric per model."""
+    fig, ax = _new_figure()
+    xs = list(range(len(labels)))
+    vals = [v if _finite(v) else 0.0 for v in values]
+    errs = None if errors is None else [e if _finite(e) else 0.0 for e in errors]
+    ax.bar(xs, vals, yerr=errs, capsize=3 if errs else 0, color="#4c72b0")
+    ax.set_xticks(xs)
+    ax.set_xticklabels(
+        [str(lbl) for lbl in labels],
+        rotation=30 if len(labels) > 4 else 0,
+        ha="right" if len(labels) > 4 else "center",
+        fontsize=8,
+    )
+    ax.set_ylabel(ylabel)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.grid(False, axis="x")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(fig, path)
