@@ -1,6 +1,7 @@
 """Data layer: datasets (bundled, generated, real-format loaders with checksums), the dataset
 registry and a resumable batch loader. Never imports models."""
 
+from archlab.data import images, signals, tabular  # noqa: E402,F401  (register the datasets)
 from archlab.data.core import (
     DATASETS,
     ArrayDataset,
@@ -12,7 +13,6 @@ from archlab.data.core import (
     register_dataset,
     split_train_val,
 )
-from archlab.data import tabular, signals, images  # noqa: E402,F401  (register the datasets)
 
 __all__ = [
     "DATASETS",

@@ -331,11 +331,11 @@ class Trainer:
                 else:
                     progress.update(self.step, None)
 
-                if self.step % r.eval.every == 0 and not (self.total_steps and self.step == self.total_steps):
-                    if self._evaluate_and_track(tb):
-                        status = "early_stopped"
-                        break
-                if r.checkpoint.every and self.step % r.checkpoint.every == 0:
+                last = self.total_steps is not None and self.step == self.total_steps
+                if self.step % r.eval.every == 0 and not last and self._evaluate_and_track(tb):
+                    status = "early_stopped"
+                    break
+                if r.checkpoint.every and self.step % r.checkpoint.every == 0 and not last:
                     self._save()
         finally:
             progress.close()

@@ -12,12 +12,21 @@ import multiprocessing
 import os
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from archlab.config import Recipe, load_recipe, recipe_to_dict, shipped_recipes
+import yaml
+
+from archlab.config import (
+    Recipe,
+    apply_overrides,
+    load_recipe,
+    recipe_to_dict,
+    shipped_recipes,
+    validate_recipe,
+)
 from archlab.data import dataset_info
 from archlab.engine import Trainer
 from archlab.engine.rundir import new_run_dir
@@ -36,26 +45,24 @@ LABELS = {"logistic_regression": "logistic regression", "mlp": "MLP", "cnn1d": "
 def recipe_for(model: str, data: str, overrides: dict[str, Any] | None = None) -> Recipe:
     """The shipped ``<data>/<model>`` recipe, or ``<data>/default`` with the model swapped in."""
     get_model_entry(model)  # unknown model → UnknownModelError with close names
-    dataset_info(data)  # unknown data → UnknownDatasetError
+    info = dataset_info(data)  # unknown data → UnknownDatasetError
     shipped = shipped_recipes()
-    key = f"{data}/{model}"
+    source = info.recipes_like or data
+    overrides = {**({"data.name": data} if source != data else {}), **(overrides or {})}
+    key = f"{source}/{model}"
     if key in shipped:
         return load_recipe(shipped[key], overrides)
-    default = f"{data}/default"
+    default = f"{source}/default"
     if default not in shipped:
         have = sorted({k.split("/")[0] for k in shipped})
         raise ConfigError(
             f"--data: no recipes ship for '{data}'{did_you_mean(data, have)}; datasets with recipes: "
             f"{', '.join(have)}"
         )
-    import yaml
-
     raw = yaml.safe_load(shipped[default].read_text())
     raw["model"] = {"name": model}
     raw["name"] = f"{model}-{data}"
-    from archlab.config import apply_overrides, validate_recipe
-
-    return validate_recipe(apply_overrides(raw, overrides or {}))
+    return validate_recipe(apply_overrides(raw, overrides))
 
 
 def default_jobs() -> int:
@@ -69,8 +76,6 @@ def _train_one(recipe: dict[str, Any], run_dir: str, threads: int | None) -> dic
         import torch
 
         torch.set_num_threads(threads)
-    from archlab.config import validate_recipe
-
     return Trainer(validate_recipe(recipe), run_dir=run_dir, quiet=True).fit()
 
 

@@ -1,0 +1,113 @@
+"""Registry behaviour and the registry-wide model checks (timm-style)."""
+
+import pytest
+import torch
+from safetensors.torch import load_model, save_model
+
+from archlab import count_params, create_model, list_models
+from archlab.registry import get_model_entry, list_families, register_model
+from archlab.utils.errors import ConfigError, RegistryError, ShapeError, UnknownModelError
+
+
+def test_every_family_has_models():
+    assert {"feedforward", "cnn", "rnn"} <= set(list_families())
+    assert set(list_models("feedforward")) == {"perceptron", "logistic_regression", "mlp"}
+
+
+def test_unknown_model_suggests_close_names():
+    with pytest.raises(UnknownModelError) as e:
+        create_model("mpl")
+    assert "unknown model 'mpl'" in str(e.value) and "mlp" in str(e.value)
+    with pytest.raises(UnknownModelError, match="did you mean: gru"):
+        create_model("gur")
+
+
+def test_unknown_family_is_a_config_error():
+    with pytest.raises(ConfigError, match="did you mean: cnn"):
+        list_models("cnnn")
+
+
+def test_duplicate_registration_raises():
+    from archlab.models.feedforward.mlp import MLPConfig
+
+    with pytest.raises(RegistryError, match="already registered"):
+
+        @register_model(family="feedforward", config=MLPConfig, paper="x")
+        def mlp(**kw):  # noqa: ARG001
+            raise AssertionError
+
+
+def test_bad_override_key_and_type():
+    with pytest.raises(ConfigError, match=r"model\.widht: unknown option .*did you mean: width"):
+        create_model("mlp", widht=3)
+    with pytest.raises(ConfigError, match=r"model\.depth: .*integer"):
+        create_model("mlp", depth="deep")
+    with pytest.raises(ConfigError, match="activation 'rel'"):
+        create_model("mlp", activation="rel")
+
+
+def test_published_parameter_counts():
+    # MNIST-1D paper models (Greydanus & Kobak 2024): CNN 5,210; GRU 5,134; MLP 15,210; linear 410
+    assert count_params(create_model("cnn1d")) == 5210
+    assert count_params(create_model("gru")) == 5134
+    assert count_params(create_model("mlp", in_shape=(1, 40))) == 40 * 100 + 100 + 100 * 100 + 100 + 100 * 10 + 10
+    assert count_params(create_model("logistic_regression")) == 410
+
+
+def test_wrong_input_shape_says_expected_vs_got():
+    m = create_model("cnn1d")
+    with pytest.raises(ShapeError, match=r"expected shape \(B, 1, 40\), got \(8, 40\)"):
+        m(torch.zeros(8, 40))
+    with pytest.raises(ShapeError, match=r"expected shape \(B, 40\), got \(2, 1, 41\)"):
+        create_model("mlp")(torch.zeros(2, 1, 41))
+
+
+def test_equations_come_from_the_module_docstring():
+    eq = get_model_entry("gru").equations()
+    assert "r_t = σ(" in eq and "h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t−1}" in eq
+    assert get_model_entry("mlp").equations().startswith("h_0 = flatten(x)")
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_model_forward_backward_and_roundtrip(name, tmp_path):
+    """Every registered model: declared output shape, finite, a gradient on every parameter,
+    and a safetensors round trip that reproduces the outputs."""
+    torch.manual_seed(0)
+    model = create_model(name)
+    x = torch.randn(3, *model.input_shape)
+    out = model(x)
+    assert out.shape == (3, model.config.num_classes)
+    assert torch.isfinite(out).all()
+    out.square().mean().backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, f"{name}.{pname} got no gradient"
+        assert torch.isfinite(p.grad).all()
+    path = tmp_path / "m.safetensors"
+    save_model(model, str(path))
+    clone = create_model(name)
+    load_model(clone, str(path))
+    model.eval()
+    clone.eval()
+    torch.testing.assert_close(clone(x), model(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_features_and_head_compose(name):
+    model = create_model(name).eval()
+    x = torch.randn(2, *model.input_shape)
+    torch.testing.assert_close(model.forward_head(model.forward_features(x)), model(x))
+
+
+def test_mlp_options():
+    m = create_model("mlp", in_shape=(1, 8, 8), depth=3, width=16, batch_norm=True, dropout=0.5, activation="gelu")
+    kinds = [type(layer).__name__ for layer in m.features]
+    assert kinds.count("Linear") == 3 and kinds.count("BatchNorm1d") == 3 and kinds.count("Dropout") == 3
+    assert all(layer.bias is None for layer in m.features if isinstance(layer, torch.nn.Linear))
+    assert len(create_model("mlp", depth=0).features) == 0
+
+
+def test_gru_readouts():
+    for readout, n_head_in in (("flatten", 12 * 40), ("last", 12), ("mean", 12)):
+        m = create_model("gru", readout=readout)
+        assert m.head.in_features == n_head_in
+        assert m(torch.randn(2, 1, 40)).shape == (2, 10)
