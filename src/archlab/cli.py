@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from archlab.engine import Trainer
 
     overrides = parse_overrides(args.overrides)
+    if args.data_dir:
+        overrides["data.data_dir"] = args.data_dir
     if args.resume:
         recipe = load_recipe(args.recipe, overrides) if args.recipe else None
         trainer = Trainer.resume(args.resume, recipe=recipe)
@@ -196,7 +199,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from archlab.config import parse_overrides
     from archlab.experiments import run_compare, run_experiment
 
+    # `archlab compare mlp gru optim.lr=3e-3`: positional key=value items are overrides too
+    args.overrides += [m for m in args.models if "=" in m]
+    args.models = [m for m in args.models if "=" not in m]
     overrides = parse_overrides(args.overrides)
+    if args.data_dir:
+        overrides["data.data_dir"] = args.data_dir
     if args.budget:
         for item in args.budget.split(","):
             key, _, value = item.partition("=")
@@ -204,7 +212,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     seeds = list(range(args.seeds)) if args.seeds else None
     if not args.models:
         # the main job: the MNIST-1D inductive-bias comparison
-        options: dict[str, Any] = {"data": args.data or "mnist1d", "overrides": overrides, "on_run": _on_run}
+        options: dict[str, Any] = {"data": args.data or "mnist1d", "overrides": overrides, "on_run": _on_run,
+                                   "jobs": args.jobs}
         if seeds:
             options["seeds"] = seeds
         err_console.print(f"[bold]archlab compare[/bold]: inductive biases on {options['data']} "
@@ -221,7 +230,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not args.data:
         raise _usage("compare MODEL... needs --data (e.g. --data mnist1d); `archlab data list` shows them")
     rec = run_compare(args.models, args.data, seeds=seeds or [0, 1, 2], overrides=overrides,
-                      runs_dir=args.runs_dir, on_run=_on_run)
+                      runs_dir=args.runs_dir, on_run=_on_run, jobs=args.jobs)
     console.print(_compare_table(rec))
     console.print(f"report: {Path(rec['dir']) / 'report.html'}")
     return 0
@@ -289,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=3e-4 budget.steps=500")
     s.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its newest good checkpoint")
     s.add_argument("--runs-dir", default="runs", help="where new run directories go (default: runs)")
+    s.add_argument("--data-dir", help="folder holding the data set's files (same as data.data_dir=DIR)")
     s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("eval", help="evaluate a run's checkpoint on a split")
@@ -314,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="recipe override applied to every model, e.g. --set optim.lr=3e-3")
     s.add_argument("--runs-dir", default="runs")
+    s.add_argument("--data-dir", help="folder holding the data set's files (same as --set data.data_dir=DIR)")
+    s.add_argument("--jobs", type=int, help="training processes side by side (default: ARCHLAB_JOBS or the cores)")
     s.set_defaults(fn=cmd_compare)
 
     s = sub.add_parser("experiment", help="run a claim from the literature as an experiment")
@@ -328,8 +340,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+_DOTTED = re.compile(r"^--([A-Za-z_][\w]*(\.[\w]+)+)=")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `--optim.lr=3e-4` is accepted as a spelling of the override `optim.lr=3e-4`
+    argv = [a[2:] if _DOTTED.match(a) else a for a in argv]
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

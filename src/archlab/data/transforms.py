@@ -2,8 +2,8 @@
 every augmented batch is reproducible from the loader position.
 
 Names accepted in ``data.augment``: ``hflip`` (p = 0.5), ``crop:P`` (pad P pixels with zeros,
-random crop back to size, as in He et al. 2016 §4.2 for CIFAR), ``noise:S`` (Gaussian noise of
-std S).
+random crop back to size, as in He et al. 2016 §4.2 for CIFAR), ``shift:K`` (translate along the
+last axis by up to K positions, zero-filled: for 1D signals), ``noise:S`` (Gaussian noise of std S).
 """
 
 from __future__ import annotations
@@ -37,6 +37,17 @@ def random_crop(x: torch.Tensor, g: torch.Generator, padding: int) -> torch.Tens
     return out.movedim(-1, -3).contiguous() if x.dim() == 4 else out
 
 
+def random_shift(x: torch.Tensor, g: torch.Generator, max_shift: int) -> torch.Tensor:
+    """Translate each example along its last axis by an integer in [−max_shift, max_shift], zero-filled."""
+    b, n = x.shape[0], x.shape[-1]
+    shift = torch.randint(-max_shift, max_shift + 1, (b,), generator=g)  # (B,)
+    src = torch.arange(n).view(1, n) - shift.view(b, 1)  # (B, L): where each output position reads from
+    valid = (src >= 0) & (src < n)
+    idx = src.clamp(0, n - 1).view(b, *([1] * (x.dim() - 2)), n).expand_as(x)
+    out = torch.gather(x, -1, idx)
+    return out * valid.view(b, *([1] * (x.dim() - 2)), n).to(x.dtype)
+
+
 def gaussian_noise(x: torch.Tensor, g: torch.Generator, std: float) -> torch.Tensor:
     return x + std * torch.randn(x.shape, generator=g, dtype=x.dtype)
 
@@ -52,12 +63,15 @@ def build_transform(names: list[str]) -> Transform | None:
         elif name == "crop":
             pad = int(arg or 4)
             steps.append(lambda x, g, pad=pad: random_crop(x, g, pad))
+        elif name == "shift":
+            k = int(arg or 2)
+            steps.append(lambda x, g, k=k: random_shift(x, g, k))
         elif name == "noise":
             std = float(arg or 0.1)
             steps.append(lambda x, g, std=std: gaussian_noise(x, g, std))
         else:
             raise ConfigError(
-                f"data.augment: unknown augmentation '{item}'{did_you_mean(name, ['hflip', 'crop', 'noise'])}"
+                f"data.augment: unknown augmentation '{item}'{did_you_mean(name, ['hflip', 'crop', 'shift', 'noise'])}"
             )
 
     def apply(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:

@@ -199,6 +199,7 @@ class InductiveBias(Experiment):
         if quick:
             overrides = {"budget.steps": 300, **overrides}
         on_run = options.pop("on_run", None)
+        jobs = options.pop("jobs", None)
         rec = run_compare(
             models,
             data,
@@ -208,6 +209,7 @@ class InductiveBias(Experiment):
             title=f"Inductive biases on {data}",
             published=dataset_info(data).reference,
             on_run=on_run,
+            jobs=jobs,
         )
         return inductive_bias_result(rec)
 

@@ -1,0 +1,115 @@
+"""Dataset registry, MNIST-1D regeneration, the resumable loader and augmentations."""
+
+import numpy as np
+import pytest
+import torch
+
+from archlab.data import BatchLoader, dataset_info, list_datasets, load_dataset, split_train_val
+from archlab.data.core import ArrayDataset
+from archlab.data.transforms import build_transform, hflip, random_crop, random_shift
+from archlab.utils.errors import ConfigError, UnknownDatasetError
+
+
+def test_registry_metadata():
+    assert {"mnist1d", "mnist1d-shuffled", "digits", "diabetes", "fashion_mnist", "mnist", "cifar10"} <= set(
+        list_datasets()
+    )
+    info = dataset_info("mnist1d")
+    assert info.input_shape == (1, 40) and info.num_classes == 10 and info.splits == {"train": 4000, "test": 1000}
+    assert info.reference["CNN"] == "94%" and info.licence
+    with pytest.raises(UnknownDatasetError, match="did you mean: digits"):
+        dataset_info("digit")
+
+
+def test_mnist1d_is_the_published_split():
+    tr, te = load_dataset("mnist1d", "train"), load_dataset("mnist1d", "test")
+    assert tr.x.shape == (4000, 1, 40) and te.x.shape == (1000, 1, 40)
+    counts = torch.bincount(torch.cat([tr.y, te.y]), minlength=10)
+    assert counts.tolist() == [500] * 10  # 5000 examples, 500 per class
+    # the published generator standardises the whole set (train + test) to mean 0, std 1
+    allx = torch.cat([tr.x, te.x])
+    assert abs(float(allx.mean())) < 1e-5 and abs(float(allx.std()) - 1) < 1e-3
+    # first labels of the published split (seed 42)
+    assert tr.y[:10].tolist() == [2, 6, 4, 5, 6, 6, 6, 0, 3, 1]
+
+
+def test_mnist1d_generation_leaves_global_rng_alone():
+    from archlab.data import signals
+
+    signals._generate.cache_clear()
+    np.random.seed(123)
+    expected = np.random.rand()
+    np.random.seed(123)
+    load_dataset("mnist1d-shuffled", "test")
+    assert np.random.rand() == expected
+
+
+def test_shuffled_variant_is_a_fixed_permutation_of_the_same_examples():
+    a, b = load_dataset("mnist1d", "train"), load_dataset("mnist1d-shuffled", "train")
+    assert torch.equal(a.y, b.y)
+    # same multiset of values per example, different order
+    assert torch.allclose(a.x.sort(-1).values, b.x.sort(-1).values, atol=1e-5)
+    assert not torch.allclose(a.x, b.x)
+
+
+def test_split_train_val_is_seeded_and_disjoint():
+    ds = ArrayDataset(torch.arange(100).float()[:, None], torch.arange(100))
+    tr, va = split_train_val(ds, 0.2, seed=3)
+    tr2, va2 = split_train_val(ds, 0.2, seed=3)
+    assert len(tr) == 80 and len(va) == 20 and torch.equal(va.y, va2.y) and torch.equal(tr.y, tr2.y)
+    assert not set(tr.y.tolist()) & set(va.y.tolist())
+    sub, _ = split_train_val(ds, 0.0, seed=0, subset=10)
+    assert len(sub) == 10
+    with pytest.raises(ConfigError, match="train_subset"):
+        split_train_val(ds, 0.0, seed=0, subset=1000)
+
+
+def test_loader_resumes_from_any_position():
+    ds = ArrayDataset(torch.arange(50).float()[:, None], torch.arange(50))
+    ref = BatchLoader(ds, 8, seed=1)
+    seq = [ref.next()[1].tolist() for _ in range(20)]  # crosses epoch boundaries (6 batches/epoch)
+    assert len(ref) == 6 and all(len(b) == 8 for b in seq)
+    epoch0 = sum(seq[:6], [])
+    assert len(set(epoch0)) == 48  # drop_last: no repeats within an epoch
+    assert seq[:6] != seq[6:12]  # reshuffled each epoch
+    for k in (0, 5, 6, 13):
+        probe = BatchLoader(ds, 8, seed=1)
+        for _ in range(k):
+            probe.next()
+        state = probe.state_dict()
+        resumed = BatchLoader(ds, 8, seed=1)
+        resumed.load_state_dict(state)
+        assert [resumed.next()[1].tolist() for _ in range(20 - k)] == seq[k:]
+
+
+def test_eval_iteration_covers_everything_once():
+    ds = ArrayDataset(torch.arange(10).float()[:, None], torch.arange(10))
+    got = torch.cat([y for _, y in BatchLoader(ds, 4, shuffle=False, drop_last=False)])
+    assert got.tolist() == list(range(10))
+    with pytest.raises(ConfigError, match="batch_size"):
+        BatchLoader(ds, 64)
+
+
+def test_augmentations():
+    g = torch.Generator().manual_seed(0)
+    x = torch.arange(2 * 1 * 4 * 4).float().view(2, 1, 4, 4)
+    flipped = hflip(x, torch.Generator().manual_seed(0), p=1.0)
+    assert torch.equal(flipped, x.flip(-1))
+    crop = random_crop(x, g, padding=2)
+    assert crop.shape == x.shape
+    # every crop is a window of the zero-padded image
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(2):
+        assert any(
+            torch.equal(crop[i], padded[i, :, dy : dy + 4, dx : dx + 4]) for dy in range(5) for dx in range(5)
+        )
+    sig = torch.arange(1, 11).float().view(1, 1, 10).repeat(3, 1, 1)
+    shifted = random_shift(sig, torch.Generator().manual_seed(1), 3)
+    for row in shifted[:, 0]:
+        nz = row[row != 0]
+        assert torch.equal(nz, torch.arange(int(nz[0]), int(nz[0]) + len(nz)).float())  # a contiguous run
+    t = build_transform(["crop:2", "hflip"])
+    a, b = t(x, torch.Generator().manual_seed(5)), t(x, torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+    with pytest.raises(ConfigError, match="did you mean: shift"):
+        build_transform(["shfit:2"])
