@@ -152,3 +152,26 @@ def test_compare_quick_writes_table_json_and_report(tmp_path, capsys):
         for sub in m["runs"]:
             assert (cdir / sub / "summary.json").exists()
     assert (cdir / "report.html").exists()
+
+
+def test_experiment_list_and_quick_run(tmp_path, capsys):
+    assert main(["experiment"]) == 0
+    assert "inductive-bias" in capsys.readouterr().out
+    assert main(["experiment", "inductive-bias", "--quick", "--runs-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "verdict" in out and "Measured" in out
+    exp = next(Path(tmp_path).iterdir())
+    rec = json.loads((exp / "experiment.json").read_text())
+    assert rec["name"] == "inductive-bias" and rec["quick"] is True
+    assert [row[0] for row in rec["table"]["rows"]] == ["logistic regression", "MLP", "CNN", "GRU"]
+    assert isinstance(rec["supported"], bool)
+    html = (exp / "report.html").read_text()
+    assert "Greydanus" in html and "data:image/png;base64," in html
+
+
+def test_shuffled_compare_uses_its_own_recipe(tmp_path):
+    from archlab.experiments import recipe_for
+
+    r = recipe_for("cnn1d", "mnist1d-shuffled")
+    assert r.data.name == "mnist1d-shuffled" and r.data.augment == [] and r.model.name == "cnn1d"
+    assert recipe_for("cnn1d", "mnist1d").data.augment == ["shift:3"]

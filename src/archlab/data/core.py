@@ -59,7 +59,6 @@ class DatasetInfo:
     classes: tuple[str, ...] = ()
     reference: dict[str, str] = field(default_factory=dict)  # published results, model → figure
     notes: str = ""
-    recipes_like: str = ""  # reuse the shipped recipes of this data set (same shapes and task)
 
     @property
     def out_features(self) -> int:

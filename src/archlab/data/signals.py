@@ -71,7 +71,6 @@ def mnist1d(split: str, data_dir: str | None = None) -> ArrayDataset:
         name="mnist1d-shuffled",
         reference=_REFERENCE_SHUFFLED,
         notes="the same examples with the 40 positions permuted by one fixed random permutation",
-        recipes_like="mnist1d",
         **_COMMON,
     )
 )

@@ -45,14 +45,12 @@ LABELS = {"logistic_regression": "logistic regression", "mlp": "MLP", "cnn1d": "
 def recipe_for(model: str, data: str, overrides: dict[str, Any] | None = None) -> Recipe:
     """The shipped ``<data>/<model>`` recipe, or ``<data>/default`` with the model swapped in."""
     get_model_entry(model)  # unknown model → UnknownModelError with close names
-    info = dataset_info(data)  # unknown data → UnknownDatasetError
+    dataset_info(data)  # unknown data → UnknownDatasetError
     shipped = shipped_recipes()
-    source = info.recipes_like or data
-    overrides = {**({"data.name": data} if source != data else {}), **(overrides or {})}
-    key = f"{source}/{model}"
+    key = f"{data}/{model}"
     if key in shipped:
         return load_recipe(shipped[key], overrides)
-    default = f"{source}/default"
+    default = f"{data}/default"
     if default not in shipped:
         have = sorted({k.split("/")[0] for k in shipped})
         raise ConfigError(
@@ -62,7 +60,7 @@ def recipe_for(model: str, data: str, overrides: dict[str, Any] | None = None) -
     raw = yaml.safe_load(shipped[default].read_text())
     raw["model"] = {"name": model}
     raw["name"] = f"{model}-{data}"
-    return validate_recipe(apply_overrides(raw, overrides))
+    return validate_recipe(apply_overrides(raw, overrides or {}))
 
 
 def default_jobs() -> int:
@@ -211,7 +209,9 @@ class InductiveBias(Experiment):
             on_run=on_run,
             jobs=jobs,
         )
-        return inductive_bias_result(rec)
+        result = inductive_bias_result(rec)
+        result.figures = sorted(str(p.relative_to(out_dir)) for p in (out_dir / "figures").glob("*.png"))
+        return result
 
 
 def inductive_bias_result(rec: dict[str, Any]) -> ExperimentResult:

@@ -1,0 +1,44 @@
+"""Longer training checks against the targets of the issues (marked slow; `make test` runs them)."""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from archlab.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def test_mlp_fashion_mnist_reaches_88_percent(tmp_path):
+    from archlab import train
+
+    try:
+        from archlab.data import load_dataset
+
+        load_dataset("fashion_mnist", "test")
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"Fashion-MNIST is not installed here: {e}")
+    s = train("fashion_mnist/mlp", {"log.progress": False}, runs_dir=tmp_path)
+    assert s["test"]["accuracy"] >= 0.88, s["test"]
+
+
+def test_default_compare_is_the_inductive_bias_table(tmp_path, capsys):
+    """`archlab compare` with no arguments: CNN ≥ 94 %, MLP ≥ 68 %, in under 5 minutes on 2 cores."""
+    t0 = time.perf_counter()
+    assert main(["compare", "--runs-dir", str(tmp_path)]) == 0
+    elapsed = time.perf_counter() - t0
+    out = capsys.readouterr().out
+    for label in ("logistic regression", "MLP", "CNN", "GRU"):
+        assert label in out
+    for published in ("32%", "68%", "94%", "91%"):
+        assert published in out
+    exp = next(Path(tmp_path).iterdir())
+    record = json.loads((exp / "compare.json").read_text())
+    acc = {m["model"]: m["test"]["accuracy"]["mean"] for m in record["models"]}
+    assert acc["cnn1d"] >= 0.94, acc
+    assert acc["mlp"] >= 0.68, acc
+    assert record["seeds"] == [0, 1, 2]
+    assert (exp / "experiment.json").exists() and (exp / "report.html").exists()
+    assert elapsed < 300, f"the default compare took {elapsed:.0f}s"
