@@ -174,7 +174,9 @@ def cmd_data(args: argparse.Namespace) -> int:
 def _compare_table(rec: dict[str, Any]) -> Table:
     metric = rec["metric"]
     pct = metric == "accuracy"
-    table = Table(title=f"{rec['title']} · {rec['budget']} · seeds {rec['seeds']}")
+    budget = ", ".join(f"{v} {k}" for k, v in rec["budget"].items() if v is not None)
+    seeds = ", ".join(map(str, rec["seeds"]))
+    table = Table(title=f"{rec['title']} · {budget} · batch {rec.get('batch_size', '?')} · seeds {seeds}")
     for col in ("model", "params", f"test {metric}" + (" %" if pct else ""), "published", "train s"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for r in rec["models"]:
@@ -224,6 +226,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
         rec = read_json(out / "compare.json")
         console.print(_compare_table(rec))
+        if rec.get("augment"):
+            console.print(f"set-up: every model trained with data.augment={rec['augment']} "
+                          "(the published numbers used none; `--set data.augment=[]` reproduces that set-up)")
         console.print(result.verdict)
         console.print(f"report: {out / 'report.html'}")
         return 0
