@@ -23,7 +23,9 @@ _REFERENCE = {
     "GRU": "91%",
     "human": "96%",
 }
-_REFERENCE_SHUFFLED = {"CNN": "56%", "GRU": "57%"}
+# logistic regression and the MLP see a fixed permutation of their inputs as the same problem
+# (the first layer absorbs it), so their published figures carry over unchanged
+_REFERENCE_SHUFFLED = {"logistic regression": "32%", "MLP": "68%", "CNN": "56%", "GRU": "57%"}
 
 
 @functools.cache
