@@ -46,7 +46,7 @@ class DataSpec(_Strict):
 
 
 class TaskSpec(_Strict):
-    name: Literal["classification", "regression"] = "classification"
+    name: str = "classification"  # a registered task (checked when the task is built)
     loss: str | None = None  # the task's default when None
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
 

@@ -22,7 +22,7 @@ from torch import nn
 from archlab.config import ModelSpec, TaskSpec
 from archlab.data import DatasetInfo
 from archlab.registry import Registry, create_model, model_config_fields
-from archlab.utils.errors import ConfigError
+from archlab.utils.errors import ConfigError, UnknownNameError, did_you_mean
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -42,8 +42,6 @@ class Task:
             )
         loss = spec.loss or self.default_loss
         if loss not in self.losses:
-            from archlab.utils.errors import did_you_mean
-
             raise ConfigError(
                 f"task.loss: '{loss}' is not a {self.name} loss{did_you_mean(loss, self.losses)}; "
                 f"valid: {', '.join(self.losses)}"
@@ -87,4 +85,8 @@ def register_task(cls: type[Task]) -> type[Task]:
 
 
 def build_task(spec: TaskSpec, info: DatasetInfo) -> Task:
-    return TASKS.get(spec.name)(spec, info)
+    try:
+        cls = TASKS.get(spec.name)
+    except UnknownNameError as e:
+        raise ConfigError(f"task.name: {e}") from None
+    return cls(spec, info)
