@@ -2,9 +2,8 @@
 
 import pytest
 
-from archlab.config import load_recipe, parse_overrides, recipe_hash, recipe_to_yaml, shipped_recipes
+from archlab.config import ScheduleSpec, load_recipe, parse_overrides, recipe_hash, recipe_to_yaml, shipped_recipes
 from archlab.engine.optim import lr_factor
-from archlab.config import ScheduleSpec
 from archlab.utils.errors import ConfigError
 from conftest import tiny_recipe
 
