@@ -128,7 +128,7 @@ def test_regression_recipe_trains(tmp_path):
 
     s = train("diabetes/mlp", runs_dir=tmp_path)
     assert s["task"] == "regression" and set(s["test"]) >= {"mse", "mae", "rmse", "r2"}
-    assert s["test"]["r2"] > 0.3  # linear regression reaches about 0.5 on this split
+    assert s["test"]["r2"] > 0.4  # least squares reaches 0.44 on this split; the recipe gives 0.44
 
 
 def test_cli_subprocess_has_no_traceback(tmp_path):

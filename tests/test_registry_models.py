@@ -111,3 +111,14 @@ def test_gru_readouts():
         m = create_model("gru", readout=readout)
         assert m.head.in_features == n_head_in
         assert m(torch.randn(2, 1, 40)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("batch", [1, 64])
+def test_flops_of_recurrent_layers_are_counted_on_every_kernel_path(batch):
+    """torch's counter cannot see the fused CPU LSTM kernel (batch > 1); count_flops fills it in from
+    the equations: 2 · 4H · (I + H) per step, layer and example."""
+    from archlab.utils.counting import count_flops
+
+    lstm = torch.nn.LSTM(32, 16, num_layers=2, batch_first=True)
+    expected = 2 * 4 * 16 * (32 + 16) * 10 * batch + 2 * 4 * 16 * (16 + 16) * 10 * batch
+    assert count_flops(lstm, torch.zeros(batch, 10, 32)) == expected

@@ -38,7 +38,10 @@ def _digits() -> dict[str, np.ndarray]:
         licence="CC BY 4.0",
         citation="Alpaydin & Kaynak 1998, UCI ML repository",
         classes=tuple(str(i) for i in range(10)),
-        reference={"SVC (scikit-learn example, 50/50 split)": "≈97%"},
+        reference={
+            "SVC (scikit-learn's digits example, its own unshuffled 50/50 split)": "≈97%",
+            "SVC γ=0.001 on raw pixels, this split (scikit-learn, measured)": "98.8%",
+        },
     )
 )
 def digits(split: str, data_dir: str | None = None) -> ArrayDataset:
@@ -69,7 +72,7 @@ def _diabetes() -> dict[str, np.ndarray]:
         source="sklearn.datasets.load_diabetes (Efron et al. 2004); target standardised on train",
         licence="BSD-3-Clause (scikit-learn)",
         citation="Efron, Hastie, Johnstone & Tibshirani, Least Angle Regression, 2004",
-        reference={"linear regression (R²)": "≈0.5"},
+        reference={"least squares on this split (scikit-learn, measured)": "R² 0.44"},
     )
 )
 def diabetes(split: str, data_dir: str | None = None) -> ArrayDataset:
