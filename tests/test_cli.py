@@ -54,7 +54,19 @@ def test_data_and_recipes_listing(capsys):
          "model.chanels: unknown option for model 'cnn1d' (did you mean: channels?)"),
         (["train", "mnist1d/cnn1d", "data.batch_size=zero"], "data.batch_size: Input should be a valid integer"),
         (["train", "mnist1d/cnn1d", "data.name=mnist2d"], "unknown dataset 'mnist2d'"),
-        (["train", "mnist1d/cnn1d", "model.in_shape=[1,30]"], "expected shape (B, 1, 30), got (100, 1, 40)"),
+        (["train", "mnist1d/cnn1d", "model.in_shape=[1,30]"], "expected shape (B, 1, 30), got (2, 1, 40)"),
+        (["train", "mnist1d/cnn1d", "device=foo"], "device: 'foo' is not a device"),
+        (["train", "mnist1d/cnn1d", "data.augment=[shift:x]"], "data.augment: 'shift:x': 'x' is not a number"),
+        (["train", "mnist1d/cnn1d", "data.augment=[shift:-2]"], "the argument must be ≥ 0"),
+        (["train", "mnist1d/cnn1d", "data.augment=[shift:1.5]"], "needs a whole number of positions"),
+        (["train", "mnist1d/cnn1d", "eval.metric=acc"], "eval.metric: 'acc' is not reported by task 'classification' "
+                                                        "(did you mean: accuracy?)"),
+        (["train", "diabetes/mlp", "model.num_classes=3"], "model output (2, 3) does not match the target (2, 1)"),
+        (["train", "digits/perceptron", "task.label_smoothing=0.1"], "task.label_smoothing: applies to the "
+                                                                     "cross_entropy loss only"),
+        (["train", "--resume", "runs/x", "budget.steps=9"], "--resume continues a run with the recipe"),
+        (["compare", "mlp", "--seeds", "0"], "must be at least 1"),
+        (["compare", "cnn1d", "--data", "diabetes"], "no recipe 'diabetes/cnn1d' or"),
         (["compare", "mlp", "lstmm", "--data", "mnist1d"], "unknown model 'lstmm'"),
         (["experiment", "vanishing"], "unknown experiment 'vanishing'"),
         (["eval", "/nonexistent/run"], "is not an archlab run"),
@@ -73,6 +85,7 @@ def test_bad_input_is_one_line_exit_2(argv, message, capsys, tmp_path, monkeypat
     assert message in err
     assert len(err.splitlines()) == 1, err
     assert "Traceback" not in err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir()), "a failed run left a run dir"
 
 
 def test_missing_data_file_is_a_clear_error(capsys, tmp_path, monkeypatch):

@@ -15,12 +15,10 @@ from archlab.registry import create_model
 from archlab.utils.errors import CheckpointError
 from conftest import run_cli, tiny_recipe
 
-TIME_KEYS = {"time_s", "samples_per_s"}
 
-
-def _values(run_dir: Path) -> list[dict]:
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(line).items() if k not in TIME_KEYS} for line in lines]
+def _values(run_dir: Path) -> bytes:
+    """metrics.jsonl holds only values (wall-clock figures go to timing.jsonl): compare it byte for byte."""
+    return (run_dir / "metrics.jsonl").read_bytes()
 
 
 def _final_tensors(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -64,6 +62,9 @@ def test_sigkill_at_several_steps_then_resume_is_bit_identical(tmp_path, write_r
     assert _values(ref) == _values(run)
     sa, sb = (json.loads((d / "summary.json").read_text()) for d in (ref, run))
     assert sa["test"] == sb["test"] and sa["steps"] == sb["steps"] == 60
+    # a finished run is not resumed a second time
+    again = run_cli("train", "--resume", str(run))
+    assert again.returncode == 2 and "already finished" in again.stderr
 
 
 def test_same_seed_gives_identical_metrics(tmp_path):
@@ -71,7 +72,7 @@ def test_same_seed_gives_identical_metrics(tmp_path):
     a = Trainer(recipe, runs_dir=tmp_path / "a").fit()
     b = Trainer(recipe, runs_dir=tmp_path / "b").fit()
     assert _values(Path(a["run_dir"])) == _values(Path(b["run_dir"]))
-    assert len(_values(Path(a["run_dir"]))) > 10
+    assert len(_values(Path(a["run_dir"])).splitlines()) > 10
     c = Trainer(load_recipe(tiny_recipe(**{"budget.steps": 30, "seed": 8})), runs_dir=tmp_path / "c").fit()
     assert _values(Path(a["run_dir"])) != _values(Path(c["run_dir"]))
 
@@ -102,7 +103,9 @@ def test_truncated_checkpoint_is_refused_and_resume_falls_back(finished_run):
         ckpt.verify_checkpoint(newest)
     good, skipped = ckpt.find_resumable(finished_run / "checkpoints")
     assert good == previous and len(skipped) == 1 and "optimizer.safetensors" in skipped[0]
-    # resuming continues from the previous good checkpoint and finishes the budget
+    # as if the run had died before writing its summary: resuming continues from the previous
+    # good checkpoint and finishes the budget
+    (finished_run / "summary.json").unlink()
     s = Trainer.resume(finished_run, quiet=True).fit()
     assert s["steps"] == 12
 
@@ -142,3 +145,32 @@ def test_non_finite_loss_stops_before_the_step(tmp_path, write_recipe):
     assert ckpt.load_checkpoint(good, create_model("mlp", in_shape=(1, 8, 8), depth=2, width=32))["step"] <= (
         report["step"]
     )
+
+
+@pytest.mark.parametrize("clip", [{}, {"optim.grad_clip_value": 0.5}, {"optim.grad_clip_norm": 1.0}])
+def test_non_finite_gradient_is_caught_before_clipping_and_the_step(tmp_path, clip):
+    """A NaN/inf gradient with a finite loss: clipping by value would turn inf into a finite number,
+    so the check must come first; the weights must not move."""
+    from archlab.engine import Trainer
+    from archlab.utils.errors import NonFiniteError
+
+    trainer = Trainer(load_recipe(tiny_recipe(**{"budget.steps": 5, "model.dropout": 0.0, **clip})),
+                      runs_dir=tmp_path)
+    first = next(trainer.model.parameters())
+    calls = {"n": 0}
+
+    def poison(grad):
+        calls["n"] += 1
+        if calls["n"] == 3:  # during the backward of step index 2, before its optimiser step
+            calls["before"] = first.detach().clone()
+            return torch.full_like(grad, float("inf"))
+        return grad
+
+    first.register_hook(poison)
+    with pytest.raises(NonFiniteError, match="non-finite gradient") as e:
+        trainer.fit()
+    assert e.value.exit_code == 3
+    report = json.loads((trainer.run_dir / "nonfinite.json").read_text())
+    assert report["what"] == "gradient" and report["step"] == 2 and report["batch"] == 2
+    # the poisoned step did not update the weights
+    assert torch.equal(first.detach(), calls["before"])

@@ -51,8 +51,12 @@ def test_early_stopping_needs_validation(tmp_path):
 
 
 def test_time_and_epoch_budgets(tmp_path):
-    s = _fit(tmp_path / "t", **{"budget": {"steps": 10_000_000, "seconds": 0.5}, "checkpoint.every": 1000})
+    s = _fit(tmp_path / "t", **{"budget": {"steps": 10_000_000, "seconds": 0.5}, "checkpoint.every": 1000,
+                                "eval.every": 1})
     assert s["status"] == "time_budget" and 0 < s["steps"] < 10_000_000
+    evals = [json.loads(x)["step"] for x in (Path(s["run_dir"]) / "metrics.jsonl").read_text().splitlines()
+             if json.loads(x)["split"] == "val"]
+    assert evals == list(range(1, s["steps"] + 1))  # every step evaluated once: no repeated final evaluation
     s = _fit(tmp_path / "e", **{"budget": {"epochs": 2}})
     assert s["steps"] == 50 and s["epochs"] == pytest.approx(2.0)  # 808 examples / 32 = 25 steps per epoch
 

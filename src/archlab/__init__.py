@@ -29,11 +29,10 @@ def load_dataset(name: str, split: str = "train", data_dir: str | None = None):
 def train(recipe: Any, overrides: dict[str, Any] | None = None, runs_dir: str | Path = "runs") -> dict[str, Any]:
     """Train a recipe (a shipped name such as ``"mnist1d/cnn1d"``, a YAML path, a dict or a
     ``Recipe``) and return its summary."""
-    from archlab.config import Recipe, load_recipe
+    from archlab.config import Recipe, load_recipe, recipe_to_dict
     from archlab.engine import Trainer
 
-    if not isinstance(recipe, Recipe):
-        recipe = load_recipe(recipe, overrides)
+    recipe = load_recipe(recipe_to_dict(recipe) if isinstance(recipe, Recipe) else recipe, overrides)
     return Trainer(recipe, runs_dir=runs_dir).fit()
 
 

@@ -120,12 +120,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.data_dir:
         overrides["data.data_dir"] = args.data_dir
     if args.resume:
-        recipe = load_recipe(args.recipe, overrides) if args.recipe else None
+        given = [x for x in [args.recipe, *args.overrides] if x and "=" in x]
+        if given:
+            raise _usage(f"--resume continues a run with the recipe it was started with; drop {' '.join(given)} "
+                         "(or start a new run with the changed recipe)")
+        recipe = load_recipe(args.recipe) if args.recipe else None
         trainer = Trainer.resume(args.resume, recipe=recipe)
     else:
         if not args.recipe:
             raise _usage("train needs a RECIPE (a shipped name from `archlab recipes` or a YAML file)")
         trainer = Trainer(load_recipe(args.recipe, overrides), runs_dir=args.runs_dir)
+    b = trainer.recipe.budget
+    limits = [f"{trainer.total_steps} steps" if trainer.total_steps else None,
+              f"{b.seconds:g} s" if b.seconds else None]
+    err_console.print(f"run dir: {trainer.run_dir} · budget: {' or '.join(x for x in limits if x)} "
+                      f"({trainer.loader.steps_per_epoch} steps per epoch)", markup=False, highlight=False)
     _print_summary(trainer.fit())
     return 0
 
@@ -273,6 +282,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 class _UsageError(Exception):
     pass
 
@@ -309,7 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("eval", help="evaluate a run's checkpoint on a split")
     s.add_argument("run_dir")
     s.add_argument("--split", default="test", choices=["train", "val", "test"])
-    s.add_argument("--checkpoint", default="best", help="best (default; falls back to last), last, or a dir name")
+    s.add_argument("--checkpoint", default="auto",
+                   help="auto (default: the weights summary.json reports — best if the recipe restores it, else "
+                        "last), best, last, or a checkpoint dir name")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_eval)
 
@@ -324,13 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("models", nargs="*", help="model names (default: the MNIST-1D inductive-bias set)")
     s.add_argument("--data", help="data set (default: mnist1d)")
     s.add_argument("--budget", help="e.g. steps=2000 or epochs=5 or seconds=60 (comma-separated)")
-    s.add_argument("--seeds", type=int, help="number of seeds (default 3)")
+    s.add_argument("--seeds", type=_positive_int, help="number of seeds (default 3)")
     s.add_argument("--quick", action="store_true", help="a short smoke run (300 steps, 1 seed)")
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="recipe override applied to every model, e.g. --set optim.lr=3e-3")
     s.add_argument("--runs-dir", default="runs")
     s.add_argument("--data-dir", help="folder holding the data set's files (same as --set data.data_dir=DIR)")
-    s.add_argument("--jobs", type=int, help="training processes side by side (default: ARCHLAB_JOBS or the cores)")
+    s.add_argument("--jobs", type=_positive_int,
+                   help="training processes side by side (default: ARCHLAB_JOBS or the cores)")
     s.set_defaults(fn=cmd_compare)
 
     s = sub.add_parser("experiment", help="run a claim from the literature as an experiment")

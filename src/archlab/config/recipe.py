@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from archlab.utils.errors import ConfigError, did_you_mean
 
@@ -42,7 +42,23 @@ class DataSpec(_Strict):
     val_fraction: float = Field(0.0, ge=0.0, lt=1.0)  # held out of train for early stopping / best
     train_subset: int | None = Field(None, ge=1)  # first N (seeded shuffle) training examples
     data_dir: str | None = None
-    augment: list[str] = Field(default_factory=list)
+    augment: list[str] = Field(default_factory=list)  # e.g. ["crop:4", "hflip"], ["shift:3"], ["noise:0.1"]
+
+    @field_validator("augment")
+    @classmethod
+    def _augment_syntax(cls, items: list[str]) -> list[str]:
+        for item in items:
+            name, _, arg = item.partition(":")
+            if not name.isidentifier():
+                raise ValueError(f"'{item}' is not NAME or NAME:NUMBER")
+            if arg:
+                try:
+                    number = float(arg)
+                except ValueError:
+                    raise ValueError(f"'{item}': '{arg}' is not a number") from None
+                if number < 0:
+                    raise ValueError(f"'{item}': the argument must be ≥ 0")
+        return items
 
 
 class TaskSpec(_Strict):
@@ -93,8 +109,8 @@ class EarlyStopSpec(_Strict):
 
 class EvalSpec(_Strict):
     every: int = Field(500, ge=1)  # optimiser steps between evaluations
-    metric: str = "accuracy"  # watched for best checkpoint / early stopping (on val, else test)
-    mode: Literal["max", "min"] = "max"
+    metric: str = "accuracy"  # watched on the validation split for the best checkpoint / early stopping
+    mode: Literal["max", "min"] | None = None  # None: min for loss/mse/mae/rmse, max otherwise
     early_stopping: EarlyStopSpec = Field(default_factory=EarlyStopSpec)
     restore_best: bool = False  # load the best checkpoint before the final test evaluation
 
@@ -153,7 +169,8 @@ def _format_error(e: ValidationError, value_of: dict) -> str:
         return f"{path}: required key is missing"
     got = err.get("input")
     got_s = "" if isinstance(got, dict) else f" (got {got!r})"
-    return f"{path}: {err['msg']}{got_s}"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{path}: {msg}{got_s}"
 
 
 def validate_recipe(raw: dict[str, Any]) -> Recipe:
@@ -181,8 +198,14 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Set dotted keys in a raw recipe dict (validation happens afterwards, with key paths)."""
+    """Set dotted keys in a raw recipe dict (validation happens afterwards, with key paths).
+
+    A budget override replaces the recipe's whole budget: ``budget.epochs=200`` means 200 epochs,
+    not "200 epochs or the recipe's 6000 steps, whichever comes first".
+    """
     raw = copy.deepcopy(raw)
+    if any(k == "budget" or k.startswith("budget.") for k in overrides):
+        raw["budget"] = {}
     for dotted, value in overrides.items():
         parts = dotted.split(".")
         cur = raw

@@ -4,7 +4,7 @@ Nothing here runs unless a user opts in to downloading (``ARCHLAB_DOWNLOAD=1``):
 project is built on have no internet. The rules every download follows:
 
 * https only — ``http://`` and every other scheme are refused, with no plain-http fallback;
-* the bytes stream to ``<dest>.part``; the checksum (sha256 preferred, md5 only where the publisher
+* the bytes stream to ``<dest>.<pid>.part``; the checksum (sha256 preferred, md5 only where the publisher
   publishes nothing else) is checked on that file, and only then is it renamed to ``<dest>``;
 * on any failure the ``.part`` file is deleted, so a half-written or unverified file is never left
   where a loader would find it.
@@ -86,7 +86,7 @@ def download(
 ) -> Path:
     """Fetch ``url`` over https to ``dest_path``, verified against ``sha256`` (or the published ``md5``).
 
-    The data goes to ``dest_path + ".part"`` first and is renamed into place only after the
+    The data goes to ``<dest_path>.<pid>.part`` first and is renamed into place only after the
     checksum matches; on any failure the ``.part`` file is removed and :class:`DataError` raised.
     """
     if not sha256 and not md5:
@@ -94,7 +94,8 @@ def download(
     _check_url(url)
     dest = Path(dest_path)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = Path(str(dest) + ".part")
+    # a per-process name: two processes fetching the same file never write into each other's
+    part = Path(f"{dest}.{os.getpid()}.part")
     try:
         request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
         try:

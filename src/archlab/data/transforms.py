@@ -60,6 +60,8 @@ def build_transform(names: list[str]) -> Transform | None:
         name, _, arg = item.partition(":")
         if name == "hflip":
             steps.append(hflip)
+        elif name in ("crop", "shift") and arg and not arg.isdigit():
+            raise ConfigError(f"data.augment: '{item}' needs a whole number of positions, e.g. {name}:4")
         elif name == "crop":
             pad = int(arg or 4)
             steps.append(lambda x, g, pad=pad: random_crop(x, g, pad))

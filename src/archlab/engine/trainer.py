@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,37 @@ from archlab.registry import get_model_entry
 from archlab.tasks import Task, build_task
 from archlab.utils.counting import count_flops, count_params
 from archlab.utils.env import hardware, versions
-from archlab.utils.errors import CheckpointError, ConfigError, NonFiniteError, RunDirError
+from archlab.utils.errors import CheckpointError, ConfigError, NonFiniteError, RunDirError, did_you_mean
 from archlab.utils.io import atomic_write_json, atomic_write_text, read_json
 from archlab.utils.seed import derive_seed, get_rng_state, seed_everything, set_rng_state
 
 log = logging.getLogger("archlab")
+
+LOWER_IS_BETTER = {"loss", "mse", "mae", "rmse"}
+
+
+class _RunLock:
+    """An exclusive ``flock`` on ``RUN_DIR/.lock`` while a process trains in it."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / ".lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> _RunLock:
+        import fcntl
+
+        self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            self.fd = None
+            raise RunDirError(f"run {self.path.parent} is in use by another archlab process") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing releases the lock
 
 
 def resolve_device(name: str) -> torch.device:
@@ -45,9 +72,18 @@ def resolve_device(name: str) -> torch.device:
         if torch.cuda.is_available():
             return torch.device("cuda")
         return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device: '{name}' requested but CUDA is not available; use device=cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device: '{name}' is not a device; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device: '{name}' requested but CUDA is not available; use device=cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device: '{name}' does not exist ({torch.cuda.device_count()} CUDA devices)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device: '{name}' requested but MPS is not available; use device=cpu")
+    return device
 
 
 def _to(batch: tuple[torch.Tensor, ...], device: torch.device, channels_last: bool) -> tuple[torch.Tensor, ...]:
@@ -77,20 +113,24 @@ class Trainer:
         self.recipe = recipe
         self.quiet = quiet
         self._resuming = resume
+        if resume and run_dir is None:
+            raise ValueError("resume=True needs run_dir")
+        if run_dir is not None and not resume and Path(run_dir).exists() and any(Path(run_dir).iterdir()):
+            raise RunDirError(f"run directory '{run_dir}' is not empty; use --resume to continue it")
+        # everything that can be wrong with the recipe fails here, before a run dir exists
+        self._setup()
         if run_dir is None:
-            if resume:
-                raise ValueError("resume=True needs run_dir")
             self.run_dir = new_run_dir(runs_dir, recipe.name)
         else:
             self.run_dir = Path(run_dir)
-            if not resume:
+            try:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
-                if any(self.run_dir.iterdir()):
-                    raise RunDirError(f"run directory '{self.run_dir}' is not empty; use --resume to continue it")
+            except OSError as e:
+                raise RunDirError(f"cannot create run directory '{run_dir}' ({e.strerror})") from None
             check_writable(self.run_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
-        self._setup()
+        self.timing = MetricsLog(self.run_dir / "timing.jsonl")
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -121,11 +161,18 @@ class Trainer:
             raise ConfigError("eval.early_stopping.patience: needs a validation split; set data.val_fraction > 0")
         if r.eval.restore_best and self.val_set is None:
             raise ConfigError("eval.restore_best: needs a validation split; set data.val_fraction > 0")
+        if r.eval.metric not in self.task.metrics:
+            raise ConfigError(
+                f"eval.metric: '{r.eval.metric}' is not reported by task '{r.task.name}'"
+                f"{did_you_mean(r.eval.metric, self.task.metrics)}; choose from {', '.join(self.task.metrics)}"
+            )
+        self.eval_mode = r.eval.mode or ("min" if r.eval.metric in LOWER_IS_BETTER else "max")
 
         self.model: nn.Module = self.task.build_model(r.model).to(self.device)
         if r.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.model_entry = get_model_entry(r.model.name)
+        self._probe()
         self.forward_model: nn.Module = torch.compile(self.model) if r.compile else self.model
         self.optimizers = {
             name: build_optimizer(params, r.optim) for name, params in self.task.param_groups(self.model).items()
@@ -152,6 +199,18 @@ class Trainer:
         self.window_n = 0
         self.n_params = count_params(self.model)
         self.last_eval: dict[str, dict[str, float]] = {}
+        self.last_eval_step: int | None = None
+
+    @torch.no_grad()
+    def _probe(self) -> None:
+        """One forward and loss on two training examples (eval mode: no RNG is drawn), so that a
+        wrong input shape or output width fails before anything is written."""
+        self.model.eval()
+        try:
+            batch = _to(self.train_set[:2], self.device, self.recipe.channels_last)
+            self.task.training_loss(self.model, batch)
+        finally:
+            self.model.train()
 
     # -- state -------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -161,6 +220,7 @@ class Trainer:
             "data": self.loader.state_dict(),
             "rng": {"tensors": {k: ckpt.encode_bytes_tensor(v) for k, v in rng_tensors.items()}, **rng_meta},
             "best": self.best,
+            "last_eval": {"step": self.last_eval_step, "results": self.last_eval},
             "window": {"sums": self.window, "n": self.window_n},
             "elapsed_s": self.elapsed,
             "recipe_hash": recipe_hash(self.recipe),
@@ -175,6 +235,8 @@ class Trainer:
         rng = state["rng"]
         set_rng_state({k: ckpt.decode_bytes_tensor(v) for k, v in rng["tensors"].items()}, rng)
         self.best = state["best"]
+        self.last_eval_step = state["last_eval"]["step"]
+        self.last_eval = state["last_eval"]["results"]
         self.window, self.window_n = dict(state["window"]["sums"]), int(state["window"]["n"])
         self.elapsed = float(state["elapsed_s"])
 
@@ -219,6 +281,7 @@ class Trainer:
         lr = 0.0
         for opt in self.optimizers.values():
             lr = set_lr(opt, r.optim.lr, factor)
+        self._position = self.loader.state_dict()  # where this step's first micro-batch starts
         if self.task.has_custom_step:
             batch = _to(self.loader.next(), self.device, r.channels_last)
             out = self.task.custom_step(self.forward_model, batch, self.optimizers, self)
@@ -227,27 +290,33 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
         sums: dict[str, float] = {}
         for micro in range(accum):
-            position = self.loader.state_dict()
             batch = _to(self.loader.next(), self.device, r.channels_last)
             with self._autocast():
                 loss, logs = self.task.training_loss(self.forward_model, batch)
-            if not torch.isfinite(loss):
-                self._non_finite("loss", position, micro, float(loss))
+            self.check_finite("loss", loss, micro)
             (loss / accum).backward()
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + float(v) / accum
         params = [p for p in self.model.parameters() if p.grad is not None]
+        # the norm is measured before any clipping: clipping would turn inf into a finite value
+        gnorm = torch.nn.utils.get_total_norm([p.grad for p in params]) if params else torch.tensor(0.0)
+        self.check_finite("gradient", gnorm, accum - 1)
         if r.optim.grad_clip_value is not None:
             torch.nn.utils.clip_grad_value_(params, r.optim.grad_clip_value)
         if r.optim.grad_clip_norm is not None:
-            gnorm = torch.nn.utils.clip_grad_norm_(params, r.optim.grad_clip_norm)
-        else:
-            gnorm = torch.nn.utils.get_total_norm([p.grad for p in params]) if params else torch.tensor(0.0)
-        if not torch.isfinite(gnorm):
-            self._non_finite("gradient", self.loader.state_dict(), accum - 1, float(gnorm))
+            torch.nn.utils.clip_grad_norm_(params, r.optim.grad_clip_norm)
         for opt in self.optimizers.values():
             opt.step()
         return {**sums, "lr": lr, "grad_norm": float(gnorm)}
+
+    def check_finite(self, what: str, value: torch.Tensor, micro: int = 0) -> None:
+        """Stop the run (before any optimiser step) if ``value`` is NaN or ±inf.
+
+        The standard step calls this for the loss and the gradient norm; a task with its own
+        step calls ``ctx.check_finite(...)`` before its optimisers step.
+        """
+        if not bool(torch.isfinite(value).all()):
+            self._non_finite(what, self._position, micro, float(value.detach().float().flatten()[0]))
 
     def _non_finite(self, what: str, position: dict[str, int], micro: int, value: float) -> None:
         bad_params = [
@@ -258,7 +327,7 @@ class Trainer:
             "value": repr(value),
             "step": self.step,  # the optimiser step that would have been taken (0-based)
             "epoch": position["epoch"],
-            "batch": position["batch"],  # batch index within the epoch
+            "batch": position["batch"],  # index within the epoch of the step's first micro-batch
             "micro_batch": micro,
             "parameters_with_non_finite_grad": bad_params[:20],
         }
@@ -274,19 +343,29 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
+        with _RunLock(self.run_dir):
+            return self._fit()
+
+    def _fit(self) -> dict[str, Any]:
         r = self.recipe
         if self._resuming:
+            if (self.run_dir / "summary.json").exists():
+                raise RunDirError(
+                    f"run {self.run_dir} has already finished (summary.json exists); start a new run to train more"
+                )
             good, skipped = ckpt.find_resumable(self.ckpt_dir)
             for line in skipped:
                 log.warning("skipping bad checkpoint: %s", line)
             if good is None:
-                if skipped or (self.run_dir / "summary.json").exists():
+                if skipped:
                     raise CheckpointError(f"no valid checkpoint to resume in {self.ckpt_dir}")
                 log.warning("no checkpoint in %s yet: starting the run from step 0", self.ckpt_dir)
                 self.metrics.truncate_after(-1)
+                self.timing.truncate_after(-1)
             else:
                 self._load_state(ckpt.load_checkpoint(good, self.model, self.optimizers, self.device))
                 self.metrics.truncate_after(self.step)
+                self.timing.truncate_after(self.step)
                 log.info("resumed %s at step %d", self.run_dir, self.step)
         else:
             atomic_write_text(self.run_dir / "recipe.yaml", recipe_to_yaml(r))
@@ -325,7 +404,7 @@ class Trainer:
                     t_window, steps_window = now, 0
                     rec = {k: v / self.window_n for k, v in self.window.items()}
                     rec["lr"] = logs["lr"]
-                    self._log("train", rec, tb, extra={"samples_per_s": rate})
+                    self._log("train", rec, tb, samples_per_s=rate)
                     progress.update(self.step, rec)
                     self.window, self.window_n = {}, 0
                 else:
@@ -341,8 +420,8 @@ class Trainer:
             progress.close()
         self.elapsed = time.perf_counter() - start
 
-        # final evaluation (at the last step, unless an early stop just evaluated it)
-        if status != "early_stopped":
+        # the final evaluation, unless this step was just evaluated (early stop, time budget, resume)
+        if self.last_eval_step != self.step:
             self._evaluate_and_track(tb, final=True)
         self._save()
         best_dir = self.ckpt_dir / "best"
@@ -365,22 +444,13 @@ class Trainer:
             if m:
                 results[split] = m
                 self._log(split, m, tb)
-        self.last_eval = results
+        self.last_eval, self.last_eval_step = results, self.step
         if "val" not in results:
             return False
-        metric = r.eval.metric
-        if metric not in results["val"]:
-            raise ConfigError(
-                f"eval.metric: '{metric}' is not reported by task '{r.task.name}'; "
-                f"choose from {', '.join(results['val'])}"
-            )
-        value = results["val"][metric]
+        value = results["val"][r.eval.metric]
         best = self.best["value"]
-        improved = best is None or (
-            value > best + r.eval.early_stopping.min_delta
-            if r.eval.mode == "max"
-            else value < best - r.eval.early_stopping.min_delta
-        )
+        delta = r.eval.early_stopping.min_delta
+        improved = best is None or (value > best + delta if self.eval_mode == "max" else value < best - delta)
         if improved:
             self.best = {"value": value, "step": self.step, "evals_since": 0}
             if r.checkpoint.best:
@@ -390,13 +460,16 @@ class Trainer:
         patience = r.eval.early_stopping.patience
         return bool(patience is not None and not final and self.best["evals_since"] >= patience)
 
-    def _log(self, split: str, metrics: dict[str, float], tb, extra: dict[str, float] | None = None) -> None:
+    def _log(self, split: str, metrics: dict[str, float], tb, samples_per_s: float | None = None) -> None:
+        """Values go to metrics.jsonl (identical for the same seed on the same machine); wall-clock
+        figures go to timing.jsonl."""
         rec = {"step": self.step, "epoch": round(self.loader.epochs_done, 6), "split": split}
         rec.update({k: float(v) for k, v in metrics.items()})
-        rec["time_s"] = round(self.elapsed, 4)
-        if extra:
-            rec.update(extra)
         self.metrics.write(rec)
+        timing = {"step": self.step, "split": split, "time_s": round(self.elapsed, 4)}
+        if samples_per_s is not None:
+            timing["samples_per_s"] = round(samples_per_s, 1)
+        self.timing.write(timing)
         if tb is not None:
             for k, v in metrics.items():
                 tb.add_scalar(f"{split}/{k}", float(v), self.step)
@@ -458,7 +531,7 @@ def load_summary(run_dir: str | Path) -> dict[str, Any]:
     return read_json(Path(run_dir) / "summary.json")
 
 
-def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "best") -> dict[str, Any]:
+def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "auto") -> dict[str, Any]:
     """Re-evaluate a finished (or interrupted) run from its checkpoint: ``archlab eval``."""
     from archlab.config import load_recipe
 
@@ -472,6 +545,8 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "be
     device = resolve_device(recipe.device)
     model = task.build_model(recipe.model).to(device)
     root = run_dir / "checkpoints"
+    if checkpoint == "auto":  # the weights summary.json reports
+        checkpoint = "best" if recipe.eval.restore_best else "last"
     if checkpoint == "best" and (root / "best").exists():
         chosen = root / "best"
     elif checkpoint in ("best", "last"):

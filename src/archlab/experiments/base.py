@@ -36,6 +36,9 @@ class Experiment:
     title: ClassVar[str]
     claim: ClassVar[str]
 
+    def validate(self, *, quick: bool = False, options: dict[str, Any] | None = None) -> None:
+        """Check the options (recipes, models, data) before any directory is created."""
+
     def run(self, out_dir: Path, *, quick: bool = False, options: dict[str, Any] | None = None) -> ExperimentResult:
         raise NotImplementedError
 
@@ -62,6 +65,7 @@ def run_experiment(
     on_start: Callable[[Path], None] | None = None,
 ) -> tuple[Path, ExperimentResult]:
     cls = EXPERIMENTS.get(name)
+    cls().validate(quick=quick, options=options)
     out = out_dir or new_run_dir(runs_dir, f"{name}{'-quick' if quick else ''}")
     if on_start:
         on_start(out)

@@ -27,13 +27,13 @@ from archlab.config import (
     shipped_recipes,
     validate_recipe,
 )
-from archlab.data import dataset_info
+from archlab.data import dataset_info, load_dataset
 from archlab.engine import Trainer
 from archlab.engine.rundir import new_run_dir
 from archlab.experiments.base import Experiment, ExperimentResult, register_experiment
 from archlab.registry import get_model_entry
 from archlab.report import write_compare_report
-from archlab.utils.errors import ConfigError, did_you_mean
+from archlab.utils.errors import ArchlabError, ConfigError
 from archlab.utils.io import atomic_write_json
 
 # the MNIST-1D inductive-bias comparison (Greydanus & Kobak 2024, Table 1 and Fig. 3)
@@ -52,10 +52,10 @@ def recipe_for(model: str, data: str, overrides: dict[str, Any] | None = None) -
         return load_recipe(shipped[key], overrides)
     default = f"{data}/default"
     if default not in shipped:
-        have = sorted({k.split("/")[0] for k in shipped})
+        have = sorted(k.split("/")[0] for k in shipped if k.endswith("/default"))
         raise ConfigError(
-            f"--data: no recipes ship for '{data}'{did_you_mean(data, have)}; datasets with recipes: "
-            f"{', '.join(have)}"
+            f"--data: no recipe '{key}' or '{default}' ships; compare works on data sets with a default recipe "
+            f"({', '.join(have)}), or pass models that have a recipe for '{data}'"
         )
     raw = yaml.safe_load(shipped[default].read_text())
     raw["model"] = {"name": model}
@@ -70,11 +70,23 @@ def default_jobs() -> int:
 
 
 def _train_one(recipe: dict[str, Any], run_dir: str, threads: int | None) -> dict[str, Any]:
+    """One (model, seed) run; a user-facing error comes back as data (it crosses a process boundary)."""
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
-    return Trainer(validate_recipe(recipe), run_dir=run_dir, quiet=True).fit()
+    try:
+        return Trainer(validate_recipe(recipe), run_dir=run_dir, quiet=True).fit()
+    except ArchlabError as e:
+        return {"error": str(e), "exit_code": e.exit_code}
+
+
+def _check(model: str, seed: int, summary: dict[str, Any], run_dir: str) -> dict[str, Any]:
+    if "error" in summary:
+        err = ArchlabError(f"compare: {model} seed {seed} failed ({run_dir}): {summary['error']}")
+        err.exit_code = summary["exit_code"]
+        raise err
+    return summary
 
 
 def _stats(values: list[float]) -> dict[str, Any]:
@@ -110,6 +122,9 @@ def run_compare(
     budgets = {m: r.budget.model_dump() for m, r in recipes.items()}
     if len({str(b) for b in budgets.values()}) > 1:
         raise ConfigError(f"compare: recipes disagree on the budget {budgets}; pass budget.steps=N to align them")
+    # load the data once here: a download (or generation) happens before the workers start
+    for split in ("train", "test"):
+        load_dataset(data, split, data_dir=recipes[models[0]].data.data_dir)
     out = out_dir or new_run_dir(runs_dir, f"compare-{data}")
     info = dataset_info(data)
     metric = "accuracy" if info.task == "classification" else "rmse"
@@ -125,7 +140,7 @@ def run_compare(
     summaries: dict[tuple[str, int], dict[str, Any]] = {}
     if workers == 1:
         for m, seed, rd, run_dir in jobs_list:
-            summaries[m, seed] = _train_one(rd, run_dir, None)
+            summaries[m, seed] = _check(m, seed, _train_one(rd, run_dir, None), run_dir)
             if on_run:
                 on_run(m, seed, summaries[m, seed])
     else:
@@ -134,12 +149,18 @@ def run_compare(
         threads = max(1, (os.cpu_count() or 1) // workers)
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {pool.submit(_train_one, rd, run_dir, threads): (m, seed) for m, seed, rd, run_dir in jobs_list}
-            for fut in as_completed(futures):
-                m, seed = futures[fut]
-                summaries[m, seed] = fut.result()
-                if on_run:
-                    on_run(m, seed, summaries[m, seed])
+            futures = {
+                pool.submit(_train_one, rd, run_dir, threads): (m, seed, run_dir) for m, seed, rd, run_dir in jobs_list
+            }
+            try:
+                for fut in as_completed(futures):
+                    m, seed, run_dir = futures[fut]
+                    summaries[m, seed] = _check(m, seed, fut.result(), run_dir)
+                    if on_run:
+                        on_run(m, seed, summaries[m, seed])
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)  # fail fast: the queued runs never start
+                raise
     rows = []
     for m in models:
         ss = [summaries[m, seed] for seed in seeds]
@@ -188,6 +209,12 @@ class InductiveBias(Experiment):
         "permuting the positions (shuffled MNIST-1D) removes the CNN's and GRU's advantage "
         "(56% and 57%) — Greydanus & Kobak 2024."
     )
+
+    def validate(self, *, quick: bool = False, options: dict[str, Any] | None = None) -> None:
+        options = options or {}
+        data = options.get("data", "mnist1d")
+        for m in options.get("models", INDUCTIVE_BIAS_MODELS):
+            recipe_for(m, data, options.get("overrides"))
 
     def run(self, out_dir: Path, *, quick: bool = False, options: dict[str, Any] | None = None) -> ExperimentResult:
         options = dict(options or {})

@@ -46,6 +46,8 @@ class Task:
                 f"task.loss: '{loss}' is not a {self.name} loss{did_you_mean(loss, self.losses)}; "
                 f"valid: {', '.join(self.losses)}"
             )
+        if spec.label_smoothing and loss != "cross_entropy":
+            raise ConfigError(f"task.label_smoothing: applies to the cross_entropy loss only, not '{loss}'")
         self.spec, self.info, self.loss_name = spec, info, loss
 
     # -- model -----------------------------------------------------------------------------

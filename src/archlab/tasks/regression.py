@@ -9,6 +9,7 @@ from torch import nn
 
 from archlab.tasks.base import Batch, Task, register_task
 from archlab.tasks.losses import mae, mse
+from archlab.utils.errors import ShapeError
 
 
 @register_task
@@ -21,9 +22,18 @@ class RegressionTask(Task):
     def loss_fn(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return mse(pred, y) if self.loss_name == "mse" else mae(pred, y)
 
+    @staticmethod
+    def _match(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if pred.numel() != y.numel():
+            raise ShapeError(
+                f"model output {tuple(pred.shape)} does not match the target {tuple(y.shape)}; "
+                f"set model.num_classes={y[0].numel()} (the number of regression outputs)"
+            )
+        return pred.reshape(y.shape)
+
     def training_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         x, y = batch
-        pred = model(x).float().reshape(y.shape)
+        pred = self._match(model(x).float(), y)
         loss = self.loss_fn(pred, y)
         return loss, {"loss": loss.detach()}
 
@@ -31,7 +41,7 @@ class RegressionTask(Task):
     def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
         preds, ys = [], []
         for x, y in batches:
-            preds.append(model(x).float().reshape(y.shape))
+            preds.append(self._match(model(x).float(), y))
             ys.append(y.float())
         p, y = torch.cat(preds), torch.cat(ys)
         err = p - y
