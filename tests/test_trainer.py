@@ -129,7 +129,7 @@ def test_a_task_can_own_the_step(tmp_path):
             loss.backward()
             for opt in optimizers.values():
                 opt.step()
-            return {"loss": float(loss)}
+            return {"loss": float(loss.detach())}
 
     trainer.task = OwnStep(task.spec, task.info)
     s = trainer.fit()
