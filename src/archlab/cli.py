@@ -237,7 +237,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         console.print(_compare_table(rec))
         if rec.get("augment"):
             console.print(f"set-up: every model trained with data.augment={rec['augment']} "
-                          "(the published numbers used none; `--set data.augment=[]` reproduces that set-up)")
+                          "(the published numbers used none; `--set 'data.augment=[]'` reproduces that set-up)")
         console.print(result.verdict)
         console.print(f"report: {out / 'report.html'}")
         return 0
