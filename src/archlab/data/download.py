@@ -167,10 +167,17 @@ def extract_tar(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> list
         tmp = Path(tempfile.mkdtemp(dir=dest, prefix=".extract-"))
         try:
             try:
-                if hasattr(tarfile, "data_filter"):
-                    tf.extractall(tmp, members=members, filter="data")
-                else:  # pragma: no cover - Python without extraction filters
-                    tf.extractall(tmp, members=members)
+                for m in members:  # only directories and regular files passed the member check
+                    target = tmp / m.name
+                    if m.isdir():
+                        target.mkdir(parents=True, exist_ok=True)
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    src = tf.extractfile(m)
+                    if src is None:
+                        raise DataError(f"{archive}: member '{m.name}' has no data; download it again")
+                    with src, open(target, "wb") as out:
+                        shutil.copyfileobj(src, out)
             except (tarfile.TarError, OSError, EOFError) as e:
                 raise DataError(f"{archive}: extraction failed ({e}); delete it and download it again") from e
             tops = sorted(p.name for p in tmp.iterdir())

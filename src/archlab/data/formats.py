@@ -3,18 +3,17 @@
 Both raise :class:`DataError` with a one-line message naming the file for every way a file can be
 wrong (missing, bad magic, truncated, corrupt gzip, wrong contents).
 
-CIFAR-10 batches are python pickles. They are never read with the unrestricted unpickler:
-:class:`RestrictedUnpickler` resolves exactly the globals a numpy array needs
-(``numpy.core.multiarray._reconstruct``, ``numpy.ndarray``, ``numpy.dtype``) and refuses every
-other one, so a doctored file cannot run code.
+CIFAR-10 batches are python pickles. They are never given to ``pickle``: :func:`restricted_loads`
+interprets the few opcodes a batch uses (dicts, lists, strings, numbers, numeric numpy arrays),
+admits only numpy's array reconstruction as a global, and refuses everything else, so a
+doctored file cannot run code.
 """
 
 from __future__ import annotations
 
 import gzip
-import io
 import os
-import pickle
+import pickletools
 import zlib
 from pathlib import Path
 from typing import Any
@@ -102,40 +101,176 @@ def write_idx(path: str | os.PathLike, arr: np.ndarray, *, compress: bool | None
 # ------------------------------------------------------------------------------------------ pickles
 
 
-def _numpy_reconstruct() -> Any:
-    try:  # numpy >= 2
-        from numpy._core.multiarray import _reconstruct
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core.multiarray import _reconstruct
-    return _reconstruct
+class UnsafePickleError(ValueError):
+    """A pickle that names a global outside the allow-list, or uses an opcode we do not interpret."""
 
 
+class _Global:
+    def __init__(self, name: str):
+        self.name = name
+
+
+_RECONSTRUCT, _NDARRAY, _DTYPE = _Global("_reconstruct"), _Global("ndarray"), _Global("dtype")
 # The only globals a CIFAR batch may name: what a pickled numpy array needs, nothing else.
-_SAFE_GLOBALS: dict[tuple[str, str], Any] = {
-    ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct(),
-    ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct(),  # the numpy 2 spelling
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
+_SAFE_GLOBALS: dict[tuple[str, str], _Global] = {
+    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,  # the numpy 2 spelling
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): _DTYPE,
 }
 
 
-class UnsafePickleError(pickle.UnpicklingError):
-    """A pickle that names a global outside the allow-list."""
+class _Pending:
+    """An object under construction (REDUCE made it, BUILD fills it in)."""
+
+    def __init__(self, kind: _Global, args: tuple):
+        self.kind, self.args, self.value = kind, args, None
+
+    def build(self, state: Any) -> None:
+        if self.kind is _DTYPE:  # np.dtype('u1', align, copy) with state (ver, byteorder, ...)
+            dt = np.dtype(_text(self.args[0]))
+            order = _text(state[1]) if isinstance(state, tuple) and len(state) > 1 else "|"
+            self.value = dt.newbyteorder(order) if order in "<>" and dt.byteorder not in "|" else dt
+        elif self.kind is _RECONSTRUCT:  # ndarray state: ([version,] shape, dtype, is_fortran, raw bytes)
+            shape, dtype, fortran, raw = state[-4:]
+            dtype = _resolve(dtype)
+            if not isinstance(dtype, np.dtype) or dtype.hasobject or not isinstance(raw, bytes | bytearray):
+                raise UnsafePickleError("only plain numeric numpy arrays are allowed")
+            arr = np.frombuffer(bytes(raw), dtype=dtype)
+            self.value = arr.reshape(tuple(shape), order="F" if fortran else "C").copy()
+        else:
+            raise UnsafePickleError(f"cannot build a '{self.kind.name}'")
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only the numpy array reconstruction globals and refuses the rest."""
+def _text(x: Any) -> str:
+    return x.decode("latin-1") if isinstance(x, bytes | bytearray) else str(x)
 
-    def find_class(self, module: str, name: str) -> Any:
-        obj = _SAFE_GLOBALS.get((module, name))
-        if obj is None:
-            raise UnsafePickleError(f"global '{module}.{name}' is not allowed")
-        return obj
+
+def _resolve(x: Any) -> Any:
+    """Replace finished :class:`_Pending` objects by their values, recursively."""
+    if isinstance(x, _Pending):
+        if x.value is None:
+            raise UnsafePickleError(f"incomplete '{x.kind.name}' object")
+        return x.value
+    if isinstance(x, dict):
+        return {_resolve(k): _resolve(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_resolve(v) for v in x]
+    if isinstance(x, tuple):
+        return tuple(_resolve(v) for v in x)
+    return x
+
+
+_PY2_STRINGS = {"STRING", "BINSTRING", "SHORT_BINSTRING"}  # python-2 str: kept as bytes
+_LITERALS = {
+    "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
+    "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8",
+}
 
 
 def restricted_loads(data: bytes) -> Any:
-    """``pickle.loads`` with :class:`RestrictedUnpickler` and ``encoding="bytes"`` (python-2 pickles)."""
-    return RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
+    """Decode a pickle of dicts, lists, tuples, numbers, strings and numeric numpy arrays.
+
+    This is not ``pickle``: it walks the opcodes with :func:`pickletools.genops` (a disassembler
+    that executes nothing) on a small stack machine of its own. Globals other than numpy's array
+    reconstruction are refused, and so is every opcode outside that subset, so a doctored file
+    cannot run code. Python-2 strings come back as ``bytes`` (as ``encoding="bytes"`` would).
+    """
+    stack: list[Any] = []
+    marks: list[int] = []
+    memo: dict[int, Any] = {}
+
+    def pop_mark() -> list[Any]:
+        start = marks.pop()
+        items = stack[start:]
+        del stack[start:]
+        return items
+
+    try:
+        ops = list(pickletools.genops(data))
+    except Exception as e:  # the disassembler raises ValueError & co. on truncated or garbled input
+        raise ValueError(f"not a readable pickle ({e})") from None
+    for op, arg, _pos in ops:
+        name = op.name
+        if name in ("PROTO", "FRAME"):
+            continue
+        if name == "STOP":
+            if len(stack) != 1:
+                raise ValueError("malformed pickle (stack not empty at STOP)")
+            return _resolve(stack[0])
+        if name in _LITERALS:
+            stack.append(arg)
+        elif name in _PY2_STRINGS:
+            stack.append(arg.encode("latin-1") if isinstance(arg, str) else bytes(arg))
+        elif name == "NONE":
+            stack.append(None)
+        elif name in ("NEWTRUE", "NEWFALSE"):
+            stack.append(name == "NEWTRUE")
+        elif name == "MARK":
+            marks.append(len(stack))
+        elif name == "POP":
+            stack.pop()
+        elif name == "POP_MARK":
+            pop_mark()
+        elif name == "EMPTY_DICT":
+            stack.append({})
+        elif name == "DICT":
+            items = pop_mark()
+            stack.append(dict(zip(items[::2], items[1::2])))
+        elif name == "SETITEM":
+            value, key = stack.pop(), stack.pop()
+            stack[-1][key] = value
+        elif name == "SETITEMS":
+            items = pop_mark()  # before reading stack[-1]: the dict sits under the mark
+            stack[-1].update(zip(items[::2], items[1::2]))
+        elif name == "EMPTY_LIST":
+            stack.append([])
+        elif name == "LIST":
+            stack.append(pop_mark())
+        elif name == "APPEND":
+            value = stack.pop()
+            stack[-1].append(value)
+        elif name == "APPENDS":
+            items = pop_mark()  # before reading stack[-1]: the list sits under the mark
+            stack[-1].extend(items)
+        elif name == "EMPTY_TUPLE":
+            stack.append(())
+        elif name == "TUPLE":
+            stack.append(tuple(pop_mark()))
+        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+            n = int(name[-1])
+            items = tuple(stack[-n:])
+            del stack[-n:]
+            stack.append(items)
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[int(arg)] = stack[-1]
+        elif name == "MEMOIZE":
+            memo[len(memo)] = stack[-1]
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            stack.append(memo[int(arg)])
+        elif name in ("GLOBAL", "STACK_GLOBAL"):
+            if name == "GLOBAL":
+                module, _, attr = str(arg).partition(" ")
+            else:
+                attr, module = stack.pop(), stack.pop()
+            found = _SAFE_GLOBALS.get((_text(module), _text(attr)))
+            if found is None:
+                raise UnsafePickleError(f"global '{_text(module)}.{_text(attr)}' is not allowed")
+            stack.append(found)
+        elif name == "REDUCE":
+            args, func = stack.pop(), stack.pop()
+            if func not in (_RECONSTRUCT, _DTYPE):
+                raise UnsafePickleError("only numpy array and dtype construction may be called")
+            stack.append(_Pending(func, args))
+        elif name == "BUILD":
+            state = stack.pop()
+            target = stack[-1]
+            if not isinstance(target, _Pending):
+                raise UnsafePickleError("BUILD on an object that is not a numpy array or dtype")
+            target.build(state)
+        else:
+            raise UnsafePickleError(f"pickle opcode {name} is not allowed")
+    raise ValueError("truncated pickle (no STOP)")
 
 
 # ------------------------------------------------------------------------------------------ CIFAR-10
