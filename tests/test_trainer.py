@@ -143,3 +143,18 @@ def test_torch_compile_flag(tmp_path):
     assert s["test"]["accuracy"] > 0.2
     # the checkpoint holds the unwrapped module's keys (no `_orig_mod.` prefix)
     assert all(not k.startswith("_orig_mod") for k in _weights(s))
+
+
+def test_eval_mode_follows_the_metric(tmp_path):
+    from archlab.tasks import higher_is_better
+
+    assert higher_is_better("accuracy") and higher_is_better("r2")
+    assert not higher_is_better("loss") and not higher_is_better("val/rmse")
+    t = Trainer(load_recipe(tiny_recipe(**{"eval.metric": "loss"})), runs_dir=tmp_path)
+    assert t.eval_mode == "min"
+    assert Trainer(load_recipe(tiny_recipe()), runs_dir=tmp_path).eval_mode == "max"
+    # a min-metric run keeps the checkpoint with the lowest validation loss
+    s = t.fit()
+    vals = [json.loads(x) for x in (Path(s["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    val_loss = {r["step"]: r["loss"] for r in vals if r["split"] == "val"}
+    assert s["best"]["step"] == min(val_loss, key=val_loss.get)

@@ -32,6 +32,8 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 # -- commands -----------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
+    import torch
+
     from archlab.registry import create_model, get_model_entry, list_models
     from archlab.utils.counting import count_params, human
 
@@ -40,7 +42,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         table.add_column(col, justify="right" if col == "params" else "left")
     for name in list_models(args.family):
         e = get_model_entry(name)
-        n = count_params(create_model(name))
+        with torch.device("meta"):  # shapes only: counting needs no memory, even for big models
+            n = count_params(create_model(name))
         table.add_row(name, e.family, human(n), ", ".join(e.tasks), e.paper)
     console.print(table)
     return 0

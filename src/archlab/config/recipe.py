@@ -159,7 +159,7 @@ def _fields_at(loc: tuple, model: type[BaseModel] = Recipe) -> list[str]:
     return []
 
 
-def _format_error(e: ValidationError, value_of: dict) -> str:
+def _format_error(e: ValidationError) -> str:
     err = e.errors()[0]
     loc = tuple(str(p) for p in err["loc"])
     path = ".".join(loc) or "<recipe>"
@@ -179,7 +179,7 @@ def validate_recipe(raw: dict[str, Any]) -> Recipe:
     try:
         return Recipe.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(_format_error(e, raw)) from None
+        raise ConfigError(_format_error(e)) from None
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 The trainer knows optimisers, schedules, budgets, precision, checkpoints and logs; the task
 knows the loss, the metrics and (for GANs) the whole step. Nothing here names a family.
 
-A step is: ``accum_steps`` micro-batches (forward under autocast, ``loss / accum`` backward) →
-non-finite check on loss and gradients → clip → every optimiser steps → lr update. Logs,
+A step is: set the step's learning rate → ``accum_steps`` micro-batches (forward under autocast,
+finite-loss check, ``loss / accum`` backward) → gradient norm and finite check (before clipping,
+which would hide an inf) → clip → every optimiser steps. Logs,
 evaluation and checkpoints happen between steps. Everything a step depends on — weights,
 optimiser state, RNG states, data position, logging window, best metric — is in the
 checkpoint, so ``resume`` continues bit-identically on the same machine.
@@ -31,7 +32,7 @@ from archlab.engine.optim import build_optimizer, lr_factor, set_lr
 from archlab.engine.progress import Progress
 from archlab.engine.rundir import MetricsLog, check_writable, new_run_dir
 from archlab.registry import get_model_entry
-from archlab.tasks import Task, build_task
+from archlab.tasks import Task, build_task, higher_is_better
 from archlab.utils.counting import count_flops, count_params
 from archlab.utils.env import hardware, versions
 from archlab.utils.errors import CheckpointError, ConfigError, NonFiniteError, RunDirError, did_you_mean
@@ -39,8 +40,6 @@ from archlab.utils.io import atomic_write_json, atomic_write_text, read_json
 from archlab.utils.seed import derive_seed, get_rng_state, seed_everything, set_rng_state
 
 log = logging.getLogger("archlab")
-
-LOWER_IS_BETTER = {"loss", "mse", "mae", "rmse"}
 
 
 class _RunLock:
@@ -166,7 +165,7 @@ class Trainer:
                 f"eval.metric: '{r.eval.metric}' is not reported by task '{r.task.name}'"
                 f"{did_you_mean(r.eval.metric, self.task.metrics)}; choose from {', '.join(self.task.metrics)}"
             )
-        self.eval_mode = r.eval.mode or ("min" if r.eval.metric in LOWER_IS_BETTER else "max")
+        self.eval_mode = r.eval.mode or ("max" if higher_is_better(r.eval.metric) else "min")
 
         self.model: nn.Module = self.task.build_model(r.model).to(self.device)
         if r.channels_last:

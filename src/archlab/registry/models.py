@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import textwrap
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,13 +49,12 @@ class ModelEntry:
         marker = "Equations:"
         if marker not in doc:
             return ""
-        text = doc.split(marker, 1)[1]
         lines = []
-        for line in text.splitlines()[1:] if not text.splitlines()[0].strip() else text.splitlines():
-            if line and not line.startswith(" ") and line.rstrip().endswith(":"):
-                break  # next section
+        for line in doc.split(marker, 1)[1].splitlines()[1:]:
+            if line.strip() and not line.startswith(" "):
+                break  # the indented block has ended
             lines.append(line)
-        return inspect.cleandoc("\n".join(lines)).strip()
+        return textwrap.dedent("\n".join(lines)).strip()
 
 
 MODELS: Registry[ModelEntry] = Registry("model", error=lambda n, c: UnknownModelError(n, c))
@@ -132,21 +133,15 @@ def validate_model_overrides(name: str, overrides: dict[str, Any], prefix: str =
                 f"{prefix}.{key}: unknown option for model '{name}'{did_you_mean(key, fields)}; "
                 f"valid: {', '.join(sorted(fields))}"
             )
+    hints = typing.get_type_hints(entry.config)  # resolves `from __future__ import annotations` strings
     out: dict[str, Any] = {}
     for key, value in overrides.items():
         try:
-            out[key] = TypeAdapter(fields[key].type if not isinstance(fields[key].type, str)
-                                   else _resolve_type(entry.config, key)).validate_python(value)
+            out[key] = TypeAdapter(hints[key]).validate_python(value)
         except ValidationError as e:
             msg = e.errors()[0]["msg"]
             raise ConfigError(f"{prefix}.{key}: {msg} (got {value!r})") from None
     return out
-
-
-def _resolve_type(cls: type, key: str) -> Any:
-    import typing
-
-    return typing.get_type_hints(cls)[key]
 
 
 def create_model(name: str, **overrides: Any) -> nn.Module:

@@ -26,12 +26,12 @@ from typing import Any
 
 from archlab.engine.rundir import read_metrics
 from archlab.report import figures as figs
+from archlab.tasks import higher_is_better
 from archlab.utils.errors import RunDirError
 from archlab.utils.io import atomic_write_text, read_json
 
 _NUMERIC = re.compile(r"[-+]?\d[\d.,]*[\sKMGT%smh±\d.,]*")  # "5.2K", "93.50 ± 0.41%", "4m 05s"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-HIGHER_IS_BETTER = {"accuracy", "r2", "top5_accuracy", "f1", "auc"}
 RUN_METRICS = ("accuracy", "r2", "rmse", "mse", "mae")  # a run's headline metric, by preference
 
 # ----------------------------------------------------------------------------- formatting
@@ -310,10 +310,6 @@ def _fig_dir(d: Path) -> Path:
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
-
-
-def higher_is_better(metric: str) -> bool:
-    return metric in HIGHER_IS_BETTER or "accuracy" in metric
 
 
 def _best_index(values: Sequence[Any], metric: str) -> int | None:

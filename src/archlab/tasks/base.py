@@ -26,6 +26,14 @@ from archlab.utils.errors import ConfigError, UnknownNameError, did_you_mean
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
+# metrics where smaller is better; every other metric (accuracy, r2, bleu …) is maximised.
+# The trainer (best checkpoint, early stopping) and the report (the best row) both read this.
+LOWER_IS_BETTER = frozenset({"loss", "mse", "mae", "rmse", "perplexity", "wer", "per", "fid"})
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric.split("/")[-1] not in LOWER_IS_BETTER
+
 
 class Task:
     name: ClassVar[str]
