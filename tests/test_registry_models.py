@@ -73,7 +73,8 @@ def test_model_forward_backward_and_roundtrip(name, tmp_path):
     """Every registered model: declared output shape, finite, a gradient on every parameter,
     and a safetensors round trip that reproduces the outputs."""
     torch.manual_seed(0)
-    model = create_model(name)
+    overrides = get_model_entry(name).test_overrides
+    model = create_model(name, **overrides)
     x = torch.randn(3, *model.input_shape)
     out = model(x)
     assert out.shape == (3, model.config.num_classes)
@@ -84,7 +85,7 @@ def test_model_forward_backward_and_roundtrip(name, tmp_path):
         assert torch.isfinite(p.grad).all()
     path = tmp_path / "m.safetensors"
     save_model(model, str(path))
-    clone = create_model(name)
+    clone = create_model(name, **overrides)
     load_model(clone, str(path))
     model.eval()
     clone.eval()
@@ -93,7 +94,7 @@ def test_model_forward_backward_and_roundtrip(name, tmp_path):
 
 @pytest.mark.parametrize("name", list_models())
 def test_forward_features_and_head_compose(name):
-    model = create_model(name).eval()
+    model = create_model(name, **get_model_entry(name).test_overrides).eval()
     x = torch.randn(2, *model.input_shape)
     torch.testing.assert_close(model.forward_head(model.forward_features(x)), model(x))
 

@@ -38,6 +38,9 @@ class ModelEntry:
     tasks: tuple[str, ...] = ("classification",)
     defaults: dict[str, Any] = field(default_factory=dict)  # this variant's overrides of the config
     description: str = ""
+    # overrides the registry-wide smoke test builds with (timm's ``test_input_size`` idea): a small
+    # input for ImageNet-sized networks so that every model is checked in seconds
+    test_overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def module(self) -> str:
@@ -67,6 +70,7 @@ def register_model(
     paper: str,
     tasks: tuple[str, ...] | list[str] = ("classification",),
     defaults: dict[str, Any] | None = None,
+    test_overrides: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register a builder under its own function name (the registry name equals the builder)."""
     if not dataclasses.is_dataclass(config):
@@ -74,7 +78,8 @@ def register_model(
 
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         defaults_ = dict(defaults or {})
-        bad = set(defaults_) - {f.name for f in dataclasses.fields(config)}
+        known = {f.name for f in dataclasses.fields(config)}
+        bad = (set(defaults_) | set(test_overrides or {})) - known
         if bad:
             raise RegistryError(f"{fn.__name__}: defaults name unknown config fields {sorted(bad)}")
         doc = inspect.getdoc(fn) or ""
@@ -88,6 +93,7 @@ def register_model(
                 paper=paper,
                 tasks=tuple(tasks),
                 defaults=defaults_,
+                test_overrides=dict(test_overrides or {}),
                 description=doc.splitlines()[0] if doc else "",
             ),
         )

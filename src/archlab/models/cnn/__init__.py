@@ -1,5 +1,7 @@
-"""Convolutional family."""
+"""Convolutional family: one architecture per module; importing this package registers them all."""
 
-from archlab.models.cnn.cnn1d import CNN1d, CNN1dConfig, cnn1d
+import importlib
+import pkgutil
 
-__all__ = ["CNN1d", "CNN1dConfig", "cnn1d"]
+for _m in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_m.name}")
