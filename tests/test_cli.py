@@ -27,6 +27,9 @@ def test_list_and_info(capsys):
     assert "FLOPs" in out and "multiply-accumulates" in out
     assert "h_1 = ReLU(conv" in out  # the equations of the file
     assert "channels" in out  # the config table
+    assert main(["info", "mlp", "--set", "in_shape=[1, 8, 8]", "--set", "depth=1", "--set", "width=10"]) == 0
+    out = capsys.readouterr().out
+    assert f"{64 * 10 + 10 + 10 * 10 + 10:,}" in out and "at input (1, 1, 8, 8)" in out
 
 
 def test_data_and_recipes_listing(capsys):
@@ -46,6 +49,7 @@ def test_data_and_recipes_listing(capsys):
     [
         (["info", "resnet5"], "unknown model 'resnet5'"),
         (["info", "mpl"], "did you mean: mlp"),
+        (["info", "mlp", "--set", "widht=3"], "model.widht: unknown option for model 'mlp' (did you mean: width?)"),
         (["list", "--family", "cnnn"], "unknown family 'cnnn' (did you mean: cnn"),
         (["data", "info", "mnist1"], "unknown dataset 'mnist1' (did you mean: mnist1d"),
         (["train", "mnist1d/cnn"], "did you mean: mnist1d/cnn1d"),

@@ -51,26 +51,34 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     import dataclasses
+    import inspect
 
     import torch
 
+    from archlab.config import parse_overrides
     from archlab.registry import create_model, get_model_entry
     from archlab.utils.counting import count_flops, count_params, human
 
     entry = get_model_entry(args.name)
-    model = create_model(args.name)
-    n = count_params(model)
-    shape = tuple(getattr(model, "input_shape", ()))
-    flops = count_flops(model, torch.zeros(1, *shape)) if shape else None
+    overrides = parse_overrides(args.overrides)
+    with torch.device("meta"):  # shapes only: exact counts without allocating a 140M-parameter model
+        model = create_model(args.name, **overrides)
+        n = count_params(model)
+        shape = tuple(getattr(model, "input_shape", ()))
+        flops = count_flops(model, torch.zeros(1, *shape)) if shape else None
     console.print(f"[bold]{entry.name}[/bold] — {entry.description}")
+    notes = (inspect.getdoc(entry.builder) or "").split("\n", 1)[1:]
+    if notes and notes[0].strip():
+        console.print(notes[0].strip(), markup=False, highlight=False)
     console.print(f"family      {entry.family}")
     console.print(f"paper       {entry.paper}")
     console.print(f"tasks       {', '.join(entry.tasks)}")
-    console.print(f"parameters  {n:,} ({human(n)})")
+    console.print(f"parameters  {n:,} ({human(n)}, measured)")
     if flops is not None:
         console.print(
-            f"forward     {flops:,} FLOPs = {flops // 2:,} multiply-accumulates per example "
-            f"at input (1, {', '.join(map(str, shape))}) (torch.utils.flop_counter)"
+            f"MACs        {flops // 2:,} ({human(flops / 2)}) multiply-accumulates per example at input "
+            f"(1, {', '.join(map(str, shape))}); {flops:,} FLOPs (torch.utils.flop_counter: convolutions and "
+            f"matrix products)"
         )
     console.print(f"source      {entry.module}")
     cfg = Table(title=f"{type(model.config).__name__} (defaults of this variant)")
@@ -313,8 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--family", help="only this family (feedforward, cnn, rnn, ...)")
     s.set_defaults(fn=cmd_list)
 
-    s = sub.add_parser("info", help="config, parameter count, FLOPs, paper and equations of a model")
+    s = sub.add_parser("info", help="config, parameter count, MACs, paper and equations of a model")
     s.add_argument("name")
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a model option, e.g. --set width_mult=0.5 --set small_input=true")
     s.set_defaults(fn=cmd_info)
 
     s = sub.add_parser("recipes", help="the recipes shipped inside the package")
