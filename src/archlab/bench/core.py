@@ -243,6 +243,16 @@ def _gru_mnist1d() -> tuple[nn.Module, Batch, LossFn]:
     return model, _classification_batch((100, 1, 40)), cross_entropy
 
 
+def _resnet18_32(channels_last: bool = False) -> tuple[nn.Module, Batch, LossFn]:
+    torch.manual_seed(0)
+    model = create_model("resnet18", in_shape=(3, 32, 32), num_classes=10)  # ImageNet stem, as timm's
+    x, y = _classification_batch((128, 3, 32, 32))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    return model, (x, y), cross_entropy
+
+
 class TorchLSTMClassifier(nn.Module):
     """The peer: ``torch.nn.LSTM`` (batch-first) and a linear head on the last layer's final state.
 
@@ -300,6 +310,18 @@ WORKLOADS: dict[str, Workload] = {
             "archlab gru (bidirectional, 6 units, flatten read-out), (1,40) inputs, batch 100, AdamW",
         ),
         Workload(
+            "resnet18-32",
+            _resnet18_32,
+            "archlab resnet18 (ImageNet stem: 7×7/2 conv + max-pool), (3,32,32) inputs, batch 128, AdamW",
+            reference="PEERS.md: timm resnet18, same input and batch, 628 images/s, 73% MFU (timm needs "
+            "torchvision, which has no CPU wheel here, so it cannot run beside us)",
+        ),
+        Workload(
+            "resnet18-32-cl",
+            lambda: _resnet18_32(channels_last=True),
+            "as resnet18-32, model and batch in channels_last memory format",
+        ),
+        Workload(
             "lstm-torch",
             _lstm_torch,
             "peer: torch nn.LSTM, 2 layers, input 256, hidden 256, seq 100, batch 64, "
@@ -336,8 +358,15 @@ def run_workload(
     model, batch, loss_fn = w.build()
     fwd = w.flops(model, batch[0]) if w.flops is not None else None
     out = bench_train_step(
-        model, batch, loss_fn, steps=steps, warmup=warmup, optimizer=optimizer, precision=precision,
-        peak_gflops=peak_gflops, forward_flops=fwd,
+        model,
+        batch,
+        loss_fn,
+        steps=steps,
+        warmup=warmup,
+        optimizer=optimizer,
+        precision=precision,
+        peak_gflops=peak_gflops,
+        forward_flops=fwd,
     )
     return {"workload": name, **out}
 
@@ -346,15 +375,27 @@ def run_workload(
 PEAK_JOB = "matmul-peak"
 
 
-def _worker_cmd(job: str, steps: int, warmup: int, precision: str, optimizer: str,
-                threads: int | None) -> list[str]:
+def _worker_cmd(job: str, steps: int, warmup: int, precision: str, optimizer: str, threads: int | None) -> list[str]:
     cmd = [sys.executable, "-m", "archlab.bench.worker"]
     if threads is not None:
         cmd += ["--threads", str(threads)]
     if job == PEAK_JOB:
         return [*cmd, "--matmul-peak", "--json"]
-    return [*cmd, job, "--steps", str(steps), "--warmup", str(warmup), "--precision", precision,
-            "--optimizer", optimizer, "--peak", "0", "--json"]
+    return [
+        *cmd,
+        job,
+        "--steps",
+        str(steps),
+        "--warmup",
+        str(warmup),
+        "--precision",
+        precision,
+        "--optimizer",
+        optimizer,
+        "--peak",
+        "0",
+        "--json",
+    ]
 
 
 def _run_subprocess(cmd: list[str], timeout: float) -> dict[str, Any]:
@@ -410,8 +451,7 @@ def run_benchmarks(
             return _run_subprocess(_worker_cmd(job, steps, warmup, precision, optimizer, threads), timeout)
         if job == PEAK_JOB:
             return _measure_peaks_inprocess()
-        return run_workload(job, steps=steps, warmup=warmup, optimizer=optimizer, precision=precision,
-                            peak_gflops=0.0)
+        return run_workload(job, steps=steps, warmup=warmup, optimizer=optimizer, precision=precision, peak_gflops=0.0)
 
     try:
         for r in range(repeats):
@@ -455,8 +495,18 @@ def _summarise(name: str, runs: list[dict[str, Any]], peak_fp32: float) -> dict[
 
 
 # -- reporting ---------------------------------------------------------------------------------
-COLUMNS = ("workload", "params", "batch", "samples/s", "step ms", "runs (ms)", "peak RSS MB", "Δ RSS MB",
-           "GFLOP/s", "MFU")
+COLUMNS = (
+    "workload",
+    "params",
+    "batch",
+    "samples/s",
+    "step ms",
+    "runs (ms)",
+    "peak RSS MB",
+    "Δ RSS MB",
+    "GFLOP/s",
+    "MFU",
+)
 
 
 def _cells(row: dict[str, Any]) -> list[str]:
@@ -475,8 +525,9 @@ def _cells(row: dict[str, Any]) -> list[str]:
     ]
 
 
-def results_markdown(rows: Sequence[dict[str, Any]], peak: float | dict[str, float],
-                     machine: dict[str, Any] | None = None) -> str:
+def results_markdown(
+    rows: Sequence[dict[str, Any]], peak: float | dict[str, float], machine: dict[str, Any] | None = None
+) -> str:
     peaks = peak if isinstance(peak, dict) else {"fp32": float(peak)}
     m = dict(machine or machine_info())
     row_threads = sorted({r["threads"] for r in rows if r.get("threads")})
@@ -526,15 +577,19 @@ def results_markdown(rows: Sequence[dict[str, Any]], peak: float | dict[str, flo
         "- `peak RSS MB` is the worker process's peak resident set size (VmHWM, reset just before the "
         "timed loop), interpreter and torch included; `Δ RSS MB` is that peak minus the RSS with the "
         "model and batch already built. RSS is an upper bound, not a tensor-level measurement.",
-        "- These machines are noisy: compare workloads only as ratios within one run, never across "
-        "files or sessions.",
+        "- These machines are noisy: compare workloads only as ratios within one run, never across files or sessions.",
         "",
     ]
     return "\n".join(lines)
 
 
-def write_results(rows: Sequence[dict[str, Any]], peak: float | dict[str, float],
-                  path: str | Path = "benchmarks/RESULTS.md", *, echo: bool = True) -> Path:
+def write_results(
+    rows: Sequence[dict[str, Any]],
+    peak: float | dict[str, float],
+    path: str | Path = "benchmarks/RESULTS.md",
+    *,
+    echo: bool = True,
+) -> Path:
     """Write the Markdown report to ``path`` and (``echo``) print the table to stdout."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -34,16 +34,15 @@ def _clean(value: Any) -> Any:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m archlab.bench.worker", description=__doc__.splitlines()[0])
     p.add_argument("workload", nargs="?", choices=list_workloads(), help="workload to benchmark")
-    p.add_argument("--matmul-peak", action="store_true",
-                   help="measure the fp32 and bf16 matmul peaks instead")
+    p.add_argument("--matmul-peak", action="store_true", help="measure the fp32 and bf16 matmul peaks instead")
     p.add_argument("--steps", type=int, default=30, help="timed steps")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps first")
-    p.add_argument("--quick", action="store_true",
-                   help=f"{QUICK_STEPS} steps, {QUICK_WARMUP} warm-up (smoke test)")
+    p.add_argument("--quick", action="store_true", help=f"{QUICK_STEPS} steps, {QUICK_WARMUP} warm-up (smoke test)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--optimizer", choices=("adamw", "adam", "sgd"), default="adamw")
-    p.add_argument("--peak", type=float, default=None,
-                   help="fp32 peak GFLOP/s for MFU (default: measure it; 0: skip, MFU null)")
+    p.add_argument(
+        "--peak", type=float, default=None, help="fp32 peak GFLOP/s for MFU (default: measure it; 0: skip, MFU null)"
+    )
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
@@ -51,14 +50,23 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     if args.matmul_peak:
-        out: dict[str, Any] = {"fp32": matmul_peak(), "bf16": matmul_peak(dtype=torch.bfloat16),
-                               "threads": torch.get_num_threads()}
+        out: dict[str, Any] = {
+            "fp32": matmul_peak(),
+            "bf16": matmul_peak(dtype=torch.bfloat16),
+            "threads": torch.get_num_threads(),
+        }
     elif args.workload is None:
         p.error("give a workload name or --matmul-peak")
     else:
         steps, warmup = (QUICK_STEPS, QUICK_WARMUP) if args.quick else (args.steps, args.warmup)
-        out = run_workload(args.workload, steps=steps, warmup=warmup, optimizer=args.optimizer,
-                           precision=args.precision, peak_gflops=args.peak)
+        out = run_workload(
+            args.workload,
+            steps=steps,
+            warmup=warmup,
+            optimizer=args.optimizer,
+            precision=args.precision,
+            peak_gflops=args.peak,
+        )
     if args.json:
         print(json.dumps(_clean(out)))
     else:

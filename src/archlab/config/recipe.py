@@ -41,6 +41,7 @@ class DataSpec(_Strict):
     eval_batch_size: int = Field(1000, ge=1)
     val_fraction: float = Field(0.0, ge=0.0, lt=1.0)  # held out of train for early stopping / best
     train_subset: int | None = Field(None, ge=1)  # first N (seeded shuffle) training examples
+    test_subset: int | None = Field(None, ge=1)  # the first N test examples only (smoke runs; the summary says so)
     data_dir: str | None = None
     augment: list[str] = Field(default_factory=list)  # e.g. ["crop:4", "hflip"], ["shift:3"], ["noise:0.1"]
 

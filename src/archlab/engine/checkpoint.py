@@ -173,8 +173,9 @@ def load_checkpoint(
     directory = Path(directory)
     verify_checkpoint(directory)
     try:
-        missing, unexpected = load_model(model, str(directory / "model.safetensors"), strict=False,
-                                         device=str(map_location))
+        missing, unexpected = load_model(
+            model, str(directory / "model.safetensors"), strict=False, device=str(map_location)
+        )
     except (SafetensorError, OSError) as e:
         raise CheckpointError(f"{directory / 'model.safetensors'} cannot be read: {e}") from None
     if missing or unexpected:

@@ -155,6 +155,8 @@ class Trainer:
         self.task: Task = build_task(r.task, self.info)
         train_full = load_dataset(r.data.name, "train", data_dir=r.data.data_dir)
         self.test_set = load_dataset(r.data.name, "test", data_dir=r.data.data_dir)
+        if r.data.test_subset is not None and r.data.test_subset < len(self.test_set):
+            self.test_set = self.test_set.subset(torch.arange(r.data.test_subset), "test")
         self.train_set, self.val_set = split_train_val(train_full, r.data.val_fraction, r.seed, r.data.train_subset)
         if r.eval.early_stopping.patience is not None and self.val_set is None:
             raise ConfigError("eval.early_stopping.patience: needs a validation split; set data.val_fraction > 0")
@@ -507,6 +509,7 @@ class Trainer:
             "steps": self.step,
             "epochs": round(self.loader.epochs_done, 4),
             "train_examples": len(self.train_set),
+            "test_examples": len(self.test_set),
             "wall_time_s": round(self.elapsed, 3),
             "samples_per_s": round(samples / self.elapsed, 1) if self.elapsed > 0 else None,
             "test": final_test,
@@ -561,6 +564,10 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "au
         _, ds = split_train_val(ds, recipe.data.val_fraction, recipe.seed, recipe.data.train_subset)
         if ds is None:
             raise ConfigError("split: this run has no validation split (data.val_fraction is 0)")
+    elif split == "train":  # the examples the run trained on: without the val hold-out, within the subset
+        ds, _ = split_train_val(ds, recipe.data.val_fraction, recipe.seed, recipe.data.train_subset)
+    elif recipe.data.test_subset is not None and recipe.data.test_subset < len(ds):
+        ds = ds.subset(torch.arange(recipe.data.test_subset), "test")
     model.eval()
     loader = BatchLoader(ds, recipe.data.eval_batch_size, shuffle=False, drop_last=False)
     metrics = task.evaluate(model, (_to(b, device, False) for b in loader))

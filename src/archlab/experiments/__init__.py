@@ -1,5 +1,6 @@
 """The literature's claims as runnable experiments (sweeps of recipes + a verdict)."""
 
+from archlab.experiments import cnn  # noqa: F401,E402  (registers the CNN experiments)
 from archlab.experiments.base import (
     EXPERIMENTS,
     Experiment,

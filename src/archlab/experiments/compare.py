@@ -38,8 +38,14 @@ from archlab.utils.io import atomic_write_json
 
 # the MNIST-1D inductive-bias comparison (Greydanus & Kobak 2024, Table 1 and Fig. 3)
 INDUCTIVE_BIAS_MODELS = ["logistic_regression", "mlp", "cnn1d", "gru"]
-LABELS = {"logistic_regression": "logistic regression", "mlp": "MLP", "cnn1d": "CNN", "gru": "GRU",
-          "lstm": "LSTM", "transformer": "Transformer"}
+LABELS = {
+    "logistic_regression": "logistic regression",
+    "mlp": "MLP",
+    "cnn1d": "CNN",
+    "gru": "GRU",
+    "lstm": "LSTM",
+    "transformer": "Transformer",
+}
 
 
 def recipe_for(model: str, data: str, overrides: dict[str, Any] | None = None) -> Recipe:
@@ -89,6 +95,42 @@ def _check(model: str, seed: int, summary: dict[str, Any], run_dir: str) -> dict
     return summary
 
 
+def train_runs(
+    jobs_list: list[tuple[str, int, dict[str, Any], str]],
+    *,
+    jobs: int | None = None,
+    on_run: Callable[[str, int, dict[str, Any]], None] | None = None,
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """Train ``(key, seed, recipe dict, run dir)`` jobs, in parallel processes when there are cores
+    to spare; stop at the first failure, naming it. Returns the summaries by ``(key, seed)``."""
+    workers = max(1, min(jobs or default_jobs(), len(jobs_list)))
+    summaries: dict[tuple[str, int], dict[str, Any]] = {}
+    if workers == 1:
+        for m, seed, rd, run_dir in jobs_list:
+            summaries[m, seed] = _check(m, seed, _train_one(rd, run_dir, None), run_dir)
+            if on_run:
+                on_run(m, seed, summaries[m, seed])
+        return summaries
+    # small models do not use two cores well: run independent jobs side by side, one thread
+    # each (a run's numbers depend on its thread count, which its summary records)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = {
+            pool.submit(_train_one, rd, run_dir, threads): (m, seed, run_dir) for m, seed, rd, run_dir in jobs_list
+        }
+        try:
+            for fut in as_completed(futures):
+                m, seed, run_dir = futures[fut]
+                summaries[m, seed] = _check(m, seed, fut.result(), run_dir)
+                if on_run:
+                    on_run(m, seed, summaries[m, seed])
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # fail fast: the queued runs never start
+            raise
+    return summaries
+
+
 def _stats(values: list[float]) -> dict[str, Any]:
     return {
         "mean": statistics.fmean(values),
@@ -136,31 +178,7 @@ def run_compare(
             r.seed, r.name = seed, f"{m}-s{seed}"
             r.log.tensorboard = False
             jobs_list.append((m, seed, recipe_to_dict(r), str(out / r.name)))
-    workers = max(1, min(jobs or default_jobs(), len(jobs_list)))
-    summaries: dict[tuple[str, int], dict[str, Any]] = {}
-    if workers == 1:
-        for m, seed, rd, run_dir in jobs_list:
-            summaries[m, seed] = _check(m, seed, _train_one(rd, run_dir, None), run_dir)
-            if on_run:
-                on_run(m, seed, summaries[m, seed])
-    else:
-        # small models do not use two cores well: run independent seeds side by side, one
-        # thread each (a run's numbers depend on its thread count, so this is recorded)
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {
-                pool.submit(_train_one, rd, run_dir, threads): (m, seed, run_dir) for m, seed, rd, run_dir in jobs_list
-            }
-            try:
-                for fut in as_completed(futures):
-                    m, seed, run_dir = futures[fut]
-                    summaries[m, seed] = _check(m, seed, fut.result(), run_dir)
-                    if on_run:
-                        on_run(m, seed, summaries[m, seed])
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)  # fail fast: the queued runs never start
-                raise
+    summaries = train_runs(jobs_list, jobs=jobs, on_run=on_run)
     rows = []
     for m in models:
         ss = [summaries[m, seed] for seed in seeds]
@@ -188,7 +206,7 @@ def run_compare(
         "augment": sorted({a for r in recipes.values() for a in r.data.augment}),
         "seeds": list(seeds),
         "wall_time_s": round(time.perf_counter() - t0, 2),
-        "workers": workers,
+        "workers": max(1, min(jobs or default_jobs(), len(jobs_list))),
         "models": rows,
     }
     atomic_write_json(out / "compare.json", record)
@@ -279,8 +297,14 @@ def inductive_bias_result(rec: dict[str, Any]) -> ExperimentResult:
             expected = sorted(published, key=lambda m: -published[m])
             measured = [m for m in order if m in published]
             supported = expected == measured
-            verdict += "The published ordering " + " > ".join(by[m]["label"] for m in expected) + (
-                " holds." if supported else f" does NOT hold (measured {' > '.join(by[m]['label'] for m in measured)})."
+            verdict += (
+                "The published ordering "
+                + " > ".join(by[m]["label"] for m in expected)
+                + (
+                    " holds."
+                    if supported
+                    else f" does NOT hold (measured {' > '.join(by[m]['label'] for m in measured)})."
+                )
             )
     if rec.get("augment"):
         aug = ", ".join(rec["augment"])

@@ -218,9 +218,7 @@ def scatter(
             ms=6,
             capsize=3,
         )
-        ax.annotate(
-            str(p.get("label", "")), (p["x"], p["y"]), textcoords="offset points", xytext=(6, 4), fontsize=8
-        )
+        ax.annotate(str(p.get("label", "")), (p["x"], p["y"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
     if not pts:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
     elif logx and all(p["x"] > 0 for p in pts):
@@ -264,6 +262,48 @@ def bar(
     ax.set_ylabel(ylabel)
     ax.grid(True, axis="y", alpha=0.3)
     ax.grid(False, axis="x")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def lines(
+    series: dict[str, list[tuple[float, float, float]]],
+    xlabel: str,
+    ylabel: str,
+    path: str | Path,
+    *,
+    logx: bool = True,
+    annotate: dict[str, list[str]] | None = None,
+    title: str | None = None,
+) -> Path:
+    """One line per label through ``(x, y, yerr)`` points, e.g. accuracy vs training-set size or vs MACs;
+    ``annotate`` labels each point of a series (e.g. its width multiplier)."""
+    fig, ax = _new_figure()
+    plotted = 0
+    for label, pts in series.items():
+        texts = (annotate or {}).get(label) or [""] * len(pts)
+        both = sorted((p, t) for p, t in zip(pts, texts) if _finite(p[0]) and _finite(p[1]))
+        if not both:
+            continue
+        pts, texts = [b[0] for b in both], [b[1] for b in both]
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        errs = [p[2] if _finite(p[2]) else 0.0 for p in pts]
+        ax.errorbar(xs, ys, yerr=errs if any(errs) else None, marker="o", ms=4, lw=1.5, capsize=3, label=label)
+        for (x, y, _), text in zip(pts, texts):
+            if text:
+                ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
+        plotted += 1
+    if not plotted:
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
+    else:
+        ax.legend(fontsize=8)
+        if logx and all(p[0] > 0 for pts in series.values() for p in pts):
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FuncFormatter(_human))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=10)
     return _save(fig, path)

@@ -126,14 +126,11 @@ def build_report(runs_dir: str | Path) -> Path:
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise RunDirError(
-            f"no archlab runs under '{runs_dir}' (no such directory): "
-            "run `archlab train` or `archlab compare` first"
+            f"no archlab runs under '{runs_dir}' (no such directory): run `archlab train` or `archlab compare` first"
         )
     entries = find_entries(runs_dir)
     if not entries:
-        raise RunDirError(
-            f"no archlab runs under '{runs_dir}': run `archlab train` or `archlab compare` first"
-        )
+        raise RunDirError(f"no archlab runs under '{runs_dir}': run `archlab train` or `archlab compare` first")
 
     dated: list[tuple[float, Section]] = []
     runs: list[tuple[float, list[Any], list[tuple[Path, str]]]] = []

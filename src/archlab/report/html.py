@@ -141,9 +141,7 @@ class Section:
     title: str
     text: str | list[str] = ""  # paragraphs; a string is split on blank lines
     tables: list[Table] = field(default_factory=list)
-    figures: list[Path | str | tuple[Path | str, str]] = field(
-        default_factory=list
-    )  # path or (path, caption)
+    figures: list[Path | str | tuple[Path | str, str]] = field(default_factory=list)  # path or (path, caption)
     facts: list[tuple[str, Any]] = field(default_factory=list)  # a key: value list under the title
     verdict: str = ""  # shown in a highlighted box
     supported: bool | None = None  # colours the verdict box: True green, False red, None neutral
@@ -231,8 +229,7 @@ def _section_html(i: int, s: Section) -> str:
         out.append(
             '<dl class="facts">'
             + "".join(
-                f"<dt>{_esc(k)}</dt><dd>{_esc(v if isinstance(v, str) else fmt_value(v))}</dd>"
-                for k, v in s.facts
+                f"<dt>{_esc(k)}</dt><dd>{_esc(v if isinstance(v, str) else fmt_value(v))}</dd>" for k, v in s.facts
             )
             + "</dl>"
         )
@@ -260,9 +257,7 @@ def render_page(title: str, sections: list[Section], *, intro: str | list[str] =
     if len(sections) > 3:
         parts.append(
             "<nav><ul>"
-            + "".join(
-                f'<li><a href="#{_slug(i, s.title)}">{_esc(s.title)}</a></li>' for i, s in enumerate(sections)
-            )
+            + "".join(f'<li><a href="#{_slug(i, s.title)}">{_esc(s.title)}</a></li>' for i, s in enumerate(sections))
             + "</ul></nav>"
         )
     parts.extend(_section_html(i, s) for i, s in enumerate(sections))
@@ -291,9 +286,7 @@ def write_html(path: Path, text: str) -> Path:
     try:
         atomic_write_text(path, text)
     except OSError as e:
-        raise RunDirError(
-            f"cannot write '{path}' ({e.strerror}); check the directory's permissions"
-        ) from None
+        raise RunDirError(f"cannot write '{path}' ({e.strerror}); check the directory's permissions") from None
     return path
 
 
@@ -302,9 +295,7 @@ def _fig_dir(d: Path) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise RunDirError(
-            f"cannot write figures into '{out}' ({e.strerror}); check its permissions"
-        ) from None
+        raise RunDirError(f"cannot write figures into '{out}' ({e.strerror}); check its permissions") from None
     return out
 
 
@@ -343,9 +334,7 @@ def compare_section(compare_dir: str | Path, *, title: str | None = None) -> Sec
         test = m.get("test") or {}
         stats = test.get(metric)
         means.append(stats.get("mean") if isinstance(stats, dict) else stats)
-        seeds = (
-            len((stats or {}).get("values") or []) if isinstance(stats, dict) else len(m.get("runs") or [])
-        )
+        seeds = len((stats or {}).get("values") or []) if isinstance(stats, dict) else len(m.get("runs") or [])
         name = str(m.get("model") or "?")
         rows.append(
             [
@@ -425,9 +414,7 @@ def compare_section(compare_dir: str | Path, *, title: str | None = None) -> Sec
     if any(_num(p["x"]) for p in pts_params):
         figures.append(
             (
-                figs.scatter(
-                    pts_params, "parameters", f"test {metric}{unit}", out / f"{_safe(metric)}-vs-params.png"
-                ),
+                figs.scatter(pts_params, "parameters", f"test {metric}{unit}", out / f"{_safe(metric)}-vs-params.png"),
                 f"test {metric} vs parameters",
             )
         )
@@ -605,8 +592,7 @@ def run_section(run_dir: str | Path, *, title: str | None = None) -> Section:
             [
                 "best (val)",
                 ", ".join(
-                    f"{k} {fmt_metric(k, v)}" if k != "step" else f"step {fmt_value(v)}"
-                    for k, v in best.items()
+                    f"{k} {fmt_metric(k, v)}" if k != "step" else f"step {fmt_value(v)}" for k, v in best.items()
                 ),
             ]
         )
