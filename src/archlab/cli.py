@@ -35,16 +35,22 @@ def cmd_list(args: argparse.Namespace) -> int:
     import torch
 
     from archlab.registry import create_model, get_model_entry, list_models
-    from archlab.utils.counting import count_params, human
+    from archlab.utils.counting import count_flops, count_params, human
 
     table = Table(title="archlab models" + (f" · {args.family}" if args.family else ""))
-    for col in ("name", "family", "params", "tasks", "paper"):
-        table.add_column(col, justify="right" if col == "params" else "left")
+    cols = ["name", "family", "params", *(["MACs", "input"] if args.macs else []), "tasks", "paper"]
+    for col in cols:
+        table.add_column(col, justify="right" if col in ("params", "MACs") else "left")
     for name in list_models(args.family):
         e = get_model_entry(name)
         with torch.device("meta"):  # shapes only: counting needs no memory, even for big models
-            n = count_params(create_model(name))
-        table.add_row(name, e.family, human(n), ", ".join(e.tasks), e.paper)
+            model = create_model(name)
+            n = count_params(model)
+            shape = tuple(getattr(model, "input_shape", ()))
+            macs = (
+                [human(count_flops(model, torch.zeros(1, *shape)) / 2), "×".join(map(str, shape))] if args.macs else []
+            )
+        table.add_row(name, e.family, human(n), *macs, ", ".join(e.tasks), e.paper)
     console.print(table)
     return 0
 
@@ -133,8 +139,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         given = [x for x in [args.recipe, *args.overrides] if x and "=" in x]
         if given:
-            raise _usage(f"--resume continues a run with the recipe it was started with; drop {' '.join(given)} "
-                         "(or start a new run with the changed recipe)")
+            raise _usage(
+                f"--resume continues a run with the recipe it was started with; drop {' '.join(given)} "
+                "(or start a new run with the changed recipe)"
+            )
         recipe = load_recipe(args.recipe) if args.recipe else None
         trainer = Trainer.resume(args.resume, recipe=recipe)
     else:
@@ -142,10 +150,16 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise _usage("train needs a RECIPE (a shipped name from `archlab recipes` or a YAML file)")
         trainer = Trainer(load_recipe(args.recipe, overrides), runs_dir=args.runs_dir)
     b = trainer.recipe.budget
-    limits = [f"{trainer.total_steps} steps" if trainer.total_steps else None,
-              f"{b.seconds:g} s" if b.seconds else None]
-    err_console.print(f"run dir: {trainer.run_dir} · budget: {' or '.join(x for x in limits if x)} "
-                      f"({trainer.loader.steps_per_epoch} steps per epoch)", markup=False, highlight=False)
+    limits = [
+        f"{trainer.total_steps} steps" if trainer.total_steps else None,
+        f"{b.seconds:g} s" if b.seconds else None,
+    ]
+    err_console.print(
+        f"run dir: {trainer.run_dir} · budget: {' or '.join(x for x in limits if x)} "
+        f"({trainer.loader.steps_per_epoch} steps per epoch)",
+        markup=False,
+        highlight=False,
+    )
     _print_summary(trainer.fit())
     return 0
 
@@ -168,8 +182,18 @@ def cmd_data(args: argparse.Namespace) -> int:
 
     if args.data_cmd == "info":
         info = dataset_info(args.name)
-        for field in ("name", "kind", "task", "input_shape", "num_classes", "splits", "source", "licence",
-                      "citation", "notes"):
+        for field in (
+            "name",
+            "kind",
+            "task",
+            "input_shape",
+            "num_classes",
+            "splits",
+            "source",
+            "licence",
+            "citation",
+            "notes",
+        ):
             value = getattr(info, field)
             if value not in ("", None, ()):
                 console.print(f"{field:<12} {value}", markup=False, highlight=False)
@@ -234,28 +258,48 @@ def cmd_compare(args: argparse.Namespace) -> int:
     seeds = list(range(args.seeds)) if args.seeds else None
     if not args.models:
         # the main job: the MNIST-1D inductive-bias comparison
-        options: dict[str, Any] = {"data": args.data or "mnist1d", "overrides": overrides, "on_run": _on_run,
-                                   "jobs": args.jobs}
+        options: dict[str, Any] = {
+            "data": args.data or "mnist1d",
+            "overrides": overrides,
+            "on_run": _on_run,
+            "jobs": args.jobs,
+        }
         if seeds:
             options["seeds"] = seeds
-        err_console.print(f"[bold]archlab compare[/bold]: inductive biases on {options['data']} "
-                          "(logistic regression, MLP, CNN, GRU; same data, same budget)")
-        out, result = run_experiment("inductive-bias", runs_dir=args.runs_dir, quick=args.quick, options=options,
-                                     on_start=lambda p: err_console.print(f"run dir: {p}"))
+        err_console.print(
+            f"[bold]archlab compare[/bold]: inductive biases on {options['data']} "
+            "(logistic regression, MLP, CNN, GRU; same data, same budget)"
+        )
+        out, result = run_experiment(
+            "inductive-bias",
+            runs_dir=args.runs_dir,
+            quick=args.quick,
+            options=options,
+            on_start=lambda p: err_console.print(f"run dir: {p}"),
+        )
         from archlab.utils.io import read_json
 
         rec = read_json(out / "compare.json")
         console.print(_compare_table(rec))
         if rec.get("augment"):
-            console.print(f"set-up: every model trained with data.augment={rec['augment']} "
-                          "(the published numbers used none; `--set 'data.augment=[]'` reproduces that set-up)")
+            console.print(
+                f"set-up: every model trained with data.augment={rec['augment']} "
+                "(the published numbers used none; `--set 'data.augment=[]'` reproduces that set-up)"
+            )
         console.print(result.verdict)
         console.print(f"report: {out / 'report.html'}")
         return 0
     if not args.data:
         raise _usage("compare MODEL... needs --data (e.g. --data mnist1d); `archlab data list` shows them")
-    rec = run_compare(args.models, args.data, seeds=seeds or [0, 1, 2], overrides=overrides,
-                      runs_dir=args.runs_dir, on_run=_on_run, jobs=args.jobs)
+    rec = run_compare(
+        args.models,
+        args.data,
+        seeds=seeds or [0, 1, 2],
+        overrides=overrides,
+        runs_dir=args.runs_dir,
+        on_run=_on_run,
+        jobs=args.jobs,
+    )
     console.print(_compare_table(rec))
     console.print(f"report: {Path(rec['dir']) / 'report.html'}")
     return 0
@@ -272,8 +316,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
             table.add_row(n, EXPERIMENTS.get(n).claim)
         console.print(table)
         return 0
-    out, result = run_experiment(args.name, runs_dir=args.runs_dir, quick=args.quick,
-                                 on_start=lambda p: err_console.print(f"run dir: {p}"))
+    out, result = run_experiment(
+        args.name, runs_dir=args.runs_dir, quick=args.quick, on_start=lambda p: err_console.print(f"run dir: {p}")
+    )
     table = Table(title=result.title)
     for c in result.columns:
         table.add_column(str(c))
@@ -319,12 +364,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("list", help="every registered model with params and paper")
     s.add_argument("--family", help="only this family (feedforward, cnn, rnn, ...)")
+    s.add_argument("--macs", action="store_true", help="also multiply-accumulates per example at the canonical input")
     s.set_defaults(fn=cmd_list)
 
     s = sub.add_parser("info", help="config, parameter count, MACs, paper and equations of a model")
     s.add_argument("name")
-    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="a model option, e.g. --set width_mult=0.5 --set small_input=true")
+    s.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a model option, e.g. --set width_mult=0.5 --set small_input=true",
+    )
     s.set_defaults(fn=cmd_info)
 
     s = sub.add_parser("recipes", help="the recipes shipped inside the package")
@@ -341,9 +393,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("eval", help="evaluate a run's checkpoint on a split")
     s.add_argument("run_dir")
     s.add_argument("--split", default="test", choices=["train", "val", "test"])
-    s.add_argument("--checkpoint", default="auto",
-                   help="auto (default: the weights summary.json reports — best if the recipe restores it, else "
-                        "last), best, last, or a checkpoint dir name")
+    s.add_argument(
+        "--checkpoint",
+        default="auto",
+        help="auto (default: the weights summary.json reports — best if the recipe restores it, else "
+        "last), best, last, or a checkpoint dir name",
+    )
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_eval)
 
@@ -360,12 +415,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--budget", help="e.g. steps=2000 or epochs=5 or seconds=60 (comma-separated)")
     s.add_argument("--seeds", type=_positive_int, help="number of seeds (default 3)")
     s.add_argument("--quick", action="store_true", help="a short smoke run (300 steps, 1 seed)")
-    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="recipe override applied to every model, e.g. --set optim.lr=3e-3")
+    s.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="recipe override applied to every model, e.g. --set optim.lr=3e-3",
+    )
     s.add_argument("--runs-dir", default="runs")
     s.add_argument("--data-dir", help="folder holding the data set's files (same as --set data.data_dir=DIR)")
-    s.add_argument("--jobs", type=_positive_int,
-                   help="training processes side by side (default: ARCHLAB_JOBS or the cores)")
+    s.add_argument(
+        "--jobs", type=_positive_int, help="training processes side by side (default: ARCHLAB_JOBS or the cores)"
+    )
     s.set_defaults(fn=cmd_compare)
 
     s = sub.add_parser("experiment", help="run a claim from the literature as an experiment")
