@@ -306,18 +306,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
+    from archlab.config import parse_overrides
     from archlab.experiments import EXPERIMENTS, list_experiments, run_experiment
 
     if args.name is None or args.name == "list":
-        table = Table(title="archlab experiments (archlab experiment NAME [--quick])")
+        table = Table(title="archlab experiments (archlab experiment NAME [--quick] [--set KEY=VALUE])")
         table.add_column("name")
         table.add_column("claim")
+        table.add_column("options (--set)")
         for n in list_experiments():
-            table.add_row(n, EXPERIMENTS.get(n).claim)
+            cls = EXPERIMENTS.get(n)
+            table.add_row(n, cls.claim, ", ".join(cls.options))
         console.print(table)
         return 0
+    options = parse_overrides(args.options)
+    if args.jobs:
+        options["jobs"] = args.jobs
     out, result = run_experiment(
-        args.name, runs_dir=args.runs_dir, quick=args.quick, on_start=lambda p: err_console.print(f"run dir: {p}")
+        args.name,
+        runs_dir=args.runs_dir,
+        quick=args.quick,
+        options=options,
+        on_start=lambda p: err_console.print(f"run dir: {p}"),
     )
     table = Table(title=result.title)
     for c in result.columns:
@@ -433,6 +443,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("experiment", help="run a claim from the literature as an experiment")
     s.add_argument("name", nargs="?", help="experiment name; omit to list them")
     s.add_argument("--quick", action="store_true", help="a short version for a smoke test")
+    s.add_argument(
+        "--set",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an experiment option, e.g. --set steps=3000 --set 'seeds=[0, 1, 2]'",
+    )
+    s.add_argument("--jobs", type=_positive_int, help="parallel training processes (default: ARCHLAB_JOBS or cores)")
     s.add_argument("--runs-dir", default="runs")
     s.set_defaults(fn=cmd_experiment)
 

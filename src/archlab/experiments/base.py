@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from archlab.engine.rundir import new_run_dir
 from archlab.registry import Registry
 from archlab.report import write_experiment_report
+from archlab.utils.errors import ConfigError, did_you_mean
 from archlab.utils.io import atomic_write_json
 
 
@@ -35,6 +36,7 @@ class Experiment:
     name: ClassVar[str]
     title: ClassVar[str]
     claim: ClassVar[str]
+    options: ClassVar[tuple[str, ...]] = ()  # what ``--set KEY=VALUE`` may set (besides jobs)
 
     def validate(self, *, quick: bool = False, options: dict[str, Any] | None = None) -> None:
         """Check the options (recipes, models, data) before any directory is created."""
@@ -65,6 +67,13 @@ def run_experiment(
     on_start: Callable[[Path], None] | None = None,
 ) -> tuple[Path, ExperimentResult]:
     cls = EXPERIMENTS.get(name)
+    allowed = {*cls.options, "jobs", "on_run"}
+    for key in options or {}:
+        if key not in allowed:
+            raise ConfigError(
+                f"experiment {name}: unknown option '{key}'{did_you_mean(key, cls.options)}; "
+                f"valid: {', '.join(cls.options) or '(none)'}"
+            )
     cls().validate(quick=quick, options=options)
     out = out_dir or new_run_dir(runs_dir, f"{name}{'-quick' if quick else ''}")
     if on_start:

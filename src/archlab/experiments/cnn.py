@@ -64,6 +64,7 @@ class ResNetDegradation(Experiment):
         "plain-20), while the same depth with identity shortcuts trains better (ResNet-56 below ResNet-20) "
         "— He et al. 2016, Fig. 1 and Fig. 6."
     )
+    options = ("subset", "steps", "seeds", "overrides")
     MODELS = {"plain20": "plain-20", "plain56": "plain-56", "resnet20": "ResNet-20", "resnet56": "ResNet-56"}
 
     def _settings(self, quick: bool, options: dict[str, Any]) -> dict[str, Any]:
@@ -173,6 +174,7 @@ class CnnVsMlp(Experiment):
         "At a similar parameter count a CNN beats an MLP on images, and its advantage is largest when "
         "training data is scarce: weight sharing and locality are priors that substitute for data."
     )
+    options = ("sizes", "steps", "seeds", "models", "overrides")
 
     def _settings(self, quick: bool, options: dict[str, Any]) -> dict[str, Any]:
         sizes = [int(n) for n in options.get("sizes", [200, 400] if quick else [1000, 10000, 60000])]
@@ -299,6 +301,7 @@ class EfficientScaling(Experiment):
         "compound coefficient φ (EfficientNet) reach a given accuracy with fewer multiply-accumulates than "
         "ResNets scaled by depth — Howard et al. 2017, Sandler et al. 2018, Tan & Le 2019."
     )
+    options = ("steps", "subset", "seeds", "overrides")
 
     def _settings(self, quick: bool, options: dict[str, Any]) -> dict[str, Any]:
         steps = int(options.get("steps", 6 if quick else 1500))

@@ -221,6 +221,7 @@ class InductiveBias(Experiment):
 
     name = "inductive-bias"
     title = "Inductive biases on MNIST-1D"
+    options = ("data", "models", "seeds", "overrides")
     claim = (
         "On MNIST-1D, architectures with the right inductive bias win at equal data and budget: "
         "a CNN (94%) and a GRU (91%) beat an MLP (68%), which beats logistic regression (32%); "
