@@ -12,6 +12,7 @@ from archlab.layers.activations import (
     Tanh,
     get_activation,
 )
+from archlab.layers.conv import ConvNormAct, DropPath, LayerNorm2d, SqueezeExcite, drop_path, make_divisible
 
 __all__ = [
     "ACTIVATIONS",
@@ -24,4 +25,10 @@ __all__ = [
     "Swish",
     "Tanh",
     "get_activation",
+    "ConvNormAct",
+    "DropPath",
+    "LayerNorm2d",
+    "SqueezeExcite",
+    "drop_path",
+    "make_divisible",
 ]
