@@ -18,7 +18,7 @@ from archlab.config import apply_overrides, recipe_to_dict, shipped_recipes, val
 from archlab.engine import evaluate_run
 from archlab.experiments.base import Experiment, ExperimentResult, register_experiment
 from archlab.experiments.compare import train_runs
-from archlab.registry import validate_model_overrides
+from archlab.registry.models import validate_model_overrides
 from archlab.report.figures import learning_curves, lines
 
 DATA = "fashion_mnist"
