@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from archlab.layers.recurrent import LSTM, Impl
 from archlab.registry import create_model
 from archlab.tasks.losses import cross_entropy
 from archlab.utils.counting import count_flops, count_params
@@ -291,6 +292,28 @@ def _lstm_torch() -> tuple[nn.Module, Batch, LossFn]:
     return TorchLSTMClassifier(), _classification_batch((64, 100, 256)), cross_entropy
 
 
+class ArchlabLSTMClassifier(nn.Module):
+    """The peer's model with archlab's LSTM layer in place of ``torch.nn.LSTM``: the same parameters
+    and, from the same seed, the same initial weights; ``impl`` picks torch's fused kernel or our
+    equation-level cell loop. Shapes: x (B, T, I) → (B, K)."""
+
+    def __init__(
+        self, impl: Impl, input_size: int = 256, hidden_size: int = 256, num_layers: int = 2, classes: int = 10
+    ):
+        super().__init__()
+        self.lstm = LSTM(input_size, hidden_size, num_layers=num_layers, batch_first=True, impl=impl)
+        self.head = nn.Linear(hidden_size, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, (h_n, _) = self.lstm(x)  # h_n (layers, B, H)
+        return self.head(h_n[-1])
+
+
+def _lstm_archlab(impl: Impl) -> tuple[nn.Module, Batch, LossFn]:
+    torch.manual_seed(0)
+    return ArchlabLSTMClassifier(impl), _classification_batch((64, 100, 256)), cross_entropy
+
+
 WORKLOADS: dict[str, Workload] = {
     w.name: w
     for w in (
@@ -329,6 +352,19 @@ WORKLOADS: dict[str, Workload] = {
             flops=_lstm_flops,
             reference="PEERS.md: 251 sequences/s, 84% MFU (torch nn.LSTM, 2-core reference machine)",
             tags=("peer",),
+        ),
+        Workload(
+            "lstm-archlab-fused",
+            lambda: _lstm_archlab("fused"),
+            "archlab LSTM layer, impl='fused' (torch's kernel), the lstm-torch configuration: 2 layers, "
+            "input 256, hidden 256, seq 100, batch 64, linear head on the last state, AdamW (FLOPs: count_flops)",
+        ),
+        Workload(
+            "lstm-archlab-cells",
+            lambda: _lstm_archlab("cells"),
+            "archlab LSTM layer, impl='cells' (our equation-level loop), the lstm-torch configuration: "
+            "2 layers, input 256, hidden 256, seq 100, batch 64, linear head on the last state, AdamW "
+            "(FLOPs: count_flops)",
         ),
     )
 }

@@ -13,6 +13,18 @@ from archlab.layers.activations import (
     get_activation,
 )
 from archlab.layers.conv import ConvNormAct, DropPath, LayerNorm2d, SqueezeExcite, drop_path, make_divisible
+from archlab.layers.recurrent import (
+    GRU,
+    LSTM,
+    RNN,
+    AttentionPooling,
+    GRUCell,
+    LSTMCell,
+    RNNCell,
+    SequencePooling,
+    detach_state,
+    tbptt_chunks,
+)
 
 __all__ = [
     "ACTIVATIONS",
@@ -31,4 +43,14 @@ __all__ = [
     "SqueezeExcite",
     "drop_path",
     "make_divisible",
+    "GRU",
+    "LSTM",
+    "RNN",
+    "AttentionPooling",
+    "GRUCell",
+    "LSTMCell",
+    "RNNCell",
+    "SequencePooling",
+    "detach_state",
+    "tbptt_chunks",
 ]
