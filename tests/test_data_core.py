@@ -113,3 +113,28 @@ def test_augmentations():
     assert torch.equal(a, b)
     with pytest.raises(ConfigError, match="did you mean: shift"):
         build_transform(["shfit:2"])
+
+
+def test_random_erasing_replaces_one_rectangle_per_chosen_image():
+    from archlab.data.transforms import random_erase
+
+    x = torch.zeros(400, 1, 28, 28)
+    out = random_erase(x, torch.Generator().manual_seed(0), p=0.5)
+    changed = out != 0  # noise in [0, 0] would be 0: use a constant image with a range instead
+    assert not changed.any()
+    x = torch.full((400, 1, 28, 28), 2.0)
+    x[:, :, 0, 0] = -1.0  # the batch range is [-1, 2]
+    out = random_erase(x, torch.Generator().manual_seed(0), p=0.5)
+    diff = (out != x)[:, 0]
+    hit = diff.flatten(1).any(1)
+    assert 0.4 < hit.float().mean() < 0.6  # about p of the images
+    for d in diff[hit][:50]:
+        rows, cols = d.any(1).nonzero().flatten(), d.any(0).nonzero().flatten()
+        box = d[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        # one rectangle: every changed pixel inside its bounding box (noise may equal 2.0 only by chance)
+        assert box.float().mean() > 0.95 and d.sum() <= 0.4 * 28 * 28 + 28
+    assert out.min() >= -1.0 and out.max() <= 2.0
+    assert torch.equal(out, random_erase(x, torch.Generator().manual_seed(0), p=0.5))  # reproducible
+    assert torch.equal(random_erase(x, torch.Generator().manual_seed(0), p=0.0), x)
+    with pytest.raises(ConfigError, match="probability"):
+        build_transform(["erase:2"])

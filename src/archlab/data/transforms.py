@@ -3,11 +3,15 @@ every augmented batch is reproducible from the loader position.
 
 Names accepted in ``data.augment``: ``hflip`` (p = 0.5), ``crop:P`` (pad P pixels with zeros,
 random crop back to size, as in He et al. 2016 §4.2 for CIFAR), ``shift:K`` (translate along the
-last axis by up to K positions, zero-filled: for 1D signals), ``noise:S`` (Gaussian noise of std S).
+last axis by up to K positions, zero-filled: for 1D signals), ``noise:S`` (Gaussian noise of std S),
+``erase:P`` (random erasing, Zhong et al. 2020 (AAAI), arXiv:1708.04896: with probability P a random
+rectangle of 2–40% of the image, aspect ratio 0.3–3.3, is filled with uniform random values in the
+batch's range).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -48,6 +52,35 @@ def random_shift(x: torch.Tensor, g: torch.Generator, max_shift: int) -> torch.T
     return out * valid.view(b, *([1] * (x.dim() - 2)), n).to(x.dtype)
 
 
+def random_erase(
+    x: torch.Tensor,
+    g: torch.Generator,
+    p: float = 0.5,
+    area: tuple[float, float] = (0.02, 0.4),
+    ratio: tuple[float, float] = (0.3, 1 / 0.3),
+) -> torch.Tensor:
+    """Random erasing on (B, C, H, W): per example, with probability ``p``, one rectangle of area
+    s·H·W (s ~ U(area)) and aspect ratio r (log r ~ U(log ratio)) at a uniform position is
+    replaced by uniform noise in [min(x), max(x)] (the paper's "random values")."""
+    b, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+    s = area[0] + (area[1] - area[0]) * torch.rand(b, generator=g)  # (B,)
+    log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * torch.rand(b, generator=g)
+    r = log_r.exp()
+    eh = (s * h * w * r).sqrt().round().clamp(1, h).long()  # (B,) rectangle heights
+    ew = (s * h * w / r).sqrt().round().clamp(1, w).long()  # (B,) widths
+    top = (torch.rand(b, generator=g) * (h - eh + 1)).floor().long()  # uniform in [0, H − eh]
+    left = (torch.rand(b, generator=g) * (w - ew + 1)).floor().long()
+    on = torch.rand(b, generator=g) < p  # (B,)
+    rows = torch.arange(h).view(1, h)
+    cols = torch.arange(w).view(1, w)
+    in_rows = (rows >= top.view(b, 1)) & (rows < (top + eh).view(b, 1))  # (B, H)
+    in_cols = (cols >= left.view(b, 1)) & (cols < (left + ew).view(b, 1))  # (B, W)
+    mask = (in_rows.view(b, 1, h, 1) & in_cols.view(b, 1, 1, w)) & on.view(b, 1, 1, 1)  # (B, 1, H, W)
+    lo, hi = float(x.min()), float(x.max())
+    noise = lo + (hi - lo) * torch.rand(x.shape, generator=g, dtype=x.dtype)
+    return torch.where(mask, noise, x)
+
+
 def gaussian_noise(x: torch.Tensor, g: torch.Generator, std: float) -> torch.Tensor:
     return x + std * torch.randn(x.shape, generator=g, dtype=x.dtype)
 
@@ -68,13 +101,20 @@ def build_transform(names: list[str]) -> Transform | None:
         elif name == "shift":
             k = int(arg or 2)
             steps.append(lambda x, g, k=k: random_shift(x, g, k))
+        elif name == "erase":
+            try:
+                prob = float(arg or 0.5)
+            except ValueError:
+                prob = -1.0
+            if not 0.0 <= prob <= 1.0:
+                raise ConfigError(f"data.augment: '{item}' needs a probability in [0, 1], e.g. erase:0.5")
+            steps.append(lambda x, g, prob=prob: random_erase(x, g, prob))
         elif name == "noise":
             std = float(arg or 0.1)
             steps.append(lambda x, g, std=std: gaussian_noise(x, g, std))
         else:
-            raise ConfigError(
-                f"data.augment: unknown augmentation '{item}'{did_you_mean(name, ['hflip', 'crop', 'shift', 'noise'])}"
-            )
+            known = ["hflip", "crop", "shift", "noise", "erase"]
+            raise ConfigError(f"data.augment: unknown augmentation '{item}'{did_you_mean(name, known)}")
 
     def apply(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         for t in steps:
