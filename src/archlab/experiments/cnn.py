@@ -69,7 +69,7 @@ class ResNetDegradation(Experiment):
 
     def _settings(self, quick: bool, options: dict[str, Any]) -> dict[str, Any]:
         subset = int(options.get("subset", 256 if quick else 5000))
-        steps = int(options.get("steps", 12 if quick else 800))
+        steps = int(options.get("steps", 12 if quick else 600))
         seeds = list(options.get("seeds", [0]))
         overrides = {
             "data.train_subset": subset,
@@ -304,7 +304,7 @@ class EfficientScaling(Experiment):
     options = ("steps", "subset", "seeds", "overrides")
 
     def _settings(self, quick: bool, options: dict[str, Any]) -> dict[str, Any]:
-        steps = int(options.get("steps", 6 if quick else 400))
+        steps = int(options.get("steps", 6 if quick else 300))
         subset = options.get("subset", 256 if quick else None)
         seeds = list(options.get("seeds", [0]))
         overrides = {
