@@ -27,62 +27,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
-from torch import nn
-
-from archlab.layers.recurrent import GRU, SequencePooling, last_state
+from archlab.layers.recurrent import GRU
+from archlab.models.rnn.classifier import RecurrentClassifier, RecurrentClassifierConfig, layer_kwargs
 from archlab.registry import register_model
-from archlab.utils.shapes import check_shape
 
 
 @dataclass
-class GRUClassifierConfig:
-    in_shape: tuple[int, int] = (1, 40)  # (C, T) channels-first signal
-    num_classes: int = 10  # K
+class GRUClassifierConfig(RecurrentClassifierConfig):
     hidden_size: int = 6  # H (MNIST-1D paper: 6)
-    num_layers: int = 1
     bidirectional: bool = True
-    dropout: float = 0.0  # between stacked layers
-    readout: Literal["flatten", "last", "mean", "max", "attention"] = "flatten"
-    impl: Literal["fused", "cells"] = "fused"  # torch's fused kernel, or our equation-level loop
+    readout: Literal["last", "mean", "max", "attention", "flatten"] = "flatten"
 
 
-class GRUClassifier(nn.Module):
+class GRUClassifier(RecurrentClassifier):
     """Shapes: x (B, C, T), lengths (B,) or None → (B, K)."""
 
-    def __init__(self, config: GRUClassifierConfig):
-        super().__init__()
-        self.config = config
-        c, t = config.in_shape
-        self.input_shape = (c, t)
-        self.gru = GRU(
-            c,
-            config.hidden_size,
-            num_layers=config.num_layers,
-            batch_first=True,
-            bidirectional=config.bidirectional,
-            dropout=config.dropout if config.num_layers > 1 else 0.0,
-            impl=config.impl,
-        )
-        d = config.hidden_size * (2 if config.bidirectional else 1)
-        pooled = config.readout in ("mean", "max", "attention")
-        self.pool = SequencePooling(config.readout, d) if pooled else None
-        self.head = nn.Linear(d * t if config.readout == "flatten" else d, config.num_classes)
+    layer_name = "gru"
 
-    def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
-        out, h_n = self.gru(x.transpose(1, 2), lengths=lengths)  # (B, T, C) in; out (B, T, D), h_n (layers·dirs, B, H)
-        if self.config.readout == "flatten":
-            return out.flatten(1)  # (B, T·D)
-        if self.pool is not None:
-            return self.pool(out, lengths)  # (B, D)
-        return last_state(h_n, self.config.bidirectional)  # last layer's final state(s): (B, D)
-
-    def forward_head(self, h: torch.Tensor) -> torch.Tensor:
-        return self.head(h)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x, lengths))
+    def make_layer(self, in_features: int, config: GRUClassifierConfig) -> GRU:
+        return GRU(in_features, config.hidden_size, **layer_kwargs(config))
 
 
 @register_model(

@@ -23,61 +23,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
-from torch import nn
-
-from archlab.layers.recurrent import RNN, SequencePooling, last_state
+from archlab.layers.recurrent import RNN
+from archlab.models.rnn.classifier import RecurrentClassifier, RecurrentClassifierConfig, layer_kwargs
 from archlab.registry import register_model
-from archlab.utils.shapes import check_shape
 
 
 @dataclass
-class RNNClassifierConfig:
-    in_shape: tuple[int, int] = (1, 40)  # (C, T) channels-first signal
-    num_classes: int = 10  # K
+class RNNClassifierConfig(RecurrentClassifierConfig):
     hidden_size: int = 64  # H (≈ 5k parameters on MNIST-1D, like the paper's models)
-    num_layers: int = 1
     nonlinearity: Literal["tanh", "relu"] = "tanh"  # φ
-    bidirectional: bool = False
-    dropout: float = 0.0  # between stacked layers
-    readout: Literal["last", "mean", "max", "attention"] = "last"
-    impl: Literal["fused", "cells"] = "fused"  # torch's fused kernel, or our equation-level loop
 
 
-class RNNClassifier(nn.Module):
+class RNNClassifier(RecurrentClassifier):
     """Shapes: x (B, C, T), lengths (B,) or None → (B, K)."""
 
-    def __init__(self, config: RNNClassifierConfig):
-        super().__init__()
-        self.config = config
-        c, t = config.in_shape
-        self.input_shape = (c, t)
-        self.rnn = RNN(
-            c,
-            config.hidden_size,
-            num_layers=config.num_layers,
-            nonlinearity=config.nonlinearity,
-            batch_first=True,
-            bidirectional=config.bidirectional,
-            dropout=config.dropout if config.num_layers > 1 else 0.0,
-            impl=config.impl,
-        )
-        d = config.hidden_size * (2 if config.bidirectional else 1)
-        self.pool = None if config.readout == "last" else SequencePooling(config.readout, d)
-        self.head = nn.Linear(d, config.num_classes)
+    layer_name = "rnn"
 
-    def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
-        out, h_n = self.rnn(x.transpose(1, 2), lengths=lengths)  # (B, T, C) in; out (B, T, D)
-        if self.pool is not None:
-            return self.pool(out, lengths)  # (B, D)
-        return last_state(h_n, self.config.bidirectional)  # last layer's final state(s): (B, D)
-
-    def forward_head(self, h: torch.Tensor) -> torch.Tensor:
-        return self.head(h)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x, lengths))
+    def make_layer(self, in_features: int, config: RNNClassifierConfig) -> RNN:
+        return RNN(in_features, config.hidden_size, nonlinearity=config.nonlinearity, **layer_kwargs(config))
 
 
 @register_model(

@@ -1,0 +1,87 @@
+"""The sequence classifier shared by ``rnn``, ``lstm`` and ``gru``: a recurrent layer and a read-out.
+
+Signals arrive channels-first like every archlab signal, (B, C, T), and are read as a sequence of
+T steps of C features. Read-outs: ``"last"`` (the last layer's final hidden state(s)), ``"mean"``,
+``"max"`` or ``"attention"`` over the valid steps (a learned query scores each step), or
+``"flatten"`` (every step's output concatenated, the MNIST-1D paper's GRU read-out; needs a fixed
+T). Unequal lengths: pad to T and pass ``lengths`` (B,); padded steps never change the result.
+
+Letters: B batch, C features per step, T steps, H hidden units, D = H or 2H (directions), K classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from archlab.layers.recurrent import RecurrentBase, SequencePooling, last_state
+from archlab.utils.shapes import check_shape
+
+
+@dataclass
+class RecurrentClassifierConfig:
+    in_shape: tuple[int, int] = (1, 40)  # (C, T) channels-first signal
+    num_classes: int = 10  # K
+    hidden_size: int = 32  # H
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0  # between stacked layers
+    readout: Literal["last", "mean", "max", "attention", "flatten"] = "last"
+    impl: Literal["fused", "cells"] = "fused"  # torch's fused kernel, or our equation-level loop
+
+
+class RecurrentClassifier(nn.Module):
+    """Shapes: x (B, C, T), lengths (B,) or None → (B, K).
+
+    Subclasses name the layer attribute (``rnn``, ``lstm``, ``gru``: the state-dict keys) and build it.
+    """
+
+    layer_name = "rnn"
+
+    def __init__(self, config: RecurrentClassifierConfig):
+        super().__init__()
+        self.config = config
+        c, t = config.in_shape
+        self.input_shape = (c, t)
+        setattr(self, self.layer_name, self.make_layer(c, config))
+        d = config.hidden_size * (2 if config.bidirectional else 1)
+        pooled = config.readout in ("mean", "max", "attention")
+        self.pool = SequencePooling(config.readout, d) if pooled else None
+        self.head = nn.Linear(d * t if config.readout == "flatten" else d, config.num_classes)
+
+    def make_layer(self, in_features: int, config: RecurrentClassifierConfig) -> RecurrentBase:
+        raise NotImplementedError
+
+    @property
+    def layer(self) -> RecurrentBase:
+        return getattr(self, self.layer_name)
+
+    def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        check_shape(x, (None, *self.input_shape))
+        out, state = self.layer(x.transpose(1, 2), lengths=lengths)  # (B, T, C) in; out (B, T, D)
+        h_n = state[0] if isinstance(state, tuple) else state  # LSTM: (h_n, c_n); h_n (layers·dirs, B, H)
+        if self.config.readout == "flatten":
+            return out.flatten(1)  # (B, T·D)
+        if self.pool is not None:
+            return self.pool(out, lengths)  # (B, D)
+        return last_state(h_n, self.config.bidirectional)  # last layer's final state(s): (B, D)
+
+    def forward_head(self, h: torch.Tensor) -> torch.Tensor:
+        return self.head(h)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x, lengths))
+
+
+def layer_kwargs(config: RecurrentClassifierConfig) -> dict:
+    """The arguments every recurrent layer takes from a classifier config."""
+    return {
+        "num_layers": config.num_layers,
+        "batch_first": True,
+        "bidirectional": config.bidirectional,
+        "dropout": config.dropout if config.num_layers > 1 else 0.0,
+        "impl": config.impl,
+    }
