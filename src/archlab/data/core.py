@@ -22,12 +22,17 @@ from archlab.utils.seed import derive_seed
 
 @dataclass
 class ArrayDataset:
-    """Inputs ``x`` (N, ...) and targets ``y`` (N, ...) held as tensors."""
+    """Inputs ``x`` (N, ...) and targets ``y`` (N, ...) held as tensors.
+
+    Variable-length sequences are padded at the end to a common length; ``lengths`` (N,) then holds
+    each example's true length (``None`` when every example is full length).
+    """
 
     x: torch.Tensor
     y: torch.Tensor
     name: str = ""
     split: str = ""
+    lengths: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if len(self.x) != len(self.y):
@@ -40,7 +45,8 @@ class ArrayDataset:
         return self.x[idx], self.y[idx]
 
     def subset(self, idx: torch.Tensor, split: str | None = None) -> ArrayDataset:
-        return ArrayDataset(self.x[idx], self.y[idx], self.name, split or self.split)
+        lengths = None if self.lengths is None else self.lengths[idx]
+        return ArrayDataset(self.x[idx], self.y[idx], self.name, split or self.split, lengths)
 
 
 @dataclass(frozen=True)
