@@ -39,3 +39,19 @@ def test_default_compare_is_the_inductive_bias_table(tmp_path, capsys):
     assert acc["mlp"] >= 0.68, acc
     assert record["seeds"] == [0, 1, 2]
     assert (exp / "experiment.json").exists() and (exp / "report.html").exists()
+
+
+def test_lenet5_fashion_mnist_reaches_90_percent(tmp_path):
+    """The issue's LeNet-5 target: ≥ 90 % test accuracy with the shipped recipe (20 epochs; measured
+    90.9 %, about 2–3 minutes on this machine)."""
+    from archlab import train
+    from archlab.data import load_dataset
+    from archlab.utils.errors import DataError
+
+    try:
+        load_dataset("fashion_mnist", "test")
+    except DataError as e:
+        pytest.skip(f"Fashion-MNIST is not installed here: {e}")
+    s = train("fashion_mnist/lenet5_modern", {"log.progress": False}, runs_dir=tmp_path)
+    assert s["params"] == 61706
+    assert s["test"]["accuracy"] >= 0.90, s["test"]
