@@ -110,11 +110,11 @@ def test_cnn_vs_mlp_quick(tmp_path, capsys):
 def test_efficient_scaling_quick(tmp_path, capsys):
     exp, rec = _experiment("efficient-scaling", tmp_path, capsys, "--set", "steps=2")
     rows = rec["table"]["rows"]
-    assert [r[1] for r in rows] == ["α=0.35", "α=0.5", "α=1.0", "φ=0.0", "φ=1.0", "20", "56"]
+    assert [r[1] for r in rows] == ["α=0.35", "α=0.5", "α=0.75", "α=1.0", "φ=0.0", "φ=1.0", "φ=2.0", "20", "56"]
     macs = [r[3] for r in rows]
-    assert macs[0] < macs[1] < macs[2]  # the width multiplier scales MACs (≈ α²)
-    assert macs[3] < macs[4]  # so does φ
-    assert macs[5] < macs[6]
+    assert macs[0] < macs[1] < macs[2] < macs[3]  # the width multiplier scales MACs (≈ α²)
+    assert macs[4] < macs[5] < macs[6]  # so does φ
+    assert macs[7] < macs[8]
     assert any(r[6] == "yes" for r in rows)  # a Pareto frontier exists
     assert rec["figures"] == ["figures/accuracy_vs_macs.png"]
 
