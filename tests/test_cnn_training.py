@@ -124,3 +124,7 @@ def test_experiment_option_typo_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown option 'sizs' (did you mean: sizes?)" in err and "Traceback" not in err
     assert not any(tmp_path.iterdir())  # nothing was created
+    assert main(["experiment", "cnn-vs-mlp", "--set", "steps=abc", "--runs-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "experiment cnn-vs-mlp: bad option value" in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())

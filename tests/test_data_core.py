@@ -118,10 +118,6 @@ def test_augmentations():
 def test_random_erasing_replaces_one_rectangle_per_chosen_image():
     from archlab.data.transforms import random_erase
 
-    x = torch.zeros(400, 1, 28, 28)
-    out = random_erase(x, torch.Generator().manual_seed(0), p=0.5)
-    changed = out != 0  # noise in [0, 0] would be 0: use a constant image with a range instead
-    assert not changed.any()
     x = torch.full((400, 1, 28, 28), 2.0)
     x[:, :, 0, 0] = -1.0  # the batch range is [-1, 2]
     out = random_erase(x, torch.Generator().manual_seed(0), p=0.5)

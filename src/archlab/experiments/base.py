@@ -74,7 +74,10 @@ def run_experiment(
                 f"experiment {name}: unknown option '{key}'{did_you_mean(key, cls.options)}; "
                 f"valid: {', '.join(cls.options) or '(none)'}"
             )
-    cls().validate(quick=quick, options=options)
+    try:
+        cls().validate(quick=quick, options=options)
+    except (ValueError, TypeError) as e:  # an option of the wrong type, e.g. --set steps=abc
+        raise ConfigError(f"experiment {name}: bad option value ({e})") from None
     out = out_dir or new_run_dir(runs_dir, f"{name}{'-quick' if quick else ''}")
     if on_start:
         on_start(out)

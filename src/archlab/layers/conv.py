@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "init_conv_bn_",
     "ConvNormAct",
     "DropPath",
     "LayerNorm2d",
@@ -20,6 +21,24 @@ __all__ = [
     "drop_path",
     "make_divisible",
 ]
+
+
+@torch.no_grad()
+def init_conv_bn_(model: nn.Module, linear_std: float | None = None) -> None:
+    """torchvision's CNN initialisation, shared by the CNN family: every ``Conv2d`` He-normal with
+    fan_out (gain √2), its bias 0; every ``BatchNorm2d`` γ = 1, β = 0; every ``Linear`` N(0, linear_std²)
+    with bias 0 when ``linear_std`` is given, else left at nn.Linear's default."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear) and linear_std is not None:
+            nn.init.normal_(m.weight, 0.0, linear_std)
+            nn.init.zeros_(m.bias)
 
 
 def make_divisible(v: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:

@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archlab.layers.conv import ConvNormAct, DropPath, SqueezeExcite, make_divisible
+from archlab.layers.conv import ConvNormAct, DropPath, SqueezeExcite, init_conv_bn_, make_divisible
 from archlab.registry import register_model
 from archlab.utils.shapes import check_shape
 
@@ -194,15 +194,9 @@ class EfficientNet(nn.Module):
 
     def _init_weights(self) -> None:
         """torchvision: conv kaiming-normal (fan_out), BN γ=1 β=0, linear U(±1/√K), biases 0."""
+        init_conv_bn_(self)
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
+            if isinstance(m, nn.Linear):
                 bound = 1.0 / math.sqrt(m.out_features)
                 nn.init.uniform_(m.weight, -bound, bound)
                 nn.init.zeros_(m.bias)

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from archlab.layers.conv import ConvNormAct, make_divisible
+from archlab.layers.conv import ConvNormAct, init_conv_bn_, make_divisible
 from archlab.registry import register_model
 from archlab.utils.shapes import check_shape
 
@@ -82,17 +82,7 @@ V2_SETTING: tuple[tuple[int, int, int, int], ...] = (
 
 def _init_weights(model: nn.Module) -> None:
     """torchvision's MobileNet init: conv kaiming-normal (fan_out), BN γ=1 β=0, linear N(0, 0.01²)."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)
+    init_conv_bn_(model, linear_std=0.01)
 
 
 # -- MobileNet V1 ------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from archlab.layers.conv import init_conv_bn_
 from archlab.registry import register_model
 from archlab.utils.shapes import check_shape
 
@@ -180,13 +181,7 @@ class ResNet(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        # torchvision's init: He-normal (fan_out) convolutions, BN γ=1 β=0, nn.Linear's default
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn_(self)  # torchvision's init; the classifier keeps nn.Linear's default
         if self.config.zero_init_residual:
             for m in self.modules():
                 if isinstance(m, BasicBlock | Bottleneck):

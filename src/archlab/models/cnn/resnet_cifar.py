@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archlab.layers.conv import init_conv_bn_
 from archlab.registry import register_model
 from archlab.utils.shapes import check_shape
 
@@ -140,13 +141,7 @@ class CifarResNet(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        # as torchvision's ResNet: He-normal (fan_out) convolutions, BN γ=1 β=0, nn.Linear's default
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn_(self)  # as torchvision's ResNet; the classifier keeps nn.Linear's default
         if self.config.zero_init_residual:
             for m in self.modules():
                 if isinstance(m, CifarBasicBlock):

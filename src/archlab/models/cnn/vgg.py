@@ -26,6 +26,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from archlab.layers.conv import init_conv_bn_
 from archlab.registry import register_model
 from archlab.utils.shapes import check_shape
 
@@ -108,16 +109,7 @@ class VGG(nn.Module):
     @torch.no_grad()
     def _init_weights(self) -> None:
         """As torchvision: convs kaiming-normal (fan_out, ReLU gain), BN 1/0, linear N(0, 0.01), biases 0."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_conv_bn_(self, linear_std=0.01)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         check_shape(x, (None, *self.input_shape))
