@@ -304,11 +304,17 @@ class EfficientScaling(Experiment):
     options = ("steps", "subset", "seeds", "overrides")
 
     def _settings(self, quick: bool, options: dict[str, Any]) -> dict[str, Any]:
-        steps = int(options.get("steps", 6 if quick else 300))
+        steps = int(options.get("steps", 6 if quick else 500))
         subset = options.get("subset", 256 if quick else None)
         seeds = list(options.get("seeds", [0]))
         overrides = {
             "budget.steps": steps,
+            # one optimiser for every network: with SGD (lr 0.1) EfficientNet φ=1 stayed at 19 % after
+            # 300 steps while φ=0 reached 76 % (measured); AdamW trains all three families
+            "optim.name": "adamw",
+            "optim.lr": 2e-3,
+            "optim.weight_decay": 0.05,
+            "schedule.warmup_steps": max(1, steps // 10),
             "precision": "fp32",  # bf16 slows depthwise convolutions down on CPU; one precision for all
             "log.every": max(1, steps // 30),
             "checkpoint.every": steps,
