@@ -44,6 +44,7 @@ class DataSpec(_Strict):
     test_subset: int | None = Field(None, ge=1)  # the first N test examples only (smoke runs; the summary says so)
     data_dir: str | None = None
     augment: list[str] = Field(default_factory=list)  # e.g. ["crop:4", "hflip"], ["shift:3"], ["noise:0.1"]
+    options: dict[str, Any] = Field(default_factory=dict)  # a parametric set's options, e.g. {length: 100}
 
     @field_validator("augment")
     @classmethod
@@ -110,7 +111,7 @@ class EarlyStopSpec(_Strict):
 
 class EvalSpec(_Strict):
     every: int = Field(500, ge=1)  # optimiser steps between evaluations
-    metric: str = "accuracy"  # watched on the validation split for the best checkpoint / early stopping
+    metric: str | None = None  # watched on val for the best checkpoint / early stopping; None: the task's default
     mode: Literal["max", "min"] | None = None  # None: min for loss/mse/mae/rmse, max otherwise
     early_stopping: EarlyStopSpec = Field(default_factory=EarlyStopSpec)
     restore_best: bool = False  # load the best checkpoint before the final test evaluation

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from archlab.registry import Registry
-from archlab.utils.errors import ConfigError, UnknownDatasetError
+from archlab.utils.errors import ConfigError, UnknownDatasetError, did_you_mean
 from archlab.utils.seed import derive_seed
 
 
@@ -41,8 +41,11 @@ class ArrayDataset:
     def __len__(self) -> int:
         return len(self.x)
 
-    def __getitem__(self, idx: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.x[idx], self.y[idx]
+    def __getitem__(self, idx: Any) -> tuple[torch.Tensor, ...]:
+        """``(x, y)``, or ``(x, y, lengths)`` for a set of variable-length sequences."""
+        if self.lengths is None:
+            return self.x[idx], self.y[idx]
+        return self.x[idx], self.y[idx], self.lengths[idx]
 
     def subset(self, idx: torch.Tensor, split: str | None = None) -> ArrayDataset:
         lengths = None if self.lengths is None else self.lengths[idx]
@@ -74,15 +77,29 @@ class DatasetInfo:
 @dataclass(frozen=True)
 class DatasetEntry:
     info: DatasetInfo
-    loader: Callable[..., ArrayDataset]  # loader(split, data_dir=None) -> ArrayDataset
+    loader: Callable[..., ArrayDataset]  # loader(split, data_dir=None, **options) -> ArrayDataset
+    options: dict[str, Any] = field(default_factory=dict)  # a generated set's parameters and their defaults
+    info_for: Callable[..., DatasetInfo] | None = None  # info_for(**options) when the options change the info
 
 
 DATASETS: Registry[DatasetEntry] = Registry("dataset", error=lambda n, c: UnknownDatasetError(n, c))
 
 
-def register_dataset(info: DatasetInfo) -> Callable[[Callable[..., ArrayDataset]], Callable[..., ArrayDataset]]:
+def register_dataset(
+    info: DatasetInfo,
+    *,
+    options: dict[str, Any] | None = None,
+    info_for: Callable[..., DatasetInfo] | None = None,
+) -> Callable[[Callable[..., ArrayDataset]], Callable[..., ArrayDataset]]:
+    """Register ``loader(split, data_dir=None, **options)`` under ``info.name``.
+
+    A parametric set (a generated task of length T, say) declares its ``options`` with defaults; a
+    recipe sets them as ``data.options``. ``info`` describes the defaults; ``info_for(**options)``
+    gives the info of any other setting.
+    """
+
     def deco(fn: Callable[..., ArrayDataset]) -> Callable[..., ArrayDataset]:
-        DATASETS.add(info.name, DatasetEntry(info=info, loader=fn))
+        DATASETS.add(info.name, DatasetEntry(info=info, loader=fn, options=dict(options or {}), info_for=info_for))
         return fn
 
     return deco
@@ -92,16 +109,47 @@ def list_datasets() -> list[str]:
     return DATASETS.names()
 
 
-def dataset_info(name: str) -> DatasetInfo:
-    return DATASETS.get(name).info
-
-
-def load_dataset(name: str, split: str = "train", data_dir: str | None = None) -> ArrayDataset:
-    """``load_dataset("mnist1d", split="test")`` → :class:`ArrayDataset`."""
+def dataset_options(name: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The defaults of ``name``'s options updated by ``options``, checked key by key and typed like the default."""
     entry = DATASETS.get(name)
-    if split not in entry.info.splits:
-        raise ConfigError(f"data.split: dataset '{name}' has splits {sorted(entry.info.splits)}, not '{split}'")
-    ds = entry.loader(split, data_dir=data_dir)
+    out = dict(entry.options)
+    for key, value in (options or {}).items():
+        if key not in entry.options:
+            valid = ", ".join(entry.options) or "none"
+            raise ConfigError(
+                f"data.options.{key}: dataset '{name}' has no option '{key}'"
+                f"{did_you_mean(key, list(entry.options))}; its options: {valid}"
+            )
+        default = entry.options[key]
+        kind = type(default)
+        if default is not None and not isinstance(value, kind):
+            ok = kind is float and isinstance(value, int) and not isinstance(value, bool)
+            if not ok:
+                raise ConfigError(
+                    f"data.options.{key}: expected {kind.__name__} (like the default {default!r}), got {value!r}"
+                )
+            value = float(value)
+        out[key] = value
+    return out
+
+
+def dataset_info(name: str, options: dict[str, Any] | None = None) -> DatasetInfo:
+    entry = DATASETS.get(name)
+    if entry.info_for is None or not entry.options:
+        dataset_options(name, options)  # still reject unknown options
+        return entry.info
+    return entry.info_for(**dataset_options(name, options))
+
+
+def load_dataset(
+    name: str, split: str = "train", data_dir: str | None = None, options: dict[str, Any] | None = None
+) -> ArrayDataset:
+    """``load_dataset("mnist1d", split="test")`` → :class:`ArrayDataset`; ``options`` for a parametric set."""
+    entry = DATASETS.get(name)
+    info = dataset_info(name, options)
+    if split not in info.splits:
+        raise ConfigError(f"data.split: dataset '{name}' has splits {sorted(info.splits)}, not '{split}'")
+    ds = entry.loader(split, data_dir=data_dir, **dataset_options(name, options))
     ds.name, ds.split = name, split
     return ds
 
@@ -144,9 +192,7 @@ class BatchLoader:
         transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     ):
         if drop_last and len(dataset) < batch_size:
-            raise ConfigError(
-                f"data.batch_size: {batch_size} is larger than the {len(dataset)} training examples"
-            )
+            raise ConfigError(f"data.batch_size: {batch_size} is larger than the {len(dataset)} training examples")
         self.dataset, self.batch_size = dataset, batch_size
         self.shuffle, self.drop_last, self.seed, self.transform = shuffle, drop_last, seed, transform
         self.epoch, self.batch = 0, 0  # position of the *next* batch
@@ -179,23 +225,24 @@ class BatchLoader:
         assert self._perm is not None
         return self._perm
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The batch at the current position; advances the position (wrapping to the next epoch)."""
+    def next(self) -> tuple[torch.Tensor, ...]:
+        """The batch at the current position, ``(x, y)`` or ``(x, y, lengths)``; advances the position
+        (wrapping to the next epoch)."""
         if self.batch >= len(self):
             self.epoch, self.batch = self.epoch + 1, 0
         idx = self._order()[self.batch * self.batch_size : (self.batch + 1) * self.batch_size]
-        x, y = self.dataset[idx]
+        x, *rest = self.dataset[idx]
         if self.transform is not None:
             g = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, self.batch, 0xA06))
             x = self.transform(x, g)
         self.batch += 1
-        return x, y
+        return (x, *rest)
 
     @property
     def epochs_done(self) -> float:
         return self.epoch + self.batch / max(len(self), 1)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         """One pass in order from the current position to the end of this epoch (for evaluation)."""
         while self.batch < len(self):
             yield self.next()

@@ -418,6 +418,13 @@ def forecast_scaler(name: str) -> tuple[float, float]:
     return float(train.mean()), float(train.std())
 
 
+def mase_scale(name: str) -> float:
+    """MASE's denominator for set ``name``: mean |y_t − y_{t−m}| over the train period, in its units."""
+    spec = forecast_spec(name)
+    train = series(name)[: spec.n_train]
+    return float(np.mean(np.abs(train[spec.season :] - train[: -spec.season])))
+
+
 def window_starts(name: str, split: str) -> np.ndarray:
     """Index of each window's first input point: window i covers ``[s, s + L)`` → targets ``[s + L, s + L + H)``."""
     spec = forecast_spec(name)
@@ -473,7 +480,7 @@ def _register_forecast(spec: ForecastSpec) -> None:
     info = ForecastInfo(
         name=spec.name,
         kind="signal",
-        task="regression",
+        task="forecasting",
         input_shape=(1, spec.window),
         num_classes=None,
         splits={"train": spec.train_windows, "test": spec.test_windows},

@@ -151,10 +151,10 @@ class Trainer:
         r = self.recipe
         self.device = resolve_device(r.device)
         seed_everything(r.seed)
-        self.info = dataset_info(r.data.name)
+        self.info = dataset_info(r.data.name, r.data.options)
         self.task: Task = build_task(r.task, self.info)
-        train_full = load_dataset(r.data.name, "train", data_dir=r.data.data_dir)
-        self.test_set = load_dataset(r.data.name, "test", data_dir=r.data.data_dir)
+        train_full = load_dataset(r.data.name, "train", data_dir=r.data.data_dir, options=r.data.options)
+        self.test_set = load_dataset(r.data.name, "test", data_dir=r.data.data_dir, options=r.data.options)
         if r.data.test_subset is not None and r.data.test_subset < len(self.test_set):
             self.test_set = self.test_set.subset(torch.arange(r.data.test_subset), "test")
         self.train_set, self.val_set = split_train_val(train_full, r.data.val_fraction, r.seed, r.data.train_subset)
@@ -162,12 +162,13 @@ class Trainer:
             raise ConfigError("eval.early_stopping.patience: needs a validation split; set data.val_fraction > 0")
         if r.eval.restore_best and self.val_set is None:
             raise ConfigError("eval.restore_best: needs a validation split; set data.val_fraction > 0")
-        if r.eval.metric not in self.task.metrics:
+        self.eval_metric = r.eval.metric or self.task.default_metric
+        if self.eval_metric not in self.task.metrics:
             raise ConfigError(
-                f"eval.metric: '{r.eval.metric}' is not reported by task '{r.task.name}'"
-                f"{did_you_mean(r.eval.metric, self.task.metrics)}; choose from {', '.join(self.task.metrics)}"
+                f"eval.metric: '{self.eval_metric}' is not reported by task '{r.task.name}'"
+                f"{did_you_mean(self.eval_metric, self.task.metrics)}; choose from {', '.join(self.task.metrics)}"
             )
-        self.eval_mode = r.eval.mode or ("max" if higher_is_better(r.eval.metric) else "min")
+        self.eval_mode = r.eval.mode or ("max" if higher_is_better(self.eval_metric) else "min")
 
         self.model: nn.Module = self.task.build_model(r.model).to(self.device)
         if r.channels_last:
@@ -448,7 +449,7 @@ class Trainer:
         self.last_eval, self.last_eval_step = results, self.step
         if "val" not in results:
             return False
-        value = results["val"][r.eval.metric]
+        value = results["val"][self.eval_metric]
         best = self.best["value"]
         delta = r.eval.early_stopping.min_delta
         improved = best is None or (value > best + delta if self.eval_mode == "max" else value < best - delta)
@@ -487,7 +488,7 @@ class Trainer:
 
     def _summary(self, status: str, final_test: dict[str, float]) -> dict[str, Any]:
         r = self.recipe
-        example = torch.zeros(1, *self.info.input_shape, device=self.device)
+        example = self.test_set[:1][0].to(self.device)  # one real input: token ids stay integer
         try:
             flops = count_flops(self.model, example)
         except Exception:  # noqa: BLE001 - FLOP counting is informative only
@@ -514,7 +515,7 @@ class Trainer:
             "samples_per_s": round(samples / self.elapsed, 1) if self.elapsed > 0 else None,
             "test": final_test,
             "val": self.last_eval.get("val", {}),
-            "best": {"step": self.best["step"], r.eval.metric: self.best["value"]} if self.val_set else None,
+            "best": {"step": self.best["step"], self.eval_metric: self.best["value"]} if self.val_set else None,
             "versions": versions(),
             "hardware": hardware(self.device),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -542,7 +543,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "au
         raise CheckpointError(f"{run_dir} is not an archlab run (no recipe.yaml)")
     recipe = load_recipe(run_dir / "recipe.yaml")
     seed_everything(recipe.seed)
-    info = dataset_info(recipe.data.name)
+    info = dataset_info(recipe.data.name, recipe.data.options)
     task = build_task(recipe.task, info)
     device = resolve_device(recipe.device)
     model = task.build_model(recipe.model).to(device)
@@ -559,7 +560,12 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "au
     else:
         chosen = root / checkpoint
     state = ckpt.load_checkpoint(chosen, model, None, device)
-    ds = load_dataset(recipe.data.name, split if split != "val" else "train", data_dir=recipe.data.data_dir)
+    ds = load_dataset(
+        recipe.data.name,
+        split if split != "val" else "train",
+        data_dir=recipe.data.data_dir,
+        options=recipe.data.options,
+    )
     if split == "val":
         _, ds = split_train_val(ds, recipe.data.val_fraction, recipe.seed, recipe.data.train_subset)
         if ds is None:

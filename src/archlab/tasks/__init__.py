@@ -3,6 +3,16 @@ to fit the data, and may own the whole training step (a GAN's two optimisers).""
 
 from archlab.tasks.base import LOWER_IS_BETTER, TASKS, Task, build_task, higher_is_better
 from archlab.tasks.classification import ClassificationTask
+from archlab.tasks.forecasting import ForecastingTask
 from archlab.tasks.regression import RegressionTask
 
-__all__ = ["LOWER_IS_BETTER", "TASKS", "higher_is_better", "ClassificationTask", "RegressionTask", "Task", "build_task"]
+__all__ = [
+    "LOWER_IS_BETTER",
+    "TASKS",
+    "higher_is_better",
+    "ClassificationTask",
+    "ForecastingTask",
+    "RegressionTask",
+    "Task",
+    "build_task",
+]

@@ -13,6 +13,8 @@ family- or objective-specific lives here.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -24,15 +26,33 @@ from archlab.data import DatasetInfo
 from archlab.registry import Registry, create_model, model_config_fields
 from archlab.utils.errors import ConfigError, UnknownNameError, did_you_mean
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+Batch = tuple[torch.Tensor, ...]  # (x, y) or, for variable-length sequences, (x, y, lengths)
 
 # metrics where smaller is better; every other metric (accuracy, r2, bleu …) is maximised.
 # The trainer (best checkpoint, early stopping) and the report (the best row) both read this.
-LOWER_IS_BETTER = frozenset({"loss", "mse", "mae", "rmse", "perplexity", "wer", "per", "fid"})
+LOWER_IS_BETTER = frozenset(
+    {"loss", "mse", "mae", "rmse", "mase", "naive_mae", "naive_rmse", "naive_mase", "perplexity", "bpc"}
+    | {"wer", "per", "cer", "fid"}
+)
 
 
 def higher_is_better(metric: str) -> bool:
     return metric.split("/")[-1] not in LOWER_IS_BETTER
+
+
+@functools.cache
+def _takes_lengths(cls: type) -> bool:
+    return "lengths" in inspect.signature(cls.forward).parameters
+
+
+def split_batch(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """``(x, y, kwargs)``: ``kwargs`` holds ``lengths`` when the batch has them and the model's
+    ``forward`` takes them (a recurrent model); other models see the zero-padded ``x`` only."""
+    x, y, *rest = batch
+    base = getattr(model, "_orig_mod", model)  # torch.compile wraps the module
+    if rest and _takes_lengths(type(base)):
+        return x, y, {"lengths": rest[0]}
+    return x, y, {}
 
 
 class Task:
@@ -40,6 +60,7 @@ class Task:
     losses: ClassVar[tuple[str, ...]]
     default_loss: ClassVar[str]
     metrics: ClassVar[tuple[str, ...]]
+    default_metric: ClassVar[str] = "loss"  # eval.metric when the recipe names none
     has_custom_step: ClassVar[bool] = False
 
     def __init__(self, spec: TaskSpec, info: DatasetInfo):

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from archlab.tasks.base import Batch, Task, register_task
+from archlab.tasks.base import Batch, Task, register_task, split_batch
 from archlab.tasks.losses import bce_with_logits, cross_entropy, perceptron_criterion
 
 
@@ -18,6 +18,7 @@ class ClassificationTask(Task):
     losses = ("cross_entropy", "perceptron", "bce")
     default_loss = "cross_entropy"
     metrics = ("loss", "accuracy")
+    default_metric = "accuracy"
 
     def loss_fn(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.loss_name == "cross_entropy":
@@ -28,16 +29,17 @@ class ClassificationTask(Task):
         return bce_with_logits(logits, onehot)
 
     def training_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        x, y = batch
-        logits = model(x)
+        x, y, kw = split_batch(model, batch)
+        logits = model(x, **kw)
         loss = self.loss_fn(logits.float(), y)
         return loss, {"loss": loss.detach(), "accuracy": (logits.argmax(-1) == y).float().mean()}
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
         total, correct, loss_sum = 0, 0, 0.0
-        for x, y in batches:
-            logits = model(x).float()
+        for batch in batches:
+            x, y, kw = split_batch(model, batch)
+            logits = model(x, **kw).float()
             loss_sum += float(self.loss_fn(logits, y)) * len(y)
             correct += int((logits.argmax(-1) == y).sum())
             total += len(y)

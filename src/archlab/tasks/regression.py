@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from archlab.tasks.base import Batch, Task, register_task
+from archlab.tasks.base import Batch, Task, register_task, split_batch
 from archlab.tasks.losses import mae, mse
 from archlab.utils.errors import ShapeError
 
@@ -32,16 +32,17 @@ class RegressionTask(Task):
         return pred.reshape(y.shape)
 
     def training_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        x, y = batch
-        pred = self._match(model(x).float(), y)
+        x, y, kw = split_batch(model, batch)
+        pred = self._match(model(x, **kw).float(), y)
         loss = self.loss_fn(pred, y)
         return loss, {"loss": loss.detach()}
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
         preds, ys = [], []
-        for x, y in batches:
-            preds.append(self._match(model(x).float(), y))
+        for batch in batches:
+            x, y, kw = split_batch(model, batch)
+            preds.append(self._match(model(x, **kw).float(), y))
             ys.append(y.float())
         p, y = torch.cat(preds), torch.cat(ys)
         err = p - y

@@ -1,4 +1,7 @@
-"""Recurrent family."""
+"""Recurrent family: one architecture per module; importing this package registers them all."""
+
+import importlib
+import pkgutil
 
 from archlab.models.rnn.gru import GRUClassifier, GRUClassifierConfig, gru
 from archlab.models.rnn.lstm import LSTMClassifier, LSTMClassifierConfig, lstm
@@ -15,3 +18,6 @@ __all__ = [
     "lstm",
     "rnn",
 ]
+
+for _m in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_m.name}")

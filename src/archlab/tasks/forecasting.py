@@ -1,0 +1,68 @@
+"""Forecasting: a window of L past values → the next H values, trained on standardised values
+(MSE or MAE) and reported in the series' own units beside the seasonal naive forecast.
+
+Metrics (every one over all test windows and horizon steps, in the series' units):
+
+* ``mae``, ``rmse``: the model's errors;
+* ``mase``: MAE / mean |y_t − y_{t−m}| over the train period (Hyndman & Koehler 2006): below 1 beats
+  the in-sample one-step seasonal naive forecast;
+* ``naive_mae``, ``naive_rmse``, ``naive_mase``: the same for the seasonal naive forecast made from
+  each window (repeat its last season: ŷ_{T+h} = y_{T+h−m⌈h/m⌉}), the baseline to beat;
+* ``skill``: 1 − mase / naive_mase (> 0: better than seasonal naive on the same windows).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from archlab.data.timeseries import forecast_scaler, forecast_spec, mase_scale
+from archlab.tasks.base import Batch, register_task, split_batch
+from archlab.tasks.regression import RegressionTask
+from archlab.utils.errors import ConfigError
+
+
+def seasonal_naive_batch(x: torch.Tensor, horizon: int, season: int) -> torch.Tensor:
+    """(B, L) histories → (B, H) seasonal naive forecasts: ŷ_{L+h} = y_{L+h−m⌈h/m⌉}, h = 1..H."""
+    if x.shape[-1] < season:
+        raise ConfigError(f"the seasonal naive forecast needs a window of at least one season ({season})")
+    h = torch.arange(1, horizon + 1, device=x.device)
+    idx = x.shape[-1] - 1 + h - season * torch.ceil(h / season).long()
+    return x[:, idx]
+
+
+@register_task
+class ForecastingTask(RegressionTask):
+    name = "forecasting"
+    metrics = ("loss", "mae", "rmse", "mase", "naive_mae", "naive_rmse", "naive_mase", "skill")
+    default_metric = "mase"
+
+    def __init__(self, spec, info):
+        super().__init__(spec, info)
+        self.spec_ = forecast_spec(info.name)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
+        mean, std = forecast_scaler(self.info.name)
+        h, m = self.spec_.horizon, self.spec_.season
+        preds, ys, naive, losses = [], [], [], []
+        for batch in batches:
+            x, y, kw = split_batch(model, batch)
+            p = self._match(model(x, **kw).float(), y)
+            losses.append(self.loss_fn(p, y) * len(y))
+            preds.append(p * std + mean)
+            ys.append(y.float() * std + mean)
+            naive.append(seasonal_naive_batch(x[:, 0].float() * std + mean, h, m))
+        p, y, nv = torch.cat(preds), torch.cat(ys), torch.cat(naive)
+        scale = mase_scale(self.info.name)
+        out = {"loss": float(torch.stack(losses).sum()) / len(y)}
+        for prefix, pred in (("", p), ("naive_", nv)):
+            err = pred - y
+            out[f"{prefix}mae"] = float(err.abs().mean())
+            out[f"{prefix}rmse"] = math.sqrt(float((err**2).mean()))
+            out[f"{prefix}mase"] = out[f"{prefix}mae"] / scale
+        out["skill"] = 1.0 - out["mase"] / out["naive_mase"] if out["naive_mase"] > 0 else float("nan")
+        return out
