@@ -35,7 +35,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     import torch
 
     from archlab.registry import create_model, get_model_entry, list_models
-    from archlab.utils.counting import count_flops, count_params, human
+    from archlab.utils.counting import count_flops, count_params, example_inputs, human
 
     table = Table(title="archlab models" + (f" · {args.family}" if args.family else ""))
     cols = ["name", "family", "params", *(["MACs", "input"] if args.macs else []), "tasks", "paper"]
@@ -48,7 +48,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             n = count_params(model)
             shape = tuple(getattr(model, "input_shape", ()))
             macs = (
-                [human(count_flops(model, torch.zeros(1, *shape)) / 2), "×".join(map(str, shape))] if args.macs else []
+                [human(count_flops(model, example_inputs(model)) / 2), "×".join(map(str, shape))] if args.macs else []
             )
         table.add_row(name, e.family, human(n), *macs, ", ".join(e.tasks), e.paper)
     console.print(table)
@@ -63,7 +63,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     from archlab.config import parse_overrides
     from archlab.registry import create_model, get_model_entry
-    from archlab.utils.counting import count_flops, count_params, human
+    from archlab.utils.counting import count_flops, count_params, example_inputs, human
 
     entry = get_model_entry(args.name)
     overrides = parse_overrides(args.overrides)
@@ -71,7 +71,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         model = create_model(args.name, **overrides)
         n = count_params(model)
         shape = tuple(getattr(model, "input_shape", ()))
-        flops = count_flops(model, torch.zeros(1, *shape)) if shape else None
+        flops = count_flops(model, example_inputs(model)) if shape else None
     console.print(f"[bold]{entry.name}[/bold] — {entry.description}")
     notes = (inspect.getdoc(entry.builder) or "").split("\n", 1)[1:]
     if notes and notes[0].strip():
@@ -174,6 +174,53 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         console.print(f"{res['split']} ({res['checkpoint']}, step {res['step']}): {shown}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from archlab.engine import load_run
+
+    if args.tokens < 1:
+        raise _usage(f"--tokens must be ≥ 1, got {args.tokens}")
+    if args.temperature < 0:
+        raise _usage(f"--temperature must be ≥ 0 (0 = greedy), got {args.temperature}")
+    run = load_run(args.run_dir, checkpoint=args.checkpoint)
+    if not hasattr(run.task, "sample"):
+        raise _usage(
+            f"{args.run_dir} is a {run.task.name} run; `archlab sample` continues text from a language-model run"
+        )
+    text = run.task.sample(
+        run.model, args.prompt, args.tokens, temperature=args.temperature, top_k=args.top_k, seed=args.seed
+    )
+    print(text)
+    return 0
+
+
+_SHADES = " ░▒▓█"
+
+
+def cmd_attention(args: argparse.Namespace) -> int:
+    from archlab.engine import load_run
+    from archlab.report.figures import attention_heatmap
+
+    run = load_run(args.run_dir, checkpoint=args.checkpoint)
+    if not hasattr(run.task, "translate"):
+        raise _usage(f"{args.run_dir} is a {run.task.name} run; `archlab attention` needs a seq2seq run")
+    if args.beam is not None:
+        run.task.spec = run.task.spec.model_copy(update={"beam_size": args.beam})
+    src, out, weights = run.task.translate(run.model, args.text)
+    shown = run.task.tgt_vocab.detokenize([t for t in out if t != "<eos>"])
+    console.print(f"{args.text} → {shown}", markup=False, highlight=False)
+    if weights is None:
+        raise _usage(f"{args.run_dir}: model {run.recipe.model.name} has no attention (the context-vector baseline)")
+    width = max(len(t) for t in out)
+    console.print(" " * (width + 1) + " ".join(t[:3].ljust(3) for t in src), markup=False, highlight=False)
+    for token, row in zip(out, weights.tolist(), strict=True):
+        cells = " ".join(_SHADES[min(4, int(w * 5))] * 3 for w in row)
+        console.print(f"{token.rjust(width)} {cells}", markup=False, highlight=False)
+    path = Path(args.out) if args.out else Path(args.run_dir) / "figures" / "attention.png"
+    attention_heatmap(src, out, weights.numpy(), path, title=f"{run.recipe.model.name}: {args.text} → {shown}")
+    console.print(f"attention map: {path}", markup=False, highlight=False)
     return 0
 
 
@@ -411,6 +458,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_eval)
+
+    s = sub.add_parser("sample", help="continue a prompt with a trained language model")
+    s.add_argument("run_dir")
+    s.add_argument("--prompt", default="\n", help="text to start from (default: a new line)")
+    s.add_argument("--tokens", type=int, default=500, help="tokens to sample (default 500)")
+    s.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = greedy (default 1)")
+    s.add_argument("--top-k", type=_positive_int, default=None, help="sample among the k most likely tokens only")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--checkpoint", default="auto", help="auto | best | last | step-N (default auto)")
+    s.set_defaults(fn=cmd_sample)
+
+    s = sub.add_parser("attention", help="translate a text with a seq2seq run and save its attention heat map")
+    s.add_argument("run_dir")
+    s.add_argument("text", help='the source text, e.g. "quatre cent vingt-trois"')
+    s.add_argument("--beam", type=_positive_int, default=None, help="beam size (default: the recipe's, 1 = greedy)")
+    s.add_argument("--out", help="PNG path (default: RUN_DIR/figures/attention.png)")
+    s.add_argument("--checkpoint", default="auto", help="auto | best | last | step-N (default auto)")
+    s.set_defaults(fn=cmd_attention)
 
     s = sub.add_parser("data", help="data sets: archlab data list | archlab data info NAME")
     dsub = s.add_subparsers(dest="data_cmd", required=True, parser_class=_ArgumentParser)

@@ -52,6 +52,7 @@ class Seq2SeqInfo(DatasetInfo):
     src_vocab_size: int = 0
     tgt_vocab_size: int = 0
     target_length: int = 0  # T, the padded length of y
+    error_rate: str = "wer"  # the edit-distance metric's name by target unit: wer (words), cer (chars), per (phonemes)
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,7 @@ _META: dict[str, Seq2SeqInfo] = {
         src_vocab_size=37,
         tgt_vocab_size=14,
         target_length=8,
+        error_rate="cer",
         **_N2W,
     ),
     "cmudict_g2p": Seq2SeqInfo(
@@ -241,6 +243,7 @@ _META: dict[str, Seq2SeqInfo] = {
         src_vocab_size=31,
         tgt_vocab_size=73,
         target_length=30,
+        error_rate="per",
     ),
 }
 

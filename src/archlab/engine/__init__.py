@@ -1,5 +1,5 @@
 """Engine: the one training loop (checkpoint/resume, precision, logging) for every family."""
 
-from archlab.engine.trainer import Trainer, evaluate_run, load_summary
+from archlab.engine.trainer import LoadedRun, Trainer, evaluate_run, load_run, load_summary
 
-__all__ = ["Trainer", "evaluate_run", "load_summary"]
+__all__ = ["LoadedRun", "Trainer", "evaluate_run", "load_run", "load_summary"]

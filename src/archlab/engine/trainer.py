@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from archlab.engine.progress import Progress
 from archlab.engine.rundir import MetricsLog, check_writable, new_run_dir
 from archlab.registry import get_model_entry
 from archlab.tasks import Task, build_task, higher_is_better
-from archlab.utils.counting import count_flops, count_params
+from archlab.utils.counting import count_flops, count_params, example_inputs
 from archlab.utils.env import hardware, versions
 from archlab.utils.errors import CheckpointError, ConfigError, NonFiniteError, RunDirError, did_you_mean
 from archlab.utils.io import atomic_write_json, atomic_write_text, read_json
@@ -284,6 +285,7 @@ class Trainer:
         for opt in self.optimizers.values():
             lr = set_lr(opt, r.optim.lr, factor)
         self._position = self.loader.state_dict()  # where this step's first micro-batch starts
+        self.task.set_progress(self.step, self.total_steps)
         if self.task.has_custom_step:
             batch = _to(self.loader.next(), self.device, r.channels_last)
             out = self.task.custom_step(self.forward_model, batch, self.optimizers, self)
@@ -488,8 +490,8 @@ class Trainer:
 
     def _summary(self, status: str, final_test: dict[str, float]) -> dict[str, Any]:
         r = self.recipe
-        example = self.test_set[:1][0].to(self.device)  # one real input: token ids stay integer
         try:
+            example = tuple(t.to(self.device) for t in example_inputs(self.model))
             flops = count_flops(self.model, example)
         except Exception:  # noqa: BLE001 - FLOP counting is informative only
             flops = None
@@ -534,8 +536,22 @@ def load_summary(run_dir: str | Path) -> dict[str, Any]:
     return read_json(Path(run_dir) / "summary.json")
 
 
-def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "auto") -> dict[str, Any]:
-    """Re-evaluate a finished (or interrupted) run from its checkpoint: ``archlab eval``."""
+@dataclass
+class LoadedRun:
+    """A run's recipe, data info, task and model with the chosen checkpoint's weights, in eval mode."""
+
+    recipe: Recipe
+    info: Any
+    task: Task
+    model: nn.Module
+    checkpoint: Path
+    step: int
+    device: torch.device
+
+
+def load_run(run_dir: str | Path, checkpoint: str = "auto") -> LoadedRun:
+    """Rebuild a finished (or interrupted) run's model from its checkpoint: ``best``, ``last``,
+    ``auto`` (the weights summary.json reports) or a ``step-N`` folder name."""
     from archlab.config import load_recipe
 
     run_dir = Path(run_dir)
@@ -560,6 +576,14 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "au
     else:
         chosen = root / checkpoint
     state = ckpt.load_checkpoint(chosen, model, None, device)
+    model.eval()
+    return LoadedRun(recipe, info, task, model, chosen, int(state["step"]), device)
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "auto") -> dict[str, Any]:
+    """Re-evaluate a finished (or interrupted) run from its checkpoint: ``archlab eval``."""
+    run = load_run(run_dir, checkpoint)
+    recipe, task, model, device = run.recipe, run.task, run.model, run.device
     ds = load_dataset(
         recipe.data.name,
         split if split != "val" else "train",
@@ -574,7 +598,6 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "au
         ds, _ = split_train_val(ds, recipe.data.val_fraction, recipe.seed, recipe.data.train_subset)
     elif recipe.data.test_subset is not None and recipe.data.test_subset < len(ds):
         ds = ds.subset(torch.arange(recipe.data.test_subset), "test")
-    model.eval()
     loader = BatchLoader(ds, recipe.data.eval_batch_size, shuffle=False, drop_last=False)
     metrics = task.evaluate(model, (_to(b, device, False) for b in loader))
-    return {"run_dir": str(run_dir), "checkpoint": str(chosen), "step": state["step"], "split": split, **metrics}
+    return {"run_dir": str(run_dir), "checkpoint": str(run.checkpoint), "step": run.step, "split": split, **metrics}

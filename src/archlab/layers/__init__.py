@@ -12,6 +12,7 @@ from archlab.layers.activations import (
     Tanh,
     get_activation,
 )
+from archlab.layers.attention import AdditiveAttention, MultiplicativeAttention, masked_softmax
 from archlab.layers.conv import ConvNormAct, DropPath, LayerNorm2d, SqueezeExcite, drop_path, make_divisible
 from archlab.layers.recurrent import (
     GRU,
@@ -28,6 +29,9 @@ from archlab.layers.recurrent import (
 
 __all__ = [
     "ACTIVATIONS",
+    "AdditiveAttention",
+    "MultiplicativeAttention",
+    "masked_softmax",
     "ELU",
     "GELU",
     "LeakyReLU",

@@ -307,3 +307,25 @@ def lines(
     if title:
         ax.set_title(title, fontsize=10)
     return _save(fig, path)
+
+
+def attention_heatmap(
+    source: Sequence[str],
+    output: Sequence[str],
+    weights: Any,
+    path: str | Path,
+    *,
+    title: str | None = None,
+) -> Path:
+    """The attention of each output token (rows) over the source tokens (columns), weights in [0, 1]."""
+    rows, cols = len(output), len(source)
+    fig, ax = _new_figure((max(4.0, 0.45 * cols + 1.8), max(3.0, 0.38 * rows + 1.4)))
+    im = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(cols), list(source), rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(rows), list(output), fontsize=8)
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="attention weight")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(fig, path)

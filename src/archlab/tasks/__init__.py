@@ -4,7 +4,9 @@ to fit the data, and may own the whole training step (a GAN's two optimisers).""
 from archlab.tasks.base import LOWER_IS_BETTER, TASKS, Task, build_task, higher_is_better
 from archlab.tasks.classification import ClassificationTask
 from archlab.tasks.forecasting import ForecastingTask
+from archlab.tasks.language_modeling import LanguageModelingTask
 from archlab.tasks.regression import RegressionTask
+from archlab.tasks.seq2seq import Seq2SeqTask
 
 __all__ = [
     "LOWER_IS_BETTER",
@@ -12,7 +14,9 @@ __all__ = [
     "higher_is_better",
     "ClassificationTask",
     "ForecastingTask",
+    "LanguageModelingTask",
     "RegressionTask",
+    "Seq2SeqTask",
     "Task",
     "build_task",
 ]

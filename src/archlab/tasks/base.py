@@ -78,10 +78,26 @@ class Task:
         if spec.label_smoothing and loss != "cross_entropy":
             raise ConfigError(f"task.label_smoothing: applies to the cross_entropy loss only, not '{loss}'")
         self.spec, self.info, self.loss_name = spec, info, loss
+        self.step, self.total_steps = 0, None
+        seq2seq_only = {  # set away from their defaults (a saved recipe lists every field)
+            k: getattr(spec, k)
+            for k in ("teacher_forcing", "teacher_forcing_final", "beam_size", "length_penalty")
+            if getattr(spec, k) != type(spec).model_fields[k].default
+        }
+        if seq2seq_only and self.name != "seq2seq":
+            raise ConfigError(f"task.{next(iter(seq2seq_only))}: applies to the seq2seq task only, not {self.name}")
+
+    def set_progress(self, step: int, total_steps: int | None) -> None:
+        """Called by the trainer before every optimisation step (schedules inside a task read it)."""
+        self.step, self.total_steps = step, total_steps
 
     # -- model -----------------------------------------------------------------------------
     def data_hints(self) -> dict[str, Any]:
-        return {"in_shape": tuple(self.info.input_shape), "num_classes": self.info.out_features}
+        hints = {"in_shape": tuple(self.info.input_shape), "num_classes": self.info.out_features}
+        for key in ("vocab_size", "src_vocab_size"):  # token sets size the embeddings
+            if getattr(self.info, key, 0):
+                hints[key] = getattr(self.info, key)
+        return hints
 
     def build_model(self, spec: ModelSpec) -> nn.Module:
         overrides = spec.overrides()

@@ -19,6 +19,14 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     return total
 
 
+def example_inputs(model: nn.Module, batch: int = 1) -> tuple[torch.Tensor, ...]:
+    """The positional inputs of one forward call: the model's own ``example_inputs`` (token ids,
+    source + target…) when it has one, else zeros of its ``input_shape``."""
+    if hasattr(model, "example_inputs"):
+        return tuple(model.example_inputs(batch))
+    return (torch.zeros(batch, *tuple(getattr(model, "input_shape", ()))),)
+
+
 @torch.no_grad()
 def count_flops(model: nn.Module, example: torch.Tensor | tuple) -> int:
     """Forward FLOPs of one call, as counted by ``torch.utils.flop_counter`` (a multiply-add = 2).

@@ -5,6 +5,8 @@ T steps of C features. Read-outs: ``"last"`` (the last layer's final hidden stat
 ``"max"`` or ``"attention"`` over the valid steps (a learned query scores each step), or
 ``"flatten"`` (every step's output concatenated, the MNIST-1D paper's GRU read-out; needs a fixed
 T). Unequal lengths: pad to T and pass ``lengths`` (B,); padded steps never change the result.
+Text: with ``vocab_size`` > 0 the input is token ids (B, T) (``in_shape`` = (T,)), embedded to E
+features per step (id 0 is padding: its embedding is zero and never trained).
 
 Letters: B batch, C features per step, T steps, H hidden units, D = H or 2H (directions), K classes.
 """
@@ -31,10 +33,12 @@ class RecurrentClassifierConfig:
     dropout: float = 0.0  # between stacked layers
     readout: Literal["last", "mean", "max", "attention", "flatten"] = "last"
     impl: Literal["fused", "cells"] = "fused"  # torch's fused kernel, or our equation-level loop
+    vocab_size: int = 0  # > 0: inputs are token ids (B, T), in_shape (T,), embedded to embed_dim
+    embed_dim: int = 64  # E
 
 
 class RecurrentClassifier(nn.Module):
-    """Shapes: x (B, C, T), lengths (B,) or None → (B, K).
+    """Shapes: x (B, C, T) — or token ids (B, T) with ``vocab_size`` — lengths (B,) or None → (B, K).
 
     Subclasses name the layer attribute (``rnn``, ``lstm``, ``gru``: the state-dict keys) and build it.
     """
@@ -44,13 +48,28 @@ class RecurrentClassifier(nn.Module):
     def __init__(self, config: RecurrentClassifierConfig):
         super().__init__()
         self.config = config
-        c, t = config.in_shape
-        self.input_shape = (c, t)
+        if config.vocab_size > 0:
+            if len(config.in_shape) != 1:
+                raise ValueError(f"in_shape: token inputs are (T,), got {tuple(config.in_shape)}")
+            (t,) = config.in_shape
+            c = config.embed_dim
+            self.input_shape: tuple[int, ...] = (t,)
+            self.embed = nn.Embedding(config.vocab_size, c, padding_idx=0)
+        else:
+            c, t = config.in_shape
+            self.input_shape = (c, t)
+            self.embed = None
         setattr(self, self.layer_name, self.make_layer(c, config))
         d = config.hidden_size * (2 if config.bidirectional else 1)
         pooled = config.readout in ("mean", "max", "attention")
         self.pool = SequencePooling(config.readout, d) if pooled else None
         self.head = nn.Linear(d * t if config.readout == "flatten" else d, config.num_classes)
+
+    def example_inputs(self, batch: int) -> tuple[torch.Tensor, ...]:
+        """A random input of the declared shape: token ids with an embedding, else a signal."""
+        if self.embed is not None:
+            return (torch.randint(1, self.config.vocab_size, (batch, *self.input_shape)),)
+        return (torch.randn(batch, *self.input_shape),)
 
     def make_layer(self, in_features: int, config: RecurrentClassifierConfig) -> RecurrentBase:
         raise NotImplementedError
@@ -61,7 +80,8 @@ class RecurrentClassifier(nn.Module):
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         check_shape(x, (None, *self.input_shape))
-        out, state = self.layer(x.transpose(1, 2), lengths=lengths)  # (B, T, C) in; out (B, T, D)
+        seq = self.embed(x) if self.embed is not None else x.transpose(1, 2)  # (B, T, E) or (B, T, C)
+        out, state = self.layer(seq, lengths=lengths)  # out (B, T, D)
         h_n = state[0] if isinstance(state, tuple) else state  # LSTM: (h_n, c_n); h_n (layers·dirs, B, H)
         if self.config.readout == "flatten":
             return out.flatten(1)  # (B, T·D)

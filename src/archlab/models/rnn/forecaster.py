@@ -50,6 +50,7 @@ class RecurrentForecaster(nn.Module):
     def __init__(self, config: ForecasterConfig):
         super().__init__()
         self.config = config
+        self.input_shape = tuple(config.in_shape)
         c, _ = config.in_shape
         self.rnn = _LAYERS[config.cell](
             c,

@@ -1,0 +1,77 @@
+"""Causal language modelling: predict token t+1 from tokens ≤ t at every position of a window.
+
+Metrics over every predicted token of a split: ``loss`` (cross-entropy, nats per token),
+``perplexity`` = e^loss, ``bpc`` = loss / ln 2 (bits per character on a character set) and
+``accuracy`` (the most likely next token is the true one). :func:`sample` continues a prompt with a
+temperature, through the model's own ``generate``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from archlab.data.text import vocab as text_vocab
+from archlab.tasks.base import Batch, Task, register_task, split_batch
+from archlab.utils.errors import ConfigError, ShapeError
+
+
+@register_task
+class LanguageModelingTask(Task):
+    name = "language_modeling"
+    losses = ("cross_entropy",)
+    default_loss = "cross_entropy"
+    metrics = ("loss", "perplexity", "bpc", "accuracy")
+    default_metric = "loss"
+
+    def _logits(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y, kw = split_batch(model, batch)
+        logits = model(x, **kw).float()
+        if logits.shape[:2] != y.shape:
+            raise ShapeError(
+                f"a language model must return (B, T, V) logits for y {tuple(y.shape)}, got {tuple(logits.shape)}"
+            )
+        return logits, y
+
+    def training_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        logits, y = self._logits(model, batch)
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), label_smoothing=self.spec.label_smoothing)
+        return loss, {"loss": loss.detach(), "accuracy": (logits.argmax(-1) == y).float().mean()}
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
+        nll, correct, n = 0.0, 0, 0
+        for batch in batches:
+            logits, y = self._logits(model, batch)
+            nll += float(F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum"))
+            correct += int((logits.argmax(-1) == y).sum())
+            n += y.numel()
+        loss = nll / max(n, 1)
+        return {"loss": loss, "perplexity": math.exp(loss), "bpc": loss / math.log(2), "accuracy": correct / max(n, 1)}
+
+    def sample(
+        self,
+        model: nn.Module,
+        prompt: str,
+        length: int = 500,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        seed: int = 0,
+    ) -> str:
+        """``prompt`` continued by ``length`` sampled tokens, decoded to text (the prompt included)."""
+        if not hasattr(model, "generate"):
+            raise ConfigError(f"model {type(model).__name__} cannot generate text (it has no generate method)")
+        v = text_vocab(self.info.name)
+        unknown = sorted({t for t in v.tokenize(prompt) if t not in v})
+        if unknown:
+            raise ConfigError(f"prompt: {unknown!r} not in the '{self.info.name}' vocabulary")
+        ids = torch.tensor([v.encode(prompt)], dtype=torch.long, device=next(model.parameters()).device)
+        if ids.shape[1] == 0:
+            raise ConfigError("prompt: give at least one token to start from")
+        g = torch.Generator(device=ids.device).manual_seed(seed)
+        out = model.generate(ids, length, temperature=temperature, top_k=top_k, generator=g)
+        return v.decode(out[0].tolist())

@@ -1,0 +1,167 @@
+"""Sequence to sequence: an encoder reads the source, a decoder writes the target token by token.
+
+Training is teacher forcing: the decoder reads ``y[:, :-1]`` (``<sos>`` + target) and predicts
+``y[:, 1:]`` (target + ``<eos>``) with cross-entropy that ignores ``<pad>`` (id 0). With
+``task.teacher_forcing`` < 1 (optionally moving linearly to ``task.teacher_forcing_final`` over the
+run) each decoder input is the gold token with that probability and the model's own previous
+prediction otherwise (scheduled sampling, Bengio et al. 2015).
+
+Evaluation decodes without the targets — greedy, or beam search with ``task.beam_size`` > 1 and
+GNMT's length penalty ``task.length_penalty`` — and reports, over a split:
+
+* ``loss``, ``token_accuracy``: teacher-forced cross-entropy and next-token accuracy on non-pad
+  target positions;
+* ``exact_match``: decoded output equal to the whole target;
+* ``bleu``, ``chrf``: corpus BLEU and chrF of the detokenised outputs (sacrebleu, default settings);
+* ``wer`` / ``cer`` / ``per`` (named by the data set's target unit): Levenshtein distance between the
+  decoded and target tokens, summed, over the number of target tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from archlab.data.seq2seq import vocabs
+from archlab.tasks.base import Batch, Task, register_task
+from archlab.utils.errors import ConfigError
+from archlab.utils.seed import derive_seed
+
+PAD = 0
+
+
+def edit_distance(a: Sequence[Any], b: Sequence[Any]) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions all cost 1)."""
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i]
+        for j, y in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
+        prev = cur
+    return prev[-1]
+
+
+def _trim(row: Sequence[int], eos: int) -> list[int]:
+    """Ids up to (without) the first <eos>, pads dropped."""
+    out = []
+    for t in row:
+        if t == eos:
+            break
+        if t != PAD:
+            out.append(int(t))
+    return out
+
+
+@register_task
+class Seq2SeqTask(Task):
+    name = "seq2seq"
+    losses = ("cross_entropy",)
+    default_loss = "cross_entropy"
+    default_metric = "exact_match"
+
+    def __init__(self, spec, info):
+        super().__init__(spec, info)
+        self.error_rate = getattr(info, "error_rate", "wer")
+        self.metrics = ("loss", "token_accuracy", "exact_match", "bleu", "chrf", self.error_rate)
+        self.src_vocab, self.tgt_vocab = vocabs(info.name)
+        self.eos = self.tgt_vocab.stoi["<eos>"]
+
+    def data_hints(self) -> dict[str, Any]:
+        return {
+            "in_shape": tuple(self.info.input_shape),
+            "num_classes": self.info.tgt_vocab_size,
+            "src_vocab_size": self.info.src_vocab_size,
+        }
+
+    def teacher_forcing_ratio(self) -> float:
+        """The gold-input probability at the current step (linear schedule when a final value is set)."""
+        start, final = self.spec.teacher_forcing, self.spec.teacher_forcing_final
+        if final is None or not self.total_steps:
+            return start
+        frac = min(1.0, self.step / max(1, self.total_steps - 1))
+        return start + (final - start) * frac
+
+    @staticmethod
+    def _unpack(batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if len(batch) != 3:
+            raise ConfigError("a seq2seq batch is (source, target, source lengths); this data set has no lengths")
+        return batch[0], batch[1], batch[2]
+
+    def training_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        x, y, lengths = self._unpack(batch)
+        ratio = self.teacher_forcing_ratio() if model.training else 1.0
+        g = torch.Generator(device=x.device).manual_seed(derive_seed(0x7F, self.step)) if ratio < 1.0 else None
+        logits = model(x, lengths, y[:, :-1], teacher_forcing=ratio, generator=g).float()
+        target = y[:, 1:]
+        loss = F.cross_entropy(
+            logits.flatten(0, 1), target.flatten(), ignore_index=PAD, label_smoothing=self.spec.label_smoothing
+        )
+        valid = target != PAD
+        acc = ((logits.argmax(-1) == target) & valid).sum() / valid.sum().clamp(min=1)
+        return loss, {"loss": loss.detach(), "token_accuracy": acc, "teacher_forcing": torch.tensor(ratio)}
+
+    def decode(self, model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, max_len: int):
+        """(tokens (B, L), attention (B, L, S) or None) by greedy or beam search, per the task spec."""
+        if self.spec.beam_size > 1:
+            return model.beam_search(
+                x, lengths, beam_size=self.spec.beam_size, length_penalty=self.spec.length_penalty, max_len=max_len
+            )
+        return model.greedy_decode(x, lengths, max_len=max_len)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
+        import sacrebleu
+
+        nll, correct, n_tok, exact, n, edits, ref_tokens = 0.0, 0, 0, 0, 0, 0, 0
+        hyps: list[str] = []
+        refs: list[str] = []
+        for batch in batches:
+            x, y, lengths = self._unpack(batch)
+            logits = model(x, lengths, y[:, :-1]).float()
+            target = y[:, 1:]
+            valid = target != PAD
+            nll += float(F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD, reduction="sum"))
+            correct += int(((logits.argmax(-1) == target) & valid).sum())
+            n_tok += int(valid.sum())
+            tokens, _ = self.decode(model, x, lengths, max_len=target.shape[1])
+            for out_row, ref_row in zip(tokens.tolist(), target.tolist(), strict=True):
+                hyp, ref = _trim(out_row, self.eos), _trim(ref_row, self.eos)
+                exact += hyp == ref
+                edits += edit_distance(hyp, ref)
+                ref_tokens += len(ref)
+                hyps.append(self.tgt_vocab.decode(hyp))
+                refs.append(self.tgt_vocab.decode(ref))
+            n += len(y)
+        return {
+            "loss": nll / max(n_tok, 1),
+            "token_accuracy": correct / max(n_tok, 1),
+            "exact_match": exact / max(n, 1),
+            "bleu": sacrebleu.corpus_bleu(hyps, [refs]).score,
+            "chrf": sacrebleu.corpus_chrf(hyps, [refs]).score,
+            self.error_rate: edits / max(ref_tokens, 1),
+        }
+
+    @torch.no_grad()
+    def translate(self, model: nn.Module, text: str) -> tuple[list[str], list[str], torch.Tensor | None]:
+        """``text`` → (source tokens incl. <eos>, output tokens incl. <eos> if emitted, attention (L, S) or None)."""
+        tokens = self.src_vocab.tokenize(text)
+        if not tokens:
+            raise ConfigError("the source text is empty")
+        unknown = sorted({t for t in tokens if t not in self.src_vocab})
+        if unknown:
+            raise ConfigError(f"{unknown!r} not in the '{self.info.name}' source vocabulary")
+        ids = self.src_vocab.encode(tokens, eos=True)
+        device = next(model.parameters()).device
+        x = torch.tensor([ids], dtype=torch.long, device=device)
+        lengths = torch.tensor([len(ids)], dtype=torch.long, device=device)
+        model.eval()
+        out, attn = self.decode(model, x, lengths, max_len=max(self.info.target_length, 2 * len(ids)))
+        row = out[0].tolist()
+        n = row.index(self.eos) + 1 if self.eos in row else len([t for t in row if t != PAD])
+        src_tokens = [*tokens, "<eos>"]
+        out_tokens = [self.tgt_vocab.itos[t] for t in row[:n]]
+        return src_tokens, out_tokens, None if attn is None else attn[0, :n].cpu()
