@@ -134,3 +134,12 @@ def test_flops_of_recurrent_layers_are_counted_on_every_kernel_path(batch):
     lstm = torch.nn.LSTM(32, 16, num_layers=2, batch_first=True)
     expected = 2 * 4 * 16 * (32 + 16) * 10 * batch + 2 * 4 * 16 * (16 + 16) * 10 * batch
     assert count_flops(lstm, torch.zeros(batch, 10, 32)) == expected
+    # with a projection (P = 8): gates read I + P, the projection costs 2·H·P, the next layer reads P
+    proj = torch.nn.LSTM(32, 16, num_layers=2, batch_first=True, proj_size=8)
+    expected = (2 * 4 * 16 * (32 + 8) + 2 * 16 * 8) * 10 * batch + (2 * 4 * 16 * (8 + 8) + 2 * 16 * 8) * 10 * batch
+    assert count_flops(proj, torch.zeros(batch, 10, 32)) == expected
+    # and our equation-level loop, which torch's counter sees matrix by matrix, agrees
+    from archlab.layers.recurrent import LSTM
+
+    cells = LSTM(32, 16, num_layers=2, batch_first=True, proj_size=8, impl="cells")
+    assert count_flops(cells, torch.zeros(batch, 10, 32)) == expected

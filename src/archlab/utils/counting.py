@@ -67,7 +67,8 @@ _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
 def _rnn_flops(rnn: nn.RNNBase, inputs: tuple) -> int:
-    """2·G·H·(I + H) multiply-adds ×2 per step, layer and direction (G gates; biases ignored)."""
+    """2·G·H·(I + H) FLOPs per step, layer and direction (G gates; biases ignored); with an LSTM
+    projection of P features, 2·4H·(I + P) + 2·H·P."""
     x = inputs[0]
     if isinstance(x, nn.utils.rnn.PackedSequence):
         steps_times_batch = int(x.data.shape[0])
@@ -75,11 +76,13 @@ def _rnn_flops(rnn: nn.RNNBase, inputs: tuple) -> int:
         t_dim = 1 if rnn.batch_first else 0
         steps_times_batch = int(x.shape[t_dim]) * (int(x.shape[1 - t_dim]) if x.dim() == 3 else 1)
     g, h = _GATES.get(rnn.mode, 1), rnn.hidden_size
+    p = getattr(rnn, "proj_size", 0) or 0  # LSTM projection: h_t = W_hr (o_t ⊙ tanh c_t) has P features
+    out = p or h
     dirs = 2 if rnn.bidirectional else 1
     total = 0
     for layer in range(rnn.num_layers):
-        i = rnn.input_size if layer == 0 else h * dirs
-        total += dirs * 2 * g * h * (i + h) * steps_times_batch
+        i = rnn.input_size if layer == 0 else out * dirs
+        total += dirs * (2 * g * h * (i + out) + 2 * h * p) * steps_times_batch
     return total
 
 
