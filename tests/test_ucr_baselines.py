@@ -1,0 +1,229 @@
+"""Wang et al.'s FCN and ResNet time-series baselines (fcn1d, resnet1d) and their UCR recipes."""
+
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+
+from archlab import count_params, create_model
+from archlab.cli import main
+from archlab.config import load_recipe, shipped_recipes
+from archlab.layers.conv1d import SameConv1d, same_padding
+from archlab.utils.errors import ConfigError, ShapeError
+
+MODELS = ("fcn1d", "resnet1d")
+UCR_RECIPES = [f"{d}/{m}" for d in ("gunpoint", "italy_power_demand") for m in ("fcn1d", "resnet1d", "lstm")]
+
+
+# ---- parameter counts from the layer sizes ------------------------------------------------------
+
+
+def conv(c_in: int, c_out: int, k: int) -> int:
+    return c_in * c_out * k + c_out  # Keras Conv1D: kernel + bias
+
+
+def bn(c: int) -> int:
+    return 2 * c  # trainable γ, β (Keras also shows the moving mean and variance as non-trainable)
+
+
+def fcn_params(c: int, k: int) -> int:
+    return conv(c, 128, 8) + bn(128) + conv(128, 256, 5) + bn(256) + conv(256, 128, 3) + bn(128) + 128 * k + k
+
+
+def resnet_params(c: int, k: int) -> int:
+    def block(c_in: int, f: int, project: bool) -> int:
+        body = conv(c_in, f, 8) + bn(f) + conv(f, f, 5) + bn(f) + conv(f, f, 3) + bn(f)
+        return body + (conv(c_in, f, 1) if project else 0) + bn(f)
+
+    return block(c, 64, True) + block(64, 128, True) + block(128, 128, False) + 128 * k + k
+
+
+def bn_channels(model: torch.nn.Module) -> int:
+    return sum(m.num_features for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d))
+
+
+def test_fcn_parameter_count_univariate_binary():
+    m = create_model("fcn1d", in_shape=(1, 150), num_classes=2)
+    assert fcn_params(1, 2) == 1_152 + 256 + 164_096 + 512 + 98_432 + 256 + 258 == 264_962
+    assert count_params(m) == 264_962
+    # Keras' model.summary() total: + moving mean and variance of 512 BN channels (non-trainable)
+    assert count_params(m) + 2 * bn_channels(m) == 265_986
+
+
+def test_resnet_parameter_count_univariate_binary():
+    m = create_model("resnet1d", in_shape=(1, 150), num_classes=2)
+    assert resnet_params(1, 2) == 34_112 + 206_336 + 263_552 + 258 == 504_258
+    assert count_params(m) == 504_258
+    assert count_params(m) + 2 * bn_channels(m) == 506_818  # Keras' total, 1,280 BN channels
+
+
+@pytest.mark.parametrize(("c", "k"), [(1, 2), (1, 3), (6, 4), (12, 9), (64, 5)])
+def test_parameter_counts_follow_the_layer_sizes(c, k):
+    assert count_params(create_model("fcn1d", in_shape=(c, 29), num_classes=k)) == fcn_params(c, k)
+    assert count_params(create_model("resnet1d", in_shape=(c, 29), num_classes=k)) == resnet_params(c, k)
+
+
+def test_resnet_shortcuts_follow_dl4tsc():
+    """1×1 conv + BN in blocks 1 and 2, BN only in block 3; block 1 projects even when C = 64."""
+    for c in (1, 64):
+        m = create_model("resnet1d", in_shape=(c, 16))
+        kinds = [[type(layer).__name__ for layer in b.shortcut] for b in m.blocks]
+        assert kinds == [["SameConv1d", "BatchNorm1d"], ["SameConv1d", "BatchNorm1d"], ["BatchNorm1d"]]
+    relu_after = [[type(cb.act).__name__ for cb in b.convs] for b in m.blocks]
+    assert relu_after == [["ReLU", "ReLU", "Identity"]] * 3
+
+
+def test_keras_defaults():
+    m = create_model("fcn1d")
+    bns = [x for x in m.modules() if isinstance(x, torch.nn.BatchNorm1d)]
+    assert all(b.eps == 1e-3 and b.momentum == 0.01 for b in bns)  # Keras ε 1e-3, momentum 0.99
+    assert all(b.conv.bias is not None for b in m.blocks)
+    w = m.blocks[1].conv.weight  # Glorot uniform: |w| ≤ √(6 / (fan_in + fan_out))
+    assert w.abs().max() <= (6 / (128 * 5 + 256 * 5)) ** 0.5
+    assert torch.count_nonzero(m.blocks[1].conv.bias) == 0
+
+
+# ---- shapes ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize(("c", "t", "k"), [(1, 150, 2), (1, 24, 2), (3, 37, 5), (12, 29, 9), (2, 1, 3), (1, 101, 7)])
+def test_shape_law(name, c, t, k):
+    m = create_model(name, in_shape=(c, t), num_classes=k).eval()
+    x = torch.randn(4, c, t)
+    assert m.forward_features(x).shape == (4, 128)
+    assert m(x).shape == (4, k)
+    assert torch.isfinite(m(x)).all()
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("t", [1, 2, 7, 150])
+def test_same_padding_keeps_t_in_every_layer(name, t):
+    m = create_model(name, in_shape=(2, t)).eval()
+    lengths = []
+    layers = [x for x in m.modules() if isinstance(x, (SameConv1d, torch.nn.BatchNorm1d))]
+    hooks = [x.register_forward_hook(lambda mod, i, o: lengths.append(o.shape[-1])) for x in layers]
+    m(torch.randn(2, 2, t))
+    for h in hooks:
+        h.remove()
+    assert len(lengths) == len(layers) and set(lengths) == {t}
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 8, 9])
+def test_same_conv_pads_like_keras(k):
+    """Keras/TF 'same', stride 1: ⌊(k−1)/2⌋ zeros before and ⌈(k−1)/2⌉ after (k = 8: 3 and 4), as torch's."""
+    assert same_padding(k) == ((k - 1) // 2, k - 1 - (k - 1) // 2)
+    assert same_padding(8) == (3, 4)
+    conv = SameConv1d(3, 4, k)
+    x = torch.randn(2, 3, 11)
+    lo, hi = same_padding(k)
+    ref = F.conv1d(F.pad(x, (lo, hi)), conv.weight, conv.bias)
+    torch.testing.assert_close(conv(x), ref, rtol=0, atol=0)
+    assert conv(x).shape == (2, 4, 11)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns that an even kernel needs a padded copy
+        torch.testing.assert_close(F.conv1d(x, conv.weight, conv.bias, padding="same"), ref)
+
+
+# ---- unequal lengths ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_padded_batch_with_lengths_equals_each_series_alone(name):
+    """Eval mode: zero padding + lengths gives exactly the output of the unpadded series at T = length,
+    because each layer's output is masked before the next 'same' convolution, which then reads the
+    same zeros the unpadded series gets from its padding."""
+    torch.manual_seed(0)
+    c, t, k = 3, 29, 4
+    m = create_model(name, in_shape=(c, t), num_classes=k).double()
+    m.train()
+    for _ in range(3):  # move the BN running statistics away from (0, 1)
+        m(torch.randn(8, c, t, dtype=torch.float64))
+    m.eval()
+    lengths = torch.tensor([29, 7, 1, 16, 28])
+    x = torch.randn(len(lengths), c, t, dtype=torch.float64)
+    for i, n in enumerate(lengths):
+        x[i, :, n:] = 0.0
+    out = m(x, lengths)
+    garbage = x.clone()
+    for i, n in enumerate(lengths):
+        garbage[i, :, n:] = 5.0  # whatever is beyond the length is ignored
+    torch.testing.assert_close(m(garbage, lengths), out, rtol=0, atol=1e-12)
+    for i, n in enumerate(lengths.tolist()):
+        alone = create_model(name, in_shape=(c, n), num_classes=k).double().eval()
+        alone.load_state_dict(m.state_dict())
+        torch.testing.assert_close(out[i : i + 1], alone(x[i : i + 1, :, :n]), rtol=0, atol=1e-10)
+    # without lengths the padding is read as data: the short series come out differently
+    assert not torch.allclose(m(x)[1], out[1])
+    # full lengths are the same as no lengths
+    torch.testing.assert_close(m(x[:1], lengths[:1]), m(x[:1]), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_bad_inputs_say_expected_vs_got(name):
+    m = create_model(name, in_shape=(1, 24))
+    with pytest.raises(ShapeError, match=r"expected shape \(B, 1, 24\), got \(8, 24\)"):
+        m(torch.zeros(8, 24))
+    with pytest.raises(ShapeError, match=r"expected shape \(B, 1, 24\), got \(2, 1, 25\)"):
+        m(torch.zeros(2, 1, 25))
+    with pytest.raises(ShapeError, match=r"lengths: expected shape \(2\), got \(3,\)"):
+        m(torch.zeros(2, 1, 24), torch.tensor([3, 4, 5]))
+    with pytest.raises(ValueError, match=r"every length must be in 1\.\.24"):
+        m(torch.zeros(2, 1, 24), torch.tensor([0, 24]))
+    with pytest.raises(TypeError, match="integer"):
+        m(torch.zeros(2, 1, 24), torch.tensor([3.0, 4.0]))
+
+
+def test_bad_configs():
+    with pytest.raises(ConfigError, match="model 'fcn1d': filters .* must be equally long"):
+        create_model("fcn1d", filters=(128, 256), kernel_sizes=(8, 5, 3))
+    with pytest.raises(ConfigError, match="must be positive"):
+        create_model("resnet1d", in_shape=(1, 0))
+
+
+# ---- training ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_few_steps_reduce_the_loss(name):
+    """Two classes (a sine and a square wave with noise, random phase) separate within 15 Adam steps."""
+    torch.manual_seed(0)
+    n, t = 32, 40
+    y = torch.arange(n) % 2
+    phase = torch.rand(n, 1) * 6.28
+    s = torch.sin(torch.linspace(0, 12.56, t)[None, :] + phase)
+    x = torch.where(y[:, None] == 1, s.sign(), s) + 0.1 * torch.randn(n, t)
+    m = create_model(name, in_shape=(1, t), num_classes=2)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(15):
+        loss = F.cross_entropy(m(x[:, None, :]), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+# ---- recipes -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("recipe", UCR_RECIPES)
+def test_ucr_recipe_follows_fawaz_setup(recipe):
+    r = load_recipe(recipe)
+    n_train = {"gunpoint": 50, "italy_power_demand": 67}[r.data.name]
+    assert r.data.batch_size == int(min(n_train / 10, 16))
+    assert (r.optim.name, r.optim.lr, r.optim.eps, r.optim.weight_decay) == ("adam", 1e-3, 1e-7, 0.0)
+    assert r.budget.epochs == {"fcn1d": 2000, "resnet1d": 1500, "lstm": 2000}[r.model.name]
+    assert r.data.augment == [] and r.description
+
+
+@pytest.mark.parametrize("recipe", UCR_RECIPES)
+def test_ucr_recipe_trains_from_the_cli(recipe, tmp_path):
+    assert recipe in shipped_recipes()
+    argv = ["train", recipe, "budget.steps=2", "data.test_subset=32", "log.progress=false", "--runs-dir", str(tmp_path)]
+    assert main(argv) == 0
+    run = next(tmp_path.iterdir())
+    assert yaml.safe_load((run / "recipe.yaml").read_text())["model"]["name"] == recipe.split("/")[1]
