@@ -37,7 +37,7 @@ from archlab.utils.errors import ArchlabError, ConfigError
 from archlab.utils.io import atomic_write_json
 
 # the MNIST-1D inductive-bias comparison (Greydanus & Kobak 2024, Table 1 and Fig. 3)
-INDUCTIVE_BIAS_MODELS = ["logistic_regression", "mlp", "cnn1d", "gru"]
+INDUCTIVE_BIAS_MODELS = ["logistic_regression", "mlp", "cnn1d", "gru", "lstm"]
 LABELS = {
     "logistic_regression": "logistic regression",
     "mlp": "MLP",

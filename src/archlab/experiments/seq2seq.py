@@ -69,8 +69,8 @@ def decode_by_length(run_dir: Path, split: str = "test", limit: int | None = Non
                     "exact": hyp == ref,
                     "edits": edit_distance(hyp, ref),
                     "ref_tokens": len(ref),
-                    "hyp": task.tgt_vocab.decode(hyp),
-                    "ref": task.tgt_vocab.decode(ref),
+                    "hyp": " ".join(task.tgt_vocab.itos[t] for t in hyp),  # tokens, as the task's BLEU
+                    "ref": " ".join(task.tgt_vocab.itos[t] for t in ref),
                 }
             )
     return out
@@ -89,7 +89,9 @@ class AttentionBottleneck(Experiment):
 
     def _settings(self, quick: bool, options: dict[str, Any]) -> dict[str, Any]:
         steps = int(options.get("steps", 20 if quick else 1500))
-        hidden = int(options.get("hidden_size", 32 if quick else 128))
+        # 16 units: a context of 32 numbers (two directions) must carry the whole source. At 128 every
+        # model reaches 100 % exact match on num2words_fr_en (measured), so nothing is left to compare.
+        hidden = int(options.get("hidden_size", 16))
         seeds = list(options.get("seeds", [0]))
         data = str(options.get("data", "num2words_fr_en"))
         overrides = {
@@ -136,7 +138,9 @@ class AttentionBottleneck(Experiment):
                 for examples in per_model[m]:
                     sel = [e for e in examples if lo <= e["src_len"] <= hi]
                     ems.append(sum(e["exact"] for e in sel) / len(sel))
-                    bleus.append(sacrebleu.corpus_bleu([e["hyp"] for e in sel], [[e["ref"] for e in sel]]).score)
+                    bleus.append(
+                        sacrebleu.corpus_bleu([e["hyp"] for e in sel], [[e["ref"] for e in sel]], tokenize="none").score
+                    )
                 n = sum(lo <= x <= hi for x in all_lengths)
                 em = statistics.fmean(ems)
                 table.setdefault(m, {})[lo, hi] = em

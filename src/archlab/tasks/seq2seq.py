@@ -12,7 +12,9 @@ GNMT's length penalty ``task.length_penalty`` — and reports, over a split:
 * ``loss``, ``token_accuracy``: teacher-forced cross-entropy and next-token accuracy on non-pad
   target positions;
 * ``exact_match``: decoded output equal to the whole target;
-* ``bleu``, ``chrf``: corpus BLEU and chrF of the detokenised outputs (sacrebleu, default settings);
+* ``bleu``: corpus BLEU-4 over the target tokens (joined by spaces, sacrebleu with ``tokenize="none"``:
+  a digit string is scored digit by digit, a phoneme string phoneme by phoneme);
+* ``chrf``: corpus chrF of the detokenised outputs (sacrebleu defaults);
 * ``wer`` / ``cer`` / ``per`` (named by the data set's target unit): Levenshtein distance between the
   decoded and target tokens, summed, over the number of target tokens.
 """
@@ -117,8 +119,10 @@ class Seq2SeqTask(Task):
         import sacrebleu
 
         nll, correct, n_tok, exact, n, edits, ref_tokens = 0.0, 0, 0, 0, 0, 0, 0
-        hyps: list[str] = []
+        hyps: list[str] = []  # detokenised, for chrF
         refs: list[str] = []
+        hyp_toks: list[str] = []  # space-joined tokens, for BLEU
+        ref_toks: list[str] = []
         for batch in batches:
             x, y, lengths = self._unpack(batch)
             logits = model(x, lengths, y[:, :-1]).float()
@@ -135,12 +139,14 @@ class Seq2SeqTask(Task):
                 ref_tokens += len(ref)
                 hyps.append(self.tgt_vocab.decode(hyp))
                 refs.append(self.tgt_vocab.decode(ref))
+                hyp_toks.append(" ".join(self.tgt_vocab.itos[t] for t in hyp))
+                ref_toks.append(" ".join(self.tgt_vocab.itos[t] for t in ref))
             n += len(y)
         return {
             "loss": nll / max(n_tok, 1),
             "token_accuracy": correct / max(n_tok, 1),
             "exact_match": exact / max(n, 1),
-            "bleu": sacrebleu.corpus_bleu(hyps, [refs]).score,
+            "bleu": sacrebleu.corpus_bleu(hyp_toks, [ref_toks], tokenize="none").score,
             "chrf": sacrebleu.corpus_chrf(hyps, [refs]).score,
             self.error_rate: edits / max(ref_tokens, 1),
         }

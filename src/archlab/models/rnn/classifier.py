@@ -25,7 +25,7 @@ from archlab.utils.shapes import check_shape
 
 @dataclass
 class RecurrentClassifierConfig:
-    in_shape: tuple[int, int] = (1, 40)  # (C, T) channels-first signal
+    in_shape: tuple[int, ...] = (1, 40)  # (C, T) channels-first signal, or (T,) token ids with vocab_size
     num_classes: int = 10  # K
     hidden_size: int = 32  # H
     num_layers: int = 1
