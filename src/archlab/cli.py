@@ -225,7 +225,7 @@ def cmd_attention(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from archlab.data import dataset_info, list_datasets
+    from archlab.data import dataset_info, dataset_options, list_datasets
 
     if args.data_cmd == "info":
         info = dataset_info(args.name)
@@ -246,6 +246,10 @@ def cmd_data(args: argparse.Namespace) -> int:
                 console.print(f"{field:<12} {value}", markup=False, highlight=False)
         if info.classes:
             console.print(f"{'classes':<12} {', '.join(info.classes)}", markup=False)
+        options = dataset_options(args.name)
+        if options:
+            shown = ", ".join(f"{k}={v!r}" for k, v in options.items())
+            console.print(f"{'options':<12} {shown} (set with data.options.KEY=VALUE)", markup=False, highlight=False)
         if info.reference:
             console.print("published results:")
             for k, v in info.reference.items():

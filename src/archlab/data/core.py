@@ -122,7 +122,8 @@ def dataset_options(name: str, options: dict[str, Any] | None = None) -> dict[st
             )
         default = entry.options[key]
         kind = type(default)
-        if default is not None and not isinstance(value, kind):
+        bool_mismatch = isinstance(value, bool) != isinstance(default, bool)  # True is an int to Python
+        if default is not None and (not isinstance(value, kind) or bool_mismatch):
             ok = kind is float and isinstance(value, int) and not isinstance(value, bool)
             if not ok:
                 raise ConfigError(

@@ -151,6 +151,10 @@ class Trainer:
     def _setup(self) -> None:
         r = self.recipe
         self.device = resolve_device(r.device)
+        if self.device.type == "cpu":
+            # gradients that vanish into denormal floats (a vanilla RNN at T = 200) made steps 4–5×
+            # slower here (measured); flushing only zeroes values below float32's smallest normal, 1.2e-38
+            torch.set_flush_denormal(True)
         seed_everything(r.seed)
         self.info = dataset_info(r.data.name, r.data.options)
         self.task: Task = build_task(r.task, self.info)

@@ -1,6 +1,10 @@
 """The literature's claims as runnable experiments (sweeps of recipes + a verdict)."""
 
-from archlab.experiments import cnn  # noqa: F401,E402  (registers the CNN experiments)
+from archlab.experiments import (
+    cnn,  # noqa: F401,E402  (registers the CNN experiments)
+    rnn,  # noqa: F401,E402  (registers the recurrent experiments)
+    seq2seq,  # noqa: F401,E402  (registers the seq2seq experiments)
+)
 from archlab.experiments.base import (
     EXPERIMENTS,
     Experiment,
