@@ -56,3 +56,25 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeou
         cwd=cwd,
         timeout=timeout,
     )
+
+
+@pytest.fixture
+def quick_experiment(tmp_path, capsys):
+    """``quick_experiment(name, *cli_args)`` runs ``archlab experiment NAME --quick`` in ``tmp_path``
+    and checks what every experiment must write; returns (experiment dir, experiment.json record)."""
+    import json
+
+    from archlab.cli import main
+
+    def run(name: str, *extra: str):
+        assert main(["experiment", name, "--quick", "--jobs", "1", "--runs-dir", str(tmp_path), *extra]) == 0
+        assert "verdict" in capsys.readouterr().out
+        exp = next(Path(tmp_path).iterdir())
+        rec = json.loads((exp / "experiment.json").read_text())
+        assert rec["name"] == name and rec["quick"] is True
+        for fig in rec["figures"]:
+            assert (exp / fig).stat().st_size > 1000
+        assert "data:image/png;base64," in (exp / "report.html").read_text()
+        return exp, rec
+
+    return run

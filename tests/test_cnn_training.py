@@ -2,7 +2,6 @@
 run from the CLI (quick versions) and write their table, figure and verdict."""
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
@@ -67,21 +66,8 @@ def test_fashion_recipe_trains_from_the_cli(recipe, tmp_path, capsys):
     assert saved["channels_last"] == raw.get("channels_last", False)
 
 
-def _experiment(name, tmp_path, capsys, *extra):
-    assert main(["experiment", name, "--quick", "--jobs", "1", "--runs-dir", str(tmp_path), *extra]) == 0
-    out = capsys.readouterr().out
-    assert "verdict" in out
-    exp = next(Path(tmp_path).iterdir())
-    rec = json.loads((exp / "experiment.json").read_text())
-    assert rec["name"] == name and rec["quick"] is True
-    for fig in rec["figures"]:
-        assert (exp / fig).stat().st_size > 1000
-    assert "data:image/png;base64," in (exp / "report.html").read_text()
-    return exp, rec
-
-
-def test_resnet_degradation_quick(tmp_path, capsys):
-    exp, rec = _experiment("resnet-degradation", tmp_path, capsys, "--set", "steps=4")
+def test_resnet_degradation_quick(tmp_path, capsys, quick_experiment):
+    exp, rec = quick_experiment("resnet-degradation", "--set", "steps=4")
     assert [r[0] for r in rec["table"]["rows"]] == ["plain-20", "plain-56", "ResNet-20", "ResNet-56"]
     params = {r[0]: r[1] for r in rec["table"]["rows"]}
     assert params["plain-20"] == params["ResNet-20"] and params["plain-56"] == params["ResNet-56"]  # option A
@@ -92,8 +78,8 @@ def test_resnet_degradation_quick(tmp_path, capsys):
         assert s["steps"] == 4 and s["train_examples"] == 256
 
 
-def test_cnn_vs_mlp_quick(tmp_path, capsys):
-    exp, rec = _experiment("cnn-vs-mlp", tmp_path, capsys)
+def test_cnn_vs_mlp_quick(tmp_path, capsys, quick_experiment):
+    exp, rec = quick_experiment("cnn-vs-mlp")
     rows = rec["table"]["rows"]
     assert [(r[0], r[1]) for r in rows] == [
         ("200", "CNN (LeNet-5)"),
@@ -107,8 +93,8 @@ def test_cnn_vs_mlp_quick(tmp_path, capsys):
     assert rec["figures"] == ["figures/accuracy_vs_data.png"]
 
 
-def test_efficient_scaling_quick(tmp_path, capsys):
-    exp, rec = _experiment("efficient-scaling", tmp_path, capsys, "--set", "steps=2")
+def test_efficient_scaling_quick(tmp_path, capsys, quick_experiment):
+    exp, rec = quick_experiment("efficient-scaling", "--set", "steps=2")
     rows = rec["table"]["rows"]
     assert [r[1] for r in rows] == ["α=0.35", "α=0.5", "α=0.75", "α=1.0", "φ=0.0", "φ=1.0", "φ=2.0", "20", "56"]
     macs = [r[3] for r in rows]

@@ -2,7 +2,6 @@
 and the recurrent family's experiments from the CLI (quick versions)."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -189,21 +188,8 @@ def test_loglog_slope():
 
 
 # -- the experiments from the CLI (quick) ---------------------------------------------------------
-def _experiment(name, tmp_path, capsys, *extra):
-    assert main(["experiment", name, "--quick", "--jobs", "1", "--runs-dir", str(tmp_path), *extra]) == 0
-    out = capsys.readouterr().out
-    assert "verdict" in out
-    exp = next(Path(tmp_path).iterdir())
-    rec = json.loads((exp / "experiment.json").read_text())
-    assert rec["name"] == name and rec["quick"] is True
-    for fig in rec["figures"]:
-        assert (exp / fig).stat().st_size > 1000
-    assert "data:image/png;base64," in (exp / "report.html").read_text()
-    return exp, rec
-
-
-def test_vanishing_gradients_quick(tmp_path, capsys):
-    exp, rec = _experiment("vanishing-gradients", tmp_path, capsys)
+def test_vanishing_gradients_quick(tmp_path, capsys, quick_experiment):
+    exp, rec = quick_experiment("vanishing-gradients")
     rows = rec["table"]["rows"]
     assert rows[0][0] == "constant 1.0 (baseline)" and rows[0][3] == "0.1667"
     assert [(r[0], r[2]) for r in rows[1:]] == [(m, t) for m in ("RNN (tanh)", "LSTM", "GRU") for t in (10, 20)]
@@ -221,8 +207,8 @@ def test_vanishing_gradients_quick(tmp_path, capsys):
     assert s["steps"] == 30 and s["train_examples"] == 512
 
 
-def test_gru_vs_lstm_quick(tmp_path, capsys):
-    exp, rec = _experiment("gru-vs-lstm", tmp_path, capsys, "--set", "steps=5", "--set", "mnist1d_steps=5")
+def test_gru_vs_lstm_quick(tmp_path, capsys, quick_experiment):
+    exp, rec = quick_experiment("gru-vs-lstm", "--set", "steps=5", "--set", "mnist1d_steps=5")
     rows = rec["table"]["rows"]
     assert [(r[0], r[1]) for r in rows] == [
         (task, model) for task in ("adding T=20", "MNIST-1D") for model in ("LSTM", "GRU", "GRU (≈ LSTM params)")
@@ -236,8 +222,8 @@ def test_gru_vs_lstm_quick(tmp_path, capsys):
     assert "3 gate" not in rec["verdict"] and "0.75×" in rec["verdict"]
 
 
-def test_sequential_bottleneck_quick(tmp_path, capsys):
-    exp, rec = _experiment("sequential-bottleneck", tmp_path, capsys)
+def test_sequential_bottleneck_quick(tmp_path, capsys, quick_experiment):
+    exp, rec = quick_experiment("sequential-bottleneck")
     rows = rec["table"]["rows"]
     assert [r[0] for r in rows] == [16, 64] and [r[1] for r in rows] == [16, 64] and [r[2] for r in rows] == [1, 1]
     assert all(r[3] > 0 and r[4] > 0 for r in rows)
