@@ -246,14 +246,21 @@ def test_seq2seq_metrics_of_perfect_and_wrong_outputs():
 
 def test_teacher_forcing_schedule_and_seq2seq_only_keys():
     info = dataset_info("num2words_en_digits")
-    task = build_task(TaskSpec(name="seq2seq", teacher_forcing=1.0, teacher_forcing_final=0.5), info)
+    spec = TaskSpec(name="seq2seq", options={"teacher_forcing": 1, "teacher_forcing_final": 0.5})
+    task = build_task(spec, info)
     ratios = []
     for step in (0, 50, 100):
         task.set_progress(step, 101)
         ratios.append(task.teacher_forcing_ratio())
     assert ratios == pytest.approx([1.0, 0.75, 0.5])
-    with pytest.raises(ConfigError, match=r"task\.beam_size: applies to the seq2seq task only"):
-        build_task(TaskSpec(name="classification", beam_size=4), dataset_info("mnist1d"))
+    with pytest.raises(ConfigError, match=r"task\.options\.beam_size: task 'classification' has no option"):
+        build_task(TaskSpec(name="classification", options={"beam_size": 4}), dataset_info("mnist1d"))
+    with pytest.raises(ConfigError, match=r"task\.options\.beam_sise: .*beam_size"):
+        build_task(TaskSpec(name="seq2seq", options={"beam_sise": 4}), info)
+    with pytest.raises(ConfigError, match=r"task\.options\.teacher_forcing_final: a probability"):
+        build_task(TaskSpec(name="seq2seq", options={"teacher_forcing_final": 1.5}), info)
+    with pytest.raises(ConfigError, match=r"task\.options\.beam_size: expected int"):
+        build_task(TaskSpec(name="seq2seq", options={"beam_size": 2.5}), info)
 
 
 def test_seq2seq_recipe_trains_and_attention_map_from_the_cli(tmp_path, capsys):

@@ -207,7 +207,7 @@ def cmd_attention(args: argparse.Namespace) -> int:
     if not hasattr(run.task, "translate"):
         raise _usage(f"{args.run_dir} is a {run.task.name} run; `archlab attention` needs a seq2seq run")
     if args.beam is not None:
-        run.task.spec = run.task.spec.model_copy(update={"beam_size": args.beam})
+        run.task.options["beam_size"] = args.beam
     src, out, weights = run.task.translate(run.model, args.text)
     shown = run.task.tgt_vocab.detokenize([t for t in out if t != "<eos>"])
     console.print(f"{args.text} → {shown}", markup=False, highlight=False)

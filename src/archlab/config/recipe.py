@@ -67,12 +67,7 @@ class TaskSpec(_Strict):
     name: str = "classification"  # a registered task (checked when the task is built)
     loss: str | None = None  # the task's default when None
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    # seq2seq only: the probability of feeding the gold previous token, linearly from teacher_forcing
-    # at step 0 to teacher_forcing_final at the last step (scheduled sampling; None = constant)
-    teacher_forcing: float = Field(1.0, ge=0.0, le=1.0)
-    teacher_forcing_final: float | None = Field(None, ge=0.0, le=1.0)
-    beam_size: int = Field(1, ge=1)  # evaluation decoding: 1 = greedy
-    length_penalty: float = Field(0.6, ge=0.0)  # GNMT α of the beam search
+    options: dict[str, Any] = Field(default_factory=dict)  # the task's own settings, e.g. seq2seq {beam_size: 5}
 
 
 class OptimSpec(_Strict):

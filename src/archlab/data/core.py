@@ -16,7 +16,8 @@ from typing import Any
 import torch
 
 from archlab.registry import Registry
-from archlab.utils.errors import ConfigError, UnknownDatasetError, did_you_mean
+from archlab.utils.errors import ConfigError, UnknownDatasetError
+from archlab.utils.options import check_options
 from archlab.utils.seed import derive_seed
 
 
@@ -111,27 +112,7 @@ def list_datasets() -> list[str]:
 
 def dataset_options(name: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """The defaults of ``name``'s options updated by ``options``, checked key by key and typed like the default."""
-    entry = DATASETS.get(name)
-    out = dict(entry.options)
-    for key, value in (options or {}).items():
-        if key not in entry.options:
-            valid = ", ".join(entry.options) or "none"
-            raise ConfigError(
-                f"data.options.{key}: dataset '{name}' has no option '{key}'"
-                f"{did_you_mean(key, list(entry.options))}; its options: {valid}"
-            )
-        default = entry.options[key]
-        kind = type(default)
-        bool_mismatch = isinstance(value, bool) != isinstance(default, bool)  # True is an int to Python
-        if default is not None and (not isinstance(value, kind) or bool_mismatch):
-            ok = kind is float and isinstance(value, int) and not isinstance(value, bool)
-            if not ok:
-                raise ConfigError(
-                    f"data.options.{key}: expected {kind.__name__} (like the default {default!r}), got {value!r}"
-                )
-            value = float(value)
-        out[key] = value
-    return out
+    return check_options(options, DATASETS.get(name).options, "data.options", f"dataset '{name}'")
 
 
 def dataset_info(name: str, options: dict[str, Any] | None = None) -> DatasetInfo:

@@ -25,6 +25,7 @@ from archlab.config import ModelSpec, TaskSpec
 from archlab.data import DatasetInfo
 from archlab.registry import Registry, create_model, model_config_fields
 from archlab.utils.errors import ConfigError, UnknownNameError, did_you_mean
+from archlab.utils.options import check_options
 
 Batch = tuple[torch.Tensor, ...]  # (x, y) or, for variable-length sequences, (x, y, lengths)
 
@@ -61,6 +62,7 @@ class Task:
     default_loss: ClassVar[str]
     metrics: ClassVar[tuple[str, ...]]
     default_metric: ClassVar[str] = "loss"  # eval.metric when the recipe names none
+    default_options: ClassVar[dict[str, Any]] = {}  # task.options a recipe may set, with their defaults
     has_custom_step: ClassVar[bool] = False
 
     def __init__(self, spec: TaskSpec, info: DatasetInfo):
@@ -79,13 +81,7 @@ class Task:
             raise ConfigError(f"task.label_smoothing: applies to the cross_entropy loss only, not '{loss}'")
         self.spec, self.info, self.loss_name = spec, info, loss
         self.step, self.total_steps = 0, None
-        seq2seq_only = {  # set away from their defaults (a saved recipe lists every field)
-            k: getattr(spec, k)
-            for k in ("teacher_forcing", "teacher_forcing_final", "beam_size", "length_penalty")
-            if getattr(spec, k) != type(spec).model_fields[k].default
-        }
-        if seq2seq_only and self.name != "seq2seq":
-            raise ConfigError(f"task.{next(iter(seq2seq_only))}: applies to the seq2seq task only, not {self.name}")
+        self.options = check_options(spec.options, self.default_options, "task.options", f"task '{self.name}'")
 
     def set_progress(self, step: int, total_steps: int | None) -> None:
         """Called by the trainer before every optimisation step (schedules inside a task read it)."""

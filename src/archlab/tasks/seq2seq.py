@@ -2,12 +2,12 @@
 
 Training is teacher forcing: the decoder reads ``y[:, :-1]`` (``<sos>`` + target) and predicts
 ``y[:, 1:]`` (target + ``<eos>``) with cross-entropy that ignores ``<pad>`` (id 0). With
-``task.teacher_forcing`` < 1 (optionally moving linearly to ``task.teacher_forcing_final`` over the
+``task.options.teacher_forcing`` < 1 (optionally moving linearly to ``teacher_forcing_final`` over the
 run) each decoder input is the gold token with that probability and the model's own previous
 prediction otherwise (scheduled sampling, Bengio et al. 2015).
 
-Evaluation decodes without the targets — greedy, or beam search with ``task.beam_size`` > 1 and
-GNMT's length penalty ``task.length_penalty`` — and reports, over a split:
+Evaluation decodes without the targets — greedy, or beam search with ``task.options.beam_size`` > 1
+and GNMT's length penalty ``length_penalty`` — and reports, over a split:
 
 * ``loss``, ``token_accuracy``: teacher-forced cross-entropy and next-token accuracy on non-pad
   target positions;
@@ -64,9 +64,16 @@ class Seq2SeqTask(Task):
     losses = ("cross_entropy",)
     default_loss = "cross_entropy"
     default_metric = "exact_match"
+    default_options = {"teacher_forcing": 1.0, "teacher_forcing_final": None, "beam_size": 1, "length_penalty": 0.6}
 
     def __init__(self, spec, info):
         super().__init__(spec, info)
+        o = self.options
+        for key in ("teacher_forcing", "teacher_forcing_final"):
+            if o[key] is not None and not 0.0 <= o[key] <= 1.0:
+                raise ConfigError(f"task.options.{key}: a probability in [0, 1], got {o[key]}")
+        if o["beam_size"] < 1 or o["length_penalty"] < 0:
+            raise ConfigError("task.options: beam_size must be ≥ 1 and length_penalty ≥ 0")
         self.error_rate = getattr(info, "error_rate", "wer")
         self.metrics = ("loss", "token_accuracy", "exact_match", "bleu", "chrf", self.error_rate)
         self.src_vocab, self.tgt_vocab = vocabs(info.name)
@@ -81,7 +88,7 @@ class Seq2SeqTask(Task):
 
     def teacher_forcing_ratio(self) -> float:
         """The gold-input probability at the current step (linear schedule when a final value is set)."""
-        start, final = self.spec.teacher_forcing, self.spec.teacher_forcing_final
+        start, final = self.options["teacher_forcing"], self.options["teacher_forcing_final"]
         if final is None or not self.total_steps:
             return start
         frac = min(1.0, self.step / max(1, self.total_steps - 1))
@@ -108,10 +115,9 @@ class Seq2SeqTask(Task):
 
     def decode(self, model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, max_len: int):
         """(tokens (B, L), attention (B, L, S) or None) by greedy or beam search, per the task spec."""
-        if self.spec.beam_size > 1:
-            return model.beam_search(
-                x, lengths, beam_size=self.spec.beam_size, length_penalty=self.spec.length_penalty, max_len=max_len
-            )
+        beam, alpha = self.options["beam_size"], self.options["length_penalty"]
+        if beam > 1:
+            return model.beam_search(x, lengths, beam_size=beam, length_penalty=alpha, max_len=max_len)
         return model.greedy_decode(x, lengths, max_len=max_len)
 
     @torch.no_grad()
