@@ -57,6 +57,11 @@ def list_experiments() -> list[str]:
     return EXPERIMENTS.names()
 
 
+def figure_paths(out_dir: Path) -> list[str]:
+    """The PNGs an experiment wrote under ``out_dir/figures``, relative to ``out_dir``, sorted."""
+    return sorted(str(p.relative_to(out_dir)) for p in (out_dir / "figures").glob("*.png"))
+
+
 def run_experiment(
     name: str,
     *,

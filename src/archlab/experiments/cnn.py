@@ -16,7 +16,7 @@ import yaml
 
 from archlab.config import apply_overrides, recipe_to_dict, shipped_recipes, validate_recipe
 from archlab.engine import evaluate_run
-from archlab.experiments.base import Experiment, ExperimentResult, register_experiment
+from archlab.experiments.base import Experiment, ExperimentResult, figure_paths, register_experiment
 from archlab.experiments.compare import train_runs
 from archlab.registry.models import validate_model_overrides
 from archlab.report.figures import learning_curves, lines
@@ -49,10 +49,6 @@ def _records(run_dir: Path) -> list[dict[str, Any]]:
 def _pm(values: list[float], scale: float = 100.0) -> str:
     mean = statistics.fmean(values) * scale
     return f"{mean:.2f} ± {statistics.stdev(values) * scale:.2f}" if len(values) > 1 else f"{mean:.2f}"
-
-
-def _figures(out_dir: Path) -> list[str]:
-    return sorted(str(p.relative_to(out_dir)) for p in (out_dir / "figures").glob("*.png"))
 
 
 @register_experiment
@@ -153,7 +149,7 @@ class ResNetDegradation(Experiment):
             verdict=verdict,
             columns=["model", "params", "train error %", "test error %", "train time s"],
             rows=rows,
-            figures=_figures(out_dir),
+            figures=figure_paths(out_dir),
             extra={"settings": {k: v for k, v in s.items() if k != "overrides"}, "overrides": s["overrides"]},
             supported=supported,
         )
@@ -273,7 +269,7 @@ class CnnVsMlp(Experiment):
             verdict=verdict,
             columns=["training examples", "model", "params", "test accuracy % (mean ± std)"],
             rows=rows,
-            figures=_figures(out_dir),
+            figures=figure_paths(out_dir),
             extra={"settings": {k: v for k, v in s.items() if k != "overrides"}, "overrides": s["overrides"]},
             supported=supported,
         )
@@ -414,7 +410,7 @@ class EfficientScaling(Experiment):
             verdict=verdict,
             columns=["family", "variant", "params", "MACs", "test accuracy %", "train time s", "on frontier"],
             rows=rows,
-            figures=_figures(out_dir),
+            figures=figure_paths(out_dir),
             extra={"settings": {k: v for k, v in s.items() if k != "overrides"}, "overrides": s["overrides"]},
             supported=supported,
         )

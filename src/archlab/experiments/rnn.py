@@ -12,15 +12,15 @@ with the equation-level cells of :mod:`archlab.layers.recurrent` — the fused k
 inside — so that every h_t is a node of the graph, and measures ‖∂ℓ/∂h_t‖ for a loss ℓ on the final
 output only, in float64 (the vanished gradients underflow float32).
 
-Training on the adding problem runs with denormal floats flushed to zero (:func:`flush_denormals`):
-the vanishing gradients at T=200 are denormal, which made a training step 4–5× slower on this CPU.
+Training runs with denormal floats flushed to zero (the trainer does it on CPU): the vanishing
+gradients at T=200 are denormal, and an RNN/LSTM/GRU step there took 69/256/240 ms with denormals
+against 16/47/64 ms without (measured on this CPU).
 
 Letters: B batch, T steps, C input features per step, H hidden units, d model width.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import statistics
@@ -37,8 +37,8 @@ from torch import Tensor, nn
 from archlab.config import Recipe, apply_overrides, load_recipe, recipe_to_dict, shipped_recipes, validate_recipe
 from archlab.data import dataset_info, load_dataset
 from archlab.data.synthetic import ADDING_BASELINE_ACCURACY, ADDING_BASELINE_MSE, adding_accuracy
-from archlab.engine import checkpoint as ckpt
-from archlab.experiments.base import Experiment, ExperimentResult, register_experiment
+from archlab.engine import load_run
+from archlab.experiments.base import Experiment, ExperimentResult, figure_paths, register_experiment
 from archlab.experiments.compare import train_runs
 from archlab.layers.recurrent import GRU, LSTM, GRUCell, LSTMCell, RecurrentBase, RNNCell
 from archlab.registry import create_model
@@ -90,17 +90,13 @@ def load_trained(run_dir: str | Path, *, initial: bool = False) -> tuple[nn.Modu
     """A run's model in eval mode with its final weights (the newest checkpoint) or, with
     ``initial=True``, the weights it started from: rebuilt from the run's seed in the trainer's order
     (seed everything, then build the model; the data sets used here draw from their own generators)."""
-    run_dir = Path(run_dir)
-    recipe = load_recipe(run_dir / "recipe.yaml")
+    if not initial:
+        run = load_run(run_dir, checkpoint="last")
+        return run.model, run.recipe
+    recipe = load_recipe(Path(run_dir) / "recipe.yaml")
     task = build_task(recipe.task, dataset_info(recipe.data.name, recipe.data.options))
     seed_everything(recipe.seed)
-    model = task.build_model(recipe.model)
-    if not initial:
-        dirs = ckpt.step_dirs(run_dir / "checkpoints")
-        if not dirs:
-            raise ConfigError(f"{run_dir}: no checkpoint to load")
-        ckpt.load_checkpoint(dirs[0], model)
-    return model.eval(), recipe
+    return task.build_model(recipe.model).eval(), recipe
 
 
 @torch.no_grad()
@@ -168,25 +164,6 @@ def hidden_state_gradients(model: nn.Module, x: Tensor, y: Tensor, dtype: torch.
 
 
 # -- helpers --------------------------------------------------------------------------------------
-def _figures(out_dir: Path) -> list[str]:
-    return sorted(str(p.relative_to(out_dir)) for p in (out_dir / "figures").glob("*.png"))
-
-
-@contextlib.contextmanager
-def flush_denormals():
-    """Treat denormal floats as zero inside the block (x86 SSE flush-to-zero; a no-op elsewhere).
-
-    Vanishing gradients *are* denormal: at T=200 the back-propagated signal falls below float32's
-    smallest normal number (1.2e-38), and x86 CPUs compute on denormals ~5× slower — measured here:
-    an RNN/LSTM/GRU training step at T=200 took 69/256/240 ms with denormals and 16/47/64 ms
-    without, while T=100 was unaffected. Values that small change no update, so the results are
-    the same. Training processes started by ``--jobs N > 1`` do not inherit the setting.
-    """
-    supported = torch.set_flush_denormal(True)  # torch has no getter: the mode is off again afterwards
-    try:
-        yield supported
-    finally:
-        torch.set_flush_denormal(False)
 
 
 def _sci(v: float) -> str:
@@ -287,8 +264,7 @@ class VanishingGradients(Experiment):
                     name = f"{m}-T{t}-s{seed}"
                     recipe = adding_recipe({"name": m, "hidden_size": s["hidden_size"]}, t, s["overrides"], name, seed)
                     jobs_list.append((f"{m}:{t}", seed, recipe, str(out_dir / name)))
-        with flush_denormals():
-            summaries = train_runs(jobs_list, jobs=options.get("jobs"), on_run=options.get("on_run"))
+        summaries = train_runs(jobs_list, jobs=options.get("jobs"), on_run=options.get("on_run"))
 
         scores = {
             (m, t): [adding_scores(out_dir / f"{m}-T{t}-s{seed}") for seed in seeds]
@@ -379,7 +355,7 @@ class VanishingGradients(Experiment):
                 "train time s",
             ],
             rows=rows,
-            figures=_figures(out_dir),
+            figures=figure_paths(out_dir),
             extra={
                 "settings": {k: v for k, v in s.items() if k != "overrides"},
                 "overrides": s["overrides"],
@@ -555,8 +531,7 @@ class GruVsLstm(Experiment):
                 plan.append((key, task, label, model, names))
                 for seed in seeds:
                     jobs_list.append((key, seed, make(model, names[seed], seed), str(out_dir / names[seed])))
-        with flush_denormals():
-            summaries = train_runs(jobs_list, jobs=options.get("jobs"), on_run=options.get("on_run"))
+        summaries = train_runs(jobs_list, jobs=options.get("jobs"), on_run=options.get("on_run"))
 
         results = []
         for key, task, label, model, names in plan:
@@ -630,7 +605,7 @@ class GruVsLstm(Experiment):
                 "test accuracy %",
             ],
             rows=rows,
-            figures=_figures(out_dir),
+            figures=figure_paths(out_dir),
             extra={"settings": {k: v for k, v in s.items() if k not in ("adding", "mnist1d")}, "results": results},
             supported=supported,
         )
@@ -786,7 +761,7 @@ class SequentialBottleneck(Experiment):
                 "LSTM µs per time step",
             ],
             rows=rows,
-            figures=_figures(out_dir),
+            figures=figure_paths(out_dir),
             extra={
                 "settings": s,
                 "params": params,

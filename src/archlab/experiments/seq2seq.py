@@ -17,7 +17,7 @@ import yaml
 from archlab.config import apply_overrides, recipe_to_dict, shipped_recipes, validate_recipe
 from archlab.data import BatchLoader, load_dataset
 from archlab.engine import load_run
-from archlab.experiments.base import Experiment, ExperimentResult, register_experiment
+from archlab.experiments.base import Experiment, ExperimentResult, figure_paths, register_experiment
 from archlab.experiments.compare import train_runs
 from archlab.report.figures import lines
 from archlab.tasks.seq2seq import _trim, edit_distance
@@ -187,7 +187,7 @@ class AttentionBottleneck(Experiment):
             verdict=verdict,
             columns=["model", "source tokens", "test examples", "exact match %", "BLEU"],
             rows=rows,
-            figures=sorted(str(p.relative_to(out_dir)) for p in (out_dir / "figures").glob("*.png")),
+            figures=figure_paths(out_dir),
             extra={
                 "settings": {k: v for k, v in s.items() if k != "overrides"},
                 "overrides": s["overrides"],
