@@ -202,7 +202,6 @@ def test_vanishing_gradients_quick(tmp_path, capsys, quick_experiment):
         "figures/grad_norm_trained.png",
     ]
     assert set(rec["grad_norms"]) == {"rnn", "lstm", "gru"} and len(rec["grad_norms"]["lstm"]["init"]) == 20
-    assert "RNN (tanh)" in rec["verdict"] and "learns" in rec["verdict"]
     s = json.loads((exp / "lstm-T20-s0" / "summary.json").read_text())
     assert s["steps"] == 30 and s["train_examples"] == 512
 
@@ -219,7 +218,7 @@ def test_gru_vs_lstm_quick(tmp_path, capsys, quick_experiment):
         assert abs(gru_eq[3] - lstm[3]) / lstm[3] < 0.02 and gru_eq[2] > gru[2]
     assert rows[3][7] == "—" and float(rows[0][7]) > 0  # MSE only on the adding problem
     assert rec["figures"] == ["figures/accuracy.png", "figures/time_per_step.png"]
-    assert "3 gate" not in rec["verdict"] and "0.75×" in rec["verdict"]
+    assert "0.75×" in rec["verdict"]  # the measured recurrent-parameter ratio, 13,056 / 17,408
 
 
 def test_sequential_bottleneck_quick(tmp_path, capsys, quick_experiment):
@@ -229,7 +228,6 @@ def test_sequential_bottleneck_quick(tmp_path, capsys, quick_experiment):
     assert all(r[3] > 0 and r[4] > 0 for r in rows)
     assert rec["figures"] == ["figures/time_vs_length.png"]
     assert rec["torch_threads"] == 1 and "stand-in" in rec["note"]
-    assert "slope" in rec["verdict"].lower()
 
 
 def test_experiment_options_are_checked(tmp_path, capsys):
@@ -239,4 +237,12 @@ def test_experiment_options_are_checked(tmp_path, capsys):
     argv = ["experiment", "vanishing-gradients", "--set", "models=[lstm, transformer]", "--runs-dir", str(tmp_path)]
     assert main(argv) == 2
     assert "models: 'transformer'" in capsys.readouterr().err
+    # option values that used to crash inside run(): one line, exit 2, nothing written
+    for name, setting, message in [
+        ("sequential-bottleneck", "heads=0", "width and heads must be ≥ 1"),
+        ("gru-vs-lstm", "bench_repeats=0", "bench_repeats must be ≥ 1"),
+        ("vanishing-gradients", "seeds=[]", "seeds: give at least one seed"),
+    ]:
+        assert main(["experiment", name, "--set", setting, "--runs-dir", str(tmp_path)]) == 2
+        assert message in capsys.readouterr().err
     assert not any(tmp_path.iterdir())

@@ -244,6 +244,8 @@ class VanishingGradients(Experiment):
 
     def validate(self, *, quick: bool = False, options: dict[str, Any] | None = None) -> None:
         s = self._settings(quick, options or {})
+        if not s["seeds"]:
+            raise ConfigError("seeds: give at least one seed, e.g. --set 'seeds=[0]'")
         if s["probe_length"] not in s["lengths"]:
             raise ConfigError(f"probe_length: {s['probe_length']} is not one of the lengths {s['lengths']}")
         for m in s["models"]:
@@ -513,6 +515,8 @@ class GruVsLstm(Experiment):
 
     def validate(self, *, quick: bool = False, options: dict[str, Any] | None = None) -> None:
         s = self._settings(quick, options or {})
+        if not s["seeds"] or s["bench_repeats"] < 1:
+            raise ConfigError("seeds must name at least one seed and bench_repeats must be ≥ 1")
         for task, make in self._tasks(s):
             for _, model in self._variants(s, task):
                 make(model, model["name"], 0)
@@ -706,6 +710,8 @@ class SequentialBottleneck(Experiment):
 
     def validate(self, *, quick: bool = False, options: dict[str, Any] | None = None) -> None:
         s = self._settings(quick, options or {})
+        if s["width"] < 1 or s["heads"] < 1:
+            raise ConfigError(f"width and heads must be ≥ 1, got width={s['width']}, heads={s['heads']}")
         if s["width"] % s["heads"]:
             raise ConfigError(f"width: {s['width']} is not divisible by heads={s['heads']}")
         if min(s["lengths"]) < 1 or s["repeats"] < 1 or s["threads"] < 1 or s["batch_size"] < 1:

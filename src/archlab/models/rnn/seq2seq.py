@@ -506,6 +506,10 @@ def _check_config(c: Seq2SeqConfig) -> None:
     for name in ("embed_dim", "hidden_size", "num_layers", "max_decode_len"):
         if getattr(c, name) < 1:
             raise ValueError(f"{name} must be ≥ 1, got {getattr(c, name)}")
+    if c.attention_size < 0:
+        raise ValueError(f"attention_size must be ≥ 0 (0: hidden_size), got {c.attention_size}")
+    if not 0.0 <= c.dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {c.dropout}")
     if len(c.in_shape) != 1:
         raise ValueError(f"in_shape must be (S,), got {tuple(c.in_shape)}")
     if c.attention == "luong" and c.luong_score == "dot" and c.bidirectional:
