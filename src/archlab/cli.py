@@ -149,6 +149,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not args.recipe:
             raise _usage("train needs a RECIPE (a shipped name from `archlab recipes` or a YAML file)")
         trainer = Trainer(load_recipe(args.recipe, overrides), runs_dir=args.runs_dir)
+    if not trainer.dist.is_main:  # other ranks of a torchrun job train silently
+        trainer.fit()
+        return 0
     b = trainer.recipe.budget
     limits = [
         f"{trainer.total_steps} steps" if trainer.total_steps else None,

@@ -161,6 +161,10 @@ class BatchLoader:
     ``drop_last`` is on for training so every step sees ``batch_size`` examples.
     ``transform(x, generator)`` (augmentation) receives a generator seeded by the position, so
     augmented batches are reproducible too.
+
+    Data-parallel (``world_size`` > 1): ``batch_size`` is the global batch; every rank builds the
+    same global batch (order and augmentation) and returns its contiguous shard of
+    ``batch_size / world_size`` rows, so N processes see exactly what one process would.
     """
 
     def __init__(
@@ -172,11 +176,19 @@ class BatchLoader:
         drop_last: bool = True,
         seed: int = 0,
         transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ):
         if drop_last and len(dataset) < batch_size:
             raise ConfigError(f"data.batch_size: {batch_size} is larger than the {len(dataset)} training examples")
+        if batch_size % world_size:
+            raise ConfigError(
+                f"data.batch_size: the global batch {batch_size} is not divisible by the {world_size} processes; "
+                f"use a multiple of {world_size}"
+            )
         self.dataset, self.batch_size = dataset, batch_size
         self.shuffle, self.drop_last, self.seed, self.transform = shuffle, drop_last, seed, transform
+        self.rank, self.world_size = rank, world_size
         self.epoch, self.batch = 0, 0  # position of the *next* batch
         self._perm: torch.Tensor | None = None
         self._perm_epoch = -1
@@ -218,6 +230,10 @@ class BatchLoader:
             g = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, self.batch, 0xA06))
             x = self.transform(x, g)
         self.batch += 1
+        if self.world_size > 1:
+            n = len(x) // self.world_size
+            part = slice(self.rank * n, (self.rank + 1) * n)
+            return (x[part], *(t[part] for t in rest))
         return (x, *rest)
 
     @property

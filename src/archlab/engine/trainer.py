@@ -29,6 +29,7 @@ from archlab.config import Recipe, recipe_hash, recipe_to_dict, recipe_to_yaml
 from archlab.data import BatchLoader, dataset_info, load_dataset, split_train_val
 from archlab.data.transforms import build_transform
 from archlab.engine import checkpoint as ckpt
+from archlab.engine import distributed
 from archlab.engine.optim import build_optimizer, lr_factor, set_lr
 from archlab.engine.progress import Progress
 from archlab.engine.rundir import MetricsLog, check_writable, new_run_dir
@@ -120,14 +121,17 @@ class Trainer:
         # everything that can be wrong with the recipe fails here, before a run dir exists
         self._setup()
         if run_dir is None:
-            self.run_dir = new_run_dir(runs_dir, recipe.name)
+            # rank 0 names and creates the run dir; the other ranks of a torchrun job receive it
+            made = str(new_run_dir(runs_dir, recipe.name)) if self.dist.is_main else None
+            self.run_dir = Path(distributed.broadcast_json(made, self.dist))
         else:
             self.run_dir = Path(run_dir)
-            try:
-                self.run_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise RunDirError(f"cannot create run directory '{run_dir}' ({e.strerror})") from None
-            check_writable(self.run_dir)
+            if self.dist.is_main:
+                try:
+                    self.run_dir.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise RunDirError(f"cannot create run directory '{run_dir}' ({e.strerror})") from None
+                check_writable(self.run_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
         self.timing = MetricsLog(self.run_dir / "timing.jsonl")
@@ -151,6 +155,8 @@ class Trainer:
     def _setup(self) -> None:
         r = self.recipe
         self.device = resolve_device(r.device)
+        self.dist = distributed.init(self.device)  # one process unless started by torchrun
+        self.device = distributed.device_for(self.device, self.dist)
         if self.device.type == "cpu":
             # gradients that vanish into denormal floats (a vanilla RNN at T = 200) made steps 4–5×
             # slower here (measured); flushing only zeroes values below float32's smallest normal, 1.2e-38
@@ -180,6 +186,10 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.model_entry = get_model_entry(r.model.name)
         self._probe()
+        if self.dist.enabled:
+            distributed.broadcast_module_(self.model, self.dist)  # one set of initial weights
+            if self.dist.rank:  # dropout masks etc. differ between ranks, as between examples of one batch
+                torch.manual_seed(derive_seed(r.seed, 0xD15, self.dist.rank))
         self.forward_model: nn.Module = torch.compile(self.model) if r.compile else self.model
         self.optimizers = {
             name: build_optimizer(params, r.optim) for name, params in self.task.param_groups(self.model).items()
@@ -189,6 +199,8 @@ class Trainer:
             r.data.batch_size,
             seed=derive_seed(r.seed, 0xDA7A),
             transform=build_transform(r.data.augment),
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
         )
         spe = self.loader.steps_per_epoch
         limits = []
@@ -222,10 +234,14 @@ class Trainer:
     # -- state -------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
         rng_tensors, rng_meta = get_rng_state()
+        rng = {"tensors": {k: ckpt.encode_bytes_tensor(v) for k, v in rng_tensors.items()}, **rng_meta}
+        ranks = distributed.gather_json(rng, self.dist)  # a collective: every rank calls _state
         return {
             "step": self.step,
             "data": self.loader.state_dict(),
-            "rng": {"tensors": {k: ckpt.encode_bytes_tensor(v) for k, v in rng_tensors.items()}, **rng_meta},
+            "rng": ranks[0],
+            "world_size": self.dist.world_size,
+            "rng_ranks": ranks[1:],  # ranks 1..N-1 of a torchrun job (rank 0's is "rng")
             "best": self.best,
             "last_eval": {"step": self.last_eval_step, "results": self.last_eval},
             "window": {"sums": self.window, "n": self.window_n},
@@ -237,9 +253,15 @@ class Trainer:
     def _load_state(self, state: dict[str, Any]) -> None:
         if state.get("recipe_hash") != recipe_hash(self.recipe):
             raise CheckpointError(f"checkpoint in {self.ckpt_dir} was written by a different recipe")
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.dist.world_size:
+            raise CheckpointError(
+                f"{self.run_dir} was trained by {saved_world} process(es), this job has {self.dist.world_size}; "
+                f"resume with the same number (torchrun --nproc_per_node={saved_world})"
+            )
         self.step = int(state["step"])
         self.loader.load_state_dict(state["data"])
-        rng = state["rng"]
+        rng = state["rng"] if self.dist.rank == 0 else state["rng_ranks"][self.dist.rank - 1]
         set_rng_state({k: ckpt.decode_bytes_tensor(v) for k, v in rng["tensors"].items()}, rng)
         self.best = state["best"]
         self.last_eval_step = state["last_eval"]["step"]
@@ -249,12 +271,12 @@ class Trainer:
 
     def _save(self, name: str | None = None) -> Path:
         target = self.ckpt_dir / (name or ckpt.step_dir_name(self.step))
-        path = ckpt.save_checkpoint(
-            target, model=self.model, optimizers=self.optimizers, state=self._state(), step=self.step
-        )
-        if name is None:
-            ckpt.prune(self.ckpt_dir, self.recipe.checkpoint.keep_last)
-        return path
+        state = self._state()  # every rank: it gathers the ranks' RNG states
+        if self.dist.is_main:
+            ckpt.save_checkpoint(target, model=self.model, optimizers=self.optimizers, state=state, step=self.step)
+            if name is None:
+                ckpt.prune(self.ckpt_dir, self.recipe.checkpoint.keep_last)
+        return target
 
     # -- evaluation --------------------------------------------------------------------------
     def _eval_batches(self, ds):
@@ -305,6 +327,9 @@ class Trainer:
             (loss / accum).backward()
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + float(v) / accum
+        if self.dist.enabled:
+            distributed.average_gradients(list(self.model.parameters()), self.dist)
+            sums = self._mean_over_ranks(sums)
         params = [p for p in self.model.parameters() if p.grad is not None]
         # the norm is measured before any clipping: clipping would turn inf into a finite value
         gnorm = torch.nn.utils.get_total_norm([p.grad for p in params]) if params else torch.tensor(0.0)
@@ -317,13 +342,23 @@ class Trainer:
             opt.step()
         return {**sums, "lr": lr, "grad_norm": float(gnorm)}
 
+    def _mean_over_ranks(self, values: dict[str, float]) -> dict[str, float]:
+        """The mean over ranks of each logged value (every rank gets the same numbers)."""
+        keys = sorted(values)
+        t = distributed.all_reduce_(torch.tensor([values[k] for k in keys], dtype=torch.float64), self.dist)
+        return {k: float(v) / self.dist.world_size for k, v in zip(keys, t.tolist())}
+
     def check_finite(self, what: str, value: torch.Tensor, micro: int = 0) -> None:
         """Stop the run (before any optimiser step) if ``value`` is NaN or ±inf.
 
         The standard step calls this for the loss and the gradient norm; a task with its own
-        step calls ``ctx.check_finite(...)`` before its optimisers step.
+        step calls ``ctx.check_finite(...)`` before its optimisers step. Under torchrun the
+        ranks agree (one all-reduce), so all of them stop together.
         """
-        if not bool(torch.isfinite(value).all()):
+        bad = not bool(torch.isfinite(value).all())
+        if self.dist.enabled:
+            bad = bool(distributed.all_reduce_(torch.tensor([int(bad)]), self.dist, op="max"))
+        if bad:
             self._non_finite(what, self._position, micro, float(value.detach().float().flatten()[0]))
 
     def _non_finite(self, what: str, position: dict[str, int], micro: int, value: float) -> None:
@@ -341,7 +376,8 @@ class Trainer:
         }
         good, _ = ckpt.find_resumable(self.ckpt_dir)
         report["last_good_checkpoint"] = str(good) if good else None
-        atomic_write_json(self.run_dir / "nonfinite.json", report)
+        if self.dist.is_main:
+            atomic_write_json(self.run_dir / "nonfinite.json", report)
         where = f"step {self.step}, epoch {position['epoch']}, batch {position['batch']}"
         keep = f"last good checkpoint: {good}" if good else "no checkpoint was written yet"
         raise NonFiniteError(
@@ -351,7 +387,8 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
-        with _RunLock(self.run_dir):
+        lock = _RunLock(self.run_dir) if self.dist.is_main else contextlib.nullcontext()
+        with lock:
             return self._fit()
 
     def _fit(self) -> dict[str, Any]:
@@ -368,20 +405,22 @@ class Trainer:
                 if skipped:
                     raise CheckpointError(f"no valid checkpoint to resume in {self.ckpt_dir}")
                 log.warning("no checkpoint in %s yet: starting the run from step 0", self.ckpt_dir)
-                self.metrics.truncate_after(-1)
-                self.timing.truncate_after(-1)
+                if self.dist.is_main:
+                    self.metrics.truncate_after(-1)
+                    self.timing.truncate_after(-1)
             else:
                 self._load_state(ckpt.load_checkpoint(good, self.model, self.optimizers, self.device))
-                self.metrics.truncate_after(self.step)
-                self.timing.truncate_after(self.step)
+                if self.dist.is_main:
+                    self.metrics.truncate_after(self.step)
+                    self.timing.truncate_after(self.step)
                 log.info("resumed %s at step %d", self.run_dir, self.step)
-        else:
+        elif self.dist.is_main:
             atomic_write_text(self.run_dir / "recipe.yaml", recipe_to_yaml(r))
 
         tb = self._tensorboard()
         progress = Progress(
             total=self.total_steps,
-            enabled=r.log.progress and not self.quiet,
+            enabled=r.log.progress and not self.quiet and self.dist.is_main,
             description=f"{r.model.name} · {r.data.name}",
             start=self.step,
         )
@@ -436,22 +475,27 @@ class Trainer:
         final_test = self.last_eval.get("test", {})
         if r.eval.restore_best and best_dir.exists():
             ckpt.load_checkpoint(best_dir, self.model, None, self.device)
-            final_test = self.evaluate("test")
+            final_test = distributed.broadcast_json(self.evaluate("test") if self.dist.is_main else None, self.dist)
         if tb is not None:
             tb.close()
         summary = self._summary(status, final_test)
-        atomic_write_json(self.run_dir / "summary.json", summary)
+        if self.dist.is_main:
+            atomic_write_json(self.run_dir / "summary.json", summary)
+        distributed.barrier(self.dist)  # no rank leaves before the run is complete on disk
         return summary
 
     def _evaluate_and_track(self, tb, final: bool = False) -> bool:
         """Evaluate val (if any) and test; track the best; return True to stop early."""
         r = self.recipe
         results = {}
-        for split in ("val", "test"):
-            m = self.evaluate(split)
-            if m:
-                results[split] = m
-                self._log(split, m, tb)
+        if self.dist.is_main:  # rank 0 evaluates the whole split; every rank receives the numbers
+            for split in ("val", "test"):
+                m = self.evaluate(split)
+                if m:
+                    results[split] = m
+        results = distributed.broadcast_json(results, self.dist)
+        for split, m in results.items():
+            self._log(split, m, tb)
         self.last_eval, self.last_eval_step = results, self.step
         if "val" not in results:
             return False
@@ -470,7 +514,9 @@ class Trainer:
 
     def _log(self, split: str, metrics: dict[str, float], tb, samples_per_s: float | None = None) -> None:
         """Values go to metrics.jsonl (identical for the same seed on the same machine); wall-clock
-        figures go to timing.jsonl."""
+        figures go to timing.jsonl. Rank 0 writes; other ranks of a torchrun job log nothing."""
+        if not self.dist.is_main:
+            return
         rec = {"step": self.step, "epoch": round(self.loader.epochs_done, 6), "split": split}
         rec.update({k: float(v) for k, v in metrics.items()})
         self.metrics.write(rec)
@@ -483,7 +529,7 @@ class Trainer:
                 tb.add_scalar(f"{split}/{k}", float(v), self.step)
 
     def _tensorboard(self):
-        if not self.recipe.log.tensorboard:
+        if not self.recipe.log.tensorboard or not self.dist.is_main:
             return None
         try:
             from torch.utils.tensorboard import SummaryWriter
