@@ -187,6 +187,30 @@ def test_experiment_list_and_quick_run(tmp_path, capsys):
     assert "Greydanus" in html and "data:image/png;base64," in html
 
 
+def test_compare_banner_names_the_models_it_trains(tmp_path, capsys, monkeypatch):
+    """`archlab compare`'s banner is derived from the runs it starts (it once named four of five)."""
+    import archlab.experiments.compare as compare
+    from archlab.experiments import LABELS
+    from archlab.utils.errors import ArchlabError
+
+    trained: list[str] = []
+
+    def stop(jobs_list, **_):  # record what would be trained, then stop before any training
+        trained.extend(dict.fromkeys(m for m, *_ in jobs_list))
+        raise ArchlabError("stopped by the test")
+
+    monkeypatch.setattr(compare, "train_runs", stop)
+    assert main(["compare", "--runs-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert trained == ["logistic_regression", "mlp", "cnn1d", "gru", "lstm"]
+    banner = next(line for line in err.splitlines() if line.startswith("archlab compare:"))
+    assert banner == (
+        "archlab compare: inductive biases on mnist1d "
+        f"({', '.join(LABELS[m] for m in trained)}; same data, same budget)"
+    )
+    assert "LSTM" in banner
+
+
 def test_shuffled_compare_uses_its_own_recipe(tmp_path):
     from archlab.experiments import recipe_for
 

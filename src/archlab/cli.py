@@ -294,7 +294,7 @@ def _on_run(model: str, seed: int, s: dict[str, Any]) -> None:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from archlab.config import parse_overrides
-    from archlab.experiments import run_compare, run_experiment
+    from archlab.experiments import INDUCTIVE_BIAS_MODELS, LABELS, run_compare, run_experiment
 
     # `archlab compare mlp gru optim.lr=3e-3`: positional key=value items are overrides too
     args.overrides += [m for m in args.models if "=" in m]
@@ -317,16 +317,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
         }
         if seeds:
             options["seeds"] = seeds
-        err_console.print(
-            f"[bold]archlab compare[/bold]: inductive biases on {options['data']} "
-            "(logistic regression, MLP, CNN, GRU; same data, same budget)"
-        )
+        # the banner names the models the experiment trains, and is printed once the options are checked
+        labels = ", ".join(LABELS.get(m, m) for m in INDUCTIVE_BIAS_MODELS)
+        banner = f"inductive biases on {options['data']} ({labels}; same data, same budget)"
+
+        def started(out_dir: Path) -> None:
+            err_console.print(f"[bold]archlab compare[/bold]: {banner}")
+            err_console.print(f"run dir: {out_dir}")
+
         out, result = run_experiment(
-            "inductive-bias",
-            runs_dir=args.runs_dir,
-            quick=args.quick,
-            options=options,
-            on_start=lambda p: err_console.print(f"run dir: {p}"),
+            "inductive-bias", runs_dir=args.runs_dir, quick=args.quick, options=options, on_start=started
         )
         from archlab.utils.io import read_json
 

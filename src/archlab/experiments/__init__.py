@@ -13,11 +13,12 @@ from archlab.experiments.base import (
     register_experiment,
     run_experiment,
 )
-from archlab.experiments.compare import INDUCTIVE_BIAS_MODELS, recipe_for, run_compare
+from archlab.experiments.compare import INDUCTIVE_BIAS_MODELS, LABELS, recipe_for, run_compare
 
 __all__ = [
     "EXPERIMENTS",
     "INDUCTIVE_BIAS_MODELS",
+    "LABELS",
     "Experiment",
     "ExperimentResult",
     "list_experiments",
