@@ -72,6 +72,14 @@ def test_data_and_recipes_listing(capsys):
         (["compare", "mlp", "--seeds", "0"], "must be at least 1"),
         (["compare", "cnn1d", "--data", "diabetes"], "no recipe 'diabetes/cnn1d' or"),
         (["compare", "mlp", "lstmm", "--data", "mnist1d"], "unknown model 'lstmm'"),
+        # found by building the model for the data, before the compare dir exists (it was left behind)
+        (["compare", "cnn1d", "--data", "digits", "--budget", "steps=5", "--seeds", "1"],
+         "model.in_shape: Tuple should have at most 2 items"),
+        # found only by the start-up probe (one loss on two examples)
+        (["compare", "mlp", "model.num_classes=3", "--data", "diabetes"], "model output (2, 3) does not match"),
+        (["compare", "--seeds", "1", "model.in_shape=[1,30]"], "expected shape (B, 1, 30), got (2, 1, 40)"),
+        (["experiment", "gru-vs-lstm", "--set", "overrides={model.num_classes: 3}"],
+         "model output (2, 3) does not match the target (2, 1)"),
         (["experiment", "vanishing"], "unknown experiment 'vanishing'"),
         (["eval", "/nonexistent/run"], "is not an archlab run"),
         (["train"], "train needs a RECIPE"),

@@ -134,6 +134,17 @@ class Trainer:
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
+    def check(cls, recipe: Recipe) -> int | None:
+        """Everything construction validates (data, task, model, ``eval.metric``, device, the
+        start-up probe) without creating a run dir: compare and the experiments check every run's
+        recipe before their own directory exists. Returns the run's optimiser steps (None under a
+        time budget only); raises what ``Trainer(recipe)`` raises."""
+        trainer = cls.__new__(cls)
+        trainer.recipe, trainer.quiet, trainer._resuming = recipe, True, False
+        trainer._setup()
+        return trainer.total_steps
+
+    @classmethod
     def resume(cls, run_dir: str | Path, *, quiet: bool = False, recipe: Recipe | None = None) -> Trainer:
         from archlab.config import load_recipe
 
