@@ -225,3 +225,37 @@ def test_shuffled_compare_uses_its_own_recipe(tmp_path):
     r = recipe_for("cnn1d", "mnist1d-shuffled")
     assert r.data.name == "mnist1d-shuffled" and r.data.augment == [] and r.model.name == "cnn1d"
     assert recipe_for("cnn1d", "mnist1d").data.augment == ["shift:3"]
+
+
+def test_progress_line_counts_runs_and_estimates_the_current_runs_eta(tmp_path):
+    """The progress of a compare/experiment, read from each run dir's timing.jsonl."""
+    from archlab.experiments.runs import Progress, RunSpec
+
+    runs = [RunSpec("mlp", 0, {}, "mlp-s0"), RunSpec("gru", 0, {}, "gru-s0"), RunSpec("gru", 1, {}, "gru-s1")]
+    progress = Progress(tmp_path, runs, {"mlp-s0": 400, "gru-s0": 6000, "gru-s1": 6000}, print)
+    assert progress.line() is None  # nothing has started
+    (tmp_path / "gru-s0").mkdir()
+    (tmp_path / "gru-s0" / "timing.jsonl").write_text(
+        '{"step": 50, "split": "train", "time_s": 1.0}\n{"step": 1500, "split": "train", "time_s": 30.0}\n{"st'
+    )  # the last line is being written
+    summary = {"test": {"accuracy": 0.5}, "wall_time_s": 3.25}
+    assert progress.finished(runs[0], summary) == "[1/3 runs] mlp-s0: test accuracy 0.5000 (3.2s)"
+    # 30 s for 1,500 steps: 4,500 steps to go take 90 s
+    assert progress.line() == "[1/3 runs] gru-s0 step 1,500/6,000, ETA 1m30s"
+
+
+def test_compare_prints_progress_lines_while_runs_train(tmp_path, capsys, monkeypatch):
+    import re
+
+    import archlab.experiments.runs as runs
+
+    monkeypatch.setattr(runs, "PROGRESS_EVERY_S", 0.05)
+    argv = ["compare", "logistic_regression", "mlp", "log.every=5", "--data", "mnist1d", "--budget", "steps=300",
+            "--seeds", "1", "--jobs", "1", "--runs-dir", str(tmp_path)]
+    assert main(argv) == 0
+    err = capsys.readouterr().err  # not a terminal here: plain lines
+    during = re.findall(r"\[([01])/2 runs\] (logistic_regression|mlp)-s0 step (\d+)/300, ETA \d+m\d\ds", err)
+    assert during, err
+    assert all(0 < int(step) <= 300 for _, _, step in during)
+    assert re.search(r"\[1/2 runs\] logistic_regression-s0: test loss \d\.\d{4}, accuracy 0\.\d{4} \(", err), err
+    assert re.search(r"\[2/2 runs\] mlp-s0: test loss \d\.\d{4}, accuracy 0\.\d{4} \(", err), err
