@@ -259,3 +259,19 @@ def test_compare_prints_progress_lines_while_runs_train(tmp_path, capsys, monkey
     assert all(0 < int(step) <= 300 for _, _, step in during)
     assert re.search(r"\[1/2 runs\] logistic_regression-s0: test loss \d\.\d{4}, accuracy 0\.\d{4} \(", err), err
     assert re.search(r"\[2/2 runs\] mlp-s0: test loss \d\.\d{4}, accuracy 0\.\d{4} \(", err), err
+
+
+def test_run_names_follow_the_resolved_model_and_data(tmp_path):
+    """A recipe's name describes its own model and data; an override that swaps either renames the run."""
+    from archlab.config import load_recipe
+
+    assert load_recipe("fashion_mnist/lenet5").name == "lenet5-fashion-mnist"
+    assert load_recipe("fashion_mnist/lenet5", {"data.name": "mnist"}).name == "lenet5-mnist"
+    assert load_recipe("fashion_mnist/lenet5", {"model": {"name": "mlp"}}).name == "mlp-fashion_mnist"
+    assert load_recipe("fashion_mnist/lenet5", {"data.name": "mnist", "name": "mine"}).name == "mine"
+    assert load_recipe("fashion_mnist/lenet5", {"optim.lr": 1e-3}).name == "lenet5-fashion-mnist"
+    assert main(["train", "digits/logistic_regression", "model.name=perceptron", "budget.steps=2", "log.progress=false",
+                 "log.tensorboard=false", "--runs-dir", str(tmp_path)]) == 0
+    (run,) = tmp_path.iterdir()
+    assert run.name.startswith("perceptron-digits-"), run.name
+    assert json.loads((run / "summary.json").read_text())["model"] == "perceptron"
