@@ -241,3 +241,21 @@ def test_eval_reproduces_the_summary_exactly(tmp_path, changes):
     if changes:  # the override is honoured, and is what made eval disagree before
         fp32 = evaluate_run(run_dir, precision="fp32")
         assert fp32["precision"] == "fp32" and fp32["loss"] != summary["test"]["loss"]
+
+
+def test_a_kill_before_the_rename_leaves_nothing_behind_after_resume(tmp_path, write_recipe):
+    import signal
+
+    from conftest import run_cli
+
+    recipe = write_recipe(**{"budget.steps": 12})
+    first = run_cli("train", str(recipe), "--runs-dir", str(tmp_path / "runs"), env={"ARCHLAB_FAULT": "replace:8"})
+    assert first.returncode == -signal.SIGKILL, first.stderr
+    run = next((tmp_path / "runs").iterdir())
+    root = run / "checkpoints"
+    (left,) = [p for p in root.iterdir() if p.name.startswith(".tmp-step-00000008-")]
+    ckpt.verify_checkpoint(left)  # complete, only not renamed
+    assert [p.name for p in ckpt.step_dirs(root)] == ["step-00000004"]
+    done = run_cli("train", "--resume", str(run))
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in root.iterdir()) == ["best", "step-00000008", "step-00000012"]
