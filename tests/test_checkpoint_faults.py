@@ -238,6 +238,9 @@ def test_eval_reproduces_the_summary_exactly(tmp_path, changes):
     res = evaluate_run(run_dir)
     assert res["precision"] == changes.get("precision", "fp32")
     assert {k: res[k] for k in summary["test"]} == summary["test"]  # exactly, not approximately
+    if not changes:  # the validation split too (summary.json's val is the final weights' when best is not restored)
+        val = evaluate_run(run_dir, split="val")
+        assert {k: val[k] for k in summary["val"]} == summary["val"]
     if changes:  # the override is honoured, and is what made eval disagree before
         fp32 = evaluate_run(run_dir, precision="fp32")
         assert fp32["precision"] == "fp32" and fp32["loss"] != summary["test"]["loss"]
