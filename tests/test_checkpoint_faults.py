@@ -130,7 +130,10 @@ def test_eval_of_a_checkpoint_that_does_not_fit_names_the_tensor_and_both_shapes
     assert main(["eval", str(finished_run)]) == 2
     line = _error_line(capsys)
     assert "does not fit this model: 'features.0.weight' has shape (32, 64) in the checkpoint but (48, 64)" in line
-    # sample and attention load runs the same way
+    # sample and attention load runs the same way, before they look at the task
+    for argv in (["sample", str(finished_run)], ["attention", str(finished_run), "un deux"]):
+        assert main(argv) == 2
+        assert "'features.0.weight' has shape (32, 64) in the checkpoint but (48, 64)" in _error_line(capsys)
     with pytest.raises(CheckpointError, match=r"'features\.0\.weight' has shape \(32, 64\) .* but \(48, 64\)"):
         load_run(finished_run, checkpoint="last")
 
