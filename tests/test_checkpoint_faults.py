@@ -3,6 +3,7 @@ checkpoint, a checkpoint that does not fit is one line, ``best`` never silently 
 killed replaces are repaired, CUDA RNG states keep their device order, eval reproduces summary.json."""
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -162,7 +163,7 @@ def test_optimiser_state_that_does_not_fit_is_one_line(tmp_path):
 
 
 # -- 3. best, leftovers of killed replaces, CUDA RNG order ---------------------------------------
-def test_eval_best_never_silently_uses_last(finished_run, capsys):
+def test_eval_best_never_silently_uses_last(finished_run, capsys, caplog):
     best = finished_run / "checkpoints" / "best"
     assert best.is_dir()
     step = json.loads((best / "state.json").read_text())["step"]
@@ -172,6 +173,13 @@ def test_eval_best_never_silently_uses_last(finished_run, capsys):
     line = _error_line(capsys)
     assert "checkpoints/best is missing" in line and "--checkpoint last" in line
     assert "available: step-00000012, step-00000008" in line
+    # auto means "what summary.json reports": for a run that restores best, a missing best/ is said aloud
+    recipe = yaml.safe_load((finished_run / "recipe.yaml").read_text())
+    recipe["eval"]["restore_best"] = True
+    (finished_run / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    with caplog.at_level(logging.WARNING, logger="archlab"):
+        assert evaluate_run(finished_run)["step"] == 12
+    assert "checkpoints/best is missing: evaluating the last checkpoint, not the best one" in caplog.text
     # step-N is a name; anything else is refused with the choices
     assert evaluate_run(finished_run, checkpoint="step-8")["step"] == 8
     with pytest.raises(CheckpointError, match="'../x' is not a checkpoint name"):
