@@ -195,19 +195,20 @@ def test_experiment_list_and_quick_run(tmp_path, capsys):
     assert "Greydanus" in html and "data:image/png;base64," in html
 
 
+@pytest.mark.timeout(120)  # if the stub missed, the main job would train for minutes
 def test_compare_banner_names_the_models_it_trains(tmp_path, capsys, monkeypatch):
     """`archlab compare`'s banner is derived from the runs it starts (it once named four of five)."""
-    import archlab.experiments.compare as compare
+    import archlab.experiments.base as base
     from archlab.experiments import LABELS
     from archlab.utils.errors import ArchlabError
 
     trained: list[str] = []
 
-    def stop(jobs_list, **_):  # record what would be trained, then stop before any training
-        trained.extend(dict.fromkeys(m for m, *_ in jobs_list))
+    def stop(out_dir, runs, **_):  # record what would be trained, then stop before any training
+        trained.extend(dict.fromkeys(run.key for run in runs))
         raise ArchlabError("stopped by the test")
 
-    monkeypatch.setattr(compare, "train_runs", stop)
+    monkeypatch.setattr(base, "train_runs", stop)
     assert main(["compare", "--runs-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert trained == ["logistic_regression", "mlp", "cnn1d", "gru", "lstm"]
