@@ -276,3 +276,21 @@ def test_run_names_follow_the_resolved_model_and_data(tmp_path):
     (run,) = tmp_path.iterdir()
     assert run.name.startswith("perceptron-digits-"), run.name
     assert json.loads((run / "summary.json").read_text())["model"] == "perceptron"
+
+
+def test_experiment_options_are_the_typed_fields():
+    """`--set` keys come from each experiment's pydantic Options (the same keys as before the split)."""
+    from archlab.experiments import EXPERIMENTS
+
+    assert {n: EXPERIMENTS.get(n).option_names() for n in EXPERIMENTS.names()} == {
+        "attention-bottleneck": ("steps", "seeds", "data", "hidden_size", "overrides"),
+        "cnn-vs-mlp": ("sizes", "steps", "seeds", "models", "overrides"),
+        "efficient-scaling": ("steps", "subset", "seeds", "overrides"),
+        "gru-vs-lstm": ("lengths", "hidden_size", "steps", "mnist1d_steps", "seeds", "equal_params",
+                        "bench_repeats", "overrides"),
+        "inductive-bias": ("data", "models", "seeds", "overrides"),
+        "resnet-degradation": ("subset", "steps", "seeds", "overrides"),
+        "sequential-bottleneck": ("lengths", "width", "heads", "batch_size", "repeats", "threads"),
+        "vanishing-gradients": ("lengths", "models", "hidden_size", "steps", "lr", "batch_size", "seeds",
+                                "probe_length", "overrides"),
+    }
