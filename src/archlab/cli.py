@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -182,15 +183,23 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     if args.tokens < 1:
         raise _usage(f"--tokens must be ≥ 1, got {args.tokens}")
-    if args.temperature < 0:
-        raise _usage(f"--temperature must be ≥ 0 (0 = greedy), got {args.temperature}")
+    if not (math.isfinite(args.temperature) and args.temperature >= 0):
+        raise _usage(f"--temperature must be a finite number ≥ 0 (0 = greedy), got {args.temperature}")
+    if args.top_p is not None and not 0.0 < args.top_p <= 1.0:
+        raise _usage(f"--top-p must lie in (0, 1] (0.9: the fewest tokens holding 90% of the mass), got {args.top_p}")
     run = load_run(args.run_dir, checkpoint=args.checkpoint)
     if not hasattr(run.task, "sample"):
         raise _usage(
             f"{args.run_dir} is a {run.task.name} run; `archlab sample` continues text from a language-model run"
         )
     text = run.task.sample(
-        run.model, args.prompt, args.tokens, temperature=args.temperature, top_k=args.top_k, seed=args.seed
+        run.model,
+        args.prompt,
+        args.tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
     )
     print(text)
     return 0
@@ -469,6 +478,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tokens", type=int, default=500, help="tokens to sample (default 500)")
     s.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = greedy (default 1)")
     s.add_argument("--top-k", type=_positive_int, default=None, help="sample among the k most likely tokens only")
+    s.add_argument(
+        "--top-p",
+        type=float,
+        default=None,
+        help="nucleus sampling: among the fewest most likely tokens holding mass ≥ p, 0 < p ≤ 1 (Holtzman et al. 2020)",
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--checkpoint", default="auto", help="auto | best | last | step-N (default auto)")
     s.set_defaults(fn=cmd_sample)
