@@ -157,7 +157,7 @@ class Trainer:
             torch.set_flush_denormal(True)
         seed_everything(r.seed)
         self.info = dataset_info(r.data.name, r.data.options)
-        self.task: Task = build_task(r.task, self.info)
+        self.task: Task = build_task(r.task, self.info, seed=r.seed)
         train_full = load_dataset(r.data.name, "train", data_dir=r.data.data_dir, options=r.data.options)
         self.test_set = load_dataset(r.data.name, "test", data_dir=r.data.data_dir, options=r.data.options)
         if r.data.test_subset is not None and r.data.test_subset < len(self.test_set):
@@ -564,7 +564,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "auto") -> LoadedRun:
     recipe = load_recipe(run_dir / "recipe.yaml")
     seed_everything(recipe.seed)
     info = dataset_info(recipe.data.name, recipe.data.options)
-    task = build_task(recipe.task, info)
+    task = build_task(recipe.task, info, seed=recipe.seed)
     device = resolve_device(recipe.device)
     model = task.build_model(recipe.model).to(device)
     root = run_dir / "checkpoints"
