@@ -33,8 +33,9 @@ from archlab.data.seq2seq import vocabs
 from archlab.tasks.base import Batch, Task, register_task
 from archlab.utils.errors import ConfigError
 from archlab.utils.seed import derive_seed
+from archlab.utils.tokens import EOS, PAD_ID
 
-PAD = 0
+PAD = PAD_ID  # <pad>: ignored by the loss and the metrics
 
 
 def edit_distance(a: Sequence[Any], b: Sequence[Any]) -> int:
@@ -78,7 +79,7 @@ class Seq2SeqTask(Task):
         self.error_rate = getattr(info, "error_rate", "wer")
         self.metrics = ("loss", "token_accuracy", "exact_match", "bleu", "chrf", self.error_rate)
         self.src_vocab, self.tgt_vocab = vocabs(info.name)
-        self.eos = self.tgt_vocab.stoi["<eos>"]
+        self.eos = self.tgt_vocab.stoi[EOS]
 
     def data_hints(self) -> dict[str, Any]:
         return {

@@ -21,9 +21,9 @@ encoder layer l's final states of both directions concatenated (Bahdanau et al. 
 backward state only; Cho et al. tanh(V c)); one W_b for h and, for the LSTM, another for c, shared by
 the layers. ``bridge="zeros"`` starts the decoder at 0.
 
-Tokens follow archlab's seq2seq data: ids 0..3 = <pad>, <unk>, <sos>, <eos> on both sides; src (B, S)
-= tokens, <eos>, then <pad>; ``src_lengths`` counts the tokens plus <eos>; the decoder starts from
-<sos> and stops at <eos>. Training (teacher forcing): ``logits = model(x, lengths, y[:, :-1])``,
+Tokens follow archlab's seq2seq data: ids 0..3 = <pad>, <unk>, <sos>, <eos> (archlab.utils.tokens) on
+both sides; src (B, S) = tokens, <eos>, then <pad>; ``src_lengths`` counts the tokens plus <eos>; the
+decoder starts from <sos> and stops at <eos>. Training (teacher forcing): ``logits = model(x, lengths, y[:, :-1])``,
 cross-entropy against ``y[:, 1:]`` with ``ignore_index=0``. Decoding: :meth:`Seq2Seq.greedy_decode`,
 :meth:`Seq2Seq.beam_search` (GNMT length penalty, Wu et al. 2016, arXiv:1609.08144) and
 :meth:`Seq2Seq.sample` run the shared decoders of :mod:`archlab.layers.decoding` over
@@ -62,8 +62,13 @@ from archlab.layers.decoding import gnmt_length_penalty, select_rows
 from archlab.layers.recurrent import RECURRENT_LAYERS, RecurrentBase, last_state
 from archlab.registry import register_model
 from archlab.utils.errors import ShapeError
+from archlab.utils.tokens import EOS_ID, PAD_ID, SOS_ID, UNK_ID  # both vocabularies
 
 __all__ = [
+    "EOS_ID",
+    "PAD_ID",
+    "SOS_ID",
+    "UNK_ID",
     "DecoderState",
     "Encoded",
     "Memory",
@@ -77,7 +82,6 @@ __all__ = [
     "seq2seq_luong",
 ]
 
-PAD_ID, UNK_ID, SOS_ID, EOS_ID = 0, 1, 2, 3  # archlab's seq2seq token convention, both vocabularies
 
 Cell = Literal["rnn", "lstm", "gru"]
 AttentionKind = Literal["none", "bahdanau", "luong"]
