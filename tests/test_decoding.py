@@ -327,3 +327,25 @@ def test_cli_sample_top_p_bad_values_are_one_line(tmp_path, capsys):
         assert "--top-p must lie in (0, 1]" in err and len(err.splitlines()) == 1, err
     assert main(["sample", str(tmp_path), "--temperature", "inf"]) == 2
     assert "--temperature must be a finite number ≥ 0" in capsys.readouterr().err
+
+
+def test_language_model_task_samples_with_top_p_and_the_cli_passes_it(tmp_path, capsys):
+    from archlab.cli import main
+    from archlab.engine import load_run
+    from archlab.utils.errors import ConfigError
+
+    args = ["train", "shakespeare_char64/lstm_lm", "model.hidden_size=8", "model.embed_dim=4", "model.num_layers=1"]
+    args += ["budget.steps=1", "eval.every=1", "checkpoint.every=1", "data.test_subset=4", "log.tensorboard=false"]
+    assert main([*args, "--runs-dir", str(tmp_path)]) == 0
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    capsys.readouterr()
+    sample_args = ["sample", str(run_dir), "--prompt", "ROMEO:", "--tokens", "30", "--seed", "2"]
+    texts = []
+    for extra in (["--top-p", "0.9"], ["--top-p", "0.9"], ["--top-p", "1e-9"], ["--temperature", "0"]):
+        assert main([*sample_args, *extra]) == 0
+        texts.append(capsys.readouterr().out)
+    assert texts[0] == texts[1] and texts[0].startswith("ROMEO:")
+    assert texts[2] == texts[3]  # a nucleus smaller than the top token's mass is greedy decoding
+    run = load_run(run_dir)
+    with pytest.raises(ConfigError, match=r"top_p must lie in \(0, 1\]"):
+        run.task.sample(run.model, "ROMEO:", 5, top_p=2.0)
