@@ -314,6 +314,14 @@ def test_seq2seq_sample_over_the_shared_decoders():
     greedy_tokens, greedy_attn = model.greedy_decode(src, lengths, max_len=6)
     tokens, attn = model.sample(src, lengths, temperature=0.0, max_len=6)
     assert torch.equal(tokens, greedy_tokens) and torch.equal(attn, greedy_attn)
+    # beam search leaves the encoder memory in place (a source's beams share it): the same answer
+    # and scores as moving every part of the state with the general reorder
+    ref = beam_search(
+        model.step, model.start_decoding(src, lengths)[1], torch.full((2,), 2), 6,
+        beam_size=3, eos_id=3, reorder=model.reorder_state, trace=lambda s: s.attention,
+    )  # fmt: skip
+    tokens, attn, scores = model.beam_search(src, lengths, beam_size=3, max_len=6, return_scores=True)
+    assert torch.equal(tokens, ref.tokens) and torch.equal(attn, ref.trace) and torch.equal(scores, ref.scores)
     draw = lambda seed: model.sample(src, lengths, generator=torch.Generator().manual_seed(seed), max_len=6)[0]  # noqa: E731
     assert torch.equal(draw(5), draw(5)) and not torch.equal(draw(5), draw(6))
 

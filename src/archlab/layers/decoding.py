@@ -22,7 +22,9 @@ The decoders below never look inside the state; they only call ``step`` and, whe
 duplicated or reordered (beam search), ``reorder(state, rows)``, which must return the state of batch
 rows ``rows`` (B′,). The default, :func:`select_rows`, takes rows along dim 0 of every tensor — keep
 batch first in a state (a KV cache (B, heads, t, d) already is), or pass ``reorder``
-(``functools.partial(select_rows, dim=1)`` for torch's RNN states (L, B, H)).
+(``functools.partial(select_rows, dim=1)`` for torch's RNN states (L, B, H)). Beam search reorders
+only within each source's k rows, so what is constant per source (an encoder memory, a
+cross-attention cache) may stay where it is after ``expand`` made the k copies.
 
 Decoders start from ``start`` (B,) — <sos> for an encoder–decoder, the last prompt token for a
 language model whose state holds the rest of the prompt — and return :class:`Decoded`: the tokens
@@ -246,6 +248,7 @@ def beam_search(
     eos_id: int | None = None,
     pad_id: int = 0,
     reorder: ReorderFn = select_rows,
+    expand: Callable[[State, int], State] | None = None,
     trace: TraceFn | None = None,
 ) -> Decoded:
     """Beam search over a batch, its beams flattened to B·k rows of the state.
@@ -257,9 +260,12 @@ def beam_search(
     too. The answer is the finished hypothesis with the best score. ``beam_size=1`` is :func:`greedy`
     exactly; ``length_penalty=0`` ranks by raw log-prob.
 
-    ``reorder(state, rows)`` makes the B·k rows from the B of ``state`` (rows = each source k times)
-    and moves each surviving hypothesis onto its parent's state. Returns :class:`Decoded` (tokens
-    (B, L), trace (B, L, *) or None, scores (B,)). Raises ValueError for k < 1 or α < 0.
+    ``expand(state, k)`` makes the B·k rows (each source's row k times, source-major) from the B of
+    ``state``; by default ``reorder(state, rows)`` with rows = 0,…,0, 1,…,1, …. After it,
+    ``reorder(state, rows)`` moves each surviving hypothesis onto its parent's state; ``rows`` (B·k,)
+    never leaves a source's block of k rows, so values constant per source need not move. Returns
+    :class:`Decoded` (tokens (B, L), trace (B, L, *) or None, scores (B,)). Raises ValueError for
+    k < 1 or α < 0.
     """
     if beam_size < 1:
         raise ValueError(f"beam_size must be ≥ 1, got {beam_size}")
@@ -267,7 +273,10 @@ def beam_search(
         raise ValueError(f"length_penalty (α) must be ≥ 0, got {length_penalty}")
     _check_start(start, max_len)
     k, b, dev = beam_size, start.shape[0], start.device
-    state = reorder(state, torch.arange(b, device=dev).repeat_interleave(k))  # B·k rows, source-major
+    if expand is None:
+        state = reorder(state, torch.arange(b, device=dev).repeat_interleave(k))  # B·k rows, source-major
+    else:
+        state = expand(state, k)
     y = start.repeat_interleave(k)  # (B·k,)
     scores = torch.zeros(b, k, device=dev)  # log p of each live hypothesis
     scores[:, 1:] = float("-inf")  # at the start only one hypothesis per source is live

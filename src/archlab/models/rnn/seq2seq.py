@@ -50,6 +50,7 @@ Equations:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, get_args
 
@@ -357,11 +358,15 @@ class Seq2Seq(nn.Module):
         return logits, StepState(decoder, state.memory, weights)
 
     @staticmethod
-    def reorder_state(state: StepState, rows: Tensor) -> StepState:
-        """The state of batch rows ``rows`` (beam search): s is (n, B, H), everything else batch-first."""
+    def reorder_state(state: StepState, rows: Tensor, *, within_sources: bool = False) -> StepState:
+        """The state of batch rows ``rows`` (B′,): s is (n, B, H), everything else batch-first.
+
+        ``within_sources=True`` (beam search's reordering, which never moves a hypothesis to another
+        source's rows) leaves the memory in place: it is the same for all rows of a source."""
         hidden = select_rows(state.decoder.hidden, rows, dim=1)
         decoder = DecoderState(hidden, select_rows(state.decoder.feed, rows))
-        return StepState(decoder, select_rows(state.memory, rows), select_rows(state.attention, rows))
+        memory = state.memory if within_sources else select_rows(state.memory, rows)
+        return StepState(decoder, memory, select_rows(state.attention, rows))
 
     @torch.no_grad()
     def greedy_decode(
@@ -421,9 +426,12 @@ class Seq2Seq(nn.Module):
             raise ValueError(f"length_penalty (α) must be ≥ 0, got {length_penalty}")
         max_len = self._max_len(max_len)
         start, state = self.start_decoding(src, src_lengths)
+        b = src.shape[0]
         out = decoding.beam_search(
             self.step, state, start, max_len, beam_size=beam_size, length_penalty=length_penalty,
-            eos_id=EOS_ID, pad_id=PAD_ID, reorder=self.reorder_state, trace=_attention,
+            eos_id=EOS_ID, pad_id=PAD_ID, trace=_attention,
+            reorder=functools.partial(self.reorder_state, within_sources=True),
+            expand=lambda s, k: self.reorder_state(s, torch.arange(b, device=src.device).repeat_interleave(k)),
         )  # fmt: skip
         if return_scores:
             return out.tokens, out.trace, out.scores
