@@ -180,10 +180,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from archlab.engine import load_run
 
-    if args.tokens < 1:
-        raise _usage(f"--tokens must be ≥ 1, got {args.tokens}")
-    if args.temperature < 0:
-        raise _usage(f"--temperature must be ≥ 0 (0 = greedy), got {args.temperature}")
+    if not 1 <= args.tokens <= _MAX_SAMPLE_TOKENS:
+        raise _usage(f"--tokens must be in [1, {_MAX_SAMPLE_TOKENS:,}], got {args.tokens}")
+    if not 0 <= args.temperature < float("inf"):  # nan fails too
+        raise _usage(f"--temperature must be a finite number ≥ 0 (0 = greedy), got {args.temperature}")
+    if not 0 <= args.seed < 2**63:
+        raise _usage(f"--seed must be in [0, 2**63 − 1], got {args.seed}")
     run = load_run(args.run_dir, checkpoint=args.checkpoint)
     if not hasattr(run.task, "sample"):
         raise _usage(
@@ -197,6 +199,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 _SHADES = " ░▒▓█"
+_MAX_SAMPLE_TOKENS = 1_000_000
+_MAX_SEEDS = 1000
 
 
 def cmd_attention(args: argparse.Namespace) -> int:
@@ -306,6 +310,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         for item in args.budget.split(","):
             key, _, value = item.partition("=")
             overrides[f"budget.{key.strip()}"] = parse_overrides([f"x={value}"])["x"]
+    if args.seeds and args.seeds > _MAX_SEEDS:
+        raise _usage(f"--seeds: at most {_MAX_SEEDS} seeds, got {args.seeds}")
     seeds = list(range(args.seeds)) if args.seeds else None
     if not args.models:
         # the main job: the MNIST-1D inductive-bias comparison
@@ -545,7 +551,11 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
-    from archlab.utils.errors import ArchlabError
+    from archlab.utils.errors import ArchlabError, one_line, os_error_message
+
+    def fail(message: str, code: int) -> int:  # one line, however long or multi-line the message
+        err_console.print(f"archlab: error: {one_line(message)}", markup=False, highlight=False, soft_wrap=True)
+        return code
 
     debug = os.environ.get("ARCHLAB_DEBUG") == "1"
     try:
@@ -553,11 +563,13 @@ def main(argv: list[str] | None = None) -> int:
     except ArchlabError as e:
         if debug:
             raise
-        err_console.print(f"archlab: error: {e}", markup=False, highlight=False, soft_wrap=True)
-        return e.exit_code
+        return fail(str(e), e.exit_code)
     except _UsageError as e:
-        err_console.print(f"archlab: error: {e}", markup=False, highlight=False, soft_wrap=True)
-        return 2
+        return fail(str(e), 2)
+    except OSError as e:  # a path the user gave: too long, missing, not writable, a file where a folder goes
+        if debug:
+            raise
+        return fail(os_error_message(e), 2)
     except KeyboardInterrupt:
         err_console.print("archlab: interrupted", markup=False)
         return 130

@@ -8,14 +8,28 @@ import time
 from pathlib import Path
 from typing import Any
 
-from archlab.utils.errors import RunDirError
+from archlab.utils.errors import RunDirError, preview
 from archlab.utils.io import atomic_write_bytes
+
+MAX_NAME_BYTES = 120  # of the name part; the stamp follows, and a file name has 255 bytes on most systems
+
+
+def run_dir_name(name: str) -> str:
+    """``name`` made safe for a folder name: characters other than letters, digits, ``-_.`` become ``-``,
+    and a long name is cut to ``MAX_NAME_BYTES`` of UTF-8 (a 5000-character recipe name gave
+    ``File name too long``)."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name[:MAX_NAME_BYTES]).strip(".") or "run"
+    while len(safe.encode("utf-8")) > MAX_NAME_BYTES:
+        safe = safe[:-1]
+    return safe
 
 
 def new_run_dir(root: str | Path, name: str) -> Path:
+    """A new, empty, writable ``root/<name>-<YYYYmmdd-HHMMSS>[-i]``; raises :class:`RunDirError` (one
+    line naming ``root`` and the OS reason) when it cannot be created."""
     root = Path(root)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name) or "run"
+    safe = run_dir_name(name)
     try:
         root.mkdir(parents=True, exist_ok=True)
         for i in range(1000):
@@ -30,14 +44,17 @@ def new_run_dir(root: str | Path, name: str) -> Path:
         probe.unlink()
     except OSError as e:
         raise RunDirError(
-            f"cannot create a run directory under '{root}' ({e.strerror}); pass --runs-dir with a writable path"
+            f"cannot create a run directory under '{preview(str(root))}' ({e.strerror or e}); "
+            "pass --runs-dir with a writable path"
         ) from None
     return path
 
 
 def check_writable(path: Path) -> None:
     if not os.access(path, os.W_OK):
-        raise RunDirError(f"run directory '{path}' is not writable; fix its permissions or copy it elsewhere")
+        raise RunDirError(
+            f"run directory '{preview(str(path))}' is not writable; fix its permissions or copy it elsewhere"
+        )
 
 
 class MetricsLog:
