@@ -316,3 +316,35 @@ def test_preview_and_did_you_mean_are_bounded():
 def test_bad_flags_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
     code, err = _cli(argv, capsys, tmp_path, monkeypatch)
     assert code == 2 and message in err, err
+
+
+def test_recipes_built_or_changed_in_code_fail_in_one_line_too():
+    r = load_recipe(tiny_recipe())
+    with pytest.raises(ConfigError, match=r"^seed: Input should be less than or equal to 9223372036854775807"):
+        r.seed = 10**30  # what compare does for each seed
+    with pytest.raises(ConfigError, match=r"^lr: Input should be a finite number \(got nan\)$"):
+        r.optim.lr = float("nan")
+    with pytest.raises(ConfigError, match=r"^optim\.betas\.0: Input should be less than 1"):
+        Recipe.model_validate({**tiny_recipe(), "optim": {"betas": [2, 3]}})
+    r.seed, r.optim.lr = 5, 0.1
+    assert (r.seed, r.optim.lr) == (5, 0.1)
+
+
+def test_a_model_too_large_for_memory_is_one_line(capsys, tmp_path, monkeypatch):
+    code, err = _cli(["train", "digits/mlp", "model.width=1000000000000"], capsys, tmp_path, monkeypatch)
+    assert code == 2 and err.startswith("archlab: error: out of memory (it asked for ") and "bytes)" in err
+
+
+def test_corrupt_json_and_metrics_files_raise_the_caught_error(tmp_path):
+    import json
+
+    from archlab.engine.rundir import read_metrics
+    from archlab.utils.io import read_json
+
+    for content in (b"[" * 100_000, b"\xff\xfe{}", b"{"):
+        (tmp_path / "state.json").write_bytes(content)
+        with pytest.raises(json.JSONDecodeError):
+            read_json(tmp_path / "state.json")
+    lines = ['{"step": 1, "loss": 0.5}', "[" * 100_000, "[1, 2]", '{"step": "x"}', '{"step": 2', '{"step": 3}']
+    (tmp_path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    assert [r["step"] for r in read_metrics(tmp_path)] == [1, 3]

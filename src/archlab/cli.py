@@ -536,6 +536,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _is_out_of_memory(e: BaseException) -> bool:
+    """torch's allocators raise RuntimeError (CPU: "can't allocate memory"; CUDA: OutOfMemoryError)."""
+    text = str(e)
+    return isinstance(e, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower()
+
+
 _DOTTED = re.compile(r"^--([A-Za-z_][\w]*(\.[\w]+)+)=")
 
 
@@ -570,6 +576,12 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         return fail(os_error_message(e), 2)
+    except (MemoryError, RuntimeError) as e:  # a model or batch too large for this machine (model.width=10**12)
+        if debug or not _is_out_of_memory(e):
+            raise
+        asked = re.search(r"allocate (\d+) bytes", str(e))
+        need = f" (it asked for {int(asked.group(1)):,} bytes)" if asked else ""
+        return fail(f"out of memory{need}; make the model (its width, depth) or the batch smaller", 2)
     except KeyboardInterrupt:
         err_console.print("archlab: interrupted", markup=False)
         return 130

@@ -63,6 +63,12 @@ def _bad_number(value: Any, path: str = "", budget: list[int] | None = None) -> 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
+    def __setattr__(self, name: str, value: Any) -> None:  # ``recipe.optim.lr = x`` fails in one line too
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as e:
+            raise ConfigError(_format_error(e)) from None
+
     @field_validator("*")
     @classmethod
     def _numbers_in_range(cls, value: Any) -> Any:
@@ -205,6 +211,16 @@ class Recipe(_Strict):
     compile: bool = False
     channels_last: bool = False
     device: str = Field("auto", max_length=32)  # auto | cpu | cuda | cuda:N | mps
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_line_errors(cls, data: Any, handler: Any) -> Recipe:
+        """A recipe built anywhere (``Recipe(...)``, ``model_validate``, ``recipe.seed = …``) fails with
+        the same one-line :class:`ConfigError` as ``validate_recipe``, not pydantic's multi-line report."""
+        try:
+            return handler(data)
+        except ValidationError as e:
+            raise ConfigError(_format_error(e)) from None
 
 
 def _fields_at(loc: tuple, model: type[BaseModel] = Recipe) -> list[str]:

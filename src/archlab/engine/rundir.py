@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from archlab.utils.errors import RunDirError, preview
-from archlab.utils.io import atomic_write_bytes
+from archlab.utils.io import atomic_write_bytes, loads_json
 
 MAX_NAME_BYTES = 120  # of the name part; the stamp follows, and a file name has 255 bytes on most systems
 
@@ -68,12 +68,11 @@ class MetricsLog:
         if not self.path.exists():
             return
         kept = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
+        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+            rec = _record(line)
+            if rec is None:
                 continue  # a line cut by a kill
-            if int(rec.get("step", 0)) <= step:
+            if rec.get("step", 0) <= step:
                 kept.append(line)
         atomic_write_bytes(self.path, ("\n".join(kept) + "\n" if kept else "").encode())
 
@@ -89,9 +88,19 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
         path = path / "metrics.jsonl"
     out = []
     if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            rec = _record(line)
+            if rec is not None:
+                out.append(rec)
     return out
+
+
+def _record(line: str) -> dict[str, Any] | None:
+    """One metrics record, or None for a line that is not one (cut by a kill, edited, corrupt)."""
+    try:
+        rec = loads_json(line)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(rec, dict) or not isinstance(rec.get("step", 0), int | float):
+        return None
+    return rec
