@@ -306,6 +306,7 @@ def test_preview_and_did_you_mean_are_bounded():
         (["sample", "/nonexistent", "--seed", str(BIG)], "--seed must be in [0, 2**63 − 1]"),
         (["sample", "/nonexistent", "--seed", "-1"], "--seed must be in [0, 2**63 − 1]"),
         (["compare", "mlp", "--data", "digits", "--seeds", "1000000000"], "--seeds: at most 1000 seeds"),
+        (["attention", "/nonexistent", "un", "--beam", str(BIG)], "--beam: at most 1000 hypotheses"),
         (
             ["train", "digits/mlp", "budget.steps=2", "model.width=!!python/object/apply:os.system [ls]"],
             "model.width: Input should be a valid integer",

@@ -132,6 +132,7 @@ def _print_summary(s: dict[str, Any]) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from archlab.config import load_recipe, parse_overrides
     from archlab.engine import Trainer
+    from archlab.utils.errors import preview
 
     overrides = parse_overrides(args.overrides)
     if args.data_dir:
@@ -140,7 +141,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         given = [x for x in [args.recipe, *args.overrides] if x and "=" in x]
         if given:
             raise _usage(
-                f"--resume continues a run with the recipe it was started with; drop {' '.join(given)} "
+                f"--resume continues a run with the recipe it was started with; drop {preview(' '.join(given))} "
                 "(or start a new run with the changed recipe)"
             )
         recipe = load_recipe(args.recipe) if args.recipe else None
@@ -201,12 +202,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
 _SHADES = " ░▒▓█"
 _MAX_SAMPLE_TOKENS = 1_000_000
 _MAX_SEEDS = 1000
+_MAX_BEAM = 1000  # a beam holds (beam × vocabulary) scores per step
 
 
 def cmd_attention(args: argparse.Namespace) -> int:
     from archlab.engine import load_run
     from archlab.report.figures import attention_heatmap
 
+    if args.beam is not None and args.beam > _MAX_BEAM:
+        raise _usage(f"--beam: at most {_MAX_BEAM} hypotheses, got {args.beam}")
     run = load_run(args.run_dir, checkpoint=args.checkpoint)
     if not hasattr(run.task, "translate"):
         raise _usage(f"{args.run_dir} is a {run.task.name} run; `archlab attention` needs a seq2seq run")
