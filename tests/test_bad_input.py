@@ -333,7 +333,11 @@ def test_recipes_built_or_changed_in_code_fail_in_one_line_too():
 
 def test_a_model_too_large_for_memory_is_one_line(capsys, tmp_path, monkeypatch):
     code, err = _cli(["train", "digits/mlp", "model.width=1000000000000"], capsys, tmp_path, monkeypatch)
-    assert code == 2 and err.startswith("archlab: error: out of memory (it asked for ") and "bytes)" in err
+    assert code == 2 and err.startswith("archlab: error: out of memory (it asked for ") and "bytes): make" in err
+    code, err = _cli(["info", "mlp", "--set", "width=1000000000000"], capsys, tmp_path, monkeypatch)  # meta device
+    assert code == 2 and err == (
+        "archlab: error: out of memory: make the model (its width, depth) or the batch smaller"
+    )
 
 
 def test_corrupt_json_and_metrics_files_raise_the_caught_error(tmp_path):

@@ -540,10 +540,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _is_out_of_memory(e: BaseException) -> bool:
-    """torch's allocators raise RuntimeError (CPU: "can't allocate memory"; CUDA: OutOfMemoryError)."""
+def _is_too_large(e: BaseException) -> bool:
+    """torch raises RuntimeError for a tensor too large to allocate (CPU: "can't allocate memory"; CUDA:
+    OutOfMemoryError) or even to size ("Storage size calculation overflowed", on the meta device too)."""
     text = str(e)
-    return isinstance(e, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower()
+    return isinstance(e, MemoryError) or any(
+        s in text for s in ("can't allocate memory", "out of memory", "Storage size calculation overflowed")
+    )
 
 
 _DOTTED = re.compile(r"^--([A-Za-z_][\w]*(\.[\w]+)+)=")
@@ -581,11 +584,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return fail(os_error_message(e), 2)
     except (MemoryError, RuntimeError) as e:  # a model or batch too large for this machine (model.width=10**12)
-        if debug or not _is_out_of_memory(e):
+        if debug or not _is_too_large(e):
             raise
         asked = re.search(r"allocate (\d+) bytes", str(e))
         need = f" (it asked for {int(asked.group(1)):,} bytes)" if asked else ""
-        return fail(f"out of memory{need}; make the model (its width, depth) or the batch smaller", 2)
+        return fail(f"out of memory{need}: make the model (its width, depth) or the batch smaller", 2)
     except KeyboardInterrupt:
         err_console.print("archlab: interrupted", markup=False)
         return 130

@@ -1,8 +1,8 @@
 """The recipe schema.
 
 A recipe says everything a run needs: model, data, task, optimiser, schedule, budget, seed,
-precision, compile flag, eval/checkpoint intervals. It is a YAML file read with
-``yaml.safe_load`` and validated here; unknown keys and wrong types fail with the key path
+precision, compile flag, eval/checkpoint intervals. It is a YAML file read with a bounded
+``yaml.SafeLoader`` and validated here; unknown keys and wrong types fail with the key path
 (``optim.lrr: unknown key (did you mean: lr?)``). ``model`` takes the model's own config
 fields beside ``name``; they are checked against that model's config when the model is built.
 
