@@ -160,6 +160,11 @@ def test_long_recipe_names_give_bounded_run_dir_names(tmp_path):
     assert run_dir_name("a b/../c") == "a-b-..-c" and run_dir_name("..") == "run"
     path = new_run_dir(tmp_path, "n" * 5000)
     assert path.is_dir() and path.name.startswith("n" * MAX_NAME_BYTES + "-")
+    # and through the command line: the run trains, in a folder named by the cut name
+    runs = tmp_path / "runs"
+    assert main(["train", "digits/mlp", "name=" + "n" * 5000, "budget.steps=1", "--runs-dir", str(runs)]) == 0
+    (run,) = runs.iterdir()
+    assert run.name.startswith("n" * MAX_NAME_BYTES + "-2") and (run / "summary.json").exists()
 
 
 # -- §1: resume of a finished or locked run: check first, print after -----------------------------
