@@ -30,9 +30,11 @@ def check_options(given: dict[str, Any] | None, defaults: dict[str, Any], path: 
             value = float(value) if abs(value) < 2**1023 else math.inf  # float() of a huge int raises
         if not isinstance(value, kind) or is_bool != (kind is bool):
             raise ConfigError(
-                f"{path}.{key}: expected {kind.__name__} (like the default {default!r}), got {preview(value)}"
+                f"{path}.{preview(key)}: expected {kind.__name__} (like the default {default!r}), got {preview(value)}"
             )
         if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{path}.{key}: expected a finite number (like the default {default!r}), got {value}")
+            raise ConfigError(
+                f"{path}.{preview(key)}: expected a finite number (like the default {default!r}), got {value}"
+            )
         out[key] = value
     return out
