@@ -168,13 +168,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from archlab.engine import evaluate_run
 
-    res = evaluate_run(args.run_dir, split=args.split, checkpoint=args.checkpoint)
-    metrics = {k: v for k, v in res.items() if k not in ("run_dir", "checkpoint", "step", "split")}
+    res = evaluate_run(args.run_dir, split=args.split, checkpoint=args.checkpoint, precision=args.precision)
+    metrics = {k: v for k, v in res.items() if k not in ("run_dir", "checkpoint", "step", "split", "precision")}
     if args.json:
         print(json.dumps(res, indent=2))
     else:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-        console.print(f"{res['split']} ({res['checkpoint']}, step {res['step']}): {shown}")
+        console.print(f"{res['split']} ({res['checkpoint']}, step {res['step']}, {res['precision']}): {shown}")
     return 0
 
 
@@ -468,7 +468,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint",
         default="auto",
         help="auto (default: the weights summary.json reports — best if the recipe restores it, else "
-        "last), best, last, or a checkpoint dir name",
+        "last), best, last, or step-N",
+    )
+    s.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default=None,
+        help="evaluate in this precision instead of the run's own (default: the run's, which reproduces "
+        "summary.json exactly)",
     )
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_eval)
