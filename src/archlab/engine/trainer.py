@@ -54,6 +54,8 @@ class _RunLock:
     def __enter__(self) -> _RunLock:
         import fcntl
 
+        if self.fd is not None:  # taken by Trainer.resume, held until fit() ends
+            return self
         self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -66,6 +68,7 @@ class _RunLock:
     def __exit__(self, *exc: object) -> None:
         if self.fd is not None:
             os.close(self.fd)  # closing releases the lock
+            self.fd = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -147,25 +150,39 @@ class Trainer:
 
     @classmethod
     def resume(cls, run_dir: str | Path, *, quiet: bool = False, recipe: Recipe | None = None) -> Trainer:
+        """The continuation of ``run_dir``. A finished run or one another process trains in is refused
+        here, before anything is built or printed; the run's lock is held from here until ``fit()`` ends."""
         from archlab.config import load_recipe
 
         run_dir = Path(run_dir)
         saved = run_dir / "recipe.yaml"
         if not saved.exists():
             raise CheckpointError(f"{run_dir} is not an archlab run (no recipe.yaml); pass a run directory")
-        saved_recipe = load_recipe(saved)
-        if recipe is not None and recipe_hash(recipe) != recipe_hash(saved_recipe):
-            a, b = recipe_to_dict(recipe), recipe_to_dict(saved_recipe)
-            diff = _first_difference(a, b)
-            raise ConfigError(f"{diff}: differs from the recipe saved in {saved}; a resumed run keeps its recipe")
-        # before anything is built or loaded: the checkpoints must come from this very recipe
-        written = ckpt.read_recipe_hash(run_dir / "checkpoints")
-        if written is not None and written[1] != recipe_hash(saved_recipe):
-            raise CheckpointError(
-                f"{saved} is not the recipe that wrote {written[0]} (recipe hash {recipe_hash(saved_recipe)}, "
-                f"checkpoint {written[1]}): a resumed run keeps its recipe; undo the edit or start a new run"
-            )
-        return cls(saved_recipe, run_dir=run_dir, resume=True, quiet=quiet)
+        check_writable(run_dir)
+        lock = _RunLock(run_dir).__enter__()
+        try:
+            if (run_dir / "summary.json").exists():
+                raise RunDirError(
+                    f"run {run_dir} has already finished (summary.json exists); start a new run to train more"
+                )
+            saved_recipe = load_recipe(saved)
+            if recipe is not None and recipe_hash(recipe) != recipe_hash(saved_recipe):
+                a, b = recipe_to_dict(recipe), recipe_to_dict(saved_recipe)
+                diff = _first_difference(a, b)
+                raise ConfigError(f"{diff}: differs from the recipe saved in {saved}; a resumed run keeps its recipe")
+            # before anything is built or loaded: the checkpoints must come from this very recipe
+            written = ckpt.read_recipe_hash(run_dir / "checkpoints")
+            if written is not None and written[1] != recipe_hash(saved_recipe):
+                raise CheckpointError(
+                    f"{saved} is not the recipe that wrote {written[0]} (recipe hash {recipe_hash(saved_recipe)}, "
+                    f"checkpoint {written[1]}): a resumed run keeps its recipe; undo the edit or start a new run"
+                )
+            trainer = cls(saved_recipe, run_dir=run_dir, resume=True, quiet=quiet)
+        except BaseException:
+            lock.__exit__()
+            raise
+        trainer._lock = lock
+        return trainer
 
     def _setup(self) -> None:
         r = self.recipe
@@ -176,7 +193,7 @@ class Trainer:
             torch.set_flush_denormal(True)
         seed_everything(r.seed)
         self.info = dataset_info(r.data.name, r.data.options)
-        self.task: Task = build_task(r.task, self.info)
+        self.task: Task = build_task(r.task, self.info, seed=r.seed)
         train_full = load_dataset(r.data.name, "train", data_dir=r.data.data_dir, options=r.data.options)
         self.test_set = load_dataset(r.data.name, "test", data_dir=r.data.data_dir, options=r.data.options)
         if r.data.test_subset is not None and r.data.test_subset < len(self.test_set):
@@ -390,7 +407,7 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
-        with _RunLock(self.run_dir):
+        with getattr(self, "_lock", None) or _RunLock(self.run_dir):
             return self._fit()
 
     def _fit(self) -> dict[str, Any]:
@@ -652,7 +669,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "auto") -> LoadedRun:
     chosen = _choose_checkpoint(run_dir / "checkpoints", checkpoint, recipe)
     seed_everything(recipe.seed)
     info = dataset_info(recipe.data.name, recipe.data.options)
-    task = build_task(recipe.task, info)
+    task = build_task(recipe.task, info, seed=recipe.seed)
     device = resolve_device(recipe.device)
     model = task.build_model(recipe.model).to(device)
     if recipe.channels_last:
