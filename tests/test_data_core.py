@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from archlab.data import BatchLoader, dataset_info, list_datasets, load_dataset, split_train_val
+from archlab.data import Batch, BatchLoader, dataset_info, list_datasets, load_dataset, split_train_val
 from archlab.data.core import ArrayDataset
 from archlab.data.transforms import build_transform, hflip, random_crop, random_shift
 from archlab.utils.errors import ConfigError, UnknownDatasetError
@@ -67,7 +67,7 @@ def test_split_train_val_is_seeded_and_disjoint():
 def test_loader_resumes_from_any_position():
     ds = ArrayDataset(torch.arange(50).float()[:, None], torch.arange(50))
     ref = BatchLoader(ds, 8, seed=1)
-    seq = [ref.next()[1].tolist() for _ in range(20)]  # crosses epoch boundaries (6 batches/epoch)
+    seq = [ref.next().y.tolist() for _ in range(20)]  # crosses epoch boundaries (6 batches/epoch)
     assert len(ref) == 6 and all(len(b) == 8 for b in seq)
     epoch0 = sum(seq[:6], [])
     assert len(set(epoch0)) == 48  # drop_last: no repeats within an epoch
@@ -79,12 +79,12 @@ def test_loader_resumes_from_any_position():
         state = probe.state_dict()
         resumed = BatchLoader(ds, 8, seed=1)
         resumed.load_state_dict(state)
-        assert [resumed.next()[1].tolist() for _ in range(20 - k)] == seq[k:]
+        assert [resumed.next().y.tolist() for _ in range(20 - k)] == seq[k:]
 
 
 def test_eval_iteration_covers_everything_once():
     ds = ArrayDataset(torch.arange(10).float()[:, None], torch.arange(10))
-    got = torch.cat([y for _, y in BatchLoader(ds, 4, shuffle=False, drop_last=False)])
+    got = torch.cat([b.y for b in BatchLoader(ds, 4, shuffle=False, drop_last=False)])
     assert got.tolist() == list(range(10))
     with pytest.raises(ConfigError, match="batch_size"):
         BatchLoader(ds, 64)
@@ -109,7 +109,7 @@ def test_augmentations():
         nz = row[row != 0]
         assert torch.equal(nz, torch.arange(int(nz[0]), int(nz[0]) + len(nz)).float())  # a contiguous run
     t = build_transform(["crop:2", "hflip"])
-    a, b = t(x, torch.Generator().manual_seed(5)), t(x, torch.Generator().manual_seed(5))
+    a, b = (t(Batch(x=x, y=torch.arange(2)), torch.Generator().manual_seed(5)).x for _ in range(2))
     assert torch.equal(a, b)
     with pytest.raises(ConfigError, match="did you mean: shift"):
         build_transform(["shfit:2"])
@@ -134,3 +134,45 @@ def test_random_erasing_replaces_one_rectangle_per_chosen_image():
     assert torch.equal(random_erase(x, torch.Generator().manual_seed(0), p=0.0), x)
     with pytest.raises(ConfigError, match="probability"):
         build_transform(["erase:2"])
+
+
+# ---------------------------------------------------------------------------------------------
+# the named batch
+
+
+def test_batch_moves_counts_and_hands_models_the_fields_they_declare():
+    from torch import nn
+
+    from archlab.data import model_inputs
+
+    x = torch.randn(3, 2, 4, 4)
+    b = Batch(x=x, y=torch.tensor([0, 1, 2]), lengths=torch.tensor([4, 3, 1]), attention_mask=torch.ones(3, 4))
+    assert len(b) == 3 and set(b.fields()) == {"x", "y", "lengths", "attention_mask"}
+    moved = b.to("cpu", channels_last=True)
+    assert moved.x.is_contiguous(memory_format=torch.channels_last) and torch.equal(moved.x, x)
+    assert moved.lengths.is_contiguous() and torch.equal(moved.y, b.y)  # only 4-D floats change layout
+
+    class Masked(nn.Module):
+        def forward(self, x, attention_mask=None, lengths=None):
+            return x
+
+    class Plain(nn.Module):
+        def forward(self, x):
+            return x
+
+    assert set(model_inputs(Masked(), b)) == {"attention_mask", "lengths"}
+    assert model_inputs(Plain(), b) == {}
+    assert model_inputs(Masked(), Batch(x=x)) == {}  # absent fields are not passed as None
+    # a graph batch counts graphs, not nodes; views count examples
+    g = Batch(x=torch.randn(7, 3), edge_index=torch.tensor([[0, 1], [1, 0]]), batch=torch.tensor([0, 0, 0, 1, 1, 2, 2]))
+    assert len(g) == 3
+    assert len(Batch(views=(torch.zeros(5, 2), torch.zeros(5, 2)))) == 5
+    two = Batch(x=x, views=(x, x + 1)).to("cpu", channels_last=True)
+    assert all(v.is_contiguous(memory_format=torch.channels_last) for v in two.views)
+
+
+def test_a_dataset_index_is_a_batch_and_the_probe_slice_works():
+    ds = ArrayDataset(torch.arange(10).float()[:, None], torch.arange(10), lengths=torch.arange(1, 11))
+    b = ds[:2]
+    assert isinstance(b, Batch) and b.y.tolist() == [0, 1] and b.lengths.tolist() == [1, 2]
+    assert ArrayDataset(torch.zeros(3, 1), torch.zeros(3))[torch.tensor([0, 2])].lengths is None

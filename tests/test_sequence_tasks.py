@@ -94,7 +94,7 @@ def test_batches_carry_lengths_and_only_recurrent_models_receive_them():
     ds = load_dataset("japanese_vowels", "train")
     assert ds.lengths is not None
     batch = BatchLoader(ds, 16, seed=0).next()
-    assert len(batch) == 3 and batch[2].shape == (16,)
+    assert len(batch) == 16 and batch.lengths.shape == (16,)
     c, t = dataset_info("japanese_vowels").input_shape
     lstm = create_model("lstm", in_shape=(c, t), num_classes=9)
     mlp = create_model("mlp", in_shape=(c, t), num_classes=9)
@@ -103,8 +103,9 @@ def test_batches_carry_lengths_and_only_recurrent_models_receive_them():
     # and the lengths change what the recurrent model computes (padding is not read)
     x, _, kw = split_batch(lstm, batch)
     assert not torch.allclose(lstm(x, **kw), lstm(x))
-    # a batch without lengths stays a pair
-    assert len(BatchLoader(load_dataset("gunpoint", "train"), 10).next()) == 2
+    # a batch of a set without lengths has none, and a recurrent model then gets x alone
+    plain = BatchLoader(load_dataset("gunpoint", "train"), 10).next()
+    assert plain.lengths is None and split_batch(lstm, plain)[2] == {}
 
 
 def test_a_recurrent_model_trains_on_unequal_lengths(tmp_path):

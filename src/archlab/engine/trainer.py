@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from archlab.config import Recipe, recipe_hash, recipe_to_dict, recipe_to_yaml
-from archlab.data import BatchLoader, dataset_info, load_dataset, split_train_val
+from archlab.data import Batch, BatchLoader, dataset_info, load_dataset, split_train_val
 from archlab.data.transforms import build_transform
 from archlab.engine import checkpoint as ckpt
 from archlab.engine.optim import build_optimizer, lr_factor, set_lr
@@ -86,14 +86,8 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def _to(batch: tuple[torch.Tensor, ...], device: torch.device, channels_last: bool) -> tuple[torch.Tensor, ...]:
-    out = []
-    for t in batch:
-        t = t.to(device, non_blocking=True)
-        if channels_last and t.dim() == 4 and t.is_floating_point():
-            t = t.contiguous(memory_format=torch.channels_last)
-        out.append(t)
-    return tuple(out)
+def _to(batch: Batch, device: torch.device, channels_last: bool) -> Batch:
+    return batch.to(device, channels_last=channels_last)
 
 
 class Trainer:
@@ -603,5 +597,5 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "au
     elif recipe.data.test_subset is not None and recipe.data.test_subset < len(ds):
         ds = ds.subset(torch.arange(recipe.data.test_subset), "test")
     loader = BatchLoader(ds, recipe.data.eval_batch_size, shuffle=False, drop_last=False)
-    metrics = task.evaluate(model, (_to(b, device, False) for b in loader))
+    metrics = task.evaluate(model, (b.to(device) for b in loader))
     return {"run_dir": str(run_dir), "checkpoint": str(run.checkpoint), "step": run.step, "split": split, **metrics}

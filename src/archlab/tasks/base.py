@@ -13,8 +13,6 @@ family- or objective-specific lives here.
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -22,12 +20,10 @@ import torch
 from torch import nn
 
 from archlab.config import ModelSpec, TaskSpec
-from archlab.data import DatasetInfo
+from archlab.data import Batch, DatasetInfo, model_inputs
 from archlab.registry import Registry, create_model, model_config_fields
 from archlab.utils.errors import ConfigError, UnknownNameError, did_you_mean
 from archlab.utils.options import check_options
-
-Batch = tuple[torch.Tensor, ...]  # (x, y) or, for variable-length sequences, (x, y, lengths)
 
 # metrics where smaller is better; every other metric (accuracy, r2, bleu …) is maximised.
 # The trainer (best checkpoint, early stopping) and the report (the best row) both read this.
@@ -41,19 +37,11 @@ def higher_is_better(metric: str) -> bool:
     return metric.split("/")[-1] not in LOWER_IS_BETTER
 
 
-@functools.cache
-def _takes_lengths(cls: type) -> bool:
-    return "lengths" in inspect.signature(cls.forward).parameters
-
-
 def split_batch(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-    """``(x, y, kwargs)``: ``kwargs`` holds ``lengths`` when the batch has them and the model's
-    ``forward`` takes them (a recurrent model); other models see the zero-padded ``x`` only."""
-    x, y, *rest = batch
-    base = getattr(model, "_orig_mod", model)  # torch.compile wraps the module
-    if rest and _takes_lengths(type(base)):
-        return x, y, {"lengths": rest[0]}
-    return x, y, {}
+    """``(x, y, kwargs)``: ``kwargs`` holds the batch fields the model's ``forward`` declares by
+    name (``lengths`` for a recurrent model, ``attention_mask`` for a Transformer …); a model that
+    declares none sees ``x`` alone (zero-padded), so no family must know about lengths."""
+    return batch.x, batch.y, model_inputs(model, batch)
 
 
 class Task:

@@ -96,9 +96,9 @@ class Seq2SeqTask(Task):
 
     @staticmethod
     def _unpack(batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if len(batch) != 3:
-            raise ConfigError("a seq2seq batch is (source, target, source lengths); this data set has no lengths")
-        return batch[0], batch[1], batch[2]
+        if batch.lengths is None:
+            raise ConfigError("a seq2seq batch needs source lengths (batch.lengths); this data set has none")
+        return batch.x, batch.y, batch.lengths
 
     def training_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         x, y, lengths = self._unpack(batch)
