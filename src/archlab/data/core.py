@@ -234,6 +234,8 @@ def split_train_val(
     n = len(train)
     spans = getattr(train, "spans", None)
     n_val = int(round(n * val_fraction))
+    if hasattr(train, "sample") and (n_val or subset is not None):
+        raise ConfigError("data.train_subset: a token stream sampled at random offsets has no examples to subset or hold out")
     g = torch.Generator().manual_seed(derive_seed(seed, 0x5E1))
     if spans is not None and n_val:
         order = torch.argsort(spans[:, 0], stable=True)  # chronological
@@ -258,6 +260,33 @@ def split_train_val(
     if subset is None and n_val == 0:
         return train, None
     return train.subset(torch.sort(rest).values, "train"), val
+
+
+def load_train_val(
+    name: str,
+    *,
+    val_fraction: float,
+    seed: int,
+    train_subset: int | None = None,
+    data_dir: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> tuple[Dataset, Dataset | None]:
+    """The training split and the validation split of a run.
+
+    A set that ships a validation split (``"val"`` in its ``DatasetInfo.splits``: Shakespeare,
+    Rotten Tomatoes, the seq2seq sets) validates on it, and ``data.val_fraction`` > 0 is then a
+    one-line error; any other set holds ``val_fraction`` of train out (:func:`split_train_val`).
+    """
+    info = dataset_info(name, options)
+    train = load_dataset(name, "train", data_dir=data_dir, options=options)
+    if "val" not in info.splits:
+        return split_train_val(train, val_fraction, seed, train_subset)
+    if val_fraction:
+        raise ConfigError(
+            f"data.val_fraction: dataset '{name}' ships a validation split, which runs validate on; remove val_fraction"
+        )
+    train, _ = split_train_val(train, 0.0, seed, train_subset)
+    return train, load_dataset(name, "val", data_dir=data_dir, options=options)
 
 
 def shared_points(a: Dataset, b: Dataset) -> int:

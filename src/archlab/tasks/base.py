@@ -54,9 +54,9 @@ class Task:
     has_custom_step: ClassVar[bool] = False
 
     def __init__(self, spec: TaskSpec, info: DatasetInfo):
-        if info.task != self.name:
+        if self.name not in info.tasks:
             raise ConfigError(
-                f"task.name: dataset '{info.name}' is a {info.task} data set, not {self.name}; "
+                f"task.name: dataset '{info.name}' serves {', '.join(info.tasks)}, not {self.name}; "
                 f"set task.name={info.task}"
             )
         loss = spec.loss or self.default_loss
