@@ -176,3 +176,83 @@ def test_a_dataset_index_is_a_batch_and_the_probe_slice_works():
     b = ds[:2]
     assert isinstance(b, Batch) and b.y.tolist() == [0, 1] and b.lengths.tolist() == [1, 2]
     assert ArrayDataset(torch.zeros(3, 1), torch.zeros(3))[torch.tensor([0, 2])].lengths is None
+
+
+# ---------------------------------------------------------------------------------------------
+# batch transforms
+
+
+def _hashes(ds, augment, n=7):
+    import hashlib
+
+    loader = BatchLoader(ds, 8, seed=7, transform=build_transform(augment))
+    return [hashlib.sha256(loader.next().x.contiguous().numpy().tobytes()).hexdigest()[:16] for _ in range(n)]
+
+
+def test_x_only_augmentations_produce_the_same_bytes_as_before_batch_transforms():
+    """Pinned from the loader of before (transforms on x alone), on integer-exact inputs."""
+    img = ArrayDataset((torch.arange(40 * 3 * 8 * 8) % 97).float().view(40, 3, 8, 8) / 97, torch.arange(40) % 10)
+    sig = ArrayDataset((torch.arange(40 * 2 * 16) % 89).float().view(40, 2, 16) / 89, torch.arange(40) % 10)
+    assert _hashes(img, ["crop:2", "hflip", "erase:0.5"]) == [
+        "3ca0a9a690297956", "9a99f886c4ee4b81", "9edea0b7bc019ca5", "6b143ad94ddc85b0",
+        "62c48791dd58a739", "9fe487859e5b8b2d", "ce82dbe7cb4fc56d",
+    ]  # fmt: skip
+    assert _hashes(sig, ["shift:3", "noise:0.1"]) == [
+        "8cf42633656ab31e", "0c1014527e6a3673", "bda5a34a30e205f8", "872cac8b40879dc9",
+        "62404e72c983a820", "96b74a363fd1b687", "8121406dc8d1c558",
+    ]  # fmt: skip
+
+
+def test_mixup_mixes_inputs_and_pairs_targets_with_one_lambda():
+    from archlab.data.transforms import mixup
+
+    x = torch.eye(6)  # one-hot rows: a mixed row shows its two weights
+    y = torch.arange(6)
+    out = mixup(Batch(x=x, y=y), torch.Generator().manual_seed(0), alpha=0.4)
+    ya, yb = out.y
+    lam = float(out.mixing[0])
+    assert 0 < lam < 1 and torch.equal(out.mixing, torch.full((6,), lam)) and torch.equal(ya, y)
+    assert sorted(yb.tolist()) == list(range(6))  # a permutation of the batch
+    want = lam * x + (1 - lam) * x[yb]
+    torch.testing.assert_close(out.x, want)
+    assert torch.equal(out.x, mixup(Batch(x=x, y=y), torch.Generator().manual_seed(0), alpha=0.4).x)  # seeded
+    lams = [float(mixup(Batch(x=x, y=y), torch.Generator().manual_seed(s), 0.4).mixing[0]) for s in range(400)]
+    assert abs(sum(lams) / 400 - 0.5) < 0.05 and min(lams) < 0.05 and max(lams) > 0.95  # Beta(0.4, 0.4): U-shaped
+    # the classification loss of a mixed batch is λ·CE(y_a) + (1 − λ)·CE(y_b)
+    from archlab.config import TaskSpec
+    from archlab.tasks import build_task
+
+    task = build_task(TaskSpec(name="classification"), dataset_info("digits"))
+    logits = torch.randn(6, 6, generator=torch.Generator().manual_seed(1))
+    loss, _ = task._scored(logits, out)
+    ce = torch.nn.functional.cross_entropy
+    torch.testing.assert_close(loss, lam * ce(logits, ya) + (1 - lam) * ce(logits, yb))
+    with pytest.raises(ConfigError, match="mixup:0.2"):
+        build_transform(["mixup:0"])
+
+
+def test_two_views_draw_the_augmentation_twice_and_keep_x():
+    x = torch.arange(4 * 1 * 6 * 6).float().view(4, 1, 6, 6)
+    t = build_transform(["crop:2", "hflip", "views:2"])
+    out = t(Batch(x=x, y=torch.arange(4)), torch.Generator().manual_seed(3))
+    assert torch.equal(out.x, x) and len(out.views) == 2 and not torch.equal(out.views[0], out.views[1])
+    g = torch.Generator().manual_seed(3)  # the reference: the same generator drawn through twice in order
+    ref = [hflip(random_crop(x, g, 2), g) for _ in range(2)]
+    assert all(torch.equal(a, b) for a, b in zip(out.views, ref, strict=True))
+    with pytest.raises(ConfigError, match="do not combine"):
+        build_transform(["views:2", "mixup:0.2"])
+    with pytest.raises(ConfigError, match="at least 2 views"):
+        build_transform(["views:1"])
+
+
+def test_mixup_trains_a_classifier_and_is_refused_for_regression(tmp_path):
+    from archlab.config import load_recipe
+    from archlab.engine import Trainer
+    from conftest import tiny_recipe
+
+    s = Trainer(load_recipe(tiny_recipe(**{"budget.steps": 3, "data.augment": ["mixup:0.2"]})),
+                runs_dir=tmp_path / "a", quiet=True).fit()  # fmt: skip
+    assert s["steps"] == 3 and 0 <= s["test"]["accuracy"] <= 1
+    with pytest.raises(ConfigError, match="data.augment: mixup needs a task that scores mixed targets"):
+        Trainer(load_recipe("diabetes/mlp", {"data.augment": ["mixup:0.2"]}), runs_dir=tmp_path / "b")
+    assert not (tmp_path / "b").exists()
