@@ -235,7 +235,7 @@ def split_train_val(
     spans = getattr(train, "spans", None)
     n_val = int(round(n * val_fraction))
     if hasattr(train, "sample") and (n_val or subset is not None):
-        raise ConfigError("data.train_subset: a token stream sampled at random offsets has no examples to subset or hold out")
+        raise ConfigError("data.train_subset: a token stream (sampled at random offsets) cannot be subset or held out")
     g = torch.Generator().manual_seed(derive_seed(seed, 0x5E1))
     if spans is not None and n_val:
         order = torch.argsort(spans[:, 0], stable=True)  # chronological

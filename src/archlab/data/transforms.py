@@ -158,7 +158,8 @@ def build_transform(names: list[str]) -> BatchTransform | None:
         if name == "hflip":
             steps.append(hflip)
         elif name in ("crop", "shift", "views") and arg and not arg.isdigit():
-            raise ConfigError(f"data.augment: '{item}' needs a whole number, e.g. {name}:{2 if name == 'views' else 4}")
+            what, eg = ("views", 2) if name == "views" else ("positions", 4)
+            raise ConfigError(f"data.augment: '{item}' needs a whole number of {what}, e.g. {name}:{eg}")
         elif name == "crop":
             pad = int(arg or 4)
             steps.append(lambda x, g, pad=pad: random_crop(x, g, pad))

@@ -27,7 +27,7 @@ from torch import nn
 
 from archlab.config import Recipe, recipe_hash, recipe_to_dict, recipe_to_yaml
 from archlab.data import Batch, BatchLoader, dataset_info, load_dataset, load_train_val
-from archlab.data.transforms import build_transform
+from archlab.data.transforms import build_transform, uses_mixup
 from archlab.engine import checkpoint as ckpt
 from archlab.engine.optim import build_optimizer, lr_factor, set_lr
 from archlab.engine.progress import Progress
@@ -184,6 +184,8 @@ class Trainer:
         self.optimizers = {
             name: build_optimizer(params, r.optim) for name, params in self.task.param_groups(self.model).items()
         }
+        if uses_mixup(r.data.augment) and not self.task.supports_mixup:
+            raise ConfigError(f"data.augment: mixup needs a task that scores mixed targets (classification), not {r.task.name}")
         self.loader = BatchLoader(
             self.train_set,
             r.data.batch_size,

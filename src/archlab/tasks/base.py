@@ -22,19 +22,9 @@ from torch import nn
 from archlab.config import ModelSpec, TaskSpec
 from archlab.data import Batch, DatasetInfo, model_inputs
 from archlab.registry import Registry, create_model, model_config_fields
+from archlab.tasks.metrics import Metric, MetricSet, declare_direction, higher_is_better  # noqa: F401
 from archlab.utils.errors import ConfigError, UnknownNameError, did_you_mean
 from archlab.utils.options import check_options
-
-# metrics where smaller is better; every other metric (accuracy, r2, bleu …) is maximised.
-# The trainer (best checkpoint, early stopping) and the report (the best row) both read this.
-LOWER_IS_BETTER = frozenset(
-    {"loss", "mse", "mae", "rmse", "mase", "naive_mae", "naive_rmse", "naive_mase", "perplexity", "bpc"}
-    | {"wer", "per", "cer", "fid"}
-)
-
-
-def higher_is_better(metric: str) -> bool:
-    return metric.split("/")[-1] not in LOWER_IS_BETTER
 
 
 def split_batch(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
@@ -48,10 +38,11 @@ class Task:
     name: ClassVar[str]
     losses: ClassVar[tuple[str, ...]]
     default_loss: ClassVar[str]
-    metrics: ClassVar[tuple[str, ...]]
+    metrics: ClassVar[dict[str, type[Metric]]]  # name → accumulator class (which declares its direction)
     default_metric: ClassVar[str] = "loss"  # eval.metric when the recipe names none
     default_options: ClassVar[dict[str, Any]] = {}  # task.options a recipe may set, with their defaults
     has_custom_step: ClassVar[bool] = False
+    supports_mixup: ClassVar[bool] = False  # scores a mixup batch (y a pair of targets, batch.mixing = λ)
 
     def __init__(self, spec: TaskSpec, info: DatasetInfo):
         if self.name not in info.tasks:
@@ -102,6 +93,10 @@ class Task:
         raise NotImplementedError
 
     # -- evaluation ------------------------------------------------------------------------
+    def new_metrics(self) -> MetricSet:
+        """Fresh accumulators for one evaluation (``evaluate`` updates them batch by batch)."""
+        return MetricSet({k: cls() for k, cls in self.metrics.items()})
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
         raise NotImplementedError
@@ -112,6 +107,8 @@ TASKS: Registry[type[Task]] = Registry("task")
 
 def register_task(cls: type[Task]) -> type[Task]:
     TASKS.add(cls.name, cls)
+    for name, metric in cls.metrics.items():
+        declare_direction(name, metric.higher_is_better)
     return cls
 
 
