@@ -185,7 +185,9 @@ class Trainer:
             name: build_optimizer(params, r.optim) for name, params in self.task.param_groups(self.model).items()
         }
         if uses_mixup(r.data.augment) and not self.task.supports_mixup:
-            raise ConfigError(f"data.augment: mixup needs a task that scores mixed targets (classification), not {r.task.name}")
+            raise ConfigError(
+                f"data.augment: mixup needs a task that scores mixed targets (classification), not {r.task.name}"
+            )
         self.loader = BatchLoader(
             self.train_set,
             r.data.batch_size,
