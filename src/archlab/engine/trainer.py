@@ -606,5 +606,5 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "au
     if split == "test" and recipe.data.test_subset is not None and recipe.data.test_subset < len(ds):
         ds = ds.subset(torch.arange(recipe.data.test_subset), "test")
     loader = BatchLoader(ds, recipe.data.eval_batch_size, shuffle=False, drop_last=False)
-    metrics = task.evaluate(model, (b.to(device) for b in loader))
+    metrics = task.evaluate(model, (_to(b, device, False) for b in loader))
     return {"run_dir": str(run_dir), "checkpoint": str(run.checkpoint), "step": run.step, "split": split, **metrics}
