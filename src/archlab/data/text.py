@@ -41,8 +41,7 @@ import torch
 from archlab.data.core import ArrayDataset, DatasetInfo, TokenStream, register_dataset
 from archlab.data.timeseries import package_dir
 from archlab.utils.errors import ConfigError, DataError, UnknownDatasetError
-
-PAD, UNK, SOS, EOS = "<pad>", "<unk>", "<sos>", "<eos>"
+from archlab.utils.tokens import EOS, PAD, PAD_ID, SOS, UNK  # the special tokens, declared once
 
 # ---------------------------------------------------------------------------------------------
 # vocabulary
@@ -160,7 +159,7 @@ class Vocab:
         return self.stoi[token]
 
 
-def pad_ids(seqs: Sequence[Sequence[int]], length: int, pad: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_ids(seqs: Sequence[Sequence[int]], length: int, pad: int = PAD_ID) -> tuple[torch.Tensor, torch.Tensor]:
     """Id lists → (N, length) long tensor padded at the end with ``pad``, and lengths (N,)."""
     out = torch.full((len(seqs), length), pad, dtype=torch.long)
     for i, s in enumerate(seqs):
@@ -355,7 +354,7 @@ def _rt_vocab() -> Vocab:
 def _rt(split: str) -> ArrayDataset:
     v = _rt_vocab()
     rows = _rt_rows()[split]
-    x, lengths = pad_ids([v.encode(t)[:_RT_MAX_LEN] for t, _ in rows], _RT_MAX_LEN, pad=0)
+    x, lengths = pad_ids([v.encode(t)[:_RT_MAX_LEN] for t, _ in rows], _RT_MAX_LEN, pad=v.pad)
     y = torch.as_tensor([label for _, label in rows], dtype=torch.long)
     return ArrayDataset(x, y, lengths=lengths)
 

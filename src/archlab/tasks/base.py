@@ -44,7 +44,7 @@ class Task:
     has_custom_step: ClassVar[bool] = False
     supports_mixup: ClassVar[bool] = False  # scores a mixup batch (y a pair of targets, batch.mixing = λ)
 
-    def __init__(self, spec: TaskSpec, info: DatasetInfo):
+    def __init__(self, spec: TaskSpec, info: DatasetInfo, seed: int = 0):
         if self.name not in info.tasks:
             raise ConfigError(
                 f"task.name: dataset '{info.name}' serves {', '.join(info.tasks)}, not {self.name}; "
@@ -59,6 +59,7 @@ class Task:
         if spec.label_smoothing and loss != "cross_entropy":
             raise ConfigError(f"task.label_smoothing: applies to the cross_entropy loss only, not '{loss}'")
         self.spec, self.info, self.loss_name = spec, info, loss
+        self.seed = seed  # the run's seed: randomness inside a task (scheduled sampling) derives from it
         self.step, self.total_steps = 0, None
         self.options = check_options(spec.options, self.default_options, "task.options", f"task '{self.name}'")
 
@@ -112,9 +113,9 @@ def register_task(cls: type[Task]) -> type[Task]:
     return cls
 
 
-def build_task(spec: TaskSpec, info: DatasetInfo) -> Task:
+def build_task(spec: TaskSpec, info: DatasetInfo, seed: int = 0) -> Task:
     try:
         cls = TASKS.get(spec.name)
     except UnknownNameError as e:
         raise ConfigError(f"task.name: {e}") from None
-    return cls(spec, info)
+    return cls(spec, info, seed=seed)

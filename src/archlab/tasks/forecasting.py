@@ -56,8 +56,8 @@ class ForecastingTask(RegressionTask):
     }
     default_metric = "mase"
 
-    def __init__(self, spec, info):
-        super().__init__(spec, info)
+    def __init__(self, spec, info, seed: int = 0):
+        super().__init__(spec, info, seed)
         self.spec_ = forecast_spec(info.name)
 
     def new_metrics(self) -> MetricSet:
