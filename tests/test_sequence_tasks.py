@@ -438,3 +438,28 @@ def test_reported_loss_is_the_plain_nll_and_the_smoothed_objective_is_logged_apa
     torch.testing.assert_close(objective, F.cross_entropy(flat, y.flatten(), label_smoothing=0.1))
     ev = lm.evaluate(bigram, [Batch(x=x, y=y)])
     assert ev["loss"] == pytest.approx(float(F.cross_entropy(flat, y.flatten())), rel=1e-5)
+
+
+def test_seq2seq_training_logs_the_plain_nll_beside_the_smoothed_objective():
+    from torch.nn import functional as F
+
+    info = dataset_info("num2words_en_digits")
+    task = build_task(TaskSpec(name="seq2seq", label_smoothing=0.1), info)
+    ds = load_dataset("num2words_en_digits", "test")
+    batch = ds[:4]
+
+    class Fixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.logits = nn.Parameter(torch.randn(4, batch.y.shape[1] - 1, info.num_classes,
+                                                   generator=torch.Generator().manual_seed(0)))  # fmt: skip
+
+        def forward(self, x, lengths, tgt_in, teacher_forcing=1.0, generator=None):
+            return self.logits
+
+    model = Fixed().eval()
+    objective, logs = task.training_loss(model, batch)
+    flat, target = model.logits.detach().flatten(0, 1), batch.y[:, 1:].flatten()
+    torch.testing.assert_close(logs["loss"], F.cross_entropy(flat, target, ignore_index=0))
+    torch.testing.assert_close(objective, F.cross_entropy(flat, target, ignore_index=0, label_smoothing=0.1))
+    torch.testing.assert_close(logs["objective"], objective.detach())
