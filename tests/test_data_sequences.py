@@ -476,7 +476,7 @@ def test_sets_that_ship_a_validation_split_validate_on_it():
     assert load_train_val("digits", val_fraction=0.0, seed=0)[1] is None
 
 
-def test_eval_split_val_uses_the_shipped_validation_split(tmp_path):
+def test_eval_split_val_uses_the_shipped_validation_split(tmp_path, capsys):
     from archlab.config import load_recipe
     from archlab.engine import Trainer
     from archlab.engine.trainer import evaluate_run
@@ -491,6 +491,15 @@ def test_eval_split_val_uses_the_shipped_validation_split(tmp_path):
     again = evaluate_run(summary["run_dir"], split="val")
     assert again["loss"] == pytest.approx(summary["val"]["loss"], rel=1e-6)
     assert again["accuracy"] == summary["val"]["accuracy"]
+    # and through the CLI: `archlab eval RUN --split val --json`
+    import json
+
+    from archlab.cli import main
+
+    capsys.readouterr()
+    assert main(["eval", summary["run_dir"], "--split", "val", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["split"] == "val" and printed["accuracy"] == summary["val"]["accuracy"]
 
 
 def _target_points(ds, window: int) -> set[int]:
