@@ -1,5 +1,7 @@
 """Registry behaviour and the registry-wide model checks (timm-style)."""
 
+import importlib
+
 import pytest
 import torch
 from safetensors.torch import load_model, save_model
@@ -44,6 +46,35 @@ def test_bad_override_key_and_type():
         create_model("mlp", depth="deep")
     with pytest.raises(ConfigError, match="activation 'rel'"):
         create_model("mlp", activation="rel")
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_builder_called_directly_builds_its_own_variant(name):
+    """``from archlab.models.cnn.resnet import resnet50; resnet50()`` is a ResNet-50, not the config's
+    default ResNet-18: a builder applies its variant's ``defaults`` itself (issue 9 §1)."""
+    entry = get_model_entry(name)
+    builder = getattr(importlib.import_module(entry.module), name)
+    assert builder is entry.builder
+    with torch.device("meta"):
+        direct, registered = builder(), create_model(name)
+    assert count_params(direct) == count_params(registered)
+    assert direct.config == registered.config
+    for key, value in entry.defaults.items():
+        assert getattr(direct.config, key) == value, key
+
+
+def test_direct_builder_overrides_win_and_typos_are_caught():
+    from archlab.models.cnn.resnet import resnet50
+
+    with torch.device("meta"):
+        assert count_params(resnet50()) == 25_557_032
+        narrow = resnet50(width=32, num_classes=10)
+    assert narrow.config.block == "bottleneck" and narrow.config.layers == (3, 4, 6, 3)
+    assert narrow.config.width == 32 and narrow.fc.out_features == 10
+    with torch.device("meta"):
+        assert count_params(resnet50(layers=(2, 2, 2, 2), block="basic")) == 11_689_512  # the caller wins
+    with pytest.raises(ConfigError, match=r"model\.widht: unknown option for model 'resnet50'.*did you mean: width"):
+        resnet50(widht=32)
 
 
 def test_published_parameter_counts():

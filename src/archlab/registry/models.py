@@ -2,17 +2,21 @@
 
 A builder takes keyword overrides of its architecture's config dataclass and returns the module::
 
-    @register_model(family="feedforward", config=MLPConfig, paper="Rumelhart et al. 1986")
-    def mlp(**overrides) -> MLP:
-        return MLP(MLPConfig(**overrides))
+    @register_model(family="cnn", config=ResNetConfig, paper=PAPER, defaults={"block": "bottleneck", ...})
+    def resnet50(**overrides) -> ResNet:
+        return ResNet(ResNetConfig(**overrides))
 
-``create_model`` validates the overrides against that dataclass (unknown keys → did-you-mean,
-wrong types → the key path) before the builder runs, so a typo never reaches ``__init__``.
+``register_model`` returns the builder wrapped so that it always builds its own variant: calling
+``resnet50()`` directly applies the variant's ``defaults`` exactly as ``create_model("resnet50")``
+does (torchvision's ``resnet50()`` is a ResNet-50 too), and keyword overrides win over them.
+Unknown keys fail with a did-you-mean before the builder runs; an error raised while building
+(a ``ValueError`` of the architecture's own checks) becomes a one-line :class:`ConfigError`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import inspect
 import textwrap
@@ -25,7 +29,7 @@ from pydantic import TypeAdapter, ValidationError
 from torch import nn
 
 from archlab.registry.core import Registry
-from archlab.utils.errors import ConfigError, RegistryError, UnknownModelError, did_you_mean
+from archlab.utils.errors import ArchlabError, ConfigError, RegistryError, UnknownModelError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -77,17 +81,29 @@ def register_model(
         raise RegistryError(f"register_model: config must be a dataclass, got {config!r}")
 
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        name = fn.__name__
         defaults_ = dict(defaults or {})
         known = {f.name for f in dataclasses.fields(config)}
         bad = (set(defaults_) | set(test_overrides or {})) - known
         if bad:
-            raise RegistryError(f"{fn.__name__}: defaults name unknown config fields {sorted(bad)}")
+            raise RegistryError(f"{name}: defaults name unknown config fields {sorted(bad)}")
+
+        @functools.wraps(fn)
+        def builder(**overrides: Any) -> nn.Module:
+            _check_keys(name, config, overrides)
+            try:
+                return fn(**{**defaults_, **overrides})  # the variant's architecture, then the caller's
+            except ArchlabError:
+                raise
+            except (ValueError, TypeError) as e:
+                raise ConfigError(f"model '{name}': {e}") from None
+
         doc = inspect.getdoc(fn) or ""
         MODELS.add(
-            fn.__name__,
+            name,
             ModelEntry(
-                name=fn.__name__,
-                builder=fn,
+                name=name,
+                builder=builder,
                 family=family,
                 config=config,
                 paper=paper,
@@ -97,9 +113,19 @@ def register_model(
                 description=doc.splitlines()[0] if doc else "",
             ),
         )
-        return fn
+        return builder
 
     return deco
+
+
+def _check_keys(name: str, config: type, overrides: dict[str, Any], prefix: str = "model") -> None:
+    fields = {f.name for f in dataclasses.fields(config)}
+    for key in overrides:
+        if key not in fields:
+            raise ConfigError(
+                f"{prefix}.{key}: unknown option for model '{name}'{did_you_mean(key, fields)}; "
+                f"valid: {', '.join(sorted(fields))}"
+            )
 
 
 def _ensure_models_imported() -> None:
@@ -132,13 +158,7 @@ def model_config_fields(name: str) -> set[str]:
 def validate_model_overrides(name: str, overrides: dict[str, Any], prefix: str = "model") -> dict[str, Any]:
     """Check keys and types of ``overrides`` against the model's config; return coerced values."""
     entry = get_model_entry(name)
-    fields = {f.name: f for f in dataclasses.fields(entry.config)}
-    for key in overrides:
-        if key not in fields:
-            raise ConfigError(
-                f"{prefix}.{key}: unknown option for model '{name}'{did_you_mean(key, fields)}; "
-                f"valid: {', '.join(sorted(fields))}"
-            )
+    _check_keys(name, entry.config, overrides, prefix)
     hints = typing.get_type_hints(entry.config)  # resolves `from __future__ import annotations` strings
     out: dict[str, Any] = {}
     for key, value in overrides.items():
@@ -151,11 +171,12 @@ def validate_model_overrides(name: str, overrides: dict[str, Any], prefix: str =
 
 
 def create_model(name: str, **overrides: Any) -> nn.Module:
-    """Build a registered model: ``create_model("mlp", width=256, num_classes=10)``."""
+    """Build a registered model: ``create_model("mlp", width=256, num_classes=10)``.
+
+    The same as calling the builder (``archlab.models.feedforward.mlp.mlp(width=256, ...)``), after
+    dropping ``None`` values (timm's convention: "not given"). Raises :class:`UnknownModelError`
+    for an unknown name and :class:`ConfigError` (``model.<key>: …``) for a bad override.
+    """
     entry = get_model_entry(name)
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    kwargs = {**entry.defaults, **validate_model_overrides(name, overrides)}
-    try:
-        return entry.builder(**kwargs)
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"model '{name}': {e}") from None
+    return entry.builder(**validate_model_overrides(name, overrides))
