@@ -1,6 +1,8 @@
 """Registry behaviour and the registry-wide model checks (timm-style)."""
 
 import importlib
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -77,12 +79,74 @@ def test_direct_builder_overrides_win_and_typos_are_caught():
         resnet50(widht=32)
 
 
-def test_published_parameter_counts():
-    # MNIST-1D paper models (Greydanus & Kobak 2024): CNN 5,210; GRU 5,134; MLP 15,210; linear 410
-    assert count_params(create_model("cnn1d")) == 5210
-    assert count_params(create_model("gru")) == 5134
-    assert count_params(create_model("mlp", in_shape=(1, 40))) == 40 * 100 + 100 + 100 * 100 + 100 + 100 * 10 + 10
-    assert count_params(create_model("logistic_regression")) == 410
+@pytest.mark.parametrize("name", list_models())
+def test_published_counts_are_the_measured_ones(name):
+    """Every model publishes its parameter count and MACs once, in ``register_model(meta=...)``
+    (torchvision's ``meta["num_params"]``/``_ops``); here both are measured on the meta device at the
+    variant's default config: parameters exactly, MACs within 2 % (published figures are rounded)."""
+    from archlab.utils.counting import count_flops, example_inputs
+
+    meta = get_model_entry(name).meta
+    assert {"num_params", "macs"} <= set(meta), f"{name}: register_model(meta=...) lacks num_params/macs"
+    with torch.device("meta"):
+        model = create_model(name)
+        macs = count_flops(model, example_inputs(model)) / 2
+    assert count_params(model) == meta["num_params"]
+    assert macs == pytest.approx(meta["macs"], rel=0.02)
+
+
+def test_published_parameter_counts_follow_from_the_arithmetic():
+    # MNIST-1D paper models (Greydanus & Kobak 2024): the MLP and the linear model by hand
+    published = {n: get_model_entry(n).meta["num_params"] for n in ("mlp", "logistic_regression", "perceptron")}
+    assert published["mlp"] == 40 * 100 + 100 + 100 * 100 + 100 + 100 * 10 + 10
+    assert published["logistic_regression"] == published["perceptron"] == 40 * 10 + 10
+    assert count_params(create_model("mlp", in_shape=(1, 40))) == published["mlp"]
+
+
+def _readme_model_rows() -> list[tuple[list[str], str]]:
+    """(model names, params cell) of each row of the README's model table."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = []
+    for line in readme.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not line.startswith("| `") or len(cells) < 4 or cells[1] not in list_families():
+            continue
+        names = []
+        for token in re.findall(r"`([\w/]+)`", cells[0]):
+            first, *rest = token.split("/")  # densenet121/161/169 and convnext_atto/tiny: shared stem
+            stem = first.rsplit("_", 1)[0] + "_" if "_" in first else re.sub(r"\d+$", "", first)
+            names += [first, *(stem + r for r in rest)]
+        rows.append((names, cells[2]))
+    return rows
+
+
+def test_readme_model_table_matches_the_published_counts():
+    """Every figure in the README's params column is the register_model(meta=...) count of a model named
+    in its row: exact numbers exactly, "11.7M" rounded to the digits shown."""
+    rows = _readme_model_rows()
+    assert len(rows) >= 15
+    checked = 0
+    for names, cell in rows:
+        published = [get_model_entry(n).meta["num_params"] for n in names]  # unknown names fail here
+        for figure in re.findall(r"\d{1,3}(?:,\d{3})+|\d+\.\d+M|\b\d{3,}\b", cell):
+            if figure.endswith("M"):
+                digits = len(figure[:-1].split(".")[1])
+                ok = any(round(p / 1e6, digits) == float(figure[:-1]) for p in published)
+            else:
+                ok = int(figure.replace(",", "")) in published
+            assert ok, f"README: {figure} is not the published count of any of {names} ({published})"
+            checked += 1
+    assert checked >= 30  # 38 figures in the table today
+
+
+def test_meta_with_unknown_keys_is_refused():
+    from archlab.models.feedforward.mlp import MLPConfig
+
+    with pytest.raises(RegistryError, match="meta takes"):
+
+        @register_model(family="feedforward", config=MLPConfig, paper="x", meta={"params": 3})
+        def mlp_with_bad_meta(**kw):  # noqa: ARG001
+            raise AssertionError
 
 
 def test_wrong_input_shape_says_expected_vs_got():

@@ -32,46 +32,52 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 # -- commands -----------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
-    import torch
+    from archlab.registry import get_model_entry, list_models
+    from archlab.utils.counting import human
 
-    from archlab.registry import create_model, get_model_entry, list_models
-    from archlab.utils.counting import count_flops, count_params, example_inputs, human
-
+    # the figures come from each model's register_model(meta=...): nothing is built (the registry-wide
+    # test measures every one of them); a plug-in without them is measured on the meta device
     table = Table(title="archlab models" + (f" · {args.family}" if args.family else ""))
     cols = ["name", "family", "params", *(["MACs", "input"] if args.macs else []), "tasks", "paper"]
     for col in cols:
         table.add_column(col, justify="right" if col in ("params", "MACs") else "left")
     for name in list_models(args.family):
         e = get_model_entry(name)
-        with torch.device("meta"):  # shapes only: counting needs no memory, even for big models
-            model = create_model(name)
-            n = count_params(model)
-            shape = tuple(getattr(model, "input_shape", ()))
-            macs = (
-                [human(count_flops(model, example_inputs(model)) / 2), "×".join(map(str, shape))] if args.macs else []
-            )
-        table.add_row(name, e.family, human(n), *macs, ", ".join(e.tasks), e.paper)
+        meta = e.meta if {"num_params", "macs"} <= set(e.meta) else _measure(name)
+        shape = tuple(e.default("in_shape") or ())
+        macs = [human(meta["macs"]), "×".join(map(str, shape))] if args.macs else []
+        table.add_row(name, e.family, f"{meta['num_params']:,}", *macs, ", ".join(e.tasks), e.paper)
     console.print(table)
     return 0
+
+
+def _measure(name: str, **overrides: Any) -> dict[str, Any]:
+    """Parameters and MACs of one model, built on the meta device (shapes only: exact and instant)."""
+    import torch
+
+    from archlab.registry import create_model
+    from archlab.utils.counting import count_flops, count_params, example_inputs
+
+    with torch.device("meta"):
+        model = create_model(name, **overrides)
+        shape = tuple(getattr(model, "input_shape", ()))
+        flops = count_flops(model, example_inputs(model)) if shape or hasattr(model, "example_inputs") else None
+    macs = None if flops is None else flops / 2
+    return {"model": model, "num_params": count_params(model), "macs": macs, "shape": shape}
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     import dataclasses
     import inspect
 
-    import torch
-
     from archlab.config import parse_overrides
-    from archlab.registry import create_model, get_model_entry
-    from archlab.utils.counting import count_flops, count_params, example_inputs, human
+    from archlab.registry import get_model_entry
+    from archlab.utils.counting import human
 
     entry = get_model_entry(args.name)
     overrides = parse_overrides(args.overrides)
-    with torch.device("meta"):  # shapes only: exact counts without allocating a 140M-parameter model
-        model = create_model(args.name, **overrides)
-        n = count_params(model)
-        shape = tuple(getattr(model, "input_shape", ()))
-        flops = count_flops(model, example_inputs(model)) if shape else None
+    measured = _measure(args.name, **overrides)
+    model, n, macs, shape = measured["model"], measured["num_params"], measured["macs"], measured["shape"]
     console.print(f"[bold]{entry.name}[/bold] — {entry.description}")
     notes = (inspect.getdoc(entry.builder) or "").split("\n", 1)[1:]
     if notes and notes[0].strip():
@@ -79,12 +85,18 @@ def cmd_info(args: argparse.Namespace) -> int:
     console.print(f"family      {entry.family}")
     console.print(f"paper       {entry.paper}")
     console.print(f"tasks       {', '.join(entry.tasks)}")
-    console.print(f"parameters  {n:,} ({human(n)}, measured)")
-    if flops is not None:
+    published = entry.meta if not overrides else {}
+    by = f" by {published['source']}" if "source" in published else ""
+    if "num_params" in published:
+        console.print(f"parameters  {n:,} ({human(n)}, measured; published{by}: {published['num_params']:,})")
+    else:
+        console.print(f"parameters  {n:,} ({human(n)}, measured)")
+    if macs is not None:
+        ref = f"; published{by}: {human(published['macs'])}" if "macs" in published else ""
         console.print(
-            f"MACs        {flops // 2:,} ({human(flops / 2)}) multiply-accumulates per example at input "
-            f"(1, {', '.join(map(str, shape))}); {flops:,} FLOPs (torch.utils.flop_counter: convolutions and "
-            f"matrix products)"
+            f"MACs        {int(macs):,} ({human(macs)}{ref}) multiply-accumulates per example at input "
+            f"(1, {', '.join(map(str, shape))}); {int(2 * macs):,} FLOPs (torch.utils.flop_counter: convolutions "
+            f"and matrix products)"
         )
     console.print(f"source      {entry.module}")
     cfg = Table(title=f"{type(model.config).__name__} (defaults of this variant)")

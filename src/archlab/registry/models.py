@@ -45,6 +45,20 @@ class ModelEntry:
     # overrides the registry-wide smoke test builds with (timm's ``test_input_size`` idea): a small
     # input for ImageNet-sized networks so that every model is checked in seconds
     test_overrides: dict[str, Any] = field(default_factory=dict)
+    # published figures of this variant at its default config (torchvision's ``meta``): ``num_params``
+    # (exact), ``macs`` (multiply-accumulates per example at the config's ``in_shape``; within 2 % of
+    # the count) and ``source`` (who published them; absent: archlab's own count). The registry-wide
+    # test measures both, so ``archlab list`` can print them without building anything.
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def default(self, key: str) -> Any:
+        """This variant's default value of config field ``key`` (its ``defaults``, else the config's)."""
+        if key in self.defaults:
+            return self.defaults[key]
+        f = {f.name: f for f in dataclasses.fields(self.config)}.get(key)
+        if f is None:
+            return None
+        return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
 
     @property
     def module(self) -> str:
@@ -64,6 +78,7 @@ class ModelEntry:
         return textwrap.dedent("\n".join(lines)).strip()
 
 
+_META_KEYS = {"num_params", "macs", "source"}
 MODELS: Registry[ModelEntry] = Registry("model", error=lambda n, c: UnknownModelError(n, c))
 
 
@@ -75,8 +90,15 @@ def register_model(
     tasks: tuple[str, ...] | list[str] = ("classification",),
     defaults: dict[str, Any] | None = None,
     test_overrides: dict[str, Any] | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register a builder under its own function name (the registry name equals the builder)."""
+    """Register a builder under its own function name (the registry name equals the builder).
+
+    ``defaults`` are the variant's values of ``config`` (ResNet-50: bottleneck blocks, (3, 4, 6, 3));
+    ``meta`` its published figures (see :class:`ModelEntry`). Returns the builder wrapped so that a
+    direct call applies ``defaults`` (see the module docstring). Raises :class:`RegistryError` for a
+    duplicate name, a non-dataclass config, or ``defaults``/``meta`` with unknown keys.
+    """
     if not dataclasses.is_dataclass(config):
         raise RegistryError(f"register_model: config must be a dataclass, got {config!r}")
 
@@ -87,6 +109,9 @@ def register_model(
         bad = (set(defaults_) | set(test_overrides or {})) - known
         if bad:
             raise RegistryError(f"{name}: defaults name unknown config fields {sorted(bad)}")
+        meta_ = dict(meta or {})
+        if set(meta_) - _META_KEYS or not isinstance(meta_.get("num_params", 0), int):
+            raise RegistryError(f"{name}: meta takes {sorted(_META_KEYS)} (num_params an int), got {meta_}")
 
         @functools.wraps(fn)
         def builder(**overrides: Any) -> nn.Module:
@@ -110,6 +135,7 @@ def register_model(
                 tasks=tuple(tasks),
                 defaults=defaults_,
                 test_overrides=dict(test_overrides or {}),
+                meta=meta_,
                 description=doc.splitlines()[0] if doc else "",
             ),
         )

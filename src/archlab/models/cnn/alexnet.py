@@ -131,7 +131,8 @@ class AlexNet(nn.Module):
     paper="Krizhevsky, Sutskever & Hinton, ImageNet Classification with Deep Convolutional Neural Networks "
     "(NeurIPS 2012); single-tower widths of Krizhevsky, One weird trick…, arXiv:1404.5997",
     test_overrides={"in_shape": (3, 32, 32), "small_input": True, "num_classes": 10, "head_width": 64},
+    meta={"num_params": 61_100_840, "macs": 0.714e9, "source": "torchvision"},
 )
 def alexnet(**overrides) -> AlexNet:
-    """AlexNet (torchvision's single tower): 61,100,840 parameters, 0.71 GMACs at 224×224."""
+    """AlexNet (torchvision's single tower)."""
     return AlexNet(AlexNetConfig(**overrides))

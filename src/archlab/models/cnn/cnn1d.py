@@ -71,6 +71,7 @@ class CNN1d(nn.Module):
     family="cnn",
     config=CNN1dConfig,
     paper="Greydanus & Kobak, Scaling Down Deep Learning with MNIST-1D (ICML 2024)",
+    meta={"num_params": 5_210, "macs": 31_750, "source": "Greydanus & Kobak 2024 (params)"},
 )
 def cnn1d(**overrides) -> CNN1d:
     """Three strided 1D convolutions and a linear read-out (the MNIST-1D CNN)."""

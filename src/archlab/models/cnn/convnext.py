@@ -173,9 +173,10 @@ class ConvNeXt(nn.Module):
     paper=PAPER,
     defaults={"depths": (2, 2, 6, 2), "dims": (40, 80, 160, 320), "drop_path_rate": 0.0},
     test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 3_695_520, "macs": 0.55e9, "source": "timm"},
 )
 def convnext_atto(**overrides) -> ConvNeXt:
-    """ConvNeXt-Atto (timm): depths 2-2-6-2, dims 40…320; 3,695,520 params, 0.55 GMACs."""
+    """ConvNeXt-Atto (timm): depths 2-2-6-2, dims 40…320."""
     return ConvNeXt(ConvNeXtConfig(**overrides))
 
 
@@ -185,9 +186,10 @@ def convnext_atto(**overrides) -> ConvNeXt:
     paper=PAPER,
     defaults={"depths": (3, 3, 9, 3), "dims": (96, 192, 384, 768), "drop_path_rate": 0.1},
     test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 28_589_128, "macs": 4.46e9, "source": "torchvision"},
 )
 def convnext_tiny(**overrides) -> ConvNeXt:
-    """ConvNeXt-T: depths 3-3-9-3, dims 96…768; 28,589,128 params, 4.46 GMACs."""
+    """ConvNeXt-T: depths 3-3-9-3, dims 96…768."""
     return ConvNeXt(ConvNeXtConfig(**overrides))
 
 
@@ -197,9 +199,10 @@ def convnext_tiny(**overrides) -> ConvNeXt:
     paper=PAPER,
     defaults={"depths": (3, 3, 27, 3), "dims": (96, 192, 384, 768), "drop_path_rate": 0.4},
     test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 50_223_688, "macs": 8.68e9, "source": "torchvision"},
 )
 def convnext_small(**overrides) -> ConvNeXt:
-    """ConvNeXt-S: depths 3-3-27-3, dims 96…768; 50,223,688 params, 8.68 GMACs."""
+    """ConvNeXt-S: depths 3-3-27-3, dims 96…768."""
     return ConvNeXt(ConvNeXtConfig(**overrides))
 
 
@@ -209,7 +212,8 @@ def convnext_small(**overrides) -> ConvNeXt:
     paper=PAPER,
     defaults={"depths": (3, 3, 27, 3), "dims": (128, 256, 512, 1024), "drop_path_rate": 0.5},
     test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 88_591_464, "macs": 15.36e9, "source": "torchvision"},
 )
 def convnext_base(**overrides) -> ConvNeXt:
-    """ConvNeXt-B: depths 3-3-27-3, dims 128…1024; 88,591,464 params, 15.36 GMACs."""
+    """ConvNeXt-B: depths 3-3-27-3, dims 128…1024."""
     return ConvNeXt(ConvNeXtConfig(**overrides))

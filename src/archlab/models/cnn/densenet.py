@@ -205,9 +205,10 @@ _SMOKE = {"in_shape": (3, 32, 32), "num_classes": 10}
     paper=PAPER,
     defaults={"growth_rate": 32, "block_config": (6, 12, 24, 16), "num_init_features": 64},
     test_overrides=_SMOKE,
+    meta={"num_params": 7_978_856, "macs": 2.83e9, "source": "torchvision"},
 )
 def densenet121(**overrides) -> DenseNet:
-    """DenseNet-BC-121: k=32, blocks (6, 12, 24, 16); 7,978,856 parameters, 2.83 GMACs at 224×224."""
+    """DenseNet-BC-121: k=32, blocks (6, 12, 24, 16)."""
     return DenseNet(DenseNetConfig(**overrides))
 
 
@@ -217,9 +218,10 @@ def densenet121(**overrides) -> DenseNet:
     paper=PAPER,
     defaults={"growth_rate": 48, "block_config": (6, 12, 36, 24), "num_init_features": 96},
     test_overrides=_SMOKE,
+    meta={"num_params": 28_681_000, "macs": 7.73e9, "source": "torchvision"},
 )
 def densenet161(**overrides) -> DenseNet:
-    """DenseNet-BC-161: k=48, blocks (6, 12, 36, 24), 96 stem filters; 28,681,000 parameters, 7.73 GMACs."""
+    """DenseNet-BC-161: k=48, blocks (6, 12, 36, 24), 96 stem filters."""
     return DenseNet(DenseNetConfig(**overrides))
 
 
@@ -229,9 +231,10 @@ def densenet161(**overrides) -> DenseNet:
     paper=PAPER,
     defaults={"growth_rate": 32, "block_config": (6, 12, 32, 32), "num_init_features": 64},
     test_overrides=_SMOKE,
+    meta={"num_params": 14_149_480, "macs": 3.36e9, "source": "torchvision"},
 )
 def densenet169(**overrides) -> DenseNet:
-    """DenseNet-BC-169: k=32, blocks (6, 12, 32, 32); 14,149,480 parameters, 3.36 GMACs at 224×224."""
+    """DenseNet-BC-169: k=32, blocks (6, 12, 32, 32)."""
     return DenseNet(DenseNetConfig(**overrides))
 
 
@@ -241,9 +244,10 @@ def densenet169(**overrides) -> DenseNet:
     paper=PAPER,
     defaults={"growth_rate": 32, "block_config": (6, 12, 48, 32), "num_init_features": 64},
     test_overrides=_SMOKE,
+    meta={"num_params": 20_013_928, "macs": 4.29e9, "source": "torchvision"},
 )
 def densenet201(**overrides) -> DenseNet:
-    """DenseNet-BC-201: k=32, blocks (6, 12, 48, 32); 20,013,928 parameters, 4.29 GMACs at 224×224."""
+    """DenseNet-BC-201: k=32, blocks (6, 12, 48, 32)."""
     return DenseNet(DenseNetConfig(**overrides))
 
 
@@ -259,7 +263,8 @@ def densenet201(**overrides) -> DenseNet:
         "block_config": (16, 16, 16),
         "num_init_features": 24,
     },
+    meta={"num_params": 769_162, "macs": 287_929_692},
 )
 def densenet_bc_100(**overrides) -> DenseNet:
-    """DenseNet-BC-100 for CIFAR: k=12, three blocks of 16 layers; 769,162 parameters at 10 classes."""
+    """DenseNet-BC-100 for CIFAR: k=12, three blocks of 16 layers."""
     return DenseNet(DenseNetConfig(**overrides))

@@ -227,9 +227,10 @@ _TF_BN = {"bn_eps": 1e-3, "bn_momentum": 0.01}  # torchvision B5–B7 (weights p
     paper=PAPER,
     defaults={"width_mult": 1.0, "depth_mult": 1.0, "in_shape": (3, 224, 224), "dropout": 0.2},
     test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 5_288_548, "macs": 0.39e9, "source": "torchvision"},
 )
 def efficientnet_b0(**overrides) -> EfficientNet:
-    """EfficientNet-B0: the searched baseline (w 1.0, d 1.0, 224×224); 5,288,548 params, 0.39 GMACs."""
+    """EfficientNet-B0: the searched baseline (w 1.0, d 1.0, 224×224)."""
     return EfficientNet(EfficientNetConfig(**overrides))
 
 
@@ -239,9 +240,10 @@ def efficientnet_b0(**overrides) -> EfficientNet:
     paper=PAPER,
     defaults={"width_mult": 1.0, "depth_mult": 1.1, "in_shape": (3, 240, 240), "dropout": 0.2},
     test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 7_794_184, "macs": 0.69e9, "source": "torchvision"},
 )
 def efficientnet_b1(**overrides) -> EfficientNet:
-    """EfficientNet-B1 (w 1.0, d 1.1, 240×240); 7,794,184 params, 0.69 GMACs."""
+    """EfficientNet-B1 (w 1.0, d 1.1, 240×240)."""
     return EfficientNet(EfficientNetConfig(**overrides))
 
 
@@ -251,9 +253,10 @@ def efficientnet_b1(**overrides) -> EfficientNet:
     paper=PAPER,
     defaults={"width_mult": 1.1, "depth_mult": 1.2, "in_shape": (3, 260, 260), "dropout": 0.3},
     test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 9_109_994, "macs": 1.0e9, "source": "torchvision; MACs at 260×260: paper Table 2"},
 )
 def efficientnet_b2(**overrides) -> EfficientNet:
-    """EfficientNet-B2 (w 1.1, d 1.2, 260×260); 9,109,994 params, 0.99 GMACs (1.09 at 288×288)."""
+    """EfficientNet-B2 (w 1.1, d 1.2, 260×260)."""
     return EfficientNet(EfficientNetConfig(**overrides))
 
 
@@ -263,9 +266,10 @@ def efficientnet_b2(**overrides) -> EfficientNet:
     paper=PAPER,
     defaults={"width_mult": 1.2, "depth_mult": 1.4, "in_shape": (3, 300, 300), "dropout": 0.3},
     test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 12_233_232, "macs": 1.83e9, "source": "torchvision"},
 )
 def efficientnet_b3(**overrides) -> EfficientNet:
-    """EfficientNet-B3 (w 1.2, d 1.4, 300×300); 12,233,232 params, 1.83 GMACs."""
+    """EfficientNet-B3 (w 1.2, d 1.4, 300×300)."""
     return EfficientNet(EfficientNetConfig(**overrides))
 
 
@@ -275,9 +279,10 @@ def efficientnet_b3(**overrides) -> EfficientNet:
     paper=PAPER,
     defaults={"width_mult": 1.4, "depth_mult": 1.8, "in_shape": (3, 380, 380), "dropout": 0.4},
     test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 19_341_616, "macs": 4.39e9, "source": "torchvision"},
 )
 def efficientnet_b4(**overrides) -> EfficientNet:
-    """EfficientNet-B4 (w 1.4, d 1.8, 380×380); 19,341,616 params, 4.39 GMACs."""
+    """EfficientNet-B4 (w 1.4, d 1.8, 380×380)."""
     return EfficientNet(EfficientNetConfig(**overrides))
 
 
@@ -287,9 +292,10 @@ def efficientnet_b4(**overrides) -> EfficientNet:
     paper=PAPER,
     defaults={"width_mult": 1.6, "depth_mult": 2.2, "in_shape": (3, 456, 456), "dropout": 0.4, **_TF_BN},
     test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 30_389_784, "macs": 10.27e9, "source": "torchvision"},
 )
 def efficientnet_b5(**overrides) -> EfficientNet:
-    """EfficientNet-B5 (w 1.6, d 2.2, 456×456); 30,389,784 params, 10.27 GMACs."""
+    """EfficientNet-B5 (w 1.6, d 2.2, 456×456)."""
     return EfficientNet(EfficientNetConfig(**overrides))
 
 
@@ -299,9 +305,10 @@ def efficientnet_b5(**overrides) -> EfficientNet:
     paper=PAPER,
     defaults={"width_mult": 1.8, "depth_mult": 2.6, "in_shape": (3, 528, 528), "dropout": 0.5, **_TF_BN},
     test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 43_040_704, "macs": 19.07e9, "source": "torchvision"},
 )
 def efficientnet_b6(**overrides) -> EfficientNet:
-    """EfficientNet-B6 (w 1.8, d 2.6, 528×528); 43,040,704 params, 19.07 GMACs."""
+    """EfficientNet-B6 (w 1.8, d 2.6, 528×528)."""
     return EfficientNet(EfficientNetConfig(**overrides))
 
 
@@ -311,7 +318,8 @@ def efficientnet_b6(**overrides) -> EfficientNet:
     paper=PAPER,
     defaults={"width_mult": 2.0, "depth_mult": 3.1, "in_shape": (3, 600, 600), "dropout": 0.5, **_TF_BN},
     test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 66_347_960, "macs": 37.75e9, "source": "torchvision"},
 )
 def efficientnet_b7(**overrides) -> EfficientNet:
-    """EfficientNet-B7 (w 2.0, d 3.1, 600×600); 66,347,960 params, 37.75 GMACs."""
+    """EfficientNet-B7 (w 2.0, d 3.1, 600×600)."""
     return EfficientNet(EfficientNetConfig(**overrides))

@@ -110,7 +110,13 @@ class FCN1d(nn.Module):
         return self.forward_head(self.forward_features(x, lengths))
 
 
-@register_model(family="cnn", config=FCN1dConfig, paper=PAPER, tasks=("classification",))
+@register_model(
+    family="cnn",
+    config=FCN1dConfig,
+    paper=PAPER,
+    tasks=("classification",),
+    meta={"num_params": 264_962, "macs": 39_475_456},
+)
 def fcn1d(**overrides) -> FCN1d:
-    """Wang et al.'s FCN for time series: 3 conv blocks (128/256/128, k 8/5/3), GAP; 264,962 params (C=1, K=2)."""
+    """Wang et al.'s FCN for time series: 3 conv blocks (128/256/128, k 8/5/3), GAP."""
     return FCN1d(FCN1dConfig(**overrides))

@@ -238,9 +238,14 @@ class LeNet5(nn.Module):
 _PAPER = "LeCun, Bottou, Bengio & Haffner, Gradient-Based Learning Applied to Document Recognition (Proc. IEEE 1998)"
 
 
-@register_model(family="cnn", config=LeNetConfig, paper=_PAPER)
+@register_model(
+    family="cnn",
+    config=LeNetConfig,
+    paper=_PAPER,
+    meta={"num_params": 60_850, "macs": 326_520},
+)
 def lenet5(**overrides) -> LeNet5:
-    """LeNet-5 (1998): scaled tanh, trainable subsampling, C3 by Table I; 60,850 parameters."""
+    """LeNet-5 (1998): scaled tanh, trainable subsampling, C3 by Table I."""
     return LeNet5(LeNetConfig(**overrides))
 
 
@@ -249,7 +254,8 @@ def lenet5(**overrides) -> LeNet5:
     config=LeNetConfig,
     paper=_PAPER,
     defaults={"activation": "relu", "pool": "max", "c3_table": False, "output": "linear"},
+    meta={"num_params": 61_706, "macs": 416_520},
 )
 def lenet5_modern(**overrides) -> LeNet5:
-    """LeNet-5 as usually re-implemented: ReLU, max pooling, full C3; 61,706 parameters."""
+    """LeNet-5 as usually re-implemented: ReLU, max pooling, full C3."""
     return LeNet5(LeNetConfig(**overrides))

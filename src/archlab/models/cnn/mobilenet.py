@@ -240,13 +240,25 @@ class MobileNetV2(nn.Module):
 
 
 # -- builders ----------------------------------------------------------------------------------
-@register_model(family="cnn", config=MobileNetV1Config, paper=PAPER_V1, test_overrides=TEST_OVERRIDES)
+@register_model(
+    family="cnn",
+    config=MobileNetV1Config,
+    paper=PAPER_V1,
+    test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 4_231_976, "macs": 569e6, "source": "Howard et al. 2017, Table 8"},
+)
 def mobilenet_v1(**overrides) -> MobileNetV1:
-    """MobileNet V1: 13 depthwise-separable layers, width α and resolution ρ multipliers; 4,231,976 params."""
+    """MobileNet V1: 13 depthwise-separable layers, width α and resolution ρ multipliers."""
     return MobileNetV1(MobileNetV1Config(**overrides))
 
 
-@register_model(family="cnn", config=MobileNetV2Config, paper=PAPER_V2, test_overrides=TEST_OVERRIDES)
+@register_model(
+    family="cnn",
+    config=MobileNetV2Config,
+    paper=PAPER_V2,
+    test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 3_504_872, "macs": 0.30e9, "source": "torchvision"},
+)
 def mobilenet_v2(**overrides) -> MobileNetV2:
-    """MobileNet V2: inverted residuals with linear bottlenecks, ReLU6; 3,504,872 params (torchvision)."""
+    """MobileNet V2: inverted residuals with linear bottlenecks, ReLU6."""
     return MobileNetV2(MobileNetV2Config(**overrides))

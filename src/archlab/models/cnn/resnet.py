@@ -215,9 +215,10 @@ _SMOKE = {"in_shape": (3, 32, 32), "small_input": True, "num_classes": 10}
     paper=PAPER,
     defaults={"block": "basic", "layers": (2, 2, 2, 2)},
     test_overrides=_SMOKE,
+    meta={"num_params": 11_689_512, "macs": 1.81e9, "source": "torchvision"},
 )
 def resnet18(**overrides) -> ResNet:
-    """ResNet-18: basic blocks [2, 2, 2, 2]; 11,689,512 parameters, 1.81 GMACs at 224×224."""
+    """ResNet-18: basic blocks [2, 2, 2, 2]."""
     return ResNet(ResNetConfig(**overrides))
 
 
@@ -227,9 +228,10 @@ def resnet18(**overrides) -> ResNet:
     paper=PAPER,
     defaults={"block": "basic", "layers": (3, 4, 6, 3)},
     test_overrides={**_SMOKE, "width": 16},
+    meta={"num_params": 21_797_672, "macs": 3.66e9, "source": "torchvision"},
 )
 def resnet34(**overrides) -> ResNet:
-    """ResNet-34: basic blocks [3, 4, 6, 3]; 21,797,672 parameters, 3.66 GMACs at 224×224."""
+    """ResNet-34: basic blocks [3, 4, 6, 3]."""
     return ResNet(ResNetConfig(**overrides))
 
 
@@ -239,9 +241,10 @@ def resnet34(**overrides) -> ResNet:
     paper=PAPER,
     defaults={"block": "bottleneck", "layers": (3, 4, 6, 3)},
     test_overrides={**_SMOKE, "width": 16},
+    meta={"num_params": 25_557_032, "macs": 4.09e9, "source": "torchvision"},
 )
 def resnet50(**overrides) -> ResNet:
-    """ResNet-50: bottleneck blocks [3, 4, 6, 3]; 25,557,032 parameters, 4.09 GMACs at 224×224."""
+    """ResNet-50: bottleneck blocks [3, 4, 6, 3]."""
     return ResNet(ResNetConfig(**overrides))
 
 
@@ -251,9 +254,10 @@ def resnet50(**overrides) -> ResNet:
     paper=PAPER,
     defaults={"block": "bottleneck", "layers": (3, 4, 23, 3)},
     test_overrides={**_SMOKE, "width": 8},
+    meta={"num_params": 44_549_160, "macs": 7.80e9, "source": "torchvision"},
 )
 def resnet101(**overrides) -> ResNet:
-    """ResNet-101: bottleneck blocks [3, 4, 23, 3]; 44,549,160 parameters, 7.80 GMACs at 224×224."""
+    """ResNet-101: bottleneck blocks [3, 4, 23, 3]."""
     return ResNet(ResNetConfig(**overrides))
 
 
@@ -263,7 +267,8 @@ def resnet101(**overrides) -> ResNet:
     paper=PAPER,
     defaults={"block": "bottleneck", "layers": (3, 8, 36, 3)},
     test_overrides={**_SMOKE, "width": 8},
+    meta={"num_params": 60_192_808, "macs": 11.51e9, "source": "torchvision"},
 )
 def resnet152(**overrides) -> ResNet:
-    """ResNet-152: bottleneck blocks [3, 8, 36, 3]; 60,192,808 parameters, 11.51 GMACs at 224×224."""
+    """ResNet-152: bottleneck blocks [3, 8, 36, 3]."""
     return ResNet(ResNetConfig(**overrides))

@@ -151,7 +151,13 @@ class ResNet1d(nn.Module):
         return self.forward_head(self.forward_features(x, lengths))
 
 
-@register_model(family="cnn", config=ResNet1dConfig, paper=PAPER, tasks=("classification",))
+@register_model(
+    family="cnn",
+    config=ResNet1dConfig,
+    paper=PAPER,
+    tasks=("classification",),
+    meta={"num_params": 504_258, "macs": 75_043_456},
+)
 def resnet1d(**overrides) -> ResNet1d:
-    """Wang et al.'s ResNet for time series: 3 residual blocks (64/128/128, k 8/5/3), GAP; 504,258 params (C=1, K=2)."""
+    """Wang et al.'s ResNet for time series: 3 residual blocks (64/128/128, k 8/5/3), GAP."""
     return ResNet1d(ResNet1dConfig(**overrides))

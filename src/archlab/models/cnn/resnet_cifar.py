@@ -165,9 +165,10 @@ class CifarResNet(nn.Module):
     config=CifarResNetConfig,
     paper=PAPER,
     defaults={"depth": 20},
+    meta={"num_params": 269_722, "macs": 40_551_040},
 )
 def resnet20(**overrides) -> CifarResNet:
-    """ResNet-20 for CIFAR: 3 basic blocks per stage, option-A shortcuts; 269,722 parameters."""
+    """ResNet-20 for CIFAR: 3 basic blocks per stage, option-A shortcuts."""
     return CifarResNet(CifarResNetConfig(**overrides))
 
 
@@ -176,9 +177,10 @@ def resnet20(**overrides) -> CifarResNet:
     config=CifarResNetConfig,
     paper=PAPER,
     defaults={"depth": 32},
+    meta={"num_params": 464_154, "macs": 68_862_592},
 )
 def resnet32(**overrides) -> CifarResNet:
-    """ResNet-32 for CIFAR: 5 basic blocks per stage, option-A shortcuts; 464,154 parameters."""
+    """ResNet-32 for CIFAR: 5 basic blocks per stage, option-A shortcuts."""
     return CifarResNet(CifarResNetConfig(**overrides))
 
 
@@ -187,9 +189,10 @@ def resnet32(**overrides) -> CifarResNet:
     config=CifarResNetConfig,
     paper=PAPER,
     defaults={"depth": 44},
+    meta={"num_params": 658_586, "macs": 97_174_144},
 )
 def resnet44(**overrides) -> CifarResNet:
-    """ResNet-44 for CIFAR: 7 basic blocks per stage, option-A shortcuts; 658,586 parameters."""
+    """ResNet-44 for CIFAR: 7 basic blocks per stage, option-A shortcuts."""
     return CifarResNet(CifarResNetConfig(**overrides))
 
 
@@ -198,9 +201,10 @@ def resnet44(**overrides) -> CifarResNet:
     config=CifarResNetConfig,
     paper=PAPER,
     defaults={"depth": 56},
+    meta={"num_params": 853_018, "macs": 125_485_696},
 )
 def resnet56(**overrides) -> CifarResNet:
-    """ResNet-56 for CIFAR: 9 basic blocks per stage, option-A shortcuts; 853,018 parameters."""
+    """ResNet-56 for CIFAR: 9 basic blocks per stage, option-A shortcuts."""
     return CifarResNet(CifarResNetConfig(**overrides))
 
 
@@ -209,9 +213,10 @@ def resnet56(**overrides) -> CifarResNet:
     config=CifarResNetConfig,
     paper=PAPER,
     defaults={"depth": 110},
+    meta={"num_params": 1_727_962, "macs": 252_887_680},
 )
 def resnet110(**overrides) -> CifarResNet:
-    """ResNet-110 for CIFAR: 18 basic blocks per stage, option-A shortcuts; 1,727,962 parameters."""
+    """ResNet-110 for CIFAR: 18 basic blocks per stage, option-A shortcuts."""
     return CifarResNet(CifarResNetConfig(**overrides))
 
 
@@ -220,9 +225,10 @@ def resnet110(**overrides) -> CifarResNet:
     config=CifarResNetConfig,
     paper=PAPER,
     defaults={"depth": 20, "residual": False},
+    meta={"num_params": 269_722, "macs": 40_551_040},
 )
 def plain20(**overrides) -> CifarResNet:
-    """Plain-20 for CIFAR: ResNet-20 without shortcuts (3 blocks per stage); 269,722 parameters."""
+    """Plain-20 for CIFAR: ResNet-20 without shortcuts (3 blocks per stage)."""
     return CifarResNet(CifarResNetConfig(**overrides))
 
 
@@ -231,9 +237,10 @@ def plain20(**overrides) -> CifarResNet:
     config=CifarResNetConfig,
     paper=PAPER,
     defaults={"depth": 32, "residual": False},
+    meta={"num_params": 464_154, "macs": 68_862_592},
 )
 def plain32(**overrides) -> CifarResNet:
-    """Plain-32 for CIFAR: ResNet-32 without shortcuts (5 blocks per stage); 464,154 parameters."""
+    """Plain-32 for CIFAR: ResNet-32 without shortcuts (5 blocks per stage)."""
     return CifarResNet(CifarResNetConfig(**overrides))
 
 
@@ -242,9 +249,10 @@ def plain32(**overrides) -> CifarResNet:
     config=CifarResNetConfig,
     paper=PAPER,
     defaults={"depth": 44, "residual": False},
+    meta={"num_params": 658_586, "macs": 97_174_144},
 )
 def plain44(**overrides) -> CifarResNet:
-    """Plain-44 for CIFAR: ResNet-44 without shortcuts (7 blocks per stage); 658,586 parameters."""
+    """Plain-44 for CIFAR: ResNet-44 without shortcuts (7 blocks per stage)."""
     return CifarResNet(CifarResNetConfig(**overrides))
 
 
@@ -253,9 +261,10 @@ def plain44(**overrides) -> CifarResNet:
     config=CifarResNetConfig,
     paper=PAPER,
     defaults={"depth": 56, "residual": False},
+    meta={"num_params": 853_018, "macs": 125_485_696},
 )
 def plain56(**overrides) -> CifarResNet:
-    """Plain-56 for CIFAR: ResNet-56 without shortcuts (9 blocks per stage); 853,018 parameters."""
+    """Plain-56 for CIFAR: ResNet-56 without shortcuts (9 blocks per stage)."""
     return CifarResNet(CifarResNetConfig(**overrides))
 
 
@@ -264,7 +273,8 @@ def plain56(**overrides) -> CifarResNet:
     config=CifarResNetConfig,
     paper=PAPER,
     defaults={"depth": 110, "residual": False},
+    meta={"num_params": 1_727_962, "macs": 252_887_680},
 )
 def plain110(**overrides) -> CifarResNet:
-    """Plain-110 for CIFAR: ResNet-110 without shortcuts (18 blocks per stage); 1,727,962 parameters."""
+    """Plain-110 for CIFAR: ResNet-110 without shortcuts (18 blocks per stage)."""
     return CifarResNet(CifarResNetConfig(**overrides))

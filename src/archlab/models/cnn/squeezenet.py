@@ -152,13 +152,27 @@ _PAPER = (
 _TEST = {"in_shape": (3, 16, 16), "small_input": True, "num_classes": 10}
 
 
-@register_model(family="cnn", config=SqueezeNetConfig, paper=_PAPER, defaults={"version": "1_0"}, test_overrides=_TEST)
+@register_model(
+    family="cnn",
+    config=SqueezeNetConfig,
+    paper=_PAPER,
+    defaults={"version": "1_0"},
+    test_overrides=_TEST,
+    meta={"num_params": 1_248_424, "macs": 0.819e9, "source": "torchvision"},
+)
 def squeezenet1_0(**overrides) -> SqueezeNet:
-    """SqueezeNet 1.0 (paper Table 1): 1,248,424 parameters, 0.82 GMACs at 224×224."""
+    """SqueezeNet 1.0 (paper Table 1)."""
     return SqueezeNet(SqueezeNetConfig(**overrides))
 
 
-@register_model(family="cnn", config=SqueezeNetConfig, paper=_PAPER, defaults={"version": "1_1"}, test_overrides=_TEST)
+@register_model(
+    family="cnn",
+    config=SqueezeNetConfig,
+    paper=_PAPER,
+    defaults={"version": "1_1"},
+    test_overrides=_TEST,
+    meta={"num_params": 1_235_496, "macs": 0.349e9, "source": "torchvision"},
+)
 def squeezenet1_1(**overrides) -> SqueezeNet:
-    """SqueezeNet 1.1 (3×3 conv1, earlier pools): 1,235,496 parameters, 0.35 GMACs at 224×224."""
+    """SqueezeNet 1.1 (3×3 conv1, earlier pools)."""
     return SqueezeNet(SqueezeNetConfig(**overrides))

@@ -131,52 +131,108 @@ _PAPER = (
 _TEST = {"in_shape": (3, 32, 32), "small_input": True, "num_classes": 10, "width": 8, "head_width": 64}
 
 
-@register_model(family="cnn", config=VGGConfig, paper=_PAPER, defaults={"depth": 11}, test_overrides=_TEST)
+@register_model(
+    family="cnn",
+    config=VGGConfig,
+    paper=_PAPER,
+    defaults={"depth": 11},
+    test_overrides=_TEST,
+    meta={"num_params": 132_863_336, "macs": 7.609e9, "source": "torchvision"},
+)
 def vgg11(**overrides) -> VGG:
-    """VGG-11 (configuration A): 132,863,336 parameters, 7.61 GMACs at 224×224."""
+    """VGG-11 (configuration A)."""
     return VGG(VGGConfig(**overrides))
 
 
-@register_model(family="cnn", config=VGGConfig, paper=_PAPER, defaults={"depth": 13}, test_overrides=_TEST)
+@register_model(
+    family="cnn",
+    config=VGGConfig,
+    paper=_PAPER,
+    defaults={"depth": 13},
+    test_overrides=_TEST,
+    meta={"num_params": 133_047_848, "macs": 11.308e9, "source": "torchvision"},
+)
 def vgg13(**overrides) -> VGG:
-    """VGG-13 (configuration B): 133,047,848 parameters, 11.31 GMACs at 224×224."""
+    """VGG-13 (configuration B)."""
     return VGG(VGGConfig(**overrides))
 
 
-@register_model(family="cnn", config=VGGConfig, paper=_PAPER, defaults={"depth": 16}, test_overrides=_TEST)
+@register_model(
+    family="cnn",
+    config=VGGConfig,
+    paper=_PAPER,
+    defaults={"depth": 16},
+    test_overrides=_TEST,
+    meta={"num_params": 138_357_544, "macs": 15.470e9, "source": "torchvision"},
+)
 def vgg16(**overrides) -> VGG:
-    """VGG-16 (configuration D): 138,357,544 parameters, 15.47 GMACs at 224×224."""
+    """VGG-16 (configuration D)."""
     return VGG(VGGConfig(**overrides))
 
 
-@register_model(family="cnn", config=VGGConfig, paper=_PAPER, defaults={"depth": 19}, test_overrides=_TEST)
+@register_model(
+    family="cnn",
+    config=VGGConfig,
+    paper=_PAPER,
+    defaults={"depth": 19},
+    test_overrides=_TEST,
+    meta={"num_params": 143_667_240, "macs": 19.632e9, "source": "torchvision"},
+)
 def vgg19(**overrides) -> VGG:
-    """VGG-19 (configuration E): 143,667,240 parameters, 19.63 GMACs at 224×224."""
+    """VGG-19 (configuration E)."""
     return VGG(VGGConfig(**overrides))
 
 
 _BN = {"batch_norm": True}
 
 
-@register_model(family="cnn", config=VGGConfig, paper=_PAPER, defaults={"depth": 11, **_BN}, test_overrides=_TEST)
+@register_model(
+    family="cnn",
+    config=VGGConfig,
+    paper=_PAPER,
+    defaults={"depth": 11, **_BN},
+    test_overrides=_TEST,
+    meta={"num_params": 132_868_840, "macs": 7.609e9, "source": "torchvision"},
+)
 def vgg11_bn(**overrides) -> VGG:
-    """VGG-11 with batch norm: 132,868,840 parameters, 7.61 GMACs at 224×224."""
+    """VGG-11 with batch norm."""
     return VGG(VGGConfig(**overrides))
 
 
-@register_model(family="cnn", config=VGGConfig, paper=_PAPER, defaults={"depth": 13, **_BN}, test_overrides=_TEST)
+@register_model(
+    family="cnn",
+    config=VGGConfig,
+    paper=_PAPER,
+    defaults={"depth": 13, **_BN},
+    test_overrides=_TEST,
+    meta={"num_params": 133_053_736, "macs": 11.308e9, "source": "torchvision"},
+)
 def vgg13_bn(**overrides) -> VGG:
-    """VGG-13 with batch norm: 133,053,736 parameters, 11.31 GMACs at 224×224."""
+    """VGG-13 with batch norm."""
     return VGG(VGGConfig(**overrides))
 
 
-@register_model(family="cnn", config=VGGConfig, paper=_PAPER, defaults={"depth": 16, **_BN}, test_overrides=_TEST)
+@register_model(
+    family="cnn",
+    config=VGGConfig,
+    paper=_PAPER,
+    defaults={"depth": 16, **_BN},
+    test_overrides=_TEST,
+    meta={"num_params": 138_365_992, "macs": 15.470e9, "source": "torchvision"},
+)
 def vgg16_bn(**overrides) -> VGG:
-    """VGG-16 with batch norm: 138,365,992 parameters, 15.47 GMACs at 224×224."""
+    """VGG-16 with batch norm."""
     return VGG(VGGConfig(**overrides))
 
 
-@register_model(family="cnn", config=VGGConfig, paper=_PAPER, defaults={"depth": 19, **_BN}, test_overrides=_TEST)
+@register_model(
+    family="cnn",
+    config=VGGConfig,
+    paper=_PAPER,
+    defaults={"depth": 19, **_BN},
+    test_overrides=_TEST,
+    meta={"num_params": 143_678_248, "macs": 19.632e9, "source": "torchvision"},
+)
 def vgg19_bn(**overrides) -> VGG:
-    """VGG-19 with batch norm: 143,678,248 parameters, 19.63 GMACs at 224×224."""
+    """VGG-19 with batch norm."""
     return VGG(VGGConfig(**overrides))

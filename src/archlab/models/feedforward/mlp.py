@@ -76,6 +76,7 @@ class MLP(nn.Module):
     config=MLPConfig,
     paper="Rumelhart, Hinton & Williams, Learning representations by back-propagating errors (Nature 1986)",
     tasks=("classification", "regression"),
+    meta={"num_params": 15_210, "macs": 15_000, "source": "Greydanus & Kobak 2024 (params)"},
 )
 def mlp(**overrides) -> MLP:
     """Multilayer perceptron: depth, width, activation, dropout and batch norm as config."""

@@ -85,6 +85,7 @@ def _build(cell: str, overrides: dict) -> RecurrentForecaster:
     config=ForecasterConfig,
     paper="Hochreiter & Schmidhuber 1997 (LSTM); window normalisation: Kim et al., RevIN (ICLR 2022)",
     tasks=("forecasting",),
+    meta={"num_params": 4_876, "macs": 101_760},
 )
 def lstm_forecaster(**overrides) -> RecurrentForecaster:
     """LSTM forecaster: window → horizon from the last hidden state, window-normalised."""
@@ -97,6 +98,7 @@ def lstm_forecaster(**overrides) -> RecurrentForecaster:
     paper="Cho et al. 2014 (GRU); window normalisation: Kim et al., RevIN (ICLR 2022)",
     tasks=("forecasting",),
     defaults={"cell": "gru"},
+    meta={"num_params": 3_756, "macs": 76_416},
 )
 def gru_forecaster(**overrides) -> RecurrentForecaster:
     """GRU forecaster: window → horizon from the last hidden state, window-normalised."""

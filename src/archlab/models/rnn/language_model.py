@@ -128,6 +128,7 @@ def _lm(cell: str, overrides: dict) -> RecurrentLM:
     paper="Karpathy, The Unreasonable Effectiveness of RNNs (char-rnn, 2015); Hochreiter & Schmidhuber 1997",
     tasks=("language_modeling",),
     test_overrides={"hidden_size": 16, "embed_dim": 8},
+    meta={"num_params": 880_139, "macs": 55_754_752},
 )
 def lstm_lm(**overrides) -> RecurrentLM:
     """Character-level LSTM language model (char-rnn): 2 layers of 256, sampling with temperature."""
@@ -141,6 +142,7 @@ def lstm_lm(**overrides) -> RecurrentLM:
     tasks=("language_modeling",),
     defaults={"cell": "gru"},
     test_overrides={"hidden_size": 16, "embed_dim": 8},
+    meta={"num_params": 666_123, "macs": 42_123_264},
 )
 def gru_lm(**overrides) -> RecurrentLM:
     """Character-level GRU language model: 2 layers of 256, sampling with temperature."""

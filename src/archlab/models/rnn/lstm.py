@@ -50,6 +50,7 @@ class LSTMClassifier(RecurrentClassifier):
     family="rnn",
     config=LSTMClassifierConfig,
     paper="Hochreiter & Schmidhuber, Long Short-Term Memory (Neural Computation 1997)",
+    meta={"num_params": 4_810, "macs": 169_280},
 )
 def lstm(**overrides) -> LSTMClassifier:
     """LSTM sequence classifier (last state, mean, max or attention read-out)."""

@@ -47,6 +47,7 @@ class RNNClassifier(RecurrentClassifier):
     family="rnn",
     config=RNNClassifierConfig,
     paper="Elman, Finding Structure in Time (Cognitive Science 1990)",
+    meta={"num_params": 4_938, "macs": 167_040},
 )
 def rnn(**overrides) -> RNNClassifier:
     """Vanilla (Elman) RNN sequence classifier, tanh or ReLU (last state, mean, max or attention read-out)."""

@@ -576,6 +576,7 @@ _LUONG_CFG: dict = {"attention": "luong", "luong_score": "general", "input_feedi
     tasks=("seq2seq",),
     defaults=_BAHDANAU_CFG,
     test_overrides=_TEST,
+    meta={"num_params": 424_997, "macs": 7_890_688},
 )
 def seq2seq(**overrides) -> Seq2Seq:
     """RNN encoder–decoder with attention: bidirectional GRU encoder, GRU decoder, Bahdanau attention."""
@@ -589,6 +590,7 @@ def seq2seq(**overrides) -> Seq2Seq:
     tasks=("seq2seq",),
     defaults=_CONTEXT,
     test_overrides=_TEST,
+    meta={"num_params": 375_717, "macs": 6_754_048},
 )
 def seq2seq_context(**overrides) -> Seq2Seq:
     """RNN encoder–decoder without attention: one fixed context vector (Cho et al. 2014), the bottleneck baseline."""
@@ -602,6 +604,7 @@ def seq2seq_context(**overrides) -> Seq2Seq:
     tasks=("seq2seq",),
     defaults=_BAHDANAU_CFG,
     test_overrides=_TEST,
+    meta={"num_params": 424_997, "macs": 7_890_688},
 )
 def seq2seq_bahdanau(**overrides) -> Seq2Seq:
     """RNNsearch: additive attention queried by the previous decoder state (Bahdanau et al. 2015)."""
@@ -609,7 +612,8 @@ def seq2seq_bahdanau(**overrides) -> Seq2Seq:
 
 
 @register_model(
-    family="rnn", config=Seq2SeqConfig, paper=_LUONG, tasks=("seq2seq",), defaults=_LUONG_CFG, test_overrides=_TEST
+    family="rnn", config=Seq2SeqConfig, paper=_LUONG, tasks=("seq2seq",), defaults=_LUONG_CFG, test_overrides=_TEST,
+    meta={"num_params": 396_645, "macs": 7_326_208},
 )
 def seq2seq_luong(**overrides) -> Seq2Seq:
     """Global attention with the general score and input feeding (Luong et al. 2015)."""
