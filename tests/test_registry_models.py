@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from archlab import count_params, create_model, list_models
-from archlab.registry import get_model_entry, list_families, register_model
+from archlab.registry import ModelConfig, get_model_entry, list_families, register_model
 from archlab.utils.errors import ConfigError, RegistryError, ShapeError, UnknownModelError
 
 
@@ -93,6 +93,43 @@ def test_published_counts_are_the_measured_ones(name):
         macs = count_flops(model, example_inputs(model)) / 2
     assert count_params(model) == meta["num_params"]
     assert macs == pytest.approx(meta["macs"], rel=0.02)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_config_built_without_the_registry_fails_like_create_model(name):
+    """A config validates itself (ModelConfig): the same one-line ConfigError whether it is built
+    directly, by the builder or by create_model (issue 9 §6)."""
+    entry = get_model_entry(name)
+    assert issubclass(entry.config, ModelConfig)
+    with pytest.raises(ConfigError) as direct:
+        entry.config(num_classes="ten")
+    with pytest.raises(ConfigError) as built:
+        entry.builder(num_classes="ten")
+    with pytest.raises(ConfigError) as registered:
+        create_model(name, num_classes="ten")
+    assert str(direct.value) == str(built.value) == str(registered.value)
+    assert str(direct.value).startswith("model.num_classes: Input should be a valid integer")
+    assert str(direct.value).endswith("(got 'ten')")
+
+
+def test_config_ranges_and_coercion():
+    from archlab.models.cnn.resnet import ResNetConfig
+    from archlab.models.cnn.resnet_cifar import CifarResNetConfig
+
+    with pytest.raises(ConfigError, match=r"^model\.depth: Input should be a valid integer.*\(got 'x'\)$"):
+        CifarResNetConfig(depth="x")
+    with pytest.raises(ConfigError, match=r"^model\.width: Input should be greater than or equal to 1 \(got -3\)$"):
+        ResNetConfig(width=-3)
+    with pytest.raises(ConfigError, match=r"^model\.in_shape\.1: Input should be greater than or equal to 1"):
+        ResNetConfig(in_shape=(3, 0, 32))
+    with pytest.raises(ConfigError, match=r"^model\.dropout: Input should be less than 1 \(got 1\.5\)$"):
+        create_model("alexnet", dropout=1.5)
+    with pytest.raises(ConfigError, match=r"^model\.drop_path_rate: Input should be a finite number"):
+        create_model("convnext_atto", drop_path_rate=float("nan"))
+    with pytest.raises(ConfigError, match=r"^model\.in_shape: Input should be a valid tuple \(got 'xxx.*\.\.\..*'\)$"):
+        ResNetConfig(in_shape="x" * 10_000)  # the message shows a bounded preview
+    cfg = ResNetConfig(in_shape=[3, 32, 32], layers=[1, 1])  # YAML lists become the annotated tuples
+    assert cfg.in_shape == (3, 32, 32) and cfg.layers == (1, 1)
 
 
 def test_published_parameter_counts_follow_from_the_arithmetic():

@@ -9,8 +9,10 @@ A builder takes keyword overrides of its architecture's config dataclass and ret
 ``register_model`` returns the builder wrapped so that it always builds its own variant: calling
 ``resnet50()`` directly applies the variant's ``defaults`` exactly as ``create_model("resnet50")``
 does (torchvision's ``resnet50()`` is a ResNet-50 too), and keyword overrides win over them.
-Unknown keys fail with a did-you-mean before the builder runs; an error raised while building
-(a ``ValueError`` of the architecture's own checks) becomes a one-line :class:`ConfigError`.
+Unknown keys fail with a did-you-mean before the builder runs; values are checked by the config
+itself (:class:`~archlab.registry.config.ModelConfig`), so a config built without the registry fails
+the same way; an error raised while building (a ``ValueError`` of the architecture's own checks)
+becomes a one-line :class:`ConfigError`.
 """
 
 from __future__ import annotations
@@ -20,14 +22,13 @@ import functools
 import importlib
 import inspect
 import textwrap
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
 from torch import nn
 
+from archlab.registry.config import ModelConfig, check_field
 from archlab.registry.core import Registry
 from archlab.utils.errors import ArchlabError, ConfigError, RegistryError, UnknownModelError, did_you_mean
 
@@ -99,8 +100,10 @@ def register_model(
     direct call applies ``defaults`` (see the module docstring). Raises :class:`RegistryError` for a
     duplicate name, a non-dataclass config, or ``defaults``/``meta`` with unknown keys.
     """
-    if not dataclasses.is_dataclass(config):
-        raise RegistryError(f"register_model: config must be a dataclass, got {config!r}")
+    if not (dataclasses.is_dataclass(config) and issubclass(config, ModelConfig)):
+        raise RegistryError(
+            f"register_model: config must be a ModelConfig dataclass (it validates itself), got {config!r}"
+        )
 
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         name = fn.__name__
@@ -182,18 +185,12 @@ def model_config_fields(name: str) -> set[str]:
 
 
 def validate_model_overrides(name: str, overrides: dict[str, Any], prefix: str = "model") -> dict[str, Any]:
-    """Check keys and types of ``overrides`` against the model's config; return coerced values."""
+    """Check keys and types of ``overrides`` against the model's config without building it; return the
+    coerced values. The same checks as constructing the config (:func:`check_field`), for callers that
+    validate a whole experiment before its first run."""
     entry = get_model_entry(name)
     _check_keys(name, entry.config, overrides, prefix)
-    hints = typing.get_type_hints(entry.config)  # resolves `from __future__ import annotations` strings
-    out: dict[str, Any] = {}
-    for key, value in overrides.items():
-        try:
-            out[key] = TypeAdapter(hints[key]).validate_python(value)
-        except ValidationError as e:
-            msg = e.errors()[0]["msg"]
-            raise ConfigError(f"{prefix}.{key}: {msg} (got {value!r})") from None
-    return out
+    return {key: check_field(entry.config, key, value, prefix) for key, value in overrides.items()}
 
 
 def create_model(name: str, **overrides: Any) -> nn.Module:
@@ -205,4 +202,4 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
     """
     entry = get_model_entry(name)
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    return entry.builder(**validate_model_overrides(name, overrides))
+    return entry.builder(**overrides)  # the config validates the values (ModelConfig)

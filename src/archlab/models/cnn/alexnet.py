@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from archlab.registry import register_model
+from archlab.registry.config import ImageShape, ModelConfig, PositiveInt, Probability
 from archlab.utils.shapes import check_shape
 
 
@@ -39,7 +40,7 @@ def _out(n: int, k: int, s: int = 1, p: int = 0) -> int:
 
 
 @dataclass
-class AlexNetConfig:
+class AlexNetConfig(ModelConfig):
     """AlexNet options; the defaults are torchvision's ``alexnet``.
 
     ``small_input`` (CIFAR-sized 28×28 or 32×32 inputs): conv1 becomes a 3×3 stride-1 conv with
@@ -48,11 +49,11 @@ class AlexNetConfig:
     set ``head_width`` smaller, e.g. 512, for a CIFAR-sized head).
     """
 
-    in_shape: tuple[int, int, int] = (3, 224, 224)  # (C, H, W): ImageNet crops
-    num_classes: int = 1000  # K
+    in_shape: ImageShape = (3, 224, 224)  # (C, H, W): ImageNet crops
+    num_classes: PositiveInt = 1000  # K
     small_input: bool = False  # 3×3 stride-1 conv1 and no first max-pool, for 28×28/32×32 inputs
-    head_width: int = 4096  # width of the two hidden fully connected layers (paper: 4096)
-    dropout: float = 0.5  # before each of the two hidden FC layers (paper: 0.5, §4.2)
+    head_width: PositiveInt = 4096  # width of the two hidden fully connected layers (paper: 4096)
+    dropout: Probability = 0.5  # before each of the two hidden FC layers (paper: 0.5, §4.2)
     lrn: bool = False  # local response normalisation after conv1 and conv2 (paper §3.3; torchvision drops it)
 
 

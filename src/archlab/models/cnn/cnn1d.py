@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from archlab.registry import register_model
+from archlab.registry.config import ModelConfig, PositiveInt, SignalShape
 from archlab.utils.shapes import check_shape
 
 
@@ -29,10 +30,10 @@ def _conv_out(n: int, k: int, s: int, p: int) -> int:
 
 
 @dataclass
-class CNN1dConfig:
-    in_shape: tuple[int, int] = (1, 40)  # (C, L)
-    num_classes: int = 10  # K
-    channels: int = 25  # F filters per layer (paper: 25)
+class CNN1dConfig(ModelConfig):
+    in_shape: SignalShape = (1, 40)  # (C, L)
+    num_classes: PositiveInt = 10  # K
+    channels: PositiveInt = 25  # F filters per layer (paper: 25)
 
 
 class CNN1d(nn.Module):

@@ -35,6 +35,7 @@ from torch import nn
 
 from archlab.layers.conv import DropPath, LayerNorm2d
 from archlab.registry import register_model
+from archlab.registry.config import ImageShape, ModelConfig, NonNegativeFloat, PositiveInt, Probability, Shape
 from archlab.utils.shapes import check_shape
 
 PAPER = "Liu et al., A ConvNet for the 2020s (CVPR 2022), arXiv:2201.03545"
@@ -73,7 +74,7 @@ class ConvNeXtBlock(nn.Module):
 
 
 @dataclass
-class ConvNeXtConfig:
+class ConvNeXtConfig(ModelConfig):
     """ConvNeXt (Liu et al. 2022); defaults are ConvNeXt-T.
 
     ``small_input`` replaces the 4×4/4 patchify stem by a 2×2/2 one (still non-overlapping patches,
@@ -83,13 +84,13 @@ class ConvNeXtConfig:
     with a ValueError.
     """
 
-    in_shape: tuple[int, int, int] = (3, 224, 224)  # (C, H, W): ImageNet 224×224
-    num_classes: int = 1000  # K
+    in_shape: ImageShape = (3, 224, 224)  # (C, H, W): ImageNet 224×224
+    num_classes: PositiveInt = 1000  # K
     small_input: bool = False  # stem 2×2 stride 2 instead of 4×4 stride 4 (28×28 / 32×32 images)
-    depths: tuple[int, ...] = (3, 3, 9, 3)  # blocks per stage (T: 3-3-9-3, S/B: 3-3-27-3, §2.2)
-    dims: tuple[int, ...] = (96, 192, 384, 768)  # D_i, channels per stage (T/S: 96…768, B: 128…1024)
-    drop_path_rate: float = 0.1  # stochastic depth of the last block (T 0.1, S 0.4, B 0.5; torchvision)
-    layer_scale_init: float = 1e-6  # initial γ (Appendix A.1: 1e-6); 0 disables the layer scale
+    depths: Shape = (3, 3, 9, 3)  # blocks per stage (T: 3-3-9-3, S/B: 3-3-27-3, §2.2)
+    dims: Shape = (96, 192, 384, 768)  # D_i, channels per stage (T/S: 96…768, B: 128…1024)
+    drop_path_rate: Probability = 0.1  # stochastic depth of the last block (T 0.1, S 0.4, B 0.5; torchvision)
+    layer_scale_init: NonNegativeFloat = 1e-6  # initial γ (Appendix A.1: 1e-6); 0 disables the layer scale
 
 
 class ConvNeXt(nn.Module):

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archlab.registry import register_model
+from archlab.registry.config import ImageShape, ModelConfig, NonNegativeInt, PositiveInt, Probability, Shape
 from archlab.utils.shapes import check_shape
 
 PAPER = "Huang et al., Densely Connected Convolutional Networks (CVPR 2017), arXiv:1608.06993"
@@ -93,7 +94,7 @@ class Transition(nn.Sequential):
 
 
 @dataclass
-class DenseNetConfig:
+class DenseNetConfig(ModelConfig):
     """DenseNet options.
 
     ``small_input`` uses the paper's own CIFAR stem (§3, Implementation details): a single 3×3 stride-1
@@ -102,15 +103,15 @@ class DenseNetConfig:
     bottleneck (DenseNet, not -B) and ``compression=1`` transitions without compression (not -C).
     """
 
-    in_shape: tuple[int, int, int] = (3, 224, 224)  # (C, H, W): ImageNet crops
-    num_classes: int = 1000  # K
+    in_shape: ImageShape = (3, 224, 224)  # (C, H, W): ImageNet crops
+    num_classes: PositiveInt = 1000  # K
     small_input: bool = False  # 3×3 stride-1 stem, no BN-ReLU, no max-pool (the paper's CIFAR stem)
-    growth_rate: int = 32  # k, new channels per dense layer
-    block_config: tuple[int, ...] = (6, 12, 24, 16)  # dense layers per block (DenseNet-121, Table 1)
-    num_init_features: int = 64  # stem filters (2k for DenseNet-BC)
-    bn_size: int = 4  # bottleneck width bn_size·k (B); 0 = no bottleneck layer
+    growth_rate: PositiveInt = 32  # k, new channels per dense layer
+    block_config: Shape = (6, 12, 24, 16)  # dense layers per block (DenseNet-121, Table 1)
+    num_init_features: PositiveInt = 64  # stem filters (2k for DenseNet-BC)
+    bn_size: NonNegativeInt = 4  # bottleneck width bn_size·k (B); 0 = no bottleneck layer
     compression: float = 0.5  # θ: a transition keeps ⌊θC⌋ channels (C); 1 = no compression
-    drop_rate: float = 0.0  # dropout on each dense layer's new features
+    drop_rate: Probability = 0.0  # dropout on each dense layer's new features
 
 
 class DenseNet(nn.Module):

@@ -57,6 +57,7 @@ from torch import nn
 
 from archlab.layers.conv import ConvNormAct, DropPath, SqueezeExcite, init_conv_bn_, make_divisible
 from archlab.registry import register_model
+from archlab.registry.config import ImageShape, ModelConfig, NonNegativeFloat, PositiveFloat, PositiveInt, Probability
 from archlab.utils.shapes import check_shape
 
 PAPER = (
@@ -121,7 +122,7 @@ class MBConv(nn.Module):
 
 
 @dataclass
-class EfficientNetConfig:
+class EfficientNetConfig(ModelConfig):
     """EfficientNet (Tan & Le 2019) in torchvision's layout; defaults are B0.
 
     ``small_input`` makes the stem convolution stride 1 instead of 2; every other stride is kept, so
@@ -135,16 +136,16 @@ class EfficientNetConfig:
     resamples each image bilinearly to round(H·γ^φ) before the stem: 28 → 32 at φ = 1, 37 at φ = 2.
     """
 
-    in_shape: tuple[int, int, int] = (3, 224, 224)  # (C, H, W): B0 at 224 (B1…B7: 240 … 600)
-    num_classes: int = 1000  # K
+    in_shape: ImageShape = (3, 224, 224)  # (C, H, W): B0 at 224 (B1…B7: 240 … 600)
+    num_classes: PositiveInt = 1000  # K
     small_input: bool = False  # stem stride 1 instead of 2 (28×28 / 32×32 images)
-    width_mult: float = 1.0  # w: channels make_divisible(c·w, 8), head 4·make_divisible(320w, 8)
-    depth_mult: float = 1.0  # d: repeats per stage ⌈n·d⌉
-    dropout: float = 0.2  # before the classifier (B0/B1 0.2, B2/B3 0.3, B4/B5 0.4, B6/B7 0.5)
-    drop_connect_rate: float = 0.2  # stochastic depth of the last block; block i of N gets rate·i/N
+    width_mult: PositiveFloat = 1.0  # w: channels make_divisible(c·w, 8), head 4·make_divisible(320w, 8)
+    depth_mult: PositiveFloat = 1.0  # d: repeats per stage ⌈n·d⌉
+    dropout: Probability = 0.2  # before the classifier (B0/B1 0.2, B2/B3 0.3, B4/B5 0.4, B6/B7 0.5)
+    drop_connect_rate: Probability = 0.2  # stochastic depth of the last block; block i of N gets rate·i/N
     phi: float | None = None  # compound coefficient φ: overrides width_mult, depth_mult and H, W
-    bn_eps: float = 1e-5  # BatchNorm ε (torchvision: 1e-5 for B0–B4, 1e-3 for B5–B7 as TF)
-    bn_momentum: float = 0.1  # BatchNorm momentum (torchvision: 0.1 for B0–B4, 0.01 for B5–B7)
+    bn_eps: PositiveFloat = 1e-5  # BatchNorm ε (torchvision: 1e-5 for B0–B4, 1e-3 for B5–B7 as TF)
+    bn_momentum: NonNegativeFloat = 0.1  # BatchNorm momentum (torchvision: 0.1 for B0–B4, 0.01 for B5–B7)
 
 
 class EfficientNet(nn.Module):

@@ -55,6 +55,7 @@ from archlab.layers.conv1d import (
     step_mask,
 )
 from archlab.registry import register_model
+from archlab.registry.config import ModelConfig, NonNegativeFloat, PositiveFloat, PositiveInt, Shape, SignalShape
 from archlab.utils.shapes import check_shape
 
 PAPER = (
@@ -62,13 +63,13 @@ PAPER = (
     "A Strong Baseline (IJCNN 2017), arXiv:1611.06455"
 )
 @dataclass
-class FCN1dConfig:
-    in_shape: tuple[int, int] = (1, 150)  # (C, T): a univariate series (GunPoint's T = 150)
-    num_classes: int = 2  # K
-    filters: tuple[int, ...] = (128, 256, 128)  # F_i of each block (§III-B)
-    kernel_sizes: tuple[int, ...] = (8, 5, 3)  # k_i of each block (§III-B)
-    bn_eps: float = KERAS_BN_EPS  # Keras' default ε (torch's is 1e-5)
-    bn_momentum: float = KERAS_BN_MOMENTUM  # torch convention; Keras' momentum 0.99
+class FCN1dConfig(ModelConfig):
+    in_shape: SignalShape = (1, 150)  # (C, T): a univariate series (GunPoint's T = 150)
+    num_classes: PositiveInt = 2  # K
+    filters: Shape = (128, 256, 128)  # F_i of each block (§III-B)
+    kernel_sizes: Shape = (8, 5, 3)  # k_i of each block (§III-B)
+    bn_eps: PositiveFloat = KERAS_BN_EPS  # Keras' default ε (torch's is 1e-5)
+    bn_momentum: NonNegativeFloat = KERAS_BN_MOMENTUM  # torch convention; Keras' momentum 0.99
 
 
 class FCN1d(nn.Module):

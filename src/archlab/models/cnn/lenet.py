@@ -47,6 +47,7 @@ import torch
 from torch import nn
 
 from archlab.registry import register_model
+from archlab.registry.config import ImageShape, ModelConfig, PositiveInt
 from archlab.utils.shapes import check_shape
 
 # Table I: the S2 maps (rows 0–5) each C3 map (columns 0–15) reads. Maps 0–5 take three
@@ -140,7 +141,7 @@ def _c5_size(n: int, pad: int) -> int:
 
 
 @dataclass
-class LeNetConfig:
+class LeNetConfig(ModelConfig):
     """LeNet-5 options; the defaults are the paper's network except for the output layer.
 
     ``output="linear"`` is the default: the paper's RBF output compares F6 with fixed ±1 codes
@@ -156,8 +157,8 @@ class LeNetConfig:
     paper's 32×32 (the paper itself pads MNIST's 28×28 digits into a 32×32 field).
     """
 
-    in_shape: tuple[int, int, int] = (1, 32, 32)  # (C, H, W): the paper's 32×32 greyscale field
-    num_classes: int = 10  # K digits
+    in_shape: ImageShape = (1, 32, 32)  # (C, H, W): the paper's 32×32 greyscale field
+    num_classes: PositiveInt = 10  # K digits
     small_input: bool = False  # 28×28 input: C1 uses padding 2 (common MNIST practice)
     # f: 1.7159·tanh(2a/3) with the paper's U(±2.4/fan-in) init, or ReLU with torch's default init
     activation: Literal["scaled_tanh", "relu"] = "scaled_tanh"

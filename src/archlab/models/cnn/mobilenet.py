@@ -41,6 +41,7 @@ from torch import nn
 
 from archlab.layers.conv import ConvNormAct, init_conv_bn_, make_divisible
 from archlab.registry import register_model
+from archlab.registry.config import ImageShape, ModelConfig, PositiveFloat, PositiveInt, Probability
 from archlab.utils.shapes import check_shape
 
 PAPER_V1 = (
@@ -99,7 +100,7 @@ class DepthwiseSeparable(nn.Sequential):
 
 
 @dataclass
-class MobileNetV1Config:
+class MobileNetV1Config(ModelConfig):
     """MobileNet V1 (Howard et al. 2017).
 
     ``small_input`` makes the stem convolution stride 1 instead of 2 (the usual CIFAR adaptation, e.g.
@@ -112,12 +113,12 @@ class MobileNetV1Config:
     only ``model.input_shape`` (and so the mult-adds, ≈ ρ²), never the parameters.
     """
 
-    in_shape: tuple[int, int, int] = (3, 224, 224)  # (C, H, W) before ρ: ImageNet 224×224
-    num_classes: int = 1000  # K
+    in_shape: ImageShape = (3, 224, 224)  # (C, H, W) before ρ: ImageNet 224×224
+    num_classes: PositiveInt = 1000  # K
     small_input: bool = False  # stem stride 1 instead of 2 (28×28 / 32×32 images)
-    width_mult: float = 1.0  # α (paper: 1.0, 0.75, 0.5, 0.25): every width c → make_divisible(αc, 8)
-    resolution_mult: float = 1.0  # ρ (paper: 1, 6/7, 5/7, 4/7): input H, W → round(ρH), round(ρW)
-    dropout: float = 0.001  # before the classifier (TF-slim / Keras reference: keep_prob 0.999)
+    width_mult: PositiveFloat = 1.0  # α (paper: 1.0, 0.75, 0.5, 0.25): every width c → make_divisible(αc, 8)
+    resolution_mult: PositiveFloat = 1.0  # ρ (paper: 1, 6/7, 5/7, 4/7): input H, W → round(ρH), round(ρW)
+    dropout: Probability = 0.001  # before the classifier (TF-slim / Keras reference: keep_prob 0.999)
 
 
 class MobileNetV1(nn.Module):
@@ -183,7 +184,7 @@ class InvertedResidual(nn.Module):
 
 
 @dataclass
-class MobileNetV2Config:
+class MobileNetV2Config(ModelConfig):
     """MobileNet V2 (Sandler et al. 2018), torchvision's layout.
 
     ``small_input`` makes the stem convolution stride 1 instead of 2; every other stride is kept, so
@@ -192,11 +193,11 @@ class MobileNetV2Config:
     any input runs (⌈H/2⌉ never reaches 0): 28×28 ends on 1×1.
     """
 
-    in_shape: tuple[int, int, int] = (3, 224, 224)  # (C, H, W): ImageNet 224×224
-    num_classes: int = 1000  # K
+    in_shape: ImageShape = (3, 224, 224)  # (C, H, W): ImageNet 224×224
+    num_classes: PositiveInt = 1000  # K
     small_input: bool = False  # stem stride 1 instead of 2 (28×28 / 32×32 images)
-    width_mult: float = 1.0  # α: widths make_divisible(αc, 8); the last 1280 only grows (α > 1)
-    dropout: float = 0.2  # before the classifier (torchvision)
+    width_mult: PositiveFloat = 1.0  # α: widths make_divisible(αc, 8); the last 1280 only grows (α > 1)
+    dropout: Probability = 0.2  # before the classifier (torchvision)
 
 
 class MobileNetV2(nn.Module):

@@ -36,6 +36,7 @@ from torch import nn
 
 from archlab.layers.conv import init_conv_bn_
 from archlab.registry import register_model
+from archlab.registry.config import ImageShape, ModelConfig, PositiveInt, Shape
 from archlab.utils.shapes import check_shape
 
 PAPER = "He et al., Deep Residual Learning for Image Recognition (CVPR 2016), arXiv:1512.03385"
@@ -117,7 +118,7 @@ BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {"basic": BasicBlock, "
 
 
 @dataclass
-class ResNetConfig:
+class ResNetConfig(ModelConfig):
     """ResNet options.
 
     ``small_input`` is the usual CIFAR adaptation of the ImageNet ResNets (as in the CIFAR ResNet-18
@@ -126,12 +127,12 @@ class ResNetConfig:
     of 1×1. ResNet-18 with it has 11,173,962 parameters at 10 classes.
     """
 
-    in_shape: tuple[int, int, int] = (3, 224, 224)  # (C, H, W): ImageNet crops
-    num_classes: int = 1000  # K
+    in_shape: ImageShape = (3, 224, 224)  # (C, H, W): ImageNet crops
+    num_classes: PositiveInt = 1000  # K
     small_input: bool = False  # 3×3 stride-1 stem and no max-pool (CIFAR-sized inputs)
     block: Literal["basic", "bottleneck"] = "basic"  # basic: ResNet-18/34; bottleneck: ResNet-50/101/152
-    layers: tuple[int, ...] = (2, 2, 2, 2)  # blocks per stage (Table 1); stage i has width P = width·2^i
-    width: int = 64  # P of the stem and the first stage (64 in the paper)
+    layers: Shape = (2, 2, 2, 2)  # blocks per stage (Table 1); stage i has width P = width·2^i
+    width: PositiveInt = 64  # P of the stem and the first stage (64 in the paper)
     stride_in_1x1: bool = False  # bottleneck stride on the first 1×1 (paper, v1) instead of the 3×3 (v1.5)
     zero_init_residual: bool = False  # zero γ of each block's last BN: blocks start as identities (Goyal et al. 2017)
 

@@ -60,6 +60,7 @@ from archlab.layers.conv1d import (
 )
 from archlab.models.cnn.fcn1d import PAPER
 from archlab.registry import register_model
+from archlab.registry.config import ModelConfig, NonNegativeFloat, PositiveFloat, PositiveInt, Shape, SignalShape
 from archlab.utils.shapes import check_shape
 
 
@@ -104,13 +105,13 @@ class ResidualBlock1d(nn.Module):
 
 
 @dataclass
-class ResNet1dConfig:
-    in_shape: tuple[int, int] = (1, 150)  # (C, T): a univariate series (GunPoint's T = 150)
-    num_classes: int = 2  # K
-    filters: tuple[int, ...] = (64, 128, 128)  # F_j of each residual block (§III-C)
-    kernel_sizes: tuple[int, ...] = (8, 5, 3)  # the convolutions inside every block (§III-C)
-    bn_eps: float = KERAS_BN_EPS  # Keras' default ε (torch's is 1e-5)
-    bn_momentum: float = KERAS_BN_MOMENTUM  # torch convention; Keras' momentum 0.99
+class ResNet1dConfig(ModelConfig):
+    in_shape: SignalShape = (1, 150)  # (C, T): a univariate series (GunPoint's T = 150)
+    num_classes: PositiveInt = 2  # K
+    filters: Shape = (64, 128, 128)  # F_j of each residual block (§III-C)
+    kernel_sizes: Shape = (8, 5, 3)  # the convolutions inside every block (§III-C)
+    bn_eps: PositiveFloat = KERAS_BN_EPS  # Keras' default ε (torch's is 1e-5)
+    bn_momentum: NonNegativeFloat = KERAS_BN_MOMENTUM  # torch convention; Keras' momentum 0.99
 
 
 class ResNet1d(nn.Module):

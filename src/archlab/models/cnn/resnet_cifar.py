@@ -34,6 +34,7 @@ from torch import nn
 
 from archlab.layers.conv import init_conv_bn_
 from archlab.registry import register_model
+from archlab.registry.config import ImageShape, ModelConfig, NonNegativeInt, PositiveInt, Shape
 from archlab.utils.shapes import check_shape
 
 PAPER = "He et al., Deep Residual Learning for Image Recognition (CVPR 2016), arXiv:1512.03385, §4.2"
@@ -87,7 +88,7 @@ class CifarBasicBlock(nn.Module):
 
 
 @dataclass
-class CifarResNetConfig:
+class CifarResNetConfig(ModelConfig):
     """CIFAR ResNet options.
 
     ``small_input`` is accepted for uniformity with the other CNNs and changes nothing: the stem is
@@ -95,11 +96,11 @@ class CifarResNetConfig:
     at least 4×4 (28×28 MNIST-sized images end at 7×7).
     """
 
-    in_shape: tuple[int, int, int] = (3, 32, 32)  # (C, H, W): CIFAR-10 images
-    num_classes: int = 10  # K
+    in_shape: ImageShape = (3, 32, 32)  # (C, H, W): CIFAR-10 images
+    num_classes: PositiveInt = 10  # K
     small_input: bool = False  # no effect (already a small-input network)
-    depth: int = 20  # 6n + 2 weighted layers: 20, 32, 44, 56, 110 (n = 3, 5, 7, 9, 18)
-    widths: tuple[int, ...] = (16, 32, 64)  # P of each stage (the stem has widths[0]); later stages halve H, W
+    depth: NonNegativeInt = 20  # 6n + 2 weighted layers: 20, 32, 44, 56, 110 (n = 3, 5, 7, 9, 18)
+    widths: Shape = (16, 32, 64)  # P of each stage (the stem has widths[0]); later stages halve H, W
     shortcut: Literal["A", "B"] = "A"  # where the shape changes: A zero-pad identity (paper), B 1×1 projection + BN
     residual: bool = True  # False: the plain network, no shortcut anywhere (Fig. 6 left)
     zero_init_residual: bool = False  # zero γ of each block's last BN (residual blocks start as identities)

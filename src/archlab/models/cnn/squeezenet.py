@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from archlab.registry import register_model
+from archlab.registry.config import ImageShape, ModelConfig, PositiveInt, Probability
 from archlab.utils.shapes import check_shape
 
 # Fire modules (squeeze s, expand e = 1×1 and 3×3 widths each) and max-pools "M" after conv1
@@ -63,7 +64,7 @@ class Fire(nn.Module):
 
 
 @dataclass
-class SqueezeNetConfig:
+class SqueezeNetConfig(ModelConfig):
     """SqueezeNet options; the defaults are torchvision's ``squeezenet1_0``.
 
     ``small_input`` (28×28 / 32×32): conv1 becomes a 3×3 stride-1 conv with padding 1 (same
@@ -71,11 +72,11 @@ class SqueezeNetConfig:
     reaches the classifier at 4×4 (32 → 16 → 8 → 4) and a 28×28 one at 3×3.
     """
 
-    in_shape: tuple[int, int, int] = (3, 224, 224)  # (C, H, W): ImageNet crops
-    num_classes: int = 1000  # K
+    in_shape: ImageShape = (3, 224, 224)  # (C, H, W): ImageNet crops
+    num_classes: PositiveInt = 1000  # K
     small_input: bool = False  # conv1 3×3, stride 1, padding 1 for CIFAR-sized inputs
     version: Literal["1_0", "1_1"] = "1_0"  # 1_0: paper Table 1; 1_1: v1.1 (quote it in YAML: 1_0 reads as 10)
-    dropout: float = 0.5  # before the conv10 classifier (paper §5: after fire9)
+    dropout: Probability = 0.5  # before the conv10 classifier (paper §5: after fire9)
 
 
 class SqueezeNet(nn.Module):

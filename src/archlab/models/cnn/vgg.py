@@ -28,6 +28,7 @@ from torch import nn
 
 from archlab.layers.conv import init_conv_bn_
 from archlab.registry import register_model
+from archlab.registry.config import ImageShape, ModelConfig, PositiveInt, Probability
 from archlab.utils.shapes import check_shape
 
 # convs per stage (Table 1); the stage widths are width · (1, 2, 4, 8, 8) = 64, 128, 256, 512, 512
@@ -41,7 +42,7 @@ STAGE_MULTIPLIERS = (1, 2, 4, 8, 8)
 
 
 @dataclass
-class VGGConfig:
+class VGGConfig(ModelConfig):
     """VGG options; the defaults are torchvision's ``vgg16``.
 
     ``small_input`` (the common CIFAR VGG, e.g. 32×32 → 1×1 after the five pools): the conv stack
@@ -51,14 +52,14 @@ class VGGConfig:
     at 10 classes instead of 134M.
     """
 
-    in_shape: tuple[int, int, int] = (3, 224, 224)  # (C, H, W): ImageNet crops
-    num_classes: int = 1000  # K
+    in_shape: ImageShape = (3, 224, 224)  # (C, H, W): ImageNet crops
+    num_classes: PositiveInt = 1000  # K
     small_input: bool = False  # CIFAR-style: ceil-mode pools, 1×1 pooled features, 512-wide head
     depth: Literal[11, 13, 16, 19] = 16  # weight layers: configuration A, B, D or E (Table 1)
     batch_norm: bool = False  # BN after every conv (the torchvision ``_bn`` models)
-    width: int = 64  # conv1 width; the stages have width · (1, 2, 4, 8, 8) maps (paper: 64)
-    head_width: int | None = None  # hidden FC width; None: 4096 (paper), or 512 with small_input
-    dropout: float = 0.5  # after each hidden FC layer (paper §3.1: 0.5)
+    width: PositiveInt = 64  # conv1 width; the stages have width · (1, 2, 4, 8, 8) maps (paper: 64)
+    head_width: PositiveInt | None = None  # hidden FC width; None: 4096 (paper), or 512 with small_input
+    dropout: Probability = 0.5  # after each hidden FC layer (paper §3.1: 0.5)
 
 
 class VGG(nn.Module):

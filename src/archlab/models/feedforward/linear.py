@@ -23,13 +23,14 @@ import torch
 from torch import nn
 
 from archlab.registry import register_model
+from archlab.registry.config import ModelConfig, PositiveInt, Shape
 from archlab.utils.shapes import check_shape
 
 
 @dataclass
-class LinearConfig:
-    in_shape: tuple[int, ...] = (40,)  # one example without the batch; flattened to D
-    num_classes: int = 10  # K
+class LinearConfig(ModelConfig):
+    in_shape: Shape = (40,)  # one example without the batch; flattened to D
+    num_classes: PositiveInt = 10  # K
     bias: bool = True
 
 

@@ -22,17 +22,18 @@ from torch import nn
 
 from archlab.layers.activations import get_activation
 from archlab.registry import register_model
+from archlab.registry.config import ModelConfig, NonNegativeInt, PositiveInt, Probability, Shape
 from archlab.utils.shapes import check_shape
 
 
 @dataclass
-class MLPConfig:
-    in_shape: tuple[int, ...] = (40,)  # one example without the batch; flattened to D
-    num_classes: int = 10  # K outputs (1 for scalar regression)
-    depth: int = 2  # L hidden layers (0 = a linear model)
-    width: int = 100  # H hidden units per layer (100: the MNIST-1D paper's MLP)
+class MLPConfig(ModelConfig):
+    in_shape: Shape = (40,)  # one example without the batch; flattened to D
+    num_classes: PositiveInt = 10  # K outputs (1 for scalar regression)
+    depth: NonNegativeInt = 2  # L hidden layers (0 = a linear model)
+    width: PositiveInt = 100  # H hidden units per layer (100: the MNIST-1D paper's MLP)
     activation: str = "relu"  # φ, a name from archlab.layers.activations
-    dropout: float = 0.0  # after each hidden activation (Srivastava et al. 2014)
+    dropout: Probability = 0.0  # after each hidden activation (Srivastava et al. 2014)
     batch_norm: bool = False  # BN before the activation (Ioffe & Szegedy 2015)
 
 

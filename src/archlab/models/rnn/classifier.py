@@ -20,21 +20,22 @@ import torch
 from torch import nn
 
 from archlab.layers.recurrent import RecurrentBase, SequencePooling, last_state
+from archlab.registry.config import ModelConfig, NonNegativeInt, PositiveInt, Probability, Shape
 from archlab.utils.shapes import check_shape
 
 
 @dataclass
-class RecurrentClassifierConfig:
-    in_shape: tuple[int, ...] = (1, 40)  # (C, T) channels-first signal, or (T,) token ids with vocab_size
-    num_classes: int = 10  # K
-    hidden_size: int = 32  # H
-    num_layers: int = 1
+class RecurrentClassifierConfig(ModelConfig):
+    in_shape: Shape = (1, 40)  # (C, T) channels-first signal, or (T,) token ids with vocab_size
+    num_classes: PositiveInt = 10  # K
+    hidden_size: PositiveInt = 32  # H
+    num_layers: PositiveInt = 1
     bidirectional: bool = False
-    dropout: float = 0.0  # between stacked layers
+    dropout: Probability = 0.0  # between stacked layers
     readout: Literal["last", "mean", "max", "attention", "flatten"] = "last"
     impl: Literal["fused", "cells"] = "fused"  # torch's fused kernel, or our equation-level loop
-    vocab_size: int = 0  # > 0: inputs are token ids (B, T), in_shape (T,), embedded to embed_dim
-    embed_dim: int = 64  # E
+    vocab_size: NonNegativeInt = 0  # > 0: inputs are token ids (B, T), in_shape (T,), embedded to embed_dim
+    embed_dim: PositiveInt = 64  # E
 
 
 class RecurrentClassifier(nn.Module):

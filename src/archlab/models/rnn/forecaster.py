@@ -27,21 +27,22 @@ from torch import nn
 
 from archlab.layers.recurrent import GRU, LSTM, RNN
 from archlab.registry import register_model
+from archlab.registry.config import ModelConfig, PositiveFloat, PositiveInt, Probability, SignalShape
 from archlab.utils.shapes import check_shape
 
 _LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
 
 @dataclass
-class ForecasterConfig:
-    in_shape: tuple[int, int] = (1, 24)  # (C, L)
-    num_classes: int = 12  # K, the horizon (filled from the data)
+class ForecasterConfig(ModelConfig):
+    in_shape: SignalShape = (1, 24)  # (C, L)
+    num_classes: PositiveInt = 12  # K, the horizon (filled from the data)
     cell: Literal["rnn", "lstm", "gru"] = "lstm"
-    hidden_size: int = 32
-    num_layers: int = 1
-    dropout: float = 0.0
+    hidden_size: PositiveInt = 32
+    num_layers: PositiveInt = 1
+    dropout: Probability = 0.0
     norm: Literal["window", "last", "none"] = "window"
-    eps: float = 1e-5
+    eps: PositiveFloat = 1e-5
 
 
 class RecurrentForecaster(nn.Module):

@@ -26,13 +26,14 @@ from torch.nn import functional as F
 
 from archlab.layers.recurrent import GRU, LSTM, RNN
 from archlab.registry import register_model
+from archlab.registry.config import ModelConfig
 from archlab.utils.shapes import check_shape
 
 _LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
 
 @dataclass
-class RecurrentLMConfig:
+class RecurrentLMConfig(ModelConfig):
     in_shape: tuple[int] = (64,)  # (T,): the training window (any length works at inference)
     num_classes: int = 75  # V outputs (filled from the data)
     vocab_size: int = 75  # V inputs (filled from the data)

@@ -26,11 +26,12 @@ from typing import Literal
 from archlab.layers.recurrent import RNN
 from archlab.models.rnn.classifier import RecurrentClassifier, RecurrentClassifierConfig, layer_kwargs
 from archlab.registry import register_model
+from archlab.registry.config import PositiveInt
 
 
 @dataclass
 class RNNClassifierConfig(RecurrentClassifierConfig):
-    hidden_size: int = 64  # H (≈ 5k parameters on MNIST-1D, like the paper's models)
+    hidden_size: PositiveInt = 64  # H (≈ 5k parameters on MNIST-1D, like the paper's models)
     nonlinearity: Literal["tanh", "relu"] = "tanh"  # φ
 
 

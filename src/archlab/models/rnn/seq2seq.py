@@ -57,6 +57,7 @@ from torch import Tensor, nn
 from archlab.layers.attention import LUONG_SCORES, AdditiveAttention, MultiplicativeAttention
 from archlab.layers.recurrent import GRU, LSTM, RNN, RecurrentBase, last_state
 from archlab.registry import register_model
+from archlab.registry.config import ModelConfig
 from archlab.utils.errors import ShapeError
 
 __all__ = [
@@ -83,7 +84,7 @@ HiddenState = Tensor | tuple[Tensor, Tensor]  # h (n, B, H); LSTM (h, c)
 
 
 @dataclass
-class Seq2SeqConfig:
+class Seq2SeqConfig(ModelConfig):
     in_shape: tuple[int] = (20,)  # (S,) padded source length of the data; informational, any S is accepted
     src_vocab_size: int = 32  # source vocabulary incl. the 4 specials (num2words_fr_en: 32)
     num_classes: int = 37  # V, target vocabulary incl. the 4 specials: the decoder's classes
