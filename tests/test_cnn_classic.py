@@ -258,7 +258,7 @@ def test_squeezenet_structure():
         assert [2 * f.expand3x3.out_channels for f in fires] == [128, 128, 256, 256, 384, 384, 512, 512]
         assert [f.squeeze.out_channels for f in fires] == [16, 16, 32, 32, 48, 48, 64, 64]
         x = torch.zeros(1, 3, 224, 224, device="meta")
-        assert m.forward_features(x).shape == (1, 512 * 13 * 13)
+        assert m.forward_features(x).shape == (1, 512, 13, 13)  # the fire9 map (the classifier is a conv)
         assert isinstance(m.classifier[0], nn.Dropout) and m.classifier[0].p == 0.5
         assert m.classifier[1] is m.final_conv and m.final_conv.kernel_size == (1, 1)
     # where the pools sit: after conv1, fire4, fire8 (1.0) or after conv1, fire3, fire5 (1.1)

@@ -11,6 +11,7 @@ from safetensors.torch import load_model, save_model
 from archlab import count_params, create_model, list_models
 from archlab.registry import ModelConfig, get_model_entry, list_families, register_model
 from archlab.utils.errors import ConfigError, RegistryError, ShapeError, UnknownModelError
+from archlab.utils.shapes import AtLeast
 
 
 def test_every_family_has_models():
@@ -192,6 +193,79 @@ def test_wrong_input_shape_says_expected_vs_got():
         m(torch.zeros(8, 40))
     with pytest.raises(ShapeError, match=r"expected shape \(B, 40\), got \(2, 1, 41\)"):
         create_model("mlp")(torch.zeros(2, 1, 41))
+
+
+_TOKEN_TASKS = {"language_modeling", "seq2seq"}  # token-id models: their inputs come from example_inputs
+
+
+def _with_size(shape: tuple[int, ...], dim: int, size: int) -> tuple[int, ...]:
+    return (*shape[:dim], size, *shape[dim + 1 :])
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if not _TOKEN_TASKS & set(get_model_entry(n).tasks)])
+def test_shape_check_states_the_real_constraint(name):
+    """``model.input_spec`` is the architecture's constraint, dimension by dimension (issue 14 §5): a fixed
+    size (channels; H×W before a flatten) refuses any other, ``AtLeast`` accepts its minimum and refuses
+    one less, a free size accepts another size. Built and run on the meta device (shapes only)."""
+    with torch.device("meta"):
+        model = create_model(name).eval()
+    spec = model.input_spec
+    assert len(spec) == len(model.input_shape)
+    canonical = (2, *model.input_shape)
+    accepted = list(canonical)  # every free size moved off the canonical one, to its minimum where it has one
+    for dim, want in enumerate(spec, start=1):
+        if isinstance(want, int):
+            with pytest.raises(ShapeError, match=r"expected shape \(B, "):
+                model(torch.zeros(_with_size(canonical, dim, want + 1), device="meta"))
+        elif isinstance(want, AtLeast) and want.min > 1:
+            accepted[dim] = want.min
+            with pytest.raises(ShapeError, match=f"{want.name}≥{want.min}"):
+                model(torch.zeros(_with_size(canonical, dim, want.min - 1), device="meta"))
+        else:
+            accepted[dim] = canonical[dim] // 2 + 3
+    assert model(torch.zeros(accepted, device="meta")).shape == (2, model.config.num_classes)
+
+
+def test_resnet18_takes_cifar_sized_images():
+    """timm's and torchvision's ResNet-18 take 32×32 images; so does ours (issue 14 §5)."""
+    torch.manual_seed(0)
+    model = create_model("resnet18").eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 32, 32)).shape == (2, 1000)
+        assert model(torch.randn(1, 3, 48, 40)).shape == (1, 1000)  # nor need H = W
+    with pytest.raises(ShapeError, match=r"expected shape \(B, 3, H≥32, W≥32\), got \(2, 3, 16, 16\)"):
+        model(torch.zeros(2, 3, 16, 16))
+    with pytest.raises(ShapeError, match=r"expected shape \(B, 3, H≥32, W≥32\), got \(2, 1, 32, 32\)"):
+        model(torch.zeros(2, 1, 32, 32))  # channels are fixed by conv1
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "spec"),
+    [
+        ("resnet50", {}, (3, AtLeast("H", 32), AtLeast("W", 32))),  # total stride 32
+        ("resnet18", {"small_input": True}, (3, AtLeast("H", 8), AtLeast("W", 8))),
+        ("resnet20", {}, (3, AtLeast("H", 4), AtLeast("W", 4))),  # two halvings
+        ("vgg16", {}, (3, AtLeast("H", 32), AtLeast("W", 32))),  # five 2×2 pools, then the 7×7 adaptive pool
+        ("alexnet", {}, (3, AtLeast("H", 63), AtLeast("W", 63))),  # conv1 11/4 and three 3/2 pools leave 1×1
+        ("squeezenet1_0", {}, (3, AtLeast("H", 21), AtLeast("W", 21))),
+        ("densenet121", {}, (3, AtLeast("H", 29), AtLeast("W", 29))),  # stem ÷4, three transitions need 2×2
+        ("convnext_tiny", {}, (3, AtLeast("H", 32), AtLeast("W", 32))),
+        ("efficientnet_b0", {}, (3, "H", "W")),  # padded convolutions, global pooling
+        ("mobilenet_v1", {"resolution_mult": 4 / 7}, (3, "H", "W")),
+        ("lenet5", {}, (1, 32, 32)),  # F6 reads the flattened C5 map
+        ("lenet5", {"small_input": True, "in_shape": (1, 28, 28)}, (1, 28, 28)),
+        ("cnn1d", {}, (1, 40)),
+        ("fcn1d", {}, (1, "T")),
+        ("mlp", {}, (40,)),
+        ("gru", {}, (1, 40)),  # the flatten read-out (MNIST-1D paper) fixes T
+        ("gru", {"readout": "last"}, (1, "T")),
+        ("lstm", {"vocab_size": 50, "in_shape": (20,)}, ("T",)),  # token ids (B, T)
+        ("lstm_forecaster", {}, (1, "L")),
+    ],
+)
+def test_input_spec_per_family(name, overrides, spec):
+    with torch.device("meta"):
+        assert create_model(name, **overrides).input_spec == spec
 
 
 def test_equations_come_from_the_module_docstring():

@@ -31,7 +31,7 @@ from torch import nn
 
 from archlab.registry import register_model
 from archlab.registry.config import ImageShape, ModelConfig, PositiveInt, Probability
-from archlab.utils.shapes import check_shape
+from archlab.utils.shapes import AtLeast, check_shape, min_side
 
 
 def _out(n: int, k: int, s: int = 1, p: int = 0) -> int:
@@ -69,12 +69,17 @@ class AlexNet(nn.Module):
         self.input_shape = tuple(config.in_shape)
         c, h, w = config.in_shape
         small = config.small_input
-        for n in (h, w):
+
+        def last_side(n: int) -> int:  # the side pool5 leaves
             n = _out(n, 3, 1, 1) if small else _out(_out(n, 11, 4, 2), 3, 2)  # conv1 (+ pool1)
-            n = _out(_out(_out(n, 5, 1, 2), 3, 2), 3, 2)  # conv2, pool2, conv3–5 keep size, pool5
-            if n < 1:
-                fix = "; set model.small_input=true" if not small else ""
-                raise ValueError(f"input {h}×{w} is too small for AlexNet (stride-4 conv1 and three max-pools){fix}")
+            return _out(_out(_out(n, 5, 1, 2), 3, 2), 3, 2)  # conv2, pool2, conv3–5 keep size, pool5
+
+        if min(last_side(h), last_side(w)) < 1:
+            fix = "; set model.small_input=true" if not small else ""
+            raise ValueError(f"input {h}×{w} is too small for AlexNet (stride-4 conv1 and three max-pools){fix}")
+        # the 6×6 adaptive pool takes any map: any H, W that leave pool5 at least 1×1 (torchvision: 63×63)
+        side_min = min_side(lambda n: last_side(n) >= 1)
+        self.input_spec = (c, AtLeast("H", side_min), AtLeast("W", side_min))
 
         def lrn() -> list[nn.Module]:
             # torch's LRN divides α by n; the paper's Eq. does not, so α_torch = n · 1e−4
@@ -114,7 +119,7 @@ class AlexNet(nn.Module):
         # in conv2, conv4, conv5 and the FC layers, §5, are not used)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         x = self.features(x)  # (B, 256, 6, 6) at 224×224
         x = self.avgpool(x)  # (B, 256, 6, 6)
         return x.flatten(1)  # (B, 9216)

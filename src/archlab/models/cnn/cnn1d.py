@@ -44,6 +44,7 @@ class CNN1d(nn.Module):
         self.config = config
         c, length = config.in_shape
         self.input_shape = (c, length)
+        self.input_spec = self.input_shape  # the head reads the flattened F·L3 map: L is fixed
         f = config.channels
         self.conv1 = nn.Conv1d(c, f, kernel_size=5, stride=2, padding=1)
         self.conv2 = nn.Conv1d(f, f, kernel_size=3, stride=2, padding=1)
@@ -55,7 +56,7 @@ class CNN1d(nn.Module):
         self.head = nn.Linear(f * n, config.num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         x = self.act(self.conv1(x))  # (B, F, L1)
         x = self.act(self.conv2(x))  # (B, F, L2)
         x = self.act(self.conv3(x))  # (B, F, L3)

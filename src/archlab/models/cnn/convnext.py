@@ -36,7 +36,7 @@ from torch import nn
 from archlab.layers.conv import DropPath, LayerNorm2d
 from archlab.registry import register_model
 from archlab.registry.config import ImageShape, ModelConfig, NonNegativeFloat, PositiveInt, Probability, Shape
-from archlab.utils.shapes import check_shape
+from archlab.utils.shapes import AtLeast, check_shape
 
 PAPER = "Liu et al., A ConvNet for the 2020s (CVPR 2022), arXiv:2201.03545"
 TEST_OVERRIDES = {"in_shape": (3, 32, 32), "num_classes": 10}
@@ -106,6 +106,8 @@ class ConvNeXt(nn.Module):
         c, h, w = config.in_shape
         patch = 2 if config.small_input else 4
         self._check_size(h, w, patch, len(dims) - 1)
+        side_min = patch * 2 ** (len(dims) - 1)  # global pooling: any H, W the stem and downsamplings keep ≥ 1
+        self.input_spec = (c, AtLeast("H", side_min), AtLeast("W", side_min))
 
         self.stem = nn.Sequential(nn.Conv2d(c, dims[0], kernel_size=patch, stride=patch), LayerNorm2d(dims[0], LN_EPS))
         n_blocks = sum(depths)
@@ -152,7 +154,7 @@ class ConvNeXt(nn.Module):
                     nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         x = self.stem(x)  # (B, D_1, H/4, W/4)  (H/2 with small_input)
         for s, stage in enumerate(self.stages):
             if s > 0:

@@ -34,7 +34,7 @@ from torch import nn
 
 from archlab.registry import register_model
 from archlab.registry.config import ImageShape, ModelConfig, NonNegativeInt, PositiveInt, Probability, Shape
-from archlab.utils.shapes import check_shape
+from archlab.utils.shapes import AtLeast, check_shape, min_side
 
 PAPER = "Huang et al., Densely Connected Convolutional Networks (CVPR 2017), arXiv:1608.06993"
 
@@ -159,19 +159,26 @@ class DenseNet(nn.Module):
         self._init_weights()
 
     def _check_input_size(self, h: int, w: int) -> None:
-        """The 2×2 average pools floor: each transition needs at least a 2×2 map."""
-        size = min(h, w)
+        """The 2×2 average pools floor: each transition needs at least a 2×2 map. The global pool at
+        the end takes any map, so any H, W from that minimum on fit (``self.input_spec``)."""
+        side_min = min_side(self._fits)
+        if min(h, w) < side_min:
+            n_trans = len(self.config.block_config) - 1
+            raise ValueError(
+                f"input {h}×{w} is too small for this DenseNet (stem ÷4 and {n_trans} transitions ÷2 leave "
+                "no pixels for the last blocks); set model.small_input=true"
+            )
+        self.input_spec = (self.input_shape[0], AtLeast("H", side_min), AtLeast("W", side_min))
+
+    def _fits(self, size: int) -> bool:
         if not self.config.small_input:
             size = (size - 1) // 2 + 1  # 7×7/2 conv, padding 3
             size = (size - 1) // 2 + 1  # 3×3/2 max-pool, padding 1
-        n_trans = len(self.config.block_config) - 1
-        for _ in range(n_trans):
+        for _ in range(len(self.config.block_config) - 1):
             if size < 2:
-                raise ValueError(
-                    f"input {h}×{w} is too small for this DenseNet (stem ÷4 and {n_trans} transitions ÷2 leave "
-                    "no pixels for the last blocks); set model.small_input=true"
-                )
+                return False
             size //= 2
+        return True
 
     def _init_weights(self) -> None:
         # torchvision's init: He-normal (fan_in) convolutions, BN γ=1 β=0, zero linear bias
@@ -185,7 +192,7 @@ class DenseNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         x = self.features(x)  # (B, D, H/32, W/32) for four blocks (H/4, W/4 for three with small_input)
         x = F.relu(x)
         return F.adaptive_avg_pool2d(x, 1).flatten(1)  # (B, D)

@@ -167,6 +167,7 @@ class EfficientNet(nn.Module):
         if width <= 0 or depth <= 0:
             raise ValueError(f"width_mult and depth_mult must be > 0, got {width} and {depth}")
         self.input_shape = (c, h, w)
+        self.input_spec = (c, "H", "W")  # padded convolutions and global pooling: any H, W ≥ 1 (as torchvision)
         self.width_mult, self.depth_mult = width, depth
         bn = {"bn_eps": config.bn_eps, "bn_momentum": config.bn_momentum}
 
@@ -203,7 +204,7 @@ class EfficientNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         if self.resolution is not None and self.resolution != tuple(x.shape[-2:]):
             x = F.interpolate(x, size=self.resolution, mode="bilinear", align_corners=False)  # (B, C, γ^φ·H, γ^φ·W)
         x = self.stem(x)  # (B, 32w, H/2, W/2)  (H with small_input)

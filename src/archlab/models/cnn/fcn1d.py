@@ -80,6 +80,7 @@ class FCN1d(nn.Module):
         self.config = config
         c, t = config.in_shape
         self.input_shape = (c, t)
+        self.input_spec = (c, "T")  # 'same' convolutions and (masked) global pooling: any T
         if len(config.filters) != len(config.kernel_sizes) or not config.filters:
             raise ValueError(
                 f"filters {config.filters} and kernel_sizes {config.kernel_sizes} must be equally long and non-empty"
@@ -97,7 +98,7 @@ class FCN1d(nn.Module):
         init_keras_(self)
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         mask = step_mask(lengths, x)  # (B, 1, T) or None
         h = x if mask is None else x * mask  # padding is zero whatever the caller put there
         for block in self.blocks:

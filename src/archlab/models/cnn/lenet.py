@@ -175,6 +175,7 @@ class LeNet5(nn.Module):
         super().__init__()
         self.config = config
         self.input_shape = tuple(config.in_shape)
+        self.input_spec = self.input_shape  # F6 reads the flattened C5 map: H×W fixed (32×32, or 28×28 padded)
         c, h, w = config.in_shape
         pad = 2 if config.small_input else 0
         sizes = [_c5_size(n, pad) for n in (h, w)]
@@ -221,7 +222,7 @@ class LeNet5(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         x = self.act1(self.c1(x))  # (B, 6, 28, 28) at 32×32
         x = self.s2(x)  # (B, 6, 14, 14)
         x = self.act3(self.c3(x))  # (B, 16, 10, 10)

@@ -132,6 +132,7 @@ class MobileNetV1(nn.Module):
         if rho <= 0 or alpha <= 0:
             raise ValueError(f"width_mult and resolution_mult must be > 0, got {alpha} and {rho}")
         self.input_shape = (c, round(h * rho), round(w * rho))
+        self.input_spec = (c, "H", "W")  # padded convolutions and global pooling: any H, W ≥ 1 (as torchvision)
         if min(self.input_shape[1:]) < 1:
             raise ValueError(f"input {self.input_shape[1]}×{self.input_shape[2]} is empty; raise resolution_mult")
 
@@ -149,7 +150,7 @@ class MobileNetV1(nn.Module):
         _init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         x = self.features(x)  # (B, 1024α, H/32, W/32)  (H/16 with small_input)
         return self.pool(x).flatten(1)  # (B, 1024α)
 
@@ -207,6 +208,7 @@ class MobileNetV2(nn.Module):
         super().__init__()
         self.config = config
         self.input_shape = tuple(config.in_shape)
+        self.input_spec = (config.in_shape[0], "H", "W")  # any H, W ≥ 1, as V1
         alpha = config.width_mult
         if alpha <= 0:
             raise ValueError(f"width_mult must be > 0, got {alpha}")
@@ -229,7 +231,7 @@ class MobileNetV2(nn.Module):
         _init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         x = self.features(x)  # (B, 1280, H/32, W/32)  (H/16 with small_input)
         return self.pool(x).flatten(1)  # (B, 1280)
 

@@ -37,7 +37,7 @@ from torch import nn
 from archlab.layers.conv import init_conv_bn_
 from archlab.registry import register_model
 from archlab.registry.config import ImageShape, ModelConfig, PositiveInt, Shape
-from archlab.utils.shapes import check_shape
+from archlab.utils.shapes import AtLeast, check_shape
 
 PAPER = "He et al., Deep Residual Learning for Image Recognition (CVPR 2016), arXiv:1512.03385"
 
@@ -156,6 +156,8 @@ class ResNet(nn.Module):
                 f"input {h}×{w} is too small for this ResNet (total stride {stride}: the last stage would see "
                 "less than one position per stride); set model.small_input=true"
             )
+        # fully convolutional with global pooling: any H, W that survive the total stride (as torchvision)
+        self.input_spec = (c, AtLeast("H", stride), AtLeast("W", stride))
         block = BLOCKS[config.block]
         p = config.width
         if config.small_input:
@@ -193,7 +195,7 @@ class ResNet(nn.Module):
         return getattr(self, f"layer{i}")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (B, P, H/4, W/4)  (H, W with small_input)
         for i in range(1, self.num_stages + 1):
             x = self.stage(i)(x)  # (B, E·P·2^(i−1), H/2^(i+1), W/2^(i+1))

@@ -122,6 +122,7 @@ class ResNet1d(nn.Module):
         self.config = config
         c, t = config.in_shape
         self.input_shape = (c, t)
+        self.input_spec = (c, "T")  # 'same' convolutions and (masked) global pooling: any T
         if not config.filters or not config.kernel_sizes:
             raise ValueError(f"filters {config.filters} and kernel_sizes {config.kernel_sizes} must be non-empty")
         if min(config.filters) < 1 or min(config.kernel_sizes) < 1 or c < 1 or t < 1:
@@ -138,7 +139,7 @@ class ResNet1d(nn.Module):
         init_keras_(self)
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         mask = step_mask(lengths, x)  # (B, 1, T) or None
         h = x if mask is None else x * mask  # padding is zero whatever the caller put there
         for block in self.blocks:

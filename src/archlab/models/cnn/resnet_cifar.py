@@ -35,7 +35,7 @@ from torch import nn
 from archlab.layers.conv import init_conv_bn_
 from archlab.registry import register_model
 from archlab.registry.config import ImageShape, ModelConfig, NonNegativeInt, PositiveInt, Shape
-from archlab.utils.shapes import check_shape
+from archlab.utils.shapes import AtLeast, check_shape
 
 PAPER = "He et al., Deep Residual Learning for Image Recognition (CVPR 2016), arXiv:1512.03385, §4.2"
 
@@ -122,6 +122,7 @@ class CifarResNet(nn.Module):
         if min(h, w) < stride:
             n_halve = len(config.widths) - 1
             raise ValueError(f"input {h}×{w} is too small for {n_halve} halvings (total stride {stride})")
+        self.input_spec = (c, AtLeast("H", stride), AtLeast("W", stride))  # global pooling: any H, W ≥ stride
         n = (config.depth - 2) // 6
         self.conv1 = conv3x3(c, config.widths[0])
         self.bn1 = nn.BatchNorm2d(config.widths[0])
@@ -149,7 +150,7 @@ class CifarResNet(nn.Module):
                     nn.init.zeros_(m.bn2.weight)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         x = self.relu(self.bn1(self.conv1(x)))  # (B, 16, H, W)
         x = self.stages(x)  # (B, 64, H/4, W/4)
         return self.avgpool(x).flatten(1)  # (B, 64)

@@ -28,7 +28,7 @@ from torch import nn
 
 from archlab.registry import register_model
 from archlab.registry.config import ImageShape, ModelConfig, PositiveInt, Probability
-from archlab.utils.shapes import check_shape
+from archlab.utils.shapes import AtLeast, check_shape, min_side
 
 # Fire modules (squeeze s, expand e = 1×1 and 3×3 widths each) and max-pools "M" after conv1
 FIRE_PLAN: dict[str, tuple[tuple[int, int] | str, ...]] = {
@@ -92,15 +92,20 @@ class SqueezeNet(nn.Module):
         c, h, w = config.in_shape
         width, k, s = CONV1[config.version]
         conv1 = nn.Conv2d(c, width, 3, padding=1) if config.small_input else nn.Conv2d(c, width, k, stride=s)
-        sides = []
-        for n in (h, w):
+
+        def last_side(n: int) -> int:  # the side of the fire9 map
             n = n if config.small_input else ((n - k) // s + 1 if n >= k else 0)
             for _ in range(3):
                 n = _pool_out(n)
-            sides.append(n)
+            return n
+
+        sides = [last_side(h), last_side(w)]
         if min(sides) < 1:
             fix = "; set model.small_input=true" if not config.small_input else ""
             raise ValueError(f"input {h}×{w} is too small for SqueezeNet {config.version} (conv1 and three pools){fix}")
+        # conv10 and the global average pool take any map: any H, W that leave fire9 at least 1×1
+        side_min = min_side(lambda n: last_side(n) >= 1)
+        self.input_spec = (c, AtLeast("H", side_min), AtLeast("W", side_min))
         self.feature_shape = (512, sides[0], sides[1])  # the map fire9 produces
 
         layers: list[nn.Module] = [conv1, nn.ReLU(inplace=True)]
@@ -132,15 +137,14 @@ class SqueezeNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The fire9 map, flattened: (B, 512·h·w). Not globally pooled, because the classifier is a
-        1×1 conv followed by ReLU *before* the average pool, and ReLU does not commute with it."""
-        check_shape(x, (None, *self.input_shape))
-        x = self.features(x)  # (B, 512, 13, 13) at 224×224
-        return x.flatten(1)  # (B, 512·13·13)
+        """The fire9 map (B, 512, h, w), (B, 512, 13, 13) at 224×224. Not globally pooled, because the
+        classifier is a 1×1 conv followed by ReLU *before* the average pool, and ReLU does not commute
+        with it."""
+        check_shape(x, (None, *self.input_spec))
+        return self.features(x)  # (B, 512, h, w)
 
     def forward_head(self, h: torch.Tensor) -> torch.Tensor:
-        h = h.view(h.shape[0], *self.feature_shape)  # (B, 512, h, w)
-        return self.classifier(h).flatten(1)  # (B, K)
+        return self.classifier(h).flatten(1)  # (B, 512, h, w) → (B, K)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

@@ -29,7 +29,7 @@ from torch import nn
 from archlab.layers.conv import init_conv_bn_
 from archlab.registry import register_model
 from archlab.registry.config import ImageShape, ModelConfig, PositiveInt, Probability
-from archlab.utils.shapes import check_shape
+from archlab.utils.shapes import AtLeast, check_shape
 
 # convs per stage (Table 1); the stage widths are width · (1, 2, 4, 8, 8) = 64, 128, 256, 512, 512
 STAGE_DEPTHS: dict[int, tuple[int, ...]] = {
@@ -80,6 +80,10 @@ class VGG(nn.Module):
                 f"input {h}×{w} is too small for vgg{config.depth} (5 halvings need at least 32×32); "
                 "set model.small_input=true"
             )
+        # the adaptive pool before the classifier takes any map: any H, W the five pools leave ≥ 1 (ceil-mode
+        # pools with small_input: any size)
+        side_min = 1 if config.small_input else 32
+        self.input_spec = (c, AtLeast("H", side_min), AtLeast("W", side_min))
         layers: list[nn.Module] = []
         if config.width < 1 or (config.head_width is not None and config.head_width < 1):
             raise ValueError(f"width and head_width must be ≥ 1, got {config.width} and {config.head_width}")
@@ -113,7 +117,7 @@ class VGG(nn.Module):
         init_conv_bn_(self, linear_std=0.01)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         x = self.features(x)  # (B, 512, H/32, W/32)
         x = self.avgpool(x)  # (B, 512, 7, 7), or (B, 512, 1, 1) with small_input
         return x.flatten(1)  # (B, 25088) or (B, 512)

@@ -44,10 +44,11 @@ class LinearClassifier(nn.Module):
         super().__init__()
         self.config = config
         self.input_shape = tuple(config.in_shape)
+        self.input_spec = self.input_shape  # flattened into the first weight matrix: every size fixed
         self.fc = nn.Linear(math.prod(config.in_shape), config.num_classes, bias=config.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         return x.flatten(1)  # (B, D)
 
     def forward_head(self, h: torch.Tensor) -> torch.Tensor:

@@ -48,6 +48,7 @@ class MLP(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {config.dropout}")
         self.config = config
         self.input_shape = tuple(config.in_shape)
+        self.input_spec = self.input_shape  # flattened into the first weight matrix: every size fixed
         layers: list[nn.Module] = []
         d = math.prod(config.in_shape)
         for _ in range(config.depth):
@@ -62,7 +63,7 @@ class MLP(nn.Module):
         self.head = nn.Linear(d, config.num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         return self.features(x.flatten(1))  # (B, H)
 
     def forward_head(self, h: torch.Tensor) -> torch.Tensor:

@@ -65,6 +65,9 @@ class RecurrentClassifier(nn.Module):
         pooled = config.readout in ("mean", "max", "attention")
         self.pool = SequencePooling(config.readout, d) if pooled else None
         self.head = nn.Linear(d * t if config.readout == "flatten" else d, config.num_classes)
+        # the flatten read-out fixes T (its head reads T·D features); every other read-out takes any T
+        steps = t if config.readout == "flatten" else "T"
+        self.input_spec: tuple[int | str, ...] = (steps,) if self.embed is not None else (self.input_shape[0], steps)
 
     def example_inputs(self, batch: int) -> tuple[torch.Tensor, ...]:
         """A random input of the declared shape: token ids with an embedding, else a signal."""
@@ -80,7 +83,7 @@ class RecurrentClassifier(nn.Module):
         return getattr(self, self.layer_name)
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         seq = self.embed(x) if self.embed is not None else x.transpose(1, 2)  # (B, T, E) or (B, T, C)
         out, state = self.layer(seq, lengths=lengths)  # out (B, T, D)
         h_n = state[0] if isinstance(state, tuple) else state  # LSTM: (h_n, c_n); h_n (layers·dirs, B, H)

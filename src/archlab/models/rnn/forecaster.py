@@ -52,6 +52,7 @@ class RecurrentForecaster(nn.Module):
         super().__init__()
         self.config = config
         self.input_shape = tuple(config.in_shape)
+        self.input_spec = (config.in_shape[0], "L")  # the recurrence reads a window of any length L
         c, _ = config.in_shape
         self.rnn = _LAYERS[config.cell](
             c,
@@ -70,7 +71,7 @@ class RecurrentForecaster(nn.Module):
         return torch.zeros_like(x[..., :1]), torch.ones_like(x[..., :1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.config.in_shape))
+        check_shape(x, (None, *self.input_spec))
         mu, sigma = self._stats(x)  # (B, C, 1)
         _, state = self.rnn(((x - mu) / sigma).transpose(1, 2))  # (B, L, C) in
         h_n = state[0] if isinstance(state, tuple) else state  # (layers, B, H)
