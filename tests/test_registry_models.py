@@ -1,7 +1,11 @@
 """Registry behaviour and the registry-wide model checks (timm-style)."""
 
 import importlib
+import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -175,6 +179,73 @@ def test_readme_model_table_matches_the_published_counts():
             assert ok, f"README: {figure} is not the published count of any of {names} ({published})"
             checked += 1
     assert checked >= 30  # 38 figures in the table today
+
+
+_PROBE = """
+import sys
+from archlab.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as e:  # argparse's --help exits 0
+    code = e.code
+print("torch imported:", "torch" in sys.modules, "exit", code)
+"""
+
+
+def _cli_probe(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "PYTHONPATH": str(src), "ARCHLAB_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "250"}
+    return subprocess.run(
+        [sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
+
+
+def test_help_does_not_import_torch(tmp_path):
+    """``archlab --help`` answers before torch is imported (4.5 s on the AMD machine; issue 14 §5)."""
+    out = _cli_probe(tmp_path, "--help")
+    assert "usage: archlab" in out.stdout and "torch imported: False exit 0" in out.stdout, out.stderr
+    out = _cli_probe(tmp_path, "list", "--help")
+    assert "--family" in out.stdout and "torch imported: False exit 0" in out.stdout, out.stderr
+    probe = "import sys, archlab; print('torch' in sys.modules, archlab.create_model.__module__)"
+    lazy = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")},
+    )
+    assert lazy.stdout.split() == ["False", "archlab.registry.models"]  # PEP 562: loaded on first use
+
+
+def test_list_reads_the_catalog_without_importing_torch(tmp_path):
+    """``archlab list`` builds the catalog once (it imports the models), caches it under the hash of the
+    model sources, and later answers from it without torch — with the exact published counts."""
+    first = _cli_probe(tmp_path, "list", "--macs")
+    assert "torch imported: True exit 0" in first.stdout, first.stderr
+    cached = list((tmp_path / "cache").glob("models-*.json"))
+    assert len(cached) == 1
+    again = _cli_probe(tmp_path, "list", "--macs")
+    assert "torch imported: False exit 0" in again.stdout, again.stderr
+    for text in (first.stdout, again.stdout):
+        assert "25,557,032" in text and "4.09G" in text and "3×224×224" in text  # resnet50
+        assert "143,678,248" in text and "5,210" in text  # vgg19_bn, cnn1d: exact
+    cached[0].write_text("{not json")  # a damaged catalog is rebuilt, not trusted
+    assert "exit 0" in _cli_probe(tmp_path, "list", "--family", "rnn").stdout
+    assert json.loads(cached[0].read_text())[0]["name"] == "alexnet"
+    bad = _cli_probe(tmp_path, "list", "--family", "cnnn")
+    assert "unknown family 'cnnn' (did you mean: cnn" in bad.stderr and "exit 2" in bad.stdout
+
+
+def test_catalog_rows_are_the_registry_metadata():
+    from archlab.registry.catalog import build_catalog, sources_hash
+
+    rows = build_catalog()
+    assert [r["name"] for r in rows] == list_models()
+    for r in rows:
+        e = get_model_entry(r["name"])
+        assert (r["num_params"], r["macs"], r["family"]) == (e.meta["num_params"], e.meta["macs"], e.family)
+        assert tuple(r["in_shape"]) == tuple(e.default("in_shape"))
+    assert len(sources_hash()) == 64 and sources_hash() == sources_hash()
 
 
 def test_meta_with_unknown_keys_is_refused():

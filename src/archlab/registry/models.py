@@ -24,9 +24,10 @@ import inspect
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
 from archlab.registry.config import ModelConfig, check_field
 from archlab.registry.core import Registry
