@@ -387,6 +387,18 @@ def test_forward_features_and_head_compose(name):
     torch.testing.assert_close(model.forward_head(model.forward_features(*x)), model(*x))
 
 
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_forecaster_takes_its_layer_from_the_one_recurrent_layers_map(cell):
+    from archlab.layers.recurrent import GRU, LSTM, RECURRENT_LAYERS, RNN
+    from archlab.models.rnn import forecaster
+
+    assert RECURRENT_LAYERS == {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+    assert not hasattr(forecaster, "_LAYERS")  # no private copy of the map (issue 9 §6)
+    model = create_model("lstm_forecaster", cell=cell, hidden_size=8)
+    assert type(model.rnn) is RECURRENT_LAYERS[cell] and model.rnn.hidden_size == 8
+    assert type(create_model("gru_forecaster").rnn) is GRU
+
+
 def test_mlp_options():
     m = create_model("mlp", in_shape=(1, 8, 8), depth=3, width=16, batch_norm=True, dropout=0.5, activation="gelu")
     kinds = [type(layer).__name__ for layer in m.features]

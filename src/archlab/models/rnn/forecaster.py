@@ -25,12 +25,10 @@ from typing import Literal
 import torch
 from torch import nn
 
-from archlab.layers.recurrent import GRU, LSTM, RNN
+from archlab.layers.recurrent import RECURRENT_LAYERS
 from archlab.registry import register_model
 from archlab.registry.config import ModelConfig, PositiveFloat, PositiveInt, Probability, SignalShape
 from archlab.utils.shapes import check_shape
-
-_LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
 
 @dataclass
@@ -54,7 +52,7 @@ class RecurrentForecaster(nn.Module):
         self.input_shape = tuple(config.in_shape)
         self.input_spec = (config.in_shape[0], "L")  # the recurrence reads a window of any length L
         c, _ = config.in_shape
-        self.rnn = _LAYERS[config.cell](
+        self.rnn = RECURRENT_LAYERS[config.cell](
             c,
             config.hidden_size,
             num_layers=config.num_layers,
