@@ -47,6 +47,7 @@ __all__ = [
     "AttentionPooling",
     "GRUCell",
     "LSTMCell",
+    "RECURRENT_LAYERS",
     "RNNCell",
     "RecurrentBase",
     "SequencePooling",
