@@ -13,13 +13,12 @@ This module imports neither torch nor the models unless the catalog has to be (r
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from archlab.utils.errors import ConfigError, did_you_mean
-from archlab.utils.io import atomic_write_json
+from archlab.utils.io import atomic_write_json, read_json
 
 _PACKAGE = Path(__file__).resolve().parents[1]  # src/archlab
 _SOURCES = ("registry", "models")  # what the catalog is computed from
@@ -86,8 +85,8 @@ def model_catalog(family: str | None = None) -> list[dict[str, Any]]:
     """
     path = cache_dir() / f"models-{sources_hash()[:16]}.json"
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        rows = read_json(path)
+    except (OSError, ValueError):  # missing, unreadable or not JSON (json.JSONDecodeError is a ValueError)
         rows = build_catalog()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

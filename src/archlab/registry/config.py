@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import reprlib
 import typing
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
-from archlab.utils.errors import ConfigError
+from archlab.utils.errors import ConfigError, preview
 
 PositiveInt = Annotated[int, Field(ge=1)]  # a count or a width: ≥ 1
 NonNegativeInt = Annotated[int, Field(ge=0)]  # ≥ 0 (0 usually switches a part off)
@@ -38,9 +37,6 @@ Probability = Annotated[float, Field(ge=0, lt=1)]  # a dropout or drop-path rate
 ImageShape = tuple[PositiveInt, PositiveInt, PositiveInt]  # (C, H, W)
 SignalShape = tuple[PositiveInt, PositiveInt]  # (C, L)
 Shape = tuple[PositiveInt, ...]  # any number of positive dimensions
-
-_PREVIEW = reprlib.Repr()  # error messages show a bounded preview of what the user gave
-_PREVIEW.maxstring = _PREVIEW.maxother = 60
 
 
 @functools.cache
@@ -52,14 +48,14 @@ def _adapter(cls: type, name: str) -> TypeAdapter:
 def check_field(cls: type, name: str, value: Any, prefix: str = "model") -> Any:
     """``value`` validated and coerced against field ``name`` of config dataclass ``cls``.
 
-    Raises :class:`ConfigError` ``{prefix}.{name}[.index]: <pydantic's message> (got <bounded repr>)``.
+    Raises :class:`ConfigError` ``{prefix}.{name}[.index]: <pydantic's message> (got <bounded preview>)``.
     """
     try:
         return _adapter(cls, name).validate_python(value)
     except ValidationError as e:
         err = e.errors()[0]
         loc = "".join(f".{part}" for part in err["loc"])
-        raise ConfigError(f"{prefix}.{name}{loc}: {err['msg']} (got {_PREVIEW.repr(value)})") from None
+        raise ConfigError(f"{prefix}.{name}{loc}: {err['msg']} (got {preview(value)})") from None
 
 
 @dataclass
