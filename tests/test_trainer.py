@@ -121,15 +121,13 @@ def test_a_task_can_own_the_step(tmp_path):
     class OwnStep(type(task)):
         has_custom_step = True
 
-        def custom_step(self, model, batch, optimizers, ctx):
-            calls.append((ctx.step, sorted(optimizers)))
-            loss, logs = self.training_loss(model, batch)
-            for opt in optimizers.values():
-                opt.zero_grad()
-            loss.backward()
-            for opt in optimizers.values():
-                opt.step()
-            return {"loss": float(loss.detach())}
+        def custom_step(self, model, ctx):
+            calls.append((ctx.step, sorted(ctx.optimizers)))
+            loss, logs = self.training_loss(model, ctx.next_batch())
+            ctx.zero_grad()
+            ctx.backward(loss)
+            ctx.clip_and_step("main")
+            return {"loss": loss.detach()}
 
     trainer.task = OwnStep(task.spec, task.info)
     s = trainer.fit()

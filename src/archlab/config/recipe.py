@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -70,25 +71,61 @@ class TaskSpec(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)  # the task's own settings, e.g. seq2seq {beam_size: 5}
 
 
-class OptimSpec(_Strict):
-    name: Literal["sgd", "adam", "adamw"] = "adamw"
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    momentum: float = Field(0.9, ge=0, lt=1)  # SGD only
-    nesterov: bool = False  # SGD only
-    betas: tuple[float, float] = (0.9, 0.999)  # Adam/AdamW
-    eps: float = Field(1e-8, gt=0)
-    grad_clip_norm: float | None = Field(None, gt=0)
-    grad_clip_value: float | None = Field(None, gt=0)
-    accum_steps: int = Field(1, ge=1)  # micro-batches per optimiser step
+def _betas_in_range(betas: tuple[float, float] | None) -> tuple[float, float] | None:
+    if betas is not None and not all(0.0 <= b < 1.0 for b in betas):
+        raise ValueError(f"each beta must be in [0, 1), got {list(betas)}")
+    return betas
 
 
 class ScheduleSpec(_Strict):
     name: Literal["constant", "step", "cosine", "linear"] = "constant"
     warmup_steps: int = Field(0, ge=0)  # linear warm-up from 0 to lr
     step_size: int = Field(1000, ge=1)  # `step`: multiply by gamma every step_size steps
-    gamma: float = Field(0.1, gt=0)
+    gamma: float = Field(0.1, gt=0, allow_inf_nan=False)
     min_lr_ratio: float = Field(0.0, ge=0, le=1)  # `cosine`/`linear` end at lr * min_lr_ratio
+
+
+class OptimGroupSpec(_Strict):
+    """``optim.groups.<name>``: settings of one of the task's parameter groups (a GAN's
+    ``generator``/``discriminator``, a ``no_decay`` group); every field left out is the top-level
+    ``optim`` value (``schedule``: the top-level ``schedule``)."""
+
+    name: str | None = None
+    lr: float | None = Field(None, gt=0, allow_inf_nan=False)
+    weight_decay: float | None = Field(None, ge=0, allow_inf_nan=False)
+    momentum: float | None = Field(None, ge=0, lt=1)
+    nesterov: bool | None = None
+    betas: tuple[float, float] | None = None
+    eps: float | None = Field(None, gt=0, allow_inf_nan=False)
+    alpha: float | None = Field(None, gt=0, lt=1)
+    grad_clip_norm: float | None = Field(None, gt=0, allow_inf_nan=False)
+    grad_clip_value: float | None = Field(None, gt=0, allow_inf_nan=False)
+    schedule: ScheduleSpec | None = None
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_range(cls, betas: tuple[float, float] | None) -> tuple[float, float] | None:
+        return _betas_in_range(betas)
+
+
+class OptimSpec(_Strict):
+    name: str = "adamw"  # a registered optimiser: sgd, adam, adamw, rmsprop (engine.optim.OPTIMIZERS)
+    lr: float = Field(1e-3, gt=0, allow_inf_nan=False)
+    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
+    momentum: float | None = Field(None, ge=0, lt=1)  # SGD (default 0.9), RMSprop (default 0)
+    nesterov: bool = False  # SGD only
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam/AdamW
+    eps: float = Field(1e-8, gt=0, allow_inf_nan=False)
+    alpha: float = Field(0.99, gt=0, lt=1)  # RMSprop's smoothing constant
+    grad_clip_norm: float | None = Field(None, gt=0, allow_inf_nan=False)
+    grad_clip_value: float | None = Field(None, gt=0, allow_inf_nan=False)
+    accum_steps: int = Field(1, ge=1)  # micro-batches per optimiser step
+    groups: dict[str, OptimGroupSpec] = Field(default_factory=dict)  # per parameter group of the task
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_range(cls, betas: tuple[float, float] | None) -> tuple[float, float] | None:
+        return _betas_in_range(betas)
 
 
 class BudgetSpec(_Strict):
@@ -153,10 +190,15 @@ def _fields_at(loc: tuple, model: type[BaseModel] = Recipe) -> list[str]:
     """Valid keys at the location of an error, for did-you-mean."""
     cur: Any = model
     for part in loc[:-1]:
+        if typing.get_origin(cur) is dict:  # a free key (optim.groups.<name>): step into the value type
+            cur = typing.get_args(cur)[1]
+            continue
         if not (isinstance(cur, type) and issubclass(cur, BaseModel)) or part not in cur.model_fields:
             return []
-        ann = cur.model_fields[part].annotation
-        cur = ann
+        cur = cur.model_fields[part].annotation
+        models = [a for a in typing.get_args(cur) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if models and typing.get_origin(cur) is not dict:  # Optional[Spec]
+            cur = models[0]
     if isinstance(cur, type) and issubclass(cur, BaseModel):
         return list(cur.model_fields)
     return []

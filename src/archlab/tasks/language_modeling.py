@@ -42,6 +42,11 @@ class LanguageModelingTask(Task):
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), label_smoothing=self.spec.label_smoothing)
         return loss, {"loss": loss.detach(), "accuracy": (logits.argmax(-1) == y).float().mean()}
 
+    def loss_count(self, batch: Batch) -> int:
+        """The predicted tokens the training loss is a mean over (every position of every window)."""
+        y = batch.y if hasattr(batch, "y") else batch[1]
+        return y.numel()
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
         nll, correct, n = 0.0, 0, 0

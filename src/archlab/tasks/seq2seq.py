@@ -113,6 +113,11 @@ class Seq2SeqTask(Task):
         acc = ((logits.argmax(-1) == target) & valid).sum() / valid.sum().clamp(min=1)
         return loss, {"loss": loss.detach(), "token_accuracy": acc, "teacher_forcing": torch.tensor(ratio)}
 
+    def loss_count(self, batch: Batch) -> torch.Tensor:
+        """The non-pad target tokens the training loss is a mean over (``y[:, 1:] != <pad>``)."""
+        y = batch.y if hasattr(batch, "y") else batch[1]
+        return (y[:, 1:] != PAD).sum()
+
     def decode(self, model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, max_len: int):
         """(tokens (B, L), attention (B, L, S) or None) by greedy or beam search, per the task spec."""
         beam, alpha = self.options["beam_size"], self.options["length_penalty"]
