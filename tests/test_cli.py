@@ -58,14 +58,15 @@ def test_data_and_recipes_listing(capsys):
          "model.chanels: unknown option for model 'cnn1d' (did you mean: channels?)"),
         (["train", "mnist1d/cnn1d", "data.batch_size=zero"], "data.batch_size: Input should be a valid integer"),
         (["train", "mnist1d/cnn1d", "data.name=mnist2d"], "unknown dataset 'mnist2d'"),
-        (["train", "mnist1d/cnn1d", "model.in_shape=[1,30]"], "expected shape (B, 1, 30), got (2, 1, 40)"),
+        (["train", "mnist1d/cnn1d", "model.in_shape=[1,30]"], "expected shape (B, 1, 30), got (64, 1, 40)"),
         (["train", "mnist1d/cnn1d", "device=foo"], "device: 'foo' is not a device"),
         (["train", "mnist1d/cnn1d", "data.augment=[shift:x]"], "data.augment: 'shift:x': 'x' is not a number"),
         (["train", "mnist1d/cnn1d", "data.augment=[shift:-2]"], "the argument must be ≥ 0"),
         (["train", "mnist1d/cnn1d", "data.augment=[shift:1.5]"], "needs a whole number of positions"),
         (["train", "mnist1d/cnn1d", "eval.metric=acc"], "eval.metric: 'acc' is not reported by task 'classification' "
                                                         "(did you mean: accuracy?)"),
-        (["train", "diabetes/mlp", "model.num_classes=3"], "model output (2, 3) does not match the target (2, 1)"),
+        (["train", "diabetes/mlp", "model.num_classes=3"], "model.num_classes: 3 does not match data set 'diabetes' "
+                                                           "(1 outputs); drop the override"),
         (["train", "digits/perceptron", "task.label_smoothing=0.1"], "task.label_smoothing: applies to the "
                                                                      "cross_entropy loss only"),
         (["train", "--resume", "runs/x", "budget.steps=9"], "--resume continues a run with the recipe"),
