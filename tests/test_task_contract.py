@@ -292,3 +292,52 @@ def test_accumulated_gradient_equals_the_full_batch_gradient(tmp_path, family):
         finally:
             T._micro_weights = monkey
         assert _rel(naive, full) > 1e-3
+
+
+# -- 7. the plateau schedule and training-loss model selection (Fawaz et al. 2019) ---------------------------
+def test_plateau_follows_keras_reduce_lr_on_plateau():
+    from archlab.config import ScheduleSpec
+    from archlab.engine.optim import Plateau
+
+    p = Plateau(ScheduleSpec(name="plateau", factor=0.5, patience=2, threshold=0.01, min_lr=0.2), base_lr=1.0)
+    scales = []
+    for loss in [1.0, 0.9, 0.895, 0.9, 0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]:
+        p.update(loss)
+        scales.append(p.scale)
+    # 0.895 is within the threshold of 0.9: not an improvement; two bad intervals → ×0.5;
+    # 0.5 improves; then ×0.5 every two bad intervals, never below min_lr 0.2
+    assert scales == [1, 1, 1, 0.5, 0.5, 0.5, 0.25, 0.25, 0.2, 0.2, 0.2]
+
+
+def test_plateau_in_a_run_and_training_loss_selection(tmp_path):
+    raw = tiny_recipe(**{"schedule": {"name": "plateau", "interval": 2, "patience": 1, "threshold": 10.0,
+                                      "min_lr": 1e-3}, "budget.steps": 10, "log.every": 1, "data.val_fraction": 0.0,
+                         "eval.select": "train_loss", "eval.restore_best": True, "eval.every": 100})
+    s = Trainer(load_recipe(raw), runs_dir=tmp_path).fit()
+    train = [r for r in _lines(s["run_dir"]) if r["split"] == "train"]
+    # threshold 10: only the first interval improves; every later one halves lr, down to min_lr
+    assert [r["lr"] for r in train] == pytest.approx([3e-3] * 4 + [1.5e-3] * 2 + [1e-3] * 4)
+    means = {step: (train[step - 2]["loss"] + train[step - 1]["loss"]) / 2 for step in (2, 4, 6, 8, 10)}
+    best_step = min(means, key=means.get)
+    assert s["best"] == {"step": best_step, "train_loss": pytest.approx(means[best_step], rel=1e-12)}
+    state = json.loads((Path(s["run_dir"]) / "checkpoints" / "best" / "state.json").read_text())
+    assert state["step"] == best_step
+
+
+def test_plateau_state_resumes_bit_identically(tmp_path, write_recipe):
+    from conftest import run_cli
+
+    recipe = write_recipe(**{"schedule": {"name": "plateau", "interval": 3, "patience": 1, "threshold": 0.05},
+                             "budget.steps": 30, "log.every": 1, "eval.select": "train_loss"})
+    ref = run_cli("train", str(recipe), "--runs-dir", str(tmp_path / "ref"))
+    assert ref.returncode == 0, ref.stderr
+    k = run_cli("train", str(recipe), "--runs-dir", str(tmp_path / "k"), env={"ARCHLAB_FAULT": "step:14"})
+    assert k.returncode == -signal.SIGKILL
+    run = next((tmp_path / "k").iterdir())
+    assert run_cli("train", "--resume", str(run)).returncode == 0
+    ref_run = next((tmp_path / "ref").iterdir())
+    assert (ref_run / "metrics.jsonl").read_bytes() == (run / "metrics.jsonl").read_bytes()
+    lrs = {r["lr"] for r in _lines(run) if r["split"] == "train"}
+    assert len(lrs) > 2  # the schedule did reduce, more than once
+    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (ref_run, run))
+    assert sa["best"] == sb["best"] and sa["test"] == sb["test"]

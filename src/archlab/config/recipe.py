@@ -78,11 +78,19 @@ def _betas_in_range(betas: tuple[float, float] | None) -> tuple[float, float] | 
 
 
 class ScheduleSpec(_Strict):
-    name: Literal["constant", "step", "cosine", "linear"] = "constant"
+    name: Literal["constant", "step", "cosine", "linear", "plateau"] = "constant"
     warmup_steps: int = Field(0, ge=0)  # linear warm-up from 0 to lr
     step_size: int = Field(1000, ge=1)  # `step`: multiply by gamma every step_size steps
     gamma: float = Field(0.1, gt=0, allow_inf_nan=False)
     min_lr_ratio: float = Field(0.0, ge=0, le=1)  # `cosine`/`linear` end at lr * min_lr_ratio
+    # `plateau` (Keras' ReduceLROnPlateau on the training loss, as Fawaz et al. 2019 use it): after
+    # `patience` intervals whose mean training loss is not below the best by more than `threshold`,
+    # lr ← max(lr · factor, min_lr); an interval is `interval` optimiser steps (None: one epoch)
+    factor: float = Field(0.5, gt=0, lt=1)
+    patience: int = Field(50, ge=1)
+    threshold: float = Field(1e-4, ge=0, allow_inf_nan=False)
+    min_lr: float = Field(0.0, ge=0, allow_inf_nan=False)
+    interval: int | None = Field(None, ge=1)
 
 
 class OptimGroupSpec(_Strict):
@@ -153,6 +161,10 @@ class EvalSpec(_Strict):
     mode: Literal["max", "min"] | None = None  # None: min for loss/mse/mae/rmse, max otherwise
     early_stopping: EarlyStopSpec = Field(default_factory=EarlyStopSpec)
     restore_best: bool = False  # load the best checkpoint before the final test evaluation
+    # what "best" means: `val` — eval.metric on the validation split at each evaluation; `train_loss` —
+    # the lowest mean training loss over an interval (schedule.interval steps, else one epoch), Fawaz
+    # et al.'s model selection (no validation split needed)
+    select: Literal["val", "train_loss"] = "val"
 
 
 class CheckpointSpec(_Strict):

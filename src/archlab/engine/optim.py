@@ -6,7 +6,9 @@ field by field by ``optim.groups.<group>`` (:func:`group_spec`). The optimiser `
 in :data:`OPTIMIZERS`; :func:`register_optimizer` adds one.
 
 A schedule is ``lr(step) = base_lr · factor(step)``; keeping it a pure function means a resumed
-run needs only the step to be back on schedule (no scheduler object to checkpoint).
+run needs only the step to be back on schedule (no scheduler object to checkpoint). The one
+exception, ``plateau``, reacts to the training loss: its few numbers (:meth:`Plateau.state_dict`)
+go into the checkpoint.
 """
 
 from __future__ import annotations
@@ -109,10 +111,11 @@ def build_optimizer(params: list[nn.Parameter], spec: OptimSpec, where: str = "o
 
 
 def lr_factor(step: int, spec: ScheduleSpec, total_steps: int | None) -> float:
-    """Multiplier of the base learning rate for optimiser step ``step`` (0-based)."""
+    """Multiplier of the base learning rate for optimiser step ``step`` (0-based); for ``plateau``
+    the warm-up only (the reductions are :class:`Plateau`'s, which depend on the losses)."""
     if spec.warmup_steps and step < spec.warmup_steps:
         return (step + 1) / spec.warmup_steps  # linear warm-up (Goyal et al. 2017)
-    if spec.name == "constant":
+    if spec.name in ("constant", "plateau"):
         return 1.0
     if spec.name == "step":
         return spec.gamma ** ((step - spec.warmup_steps) // spec.step_size)
@@ -131,3 +134,40 @@ def set_lr(optimizer: torch.optim.Optimizer, base_lr: float, factor: float) -> f
     for g in optimizer.param_groups:
         g["lr"] = lr
     return lr
+
+
+class Plateau:
+    """Reduce the learning rate when the training loss stops improving: Keras'
+    ``ReduceLROnPlateau(monitor="loss", factor, patience, min_delta=threshold, min_lr)``, the
+    schedule of Fawaz et al., "Deep learning for time series classification: a review" (DMKD 2019,
+    §4.1: factor 0.5, patience 50 epochs, min lr 1e-4).
+
+    ``update(mean_loss)`` once per interval: an interval is an improvement when its mean loss is
+    below the best by more than ``threshold``; after ``patience`` intervals without one,
+    lr ← max(lr · factor, min_lr) (only while lr > min_lr) and the count restarts.
+    ``scale`` is lr / base lr.
+    """
+
+    def __init__(self, spec: ScheduleSpec, base_lr: float):
+        self.spec, self.base_lr = spec, base_lr
+        self.best: float | None = None
+        self.bad = 0  # intervals since the last improvement
+        self.scale = 1.0
+
+    def update(self, loss: float) -> None:
+        s = self.spec
+        if self.best is None or loss < self.best - s.threshold:
+            self.best, self.bad = loss, 0
+            return
+        self.bad += 1
+        if self.bad >= s.patience:
+            lr = self.base_lr * self.scale
+            if lr > s.min_lr:
+                self.scale = max(lr * s.factor, s.min_lr) / self.base_lr
+            self.bad = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "bad": self.bad, "scale": self.scale}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.bad, self.scale = state["best"], int(state["bad"]), float(state["scale"])

@@ -34,7 +34,15 @@ from archlab.config import Recipe, recipe_hash, recipe_to_dict, recipe_to_yaml
 from archlab.data import BatchLoader, dataset_info, load_dataset, split_train_val
 from archlab.data.transforms import build_transform
 from archlab.engine import checkpoint as ckpt
-from archlab.engine.optim import build_optimizer, check_group_names, group_schedule, group_spec, lr_factor, set_lr
+from archlab.engine.optim import (
+    Plateau,
+    build_optimizer,
+    check_group_names,
+    group_schedule,
+    group_spec,
+    lr_factor,
+    set_lr,
+)
 from archlab.engine.progress import Progress
 from archlab.engine.rundir import MetricsLog, check_writable, new_run_dir
 from archlab.registry import get_model_entry
@@ -255,7 +263,7 @@ class Trainer:
         self.train_set, self.val_set = split_train_val(train_full, r.data.val_fraction, r.seed, r.data.train_subset)
         if r.eval.early_stopping.patience is not None and self.val_set is None:
             raise ConfigError("eval.early_stopping.patience: needs a validation split; set data.val_fraction > 0")
-        if r.eval.restore_best and self.val_set is None:
+        if r.eval.restore_best and self.val_set is None and r.eval.select == "val":
             raise ConfigError("eval.restore_best: needs a validation split; set data.val_fraction > 0")
         self.eval_metric = r.eval.metric or self.task.default_metric
         if self.eval_metric not in self.task.metrics:
@@ -292,6 +300,17 @@ class Trainer:
         self.total_steps: int | None = min(limits) if limits else None
         for schedule in self.group_schedules.values():
             lr_factor(0, schedule, self.total_steps)  # fail early on a schedule without a horizon
+
+        # the training loss watched per interval by `plateau` schedules and eval.select=train_loss
+        self.plateaus = {
+            name: Plateau(sched, self.group_specs[name].lr)
+            for name, sched in self.group_schedules.items()
+            if sched.name == "plateau"
+        }
+        self.monitor_every = r.schedule.interval or max(1, spe // r.optim.accum_steps)
+        self._monitoring = bool(self.plateaus) or r.eval.select == "train_loss"
+        self._monitor_sum: float | torch.Tensor = 0.0
+        self._monitor_n = 0
 
         self.step = 0
         self._position = self.loader.state_dict()
@@ -360,6 +379,11 @@ class Trainer:
             "best": self.best,
             "last_eval": {"step": self.last_eval_step, "results": self.last_eval},
             "window": {"sums": {k: float(v) for k, v in self.window.items()}, "n": self.window_n},
+            "monitor": {
+                "sum": float(self._monitor_sum),
+                "n": self._monitor_n,
+                "plateaus": {name: p.state_dict() for name, p in self.plateaus.items()},
+            },
             "task": task_json,
             "elapsed_s": self.elapsed,
             "recipe_hash": recipe_hash(self.recipe),
@@ -378,6 +402,10 @@ class Trainer:
         self.last_eval = state["last_eval"]["results"]
         self.window, self.window_n = dict(state["window"]["sums"]), int(state["window"]["n"])
         self.elapsed = float(state["elapsed_s"])
+        monitor = state.get("monitor") or {"sum": 0.0, "n": 0, "plateaus": {}}
+        self._monitor_sum, self._monitor_n = float(monitor["sum"]), int(monitor["n"])
+        for name, p in self.plateaus.items():
+            p.load_state_dict(monitor["plateaus"][name])
 
     def _load_task_state(self, directory: Path, state: dict[str, Any]) -> None:
         tensors = ckpt.load_task_tensors(directory)
@@ -429,6 +457,8 @@ class Trainer:
         lrs = {}
         for name, opt in self.optimizers.items():
             factor = lr_factor(self.step, self.group_schedules[name], self.total_steps)
+            if name in self.plateaus:
+                factor *= self.plateaus[name].scale
             lrs[name] = set_lr(opt, self.group_specs[name].lr, factor)
         out = {"lr": next(iter(lrs.values()))}
         if len(lrs) > 1:
@@ -601,6 +631,8 @@ class Trainer:
                     v = v if isinstance(v, float) else self._log_value(v)
                     self.window[k] = self.window[k] + v if k in self.window else v
                 self.window_n += 1
+                if self._monitoring:
+                    self._watch_training_loss(logs)
                 ckpt.fault_point("step", self.step)
 
                 if self.step % r.log.every == 0:
@@ -653,6 +685,8 @@ class Trainer:
         self.last_eval, self.last_eval_step = results, self.step
         if "val" not in results:
             return False
+        if r.eval.select != "val":
+            return False
         value = results["val"][self.eval_metric]
         best = self.best["value"]
         delta = r.eval.early_stopping.min_delta
@@ -665,6 +699,28 @@ class Trainer:
             self.best["evals_since"] += 1
         patience = r.eval.early_stopping.patience
         return bool(patience is not None and not final and self.best["evals_since"] >= patience)
+
+    def _watch_training_loss(self, logs: dict[str, Any]) -> None:
+        """Add this step's training loss to the interval's mean; at the interval's end update the
+        plateau schedules and, with ``eval.select=train_loss``, the best checkpoint."""
+        if "loss" not in logs:
+            raise ConfigError(
+                f"schedule.name=plateau / eval.select=train_loss watch the training 'loss', which task "
+                f"'{self.recipe.task.name}' does not log"
+            )
+        v = self._log_value(logs["loss"])
+        self._monitor_sum = self._monitor_sum + v
+        self._monitor_n += 1
+        if self.step % self.monitor_every:
+            return
+        value = float(self._monitor_sum) / self._monitor_n
+        self._monitor_sum, self._monitor_n = 0.0, 0
+        for plateau in self.plateaus.values():
+            plateau.update(value)
+        if self.recipe.eval.select == "train_loss" and (self.best["value"] is None or value < self.best["value"]):
+            self.best = {"value": value, "step": self.step, "evals_since": 0}
+            if self.recipe.checkpoint.best:
+                self._save("best")
 
     def _log(self, split: str, metrics: dict[str, float], tb, samples_per_s: float | None = None) -> None:
         """Values go to metrics.jsonl (identical for the same seed on the same machine); wall-clock
@@ -679,6 +735,11 @@ class Trainer:
         if tb is not None:
             for k, v in metrics.items():
                 tb.add_scalar(f"{split}/{k}", float(v), self.step)
+
+    def _best_summary(self) -> dict[str, Any] | None:
+        if self.recipe.eval.select == "train_loss":
+            return {"step": self.best["step"], "train_loss": self.best["value"]}
+        return {"step": self.best["step"], self.eval_metric: self.best["value"]} if self.val_set else None
 
     def _tensorboard(self):
         if not self.recipe.log.tensorboard:
@@ -719,7 +780,7 @@ class Trainer:
             "samples_per_s": round(samples / self.elapsed, 1) if self.elapsed > 0 else None,
             "test": final_test,
             "val": self.last_eval.get("val", {}),
-            "best": {"step": self.best["step"], self.eval_metric: self.best["value"]} if self.val_set else None,
+            "best": self._best_summary(),
             "versions": versions(),
             "hardware": hardware(self.device),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
