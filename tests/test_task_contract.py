@@ -62,6 +62,9 @@ def _toy_cli(*args, env=None):
          "data.batch_size: 1 is too small for batch normalisation, which needs at least 2 examples"),
         (["model.num_classes=3"], "model.num_classes: 3 does not match data set 'digits' (10 outputs)"),
         (["optim.name=adm"], "optim.name: unknown optimizer 'adm' (did you mean: adam, adamw?)"),
+        (["optim.lr=.inf"], "optim.lr: Input should be a finite number"),
+        (["optim.betas=[2,3]"], "optim.betas: each beta must be in [0, 1), got [2.0, 3.0]"),
+        (["optim.groups.main.lrr=1"], "optim.groups.main.lrr: unknown key (did you mean: lr?)"),
     ],
 )
 def test_bad_input_found_by_the_probe_is_one_line_and_no_run_dir(tmp_path, capsys, overrides, message):
