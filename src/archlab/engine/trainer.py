@@ -493,7 +493,7 @@ class Trainer:
             return {**out, **lrs}
         ctx.zero_grad()
         batches = [ctx.next_batch() for _ in range(r.optim.accum_steps)]
-        sums: dict[str, torch.Tensor] = {}
+        sums: dict[str, torch.Tensor | float] = {}
         for micro, (batch, weight) in enumerate(zip(batches, self._micro_weights(batches), strict=True)):
             with self._autocast():
                 loss, logs = self.task.training_loss(self.forward_model, batch)
@@ -519,12 +519,12 @@ class Trainer:
     def _clips(spec: Any) -> bool:
         return spec.grad_clip_norm is not None or spec.grad_clip_value is not None
 
-    def _log_value(self, v: Any) -> torch.Tensor:
-        """A logged value as a 0-dim float64 tensor on its device (no host sync until written)."""
-        dtype = torch.float32 if self.device.type == "mps" else torch.float64  # MPS has no float64
+    def _log_value(self, v: Any) -> torch.Tensor | float:
+        """A logged tensor as a 0-dim float64 tensor on its device (no host sync until a line is
+        written); a Python number as a float."""
         if isinstance(v, torch.Tensor):
-            return v.detach().to(dtype)
-        return torch.tensor(float(v), dtype=dtype)
+            return v.detach().to(torch.float32 if v.device.type == "mps" else torch.float64)  # MPS has no float64
+        return float(v)
 
     def _check_step(self, losses: list[tuple[int, torch.Tensor]], gnorm: torch.Tensor) -> None:
         """The step's one finiteness check: every loss back-propagated since the last optimiser step
@@ -628,7 +628,7 @@ class Trainer:
                 steps_window += 1
                 self.elapsed = time.perf_counter() - start
                 for k, v in logs.items():  # tensors stay on the device until a line is written
-                    v = v if isinstance(v, float) else self._log_value(v)
+                    v = self._log_value(v)
                     self.window[k] = self.window[k] + v if k in self.window else v
                 self.window_n += 1
                 if self._monitoring:
