@@ -125,8 +125,6 @@ def test_custom_step_task_through_the_cli_resumes_bit_identically_after_sigkill(
     killed = _toy_cli("train", str(recipe), "--runs-dir", str(tmp_path / "k"), env={"ARCHLAB_FAULT": "step:7"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     run = next((tmp_path / "k").iterdir())
-    again = _toy_cli("train", "--resume", str(run), env={"ARCHLAB_FAULT": "checkpoint:12"})
-    assert again.returncode == -signal.SIGKILL, again.stderr
     final = _toy_cli("train", "--resume", str(run))
     assert final.returncode == 0 and "resumed" in final.stderr, final.stderr
     ref_run = next((tmp_path / "ref").iterdir())
