@@ -285,12 +285,7 @@ class Trainer:
             name: build_optimizer(params, self.group_specs[name], _where(name, r.optim.groups))
             for name, params in self.group_params.items()
         }
-        self.loader = BatchLoader(
-            self.train_set,
-            r.data.batch_size,
-            seed=derive_seed(r.seed, 0xDA7A),
-            transform=build_transform(r.data.augment),
-        )
+        self.loader = self._train_loader(r.data.batch_size)
         spe = self.loader.steps_per_epoch
         limits = []
         if r.budget.steps is not None:
@@ -324,6 +319,15 @@ class Trainer:
         self.last_eval: dict[str, dict[str, float]] = {}
         self.last_eval_step: int | None = None
 
+    def _train_loader(self, batch_size: int) -> BatchLoader:
+        r = self.recipe
+        return BatchLoader(
+            self.train_set,
+            batch_size,
+            seed=derive_seed(r.seed, 0xDA7A),
+            transform=build_transform(r.data.augment),
+        )
+
     def _probe(self) -> None:
         """``Task.probe``: one real training step without the optimiser update — train mode, a batch
         of the recipe's batch size (at most ``PROBE_MAX_BATCH``), backward — so a wrong input shape,
@@ -339,7 +343,8 @@ class Trainer:
         was = self.model.training
         self.model.train()
         try:
-            batch = _to(self.train_set[:n], self.device, r.channels_last)
+            # the first training batch as the loader makes it (transforms included), from a loader of its own
+            batch = _to(self._train_loader(n).next(), self.device, r.channels_last)
             self.task.probe(self.model, StepContext(self, dry_run=True, batch=batch))
         except ArchlabError:
             raise
