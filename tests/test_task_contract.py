@@ -103,6 +103,22 @@ def test_the_probe_runs_a_real_training_step_and_leaves_no_trace(tmp_path, monke
     assert (Path(sa["run_dir"]) / "metrics.jsonl").read_bytes() == (Path(sb["run_dir"]) / "metrics.jsonl").read_bytes()
 
 
+def test_any_other_failure_of_the_first_step_is_one_line_before_the_run_dir(tmp_path, monkeypatch):
+    from archlab.tasks import ClassificationTask
+
+    def broken(self, model, batch):
+        raise RuntimeError("index 12 is out of bounds for dimension 1 with size 10\nsecond line")
+
+    monkeypatch.setattr(ClassificationTask, "training_loss", broken)
+    with pytest.raises(ConfigError) as e:
+        Trainer(load_recipe(tiny_recipe()), runs_dir=tmp_path / "runs")
+    assert str(e.value).startswith(
+        "model 'mlp' fails a training step on 32 example(s) of 'digits' (RuntimeError: index 12 is out of bounds "
+        "for dimension 1 with size 10); check the recipe's model, data and task settings"
+    )
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_custom_step_task_without_training_loss_builds_trains_and_logs(tmp_path, toys):
     """The defect: the probe always called training_loss, so a task owning its step could not be built."""
     trainer = Trainer(load_recipe(gan_recipe()), runs_dir=tmp_path)
