@@ -367,3 +367,12 @@ def test_plateau_state_resumes_bit_identically(tmp_path, write_recipe):
     assert len(lrs) > 2  # the schedule did reduce, more than once
     sa, sb = (json.loads((d / "summary.json").read_text()) for d in (ref_run, run))
     assert sa["best"] == sb["best"] and sa["test"] == sb["test"]
+
+
+def test_a_group_can_have_its_own_plateau_interval(tmp_path):
+    raw = tiny_recipe(**{"schedule": {"name": "constant", "warmup_steps": 0}, "budget.steps": 10, "log.every": 1,
+                         "optim.groups": {"main": {"schedule": {"name": "plateau", "interval": 3, "patience": 1,
+                                                                "threshold": 10.0}}}})
+    s = Trainer(load_recipe(raw), runs_dir=tmp_path).fit()
+    lrs = [r["lr"] for r in _lines(s["run_dir"]) if r["split"] == "train"]
+    assert lrs == pytest.approx([3e-3] * 6 + [1.5e-3] * 3 + [7.5e-4])  # intervals end after steps 3, 6, 9

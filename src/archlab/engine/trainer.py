@@ -327,10 +327,12 @@ class Trainer:
             for name, sched in self.group_schedules.items()
             if sched.name == "plateau"
         }
-        self.monitor_every = r.schedule.interval or max(1, spe // r.optim.accum_steps)
-        self._monitoring = bool(self.plateaus) or r.eval.select == "train_loss"
-        self._monitor_sum: float | torch.Tensor = 0.0
-        self._monitor_n = 0
+        epoch = max(1, spe // r.optim.accum_steps)  # optimiser steps per epoch
+        self.plateau_every = {name: self.group_schedules[name].interval or epoch for name in self.plateaus}
+        self.select_every = r.schedule.interval or epoch
+        # interval length → [sum, count] of the training loss in the current interval
+        intervals = set(self.plateau_every.values()) | ({self.select_every} if r.eval.select == "train_loss" else set())
+        self._monitors: dict[int, list] = {n: [0.0, 0] for n in sorted(intervals)}
 
         self.step = 0
         self._position = self.loader.state_dict()
@@ -410,8 +412,7 @@ class Trainer:
             "last_eval": {"step": self.last_eval_step, "results": self.last_eval},
             "window": {"sums": {k: float(v) for k, v in self.window.items()}, "n": self.window_n},
             "monitor": {
-                "sum": float(self._monitor_sum),
-                "n": self._monitor_n,
+                "intervals": {str(n): [float(acc[0]), acc[1]] for n, acc in self._monitors.items()},
                 "plateaus": {name: p.state_dict() for name, p in self.plateaus.items()},
             },
             "task": task_json,
@@ -432,8 +433,9 @@ class Trainer:
         self.last_eval = state["last_eval"]["results"]
         self.window, self.window_n = dict(state["window"]["sums"]), int(state["window"]["n"])
         self.elapsed = float(state["elapsed_s"])
-        monitor = state.get("monitor") or {"sum": 0.0, "n": 0, "plateaus": {}}
-        self._monitor_sum, self._monitor_n = float(monitor["sum"]), int(monitor["n"])
+        monitor = state.get("monitor") or {"intervals": {}, "plateaus": {}}
+        for n, (total, count) in monitor["intervals"].items():
+            self._monitors[int(n)] = [float(total), int(count)]
         for name, p in self.plateaus.items():
             p.load_state_dict(monitor["plateaus"][name])
 
@@ -681,7 +683,7 @@ class Trainer:
                     v = self._log_value(v)
                     self.window[k] = self.window[k] + v if k in self.window else v
                 self.window_n += 1
-                if self._monitoring:
+                if self._monitors:
                     self._watch_training_loss(logs)
                 ckpt.fault_point("step", self.step)
 
@@ -759,15 +761,18 @@ class Trainer:
                 f"'{self.recipe.task.name}' does not log"
             )
         v = self._log_value(logs["loss"])
-        self._monitor_sum = self._monitor_sum + v
-        self._monitor_n += 1
-        if self.step % self.monitor_every:
-            return
-        value = float(self._monitor_sum) / self._monitor_n
-        self._monitor_sum, self._monitor_n = 0.0, 0
-        for plateau in self.plateaus.values():
-            plateau.update(value)
-        if self.recipe.eval.select == "train_loss" and (self.best["value"] is None or value < self.best["value"]):
+        means = {}
+        for n, acc in self._monitors.items():
+            acc[0], acc[1] = acc[0] + v, acc[1] + 1
+            if self.step % n == 0:  # the interval's end: its mean (one host sync per interval)
+                means[n] = float(acc[0]) / acc[1]
+                acc[0], acc[1] = 0.0, 0
+        for name, plateau in self.plateaus.items():
+            if self.plateau_every[name] in means:
+                plateau.update(means[self.plateau_every[name]])
+        value = means.get(self.select_every)
+        best = self.best["value"]
+        if self.recipe.eval.select == "train_loss" and value is not None and (best is None or value < best):
             self.best = {"value": value, "step": self.step, "evals_since": 0}
             if self.recipe.checkpoint.best:
                 self._save("best")
