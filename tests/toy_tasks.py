@@ -28,6 +28,13 @@ from archlab.tasks.base import register_task
 
 LATENT = 8
 
+try:  # tasks declare metric accumulators once the metric contract (issue 9 §4) is merged; names before
+    from archlab.tasks.metrics import Loss
+
+    GAN_METRICS = dict.fromkeys(("loss", "d_loss", "g_loss"), Loss)
+except ImportError:
+    GAN_METRICS = ("loss", "d_loss", "g_loss")
+
 
 def _x(batch):
     return batch.x if hasattr(batch, "x") else batch[0]
@@ -40,7 +47,7 @@ class ToyGANTask(Task):
     name = "toy_gan"
     losses = ("bce",)
     default_loss = "bce"
-    metrics = ("loss", "d_loss", "g_loss")
+    metrics = GAN_METRICS
     default_metric = "loss"
     has_custom_step = True
 
