@@ -86,7 +86,7 @@ def test_the_probe_runs_a_real_training_step_and_leaves_no_trace(tmp_path, monke
 
     def spy(self, model, ctx):
         original(self, model, ctx)
-        seen.append((model.training, ctx.dry_run, len(toy_tasks._x(ctx.next_batch())),
+        seen.append((model.training, ctx.dry_run, len(ctx.next_batch()),
                      all(p.grad is not None for p in model.parameters())))
 
     monkeypatch.setattr(ClassificationTask, "probe", spy)

@@ -25,19 +25,10 @@ from archlab.data.core import DATASETS, register_dataset
 from archlab.registry import create_model
 from archlab.tasks import TASKS, ClassificationTask, Task
 from archlab.tasks.base import register_task
+from archlab.tasks.metrics import Loss
 
 LATENT = 8
 
-try:  # tasks declare metric accumulators once the metric contract (issue 9 §4) is merged; names before
-    from archlab.tasks.metrics import Loss
-
-    GAN_METRICS = dict.fromkeys(("loss", "d_loss", "g_loss"), Loss)
-except ImportError:
-    GAN_METRICS = ("loss", "d_loss", "g_loss")
-
-
-def _x(batch):
-    return batch.x if hasattr(batch, "x") else batch[0]
 
 
 class ToyGANTask(Task):
@@ -47,7 +38,7 @@ class ToyGANTask(Task):
     name = "toy_gan"
     losses = ("bce",)
     default_loss = "bce"
-    metrics = GAN_METRICS
+    metrics = dict.fromkeys(("loss", "d_loss", "g_loss"), Loss)
     default_metric = "loss"
     has_custom_step = True
 
@@ -69,7 +60,7 @@ class ToyGANTask(Task):
         return fake, d_loss
 
     def custom_step(self, model, ctx):
-        x = _x(ctx.next_batch())
+        x = ctx.next_batch().x
         z = torch.randn(len(x), LATENT, device=ctx.device)  # the global RNG: checkpointed with the run
         ctx.zero_grad("discriminator")
         with ctx.autocast():
@@ -89,7 +80,7 @@ class ToyGANTask(Task):
         g = torch.Generator().manual_seed(0)
         d_sum, g_sum, n = 0.0, 0.0, 0
         for batch in batches:
-            x = _x(batch)
+            x = batch.x
             z = torch.randn(len(x), LATENT, generator=g).to(x.device)
             fake, d_loss = self._losses(model, x, z)
             logit = model["discriminator"](fake)
