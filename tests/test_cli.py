@@ -17,7 +17,7 @@ def _err(capsys) -> str:
 def test_list_and_info(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "cnn1d" in out and "Greydanus" in out and "5.21k" in out
+    assert "cnn1d" in out and "Greydanus" in out and "5,210" in out  # exact, from register_model(meta=...)
     assert main(["list", "--family", "rnn"]) == 0
     out = capsys.readouterr().out
     assert "gru" in out and "mlp" not in out
