@@ -319,14 +319,14 @@ def _compare_table(rec: dict[str, Any]) -> Table:
     return table
 
 
-def _on_run(model: str, seed: int, s: dict[str, Any]) -> None:
-    test = ", ".join(f"{k} {v:.4f}" for k, v in s["test"].items())
-    err_console.print(f"  {model} seed {seed}: test {test} ({s['wall_time_s']:.1f}s)")
+def _progress(line: str) -> None:
+    """Progress of a compare or an experiment: plain lines (they read the same in a log file)."""
+    err_console.print(f"  {line}", markup=False, highlight=False)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from archlab.config import parse_overrides
-    from archlab.experiments import run_compare, run_experiment
+    from archlab.experiments import INDUCTIVE_BIAS_MODELS, LABELS, run_compare, run_experiment
 
     # `archlab compare mlp gru optim.lr=3e-3`: positional key=value items are overrides too
     args.overrides += [m for m in args.models if "=" in m]
@@ -343,24 +343,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
     seeds = list(range(args.seeds)) if args.seeds else None
     if not args.models:
         # the main job: the MNIST-1D inductive-bias comparison
-        options: dict[str, Any] = {
-            "data": args.data or "mnist1d",
-            "overrides": overrides,
-            "on_run": _on_run,
-            "jobs": args.jobs,
-        }
+        options: dict[str, Any] = {"data": args.data or "mnist1d", "overrides": overrides}
         if seeds:
             options["seeds"] = seeds
-        err_console.print(
-            f"[bold]archlab compare[/bold]: inductive biases on {options['data']} "
-            "(logistic regression, MLP, CNN, GRU; same data, same budget)"
-        )
+        # the banner names the models the experiment trains, and is printed once every run is checked
+        labels = ", ".join(LABELS.get(m, m) for m in INDUCTIVE_BIAS_MODELS)
+        banner = f"inductive biases on {options['data']} ({labels}; same data, same budget)"
+
+        def started(out_dir: Path) -> None:
+            err_console.print(f"[bold]archlab compare[/bold]: {banner}")
+            err_console.print(f"run dir: {out_dir}")
+
         out, result = run_experiment(
             "inductive-bias",
             runs_dir=args.runs_dir,
             quick=args.quick,
             options=options,
-            on_start=lambda p: err_console.print(f"run dir: {p}"),
+            jobs=args.jobs,
+            on_start=started,
+            progress=_progress,
         )
         from archlab.utils.io import read_json
 
@@ -382,8 +383,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         seeds=seeds or [0, 1, 2],
         overrides=overrides,
         runs_dir=args.runs_dir,
-        on_run=_on_run,
         jobs=args.jobs,
+        on_start=lambda p: err_console.print(f"run dir: {p}"),
+        progress=_progress,
     )
     console.print(_compare_table(rec))
     console.print(f"report: {Path(rec['dir']) / 'report.html'}")
@@ -401,18 +403,17 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         table.add_column("options (--set)")
         for n in list_experiments():
             cls = EXPERIMENTS.get(n)
-            table.add_row(n, cls.claim, ", ".join(cls.options))
+            table.add_row(n, cls.claim, ", ".join(cls.option_names()))
         console.print(table)
         return 0
-    options = parse_overrides(args.options)
-    if args.jobs:
-        options["jobs"] = args.jobs
     out, result = run_experiment(
         args.name,
         runs_dir=args.runs_dir,
         quick=args.quick,
-        options=options,
+        options=parse_overrides(args.options),
+        jobs=args.jobs,
         on_start=lambda p: err_console.print(f"run dir: {p}"),
+        progress=_progress,
     )
     table = Table(title=result.title)
     for c in result.columns:
