@@ -76,11 +76,12 @@ def test_data_and_recipes_listing(capsys):
         # found by building the model for the data, before the compare dir exists (it was left behind)
         (["compare", "cnn1d", "--data", "digits", "--budget", "steps=5", "--seeds", "1"],
          "model.in_shape: Tuple should have at most 2 items"),
-        # found only by the start-up probe (one loss on two examples)
-        (["compare", "mlp", "model.num_classes=3", "--data", "diabetes"], "model output (2, 3) does not match"),
-        (["compare", "--seeds", "1", "model.in_shape=[1,30]"], "expected shape (B, 1, 30), got (2, 1, 40)"),
+        # found when the model is built for the data, or by the start-up probe (a training step on the first batch)
+        (["compare", "mlp", "model.num_classes=3", "--data", "diabetes"],
+         "model.num_classes: 3 does not match data set 'diabetes' (1 outputs)"),
+        (["compare", "--seeds", "1", "model.in_shape=[1,30]"], "expected shape (B, 1, 30), got (64, 1, 40)"),
         (["experiment", "gru-vs-lstm", "--set", "overrides={model.num_classes: 3}"],
-         "model output (2, 3) does not match the target (2, 1)"),
+         "model.num_classes: 3 does not match data set 'adding' (1 outputs)"),
         (["experiment", "vanishing"], "unknown experiment 'vanishing'"),
         (["eval", "/nonexistent/run"], "is not an archlab run"),
         (["train"], "train needs a RECIPE"),
