@@ -58,14 +58,15 @@ def test_data_and_recipes_listing(capsys):
          "model.chanels: unknown option for model 'cnn1d' (did you mean: channels?)"),
         (["train", "mnist1d/cnn1d", "data.batch_size=zero"], "data.batch_size: Input should be a valid integer"),
         (["train", "mnist1d/cnn1d", "data.name=mnist2d"], "unknown dataset 'mnist2d'"),
-        (["train", "mnist1d/cnn1d", "model.in_shape=[1,30]"], "expected shape (B, 1, 30), got (2, 1, 40)"),
+        (["train", "mnist1d/cnn1d", "model.in_shape=[1,30]"], "expected shape (B, 1, 30), got (64, 1, 40)"),
         (["train", "mnist1d/cnn1d", "device=foo"], "device: 'foo' is not a device"),
         (["train", "mnist1d/cnn1d", "data.augment=[shift:x]"], "data.augment: 'shift:x': 'x' is not a number"),
         (["train", "mnist1d/cnn1d", "data.augment=[shift:-2]"], "the argument must be a finite number ≥ 0"),
         (["train", "mnist1d/cnn1d", "data.augment=[shift:1.5]"], "needs a whole number of positions"),
         (["train", "mnist1d/cnn1d", "eval.metric=acc"], "eval.metric: 'acc' is not reported by task 'classification' "
                                                         "(did you mean: accuracy?)"),
-        (["train", "diabetes/mlp", "model.num_classes=3"], "model output (2, 3) does not match the target (2, 1)"),
+        (["train", "diabetes/mlp", "model.num_classes=3"], "model.num_classes: 3 does not match data set 'diabetes' "
+                                                           "(1 outputs); drop the override"),
         (["train", "digits/perceptron", "task.label_smoothing=0.1"], "task.label_smoothing: applies to the "
                                                                      "cross_entropy loss only"),
         (["train", "--resume", "runs/x", "budget.steps=9"], "--resume continues a run with the recipe"),
@@ -75,11 +76,12 @@ def test_data_and_recipes_listing(capsys):
         # found by building the model for the data, before the compare dir exists (it was left behind)
         (["compare", "cnn1d", "--data", "digits", "--budget", "steps=5", "--seeds", "1"],
          "model.in_shape: Tuple should have at most 2 items"),
-        # found only by the start-up probe (one loss on two examples)
-        (["compare", "mlp", "model.num_classes=3", "--data", "diabetes"], "model output (2, 3) does not match"),
-        (["compare", "--seeds", "1", "model.in_shape=[1,30]"], "expected shape (B, 1, 30), got (2, 1, 40)"),
+        # found when the model is built for the data, or by the start-up probe (a training step on the first batch)
+        (["compare", "mlp", "model.num_classes=3", "--data", "diabetes"],
+         "model.num_classes: 3 does not match data set 'diabetes' (1 outputs)"),
+        (["compare", "--seeds", "1", "model.in_shape=[1,30]"], "expected shape (B, 1, 30), got (64, 1, 40)"),
         (["experiment", "gru-vs-lstm", "--set", "overrides={model.num_classes: 3}"],
-         "model output (2, 3) does not match the target (2, 1)"),
+         "model.num_classes: 3 does not match data set 'adding' (1 outputs)"),
         (["experiment", "vanishing"], "unknown experiment 'vanishing'"),
         (["eval", "/nonexistent/run"], "is not an archlab run"),
         (["train"], "train needs a RECIPE"),

@@ -19,6 +19,7 @@ import copy
 import hashlib
 import json
 import math
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -134,25 +135,53 @@ class TaskSpec(_Strict):
 Beta = Annotated[float, Field(ge=0.0, lt=1.0)]  # an Adam moment decay rate
 
 
-class OptimSpec(_Strict):
-    name: Literal["sgd", "adam", "adamw"] = "adamw"
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    momentum: float = Field(0.9, ge=0, lt=1)  # SGD only
-    nesterov: bool = False  # SGD only
-    betas: tuple[Beta, Beta] = (0.9, 0.999)  # Adam/AdamW, each in [0, 1)
-    eps: float = Field(1e-8, gt=0)
-    grad_clip_norm: float | None = Field(None, gt=0)
-    grad_clip_value: float | None = Field(None, gt=0)
-    accum_steps: int = Field(1, ge=1)  # micro-batches per optimiser step
-
-
 class ScheduleSpec(_Strict):
-    name: Literal["constant", "step", "cosine", "linear"] = "constant"
+    name: Literal["constant", "step", "cosine", "linear", "plateau"] = "constant"
     warmup_steps: int = Field(0, ge=0)  # linear warm-up from 0 to lr
     step_size: int = Field(1000, ge=1)  # `step`: multiply by gamma every step_size steps
     gamma: float = Field(0.1, gt=0)
     min_lr_ratio: float = Field(0.0, ge=0, le=1)  # `cosine`/`linear` end at lr * min_lr_ratio
+    # `plateau` (Keras' ReduceLROnPlateau on the training loss, as Fawaz et al. 2019 use it): after
+    # `patience` intervals whose mean training loss is not below the best by more than `threshold`,
+    # lr ← max(lr · factor, min_lr); an interval is `interval` optimiser steps (None: one epoch)
+    factor: float = Field(0.5, gt=0, lt=1)
+    patience: int = Field(50, ge=1)
+    threshold: float = Field(1e-4, ge=0)
+    min_lr: float = Field(0.0, ge=0)
+    interval: int | None = Field(None, ge=1)
+
+
+class OptimGroupSpec(_Strict):
+    """``optim.groups.<name>``: settings of one of the task's parameter groups (a GAN's
+    ``generator``/``discriminator``, a ``no_decay`` group); every field left out is the top-level
+    ``optim`` value (``schedule``: the top-level ``schedule``)."""
+
+    name: str | None = None
+    lr: float | None = Field(None, gt=0)
+    weight_decay: float | None = Field(None, ge=0)
+    momentum: float | None = Field(None, ge=0, lt=1)
+    nesterov: bool | None = None
+    betas: tuple[Beta, Beta] | None = None
+    eps: float | None = Field(None, gt=0)
+    alpha: float | None = Field(None, gt=0, lt=1)
+    grad_clip_norm: float | None = Field(None, gt=0)
+    grad_clip_value: float | None = Field(None, gt=0)
+    schedule: ScheduleSpec | None = None
+
+
+class OptimSpec(_Strict):
+    name: str = "adamw"  # a registered optimiser: sgd, adam, adamw, rmsprop (engine.optim.OPTIMIZERS)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float | None = Field(None, ge=0, lt=1)  # SGD (default 0.9), RMSprop (default 0)
+    nesterov: bool = False  # SGD only
+    betas: tuple[Beta, Beta] = (0.9, 0.999)  # Adam/AdamW, each in [0, 1)
+    eps: float = Field(1e-8, gt=0)
+    alpha: float = Field(0.99, gt=0, lt=1)  # RMSprop's smoothing constant
+    grad_clip_norm: float | None = Field(None, gt=0)
+    grad_clip_value: float | None = Field(None, gt=0)
+    accum_steps: int = Field(1, ge=1)  # micro-batches per optimiser step
+    groups: dict[str, OptimGroupSpec] = Field(default_factory=dict)  # per parameter group of the task
 
 
 class BudgetSpec(_Strict):
@@ -180,6 +209,10 @@ class EvalSpec(_Strict):
     mode: Literal["max", "min"] | None = None  # None: min for loss/mse/mae/rmse, max otherwise
     early_stopping: EarlyStopSpec = Field(default_factory=EarlyStopSpec)
     restore_best: bool = False  # load the best checkpoint before the final test evaluation
+    # what "best" means: `val` — eval.metric on the validation split at each evaluation; `train_loss` —
+    # the lowest mean training loss over an interval (schedule.interval steps, else one epoch), Fawaz
+    # et al.'s model selection (no validation split needed)
+    select: Literal["val", "train_loss"] = "val"
 
 
 class CheckpointSpec(_Strict):
@@ -227,10 +260,15 @@ def _fields_at(loc: tuple, model: type[BaseModel] = Recipe) -> list[str]:
     """Valid keys at the location of an error, for did-you-mean."""
     cur: Any = model
     for part in loc[:-1]:
+        if typing.get_origin(cur) is dict:  # a free key (optim.groups.<name>): step into the value type
+            cur = typing.get_args(cur)[1]
+            continue
         if not (isinstance(cur, type) and issubclass(cur, BaseModel)) or part not in cur.model_fields:
             return []
-        ann = cur.model_fields[part].annotation
-        cur = ann
+        cur = cur.model_fields[part].annotation
+        models = [a for a in typing.get_args(cur) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if models and typing.get_origin(cur) is not dict:  # Optional[Spec]
+            cur = models[0]
     if isinstance(cur, type) and issubclass(cur, BaseModel):
         return list(cur.model_fields)
     return []

@@ -6,7 +6,9 @@ Layout of ``checkpoints/step-00000120/``::
     optimizer.safetensors   every optimiser's tensor state, keys ``<opt>/<param#>/<name>``
     state.json              step, data position, RNG states, optimiser hyper-parameters,
                             best metric, versions, recipe hash
-    MANIFEST.json           sha256 and size of the three files above — written last
+    task.safetensors        the task's own tensors (an EMA of the weights …), only if it has any;
+                            the rest of the task's state is in state.json under "task"
+    MANIFEST.json           sha256 and size of the files above — written last
 
 A checkpoint is written to a hidden temporary directory and renamed into place, so a kill at
 any moment leaves either the previous checkpoint set or the new one, never a half-written one
@@ -35,6 +37,7 @@ from archlab.utils.errors import CheckpointError
 from archlab.utils.io import atomic_write_json, fsync_dir, read_json, sha256_file
 
 FILES = ("model.safetensors", "optimizer.safetensors", "state.json")
+TASK_FILE = "task.safetensors"  # optional: present (and in the manifest) when the task has tensor state
 MANIFEST = "MANIFEST.json"
 _STEP_DIR = re.compile(r"^step-(\d{8})$")
 # what a killed write or replace leaves behind: .tmp-<name>-<pid> (new), .old-<name>-<pid> (previous)
@@ -131,8 +134,10 @@ def save_checkpoint(
     optimizers: dict[str, torch.optim.Optimizer],
     state: dict[str, Any],
     step: int,
+    task_tensors: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write a checkpoint atomically to ``directory`` (e.g. ``checkpoints/step-00000120``).
+    """Write a checkpoint atomically to ``directory`` (e.g. ``checkpoints/step-00000120``);
+    ``task_tensors`` (the task's own tensor state) go to ``task.safetensors``.
 
     Raises :class:`NonFiniteStateError` (naming the first bad tensor) before anything is written if
     a weight, buffer or optimiser tensor holds NaN/inf: such a checkpoint is never "good".
@@ -140,7 +145,7 @@ def save_checkpoint(
     directory = Path(directory)
     weights = model.state_dict()
     opt_tensors, opt_meta = _optimizer_to_flat(optimizers)
-    for kind, tensors in (("weights", weights), ("optimiser state", opt_tensors)):
+    for kind, tensors in (("weights", weights), ("optimiser state", opt_tensors), ("task state", task_tensors or {})):
         bad = first_non_finite(tensors)
         if bad:
             raise NonFiniteStateError(
@@ -156,8 +161,12 @@ def save_checkpoint(
         fault_point("checkpoint", step)  # killed here: only a hidden .tmp dir exists
         save_file(opt_tensors, str(tmp / "optimizer.safetensors"), metadata={"format": "archlab-optimizer-v1"})
         atomic_write_json(tmp / "state.json", {**state, "optimizers": opt_meta})
-        manifest = {f: {"sha256": sha256_file(tmp / f), "bytes": (tmp / f).stat().st_size} for f in FILES}
-        for f in FILES:
+        files = FILES
+        if task_tensors:
+            save_file(task_tensors, str(tmp / TASK_FILE), metadata={"format": "archlab-task-state-v1"})
+            files = (*FILES, TASK_FILE)
+        manifest = {f: {"sha256": sha256_file(tmp / f), "bytes": (tmp / f).stat().st_size} for f in files}
+        for f in files:
             with open(tmp / f, "rb") as fh:
                 os.fsync(fh.fileno())
         atomic_write_json(tmp / MANIFEST, {"format": "archlab-checkpoint-v1", "step": step, "files": manifest})
@@ -184,7 +193,7 @@ def verify_checkpoint(directory: Path) -> dict[str, Any]:
         files = manifest["files"]
     except (json.JSONDecodeError, KeyError, TypeError):
         raise CheckpointError(f"{mpath} is corrupt (not a valid manifest)") from None
-    for name in FILES:
+    for name in (*FILES, TASK_FILE) if TASK_FILE in files else FILES:
         path = directory / name
         if name not in files:
             raise CheckpointError(f"{mpath} does not list {name}")
@@ -285,6 +294,17 @@ def load_checkpoint(
                     f"({str(e).splitlines()[0]})"
                 ) from None
     return state
+
+
+def load_task_tensors(directory: Path, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """The task's tensor state saved beside a (verified) checkpoint; ``{}`` when it has none."""
+    path = Path(directory) / TASK_FILE
+    if TASK_FILE not in verify_checkpoint(directory)["files"]:  # only what the manifest vouches for
+        return {}
+    try:
+        return load_file(str(path), device=str(map_location))
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{path} cannot be read: {e}") from None
 
 
 def step_dirs(root: Path) -> list[Path]:

@@ -49,6 +49,10 @@ class LanguageModelingTask(Task):
                 logs = {**logs, "loss": F.cross_entropy(logits.flatten(0, 1), y.flatten()), "objective": loss.detach()}
         return loss, logs
 
+    def loss_count(self, batch: Batch) -> int:
+        """The predicted tokens the training loss is a mean over (every position of every window)."""
+        return batch.y.numel()
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
         m = self.new_metrics()

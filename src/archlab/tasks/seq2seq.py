@@ -137,6 +137,10 @@ class Seq2SeqTask(Task):
             logs.update(loss=nll, objective=loss.detach())
         return loss, logs
 
+    def loss_count(self, batch: Batch) -> torch.Tensor:
+        """The non-pad target tokens the training loss is a mean over (``y[:, 1:] != <pad>``)."""
+        return (batch.y[:, 1:] != PAD).sum()
+
     def decode(self, model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, max_len: int):
         """(tokens (B, L), attention (B, L, S) or None) by greedy or beam search, per the task spec."""
         beam, alpha = self.options["beam_size"], self.options["length_penalty"]
