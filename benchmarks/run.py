@@ -34,11 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     steps, warmup = (3, 1) if args.quick else (args.steps, args.warmup)
-    rows, peaks = run_benchmarks(
-        args.only, repeats=args.repeats, processes=True, steps=steps, warmup=warmup,
-        precision=args.precision, threads=args.threads,
-        log=lambda msg: print(msg, file=sys.stderr, flush=True),
-    )
+    try:
+        rows, peaks = run_benchmarks(
+            args.only, repeats=args.repeats, processes=True, steps=steps, warmup=warmup,
+            precision=args.precision, threads=args.threads,
+            log=lambda msg: print(msg, file=sys.stderr, flush=True),
+        )
+    except ValueError as e:  # bad settings (bf16 on a CPU without it): one line, exit 2
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     path = write_results(rows, peaks, args.out)
     print(f"wrote {path}")
     return 0

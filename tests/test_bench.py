@@ -1,18 +1,29 @@
-"""The benchmark harness: measurements are well-formed (no timing assertions beyond sanity)."""
+"""The benchmark harness: measurements are well-formed (no timing assertions beyond sanity).
+
+Every test here uses tiny workloads, so the file runs in seconds on any CPU kind; the CPU without
+native bf16 (an AVX2-only AMD EPYC, where bf16 matmul is ~14× slower than fp32) is simulated by
+replacing the flag reader.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from archlab.bench import bench_train_step, list_workloads, matmul_peak, write_results
+from archlab.bench import core as bench_core
 from archlab.bench.core import get_workload, lstm_forward_flops, run_benchmarks
+from archlab.config import load_recipe
+from archlab.engine.trainer import Trainer
 from archlab.registry import create_model
 from archlab.tasks.losses import cross_entropy
+from archlab.utils import env
 from archlab.utils.counting import count_flops
 
 
@@ -63,7 +74,7 @@ def test_lstm_flops_match_six_n_per_token():
 def test_runner_interleaves_and_write_results_markdown(tmp_path):
     order: list[str] = []
     names = ["cnn1d-mnist1d", "gru-mnist1d"]
-    rows, peaks = run_benchmarks(names, repeats=2, processes=False, steps=1, warmup=0,
+    rows, peaks = run_benchmarks(names, repeats=2, processes=False, steps=1, warmup=0, peak_n=128,
                                  log=lambda msg: order.append(msg.split(": ")[1]))
     assert order == ["matmul-peak", *names] * 2  # round-robin, not one workload's repeats in a row
     assert [r["workload"] for r in rows] == names and all(len(r["runs_step_ms"]) == 2 for r in rows)
@@ -86,3 +97,95 @@ def test_worker_subprocess_prints_json():
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["workload"] == "cnn1d-mnist1d" and out["steps"] == 3
     assert out["samples_per_s"] > 0 and out["mfu"] is None
+
+
+# -- the CPU kind ----------------------------------------------------------------------------
+AMD_AVX2 = frozenset({"fpu", "sse2", "avx", "avx2", "fma"})  # an AMD EPYC (Rome/Milan): no bf16
+INTEL_AMX = frozenset({"avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"})  # Sapphire Rapids
+
+
+@pytest.fixture
+def cpu_kind(monkeypatch):
+    """Pretend to run on a CPU with the given flags (and forget earlier bf16 warnings)."""
+
+    def use(flags: frozenset[str]) -> None:
+        monkeypatch.setattr(env, "cpu_flags", lambda: flags)
+        monkeypatch.setattr(env, "_warned_emulated", set())
+
+    return use
+
+
+def test_native_bf16_follows_the_cpu_flags(cpu_kind):
+    cpu_kind(AMD_AVX2)
+    assert env.native_bf16("cpu") is False
+    assert env.native_bf16("cuda") is True and env.native_bf16("mps") is True  # GPUs count as native
+    cpu_kind(frozenset({"avx2", "avx512f", "avx512bw"}))  # AVX-512 without BF16 (Skylake): emulated
+    assert env.native_bf16("cpu") is False
+    cpu_kind(INTEL_AMX)
+    assert env.native_bf16("cpu") is True
+    cpu_kind(frozenset({"fp", "asimd", "bf16"}))  # ARMv8.6 Features line
+    assert env.native_bf16("cpu") is True
+
+
+def test_cpu_flags_reads_this_machine():
+    flags = env.cpu_flags()
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):  # an x86 CPU: the flags line was read
+        assert "avx2" in flags
+    assert env.native_bf16("cpu") == bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def test_hardware_info_records_bf16_and_flags(cpu_kind):
+    cpu_kind(AMD_AVX2)
+    hw = env.hardware("cpu")
+    assert hw["native_bf16"] is False and hw["cpu_flags"] == ["avx", "avx2", "fma"]
+    info = bench_core.machine_info()
+    assert info["native_bf16"] is False and info["cpu_flags"] == ["avx", "avx2", "fma"]
+    cpu_kind(INTEL_AMX)
+    assert env.hardware("cpu")["native_bf16"] is True
+    assert "amx_bf16" in env.hardware("cpu")["cpu_flags"]
+
+
+def test_bf16_peak_measured_only_where_native(cpu_kind, monkeypatch):
+    dtypes: list[torch.dtype] = []
+
+    def fake_peak(n=2048, dtype=torch.float32, repeats=5):
+        dtypes.append(dtype)
+        return 100.0 if dtype == torch.float32 else 250.0
+
+    monkeypatch.setattr(bench_core, "matmul_peak", fake_peak)
+    monkeypatch.setattr(bench_core, "native_bf16", env.native_bf16)
+    cpu_kind(AMD_AVX2)
+    rows, peaks = run_benchmarks(["cnn1d-mnist1d"], repeats=2, processes=False, steps=1, warmup=0)
+    assert peaks == {"fp32": 100.0} and dtypes == [torch.float32, torch.float32]
+    text = bench_core.results_markdown(rows, peaks, bench_core.machine_info())
+    assert "native bf16: no (bf16 is emulated here: not measured)" in text and "peak, bf16" not in text
+    assert "CPU flags (SIMD): avx avx2 fma" in text
+    with pytest.raises(ValueError, match="no native bf16"):
+        run_benchmarks(["cnn1d-mnist1d"], repeats=1, processes=False, steps=1, warmup=0, precision="bf16")
+
+    dtypes.clear()
+    cpu_kind(INTEL_AMX)
+    _, peaks = run_benchmarks(["cnn1d-mnist1d"], repeats=1, processes=False, steps=1, warmup=0)
+    assert peaks == {"fp32": 100.0, "bf16": 250.0} and dtypes == [torch.float32, torch.bfloat16]
+
+
+def _bf16_recipe():
+    return load_recipe("digits/mlp", {"precision": "bf16", "budget.steps": 1})
+
+
+def test_trainer_warns_once_that_bf16_is_emulated(cpu_kind, caplog, tmp_path):
+    cpu_kind(AMD_AVX2)
+    with caplog.at_level(logging.WARNING, logger="archlab"):
+        Trainer(_bf16_recipe(), runs_dir=tmp_path, quiet=True)
+        Trainer(_bf16_recipe(), runs_dir=tmp_path, quiet=True)
+    warnings = [r.getMessage() for r in caplog.records if "emulated" in r.getMessage()]
+    assert len(warnings) == 1  # once per process, not once per run
+    assert "no native bf16" in warnings[0] and "precision=fp32" in warnings[0]
+
+
+def test_trainer_silent_about_bf16_on_a_native_cpu(cpu_kind, caplog, tmp_path):
+    cpu_kind(INTEL_AMX)
+    with caplog.at_level(logging.WARNING, logger="archlab"):
+        Trainer(_bf16_recipe(), runs_dir=tmp_path, quiet=True)
+        Trainer(load_recipe("digits/mlp", {"budget.steps": 1}), runs_dir=tmp_path, quiet=True)
+    assert not [r for r in caplog.records if "emulated" in r.getMessage()]

@@ -41,6 +41,8 @@ from archlab.layers.recurrent import LSTM, Impl
 from archlab.registry import create_model
 from archlab.tasks.losses import cross_entropy
 from archlab.utils.counting import count_flops, count_params
+from archlab.utils.env import hardware as _hardware
+from archlab.utils.env import native_bf16
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -68,22 +70,29 @@ def matmul_peak(n: int = 2048, dtype: torch.dtype = torch.float32, repeats: int 
 
 
 def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    """The CPU model, its SIMD flags, whether it has native bf16, core and thread counts, versions."""
+    hw = _hardware("cpu")
     return {
-        "cpu": cpu,
+        "cpu": hw.get("cpu") or platform.processor() or platform.machine(),
+        "cpu_flags": list(hw.get("cpu_flags", [])),
+        "native_bf16": bool(hw["native_bf16"]),
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "python": platform.python_version(),
     }
+
+
+def measure_peaks(n: int = 2048) -> dict[str, float]:
+    """fp32 matmul peak, and the bf16 one only where the CPU has native bf16 (GFLOP/s).
+
+    Emulated bf16 runs ~14× slower than fp32 (an AVX2-only AMD EPYC): measuring it there costs
+    minutes and says nothing a bf16 run should be compared against.
+    """
+    peaks = {"fp32": matmul_peak(n)}
+    if native_bf16("cpu"):
+        peaks["bf16"] = matmul_peak(n, dtype=torch.bfloat16)
+    return peaks
 
 
 # -- memory ------------------------------------------------------------------------------------
@@ -411,12 +420,14 @@ def run_workload(
 PEAK_JOB = "matmul-peak"
 
 
-def _worker_cmd(job: str, steps: int, warmup: int, precision: str, optimizer: str, threads: int | None) -> list[str]:
+def _worker_cmd(
+    job: str, steps: int, warmup: int, precision: str, optimizer: str, threads: int | None, peak_n: int = 2048
+) -> list[str]:
     cmd = [sys.executable, "-m", "archlab.bench.worker"]
     if threads is not None:
         cmd += ["--threads", str(threads)]
     if job == PEAK_JOB:
-        return [*cmd, "--matmul-peak", "--json"]
+        return [*cmd, "--matmul-peak", "--peak-n", str(peak_n), "--json"]
     return [
         *cmd,
         job,
@@ -445,10 +456,6 @@ def _run_subprocess(cmd: list[str], timeout: float) -> dict[str, Any]:
     return json.loads(lines[-1])
 
 
-def _measure_peaks_inprocess() -> dict[str, float]:
-    return {"fp32": matmul_peak(), "bf16": matmul_peak(dtype=torch.bfloat16)}
-
-
 def run_benchmarks(
     names: Sequence[str] | None = None,
     repeats: int = 3,
@@ -460,6 +467,7 @@ def run_benchmarks(
     optimizer: str = "adamw",
     threads: int | None = None,
     timeout: float = 600.0,
+    peak_n: int = 2048,
     log: Callable[[str], None] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Run workloads interleaved round-robin, ``repeats`` times each; return (rows, peaks).
@@ -469,6 +477,9 @@ def run_benchmarks(
     run's median step time (and the figures derived from it) plus the per-run medians in
     ``runs_step_ms``. ``peaks`` holds the median fp32 and bf16 matmul peaks in GFLOP/s.
     ``threads`` sets torch's intra-op threads in every worker (default: torch's own choice).
+    The bf16 peak, and ``precision="bf16"``, need a CPU with native bf16 (:func:`native_bf16`):
+    elsewhere the peak is fp32 only and a bf16 run is refused (ValueError), since emulated bf16
+    is ~14× slower than fp32 and would only measure the emulation.
     With ``processes=False`` everything runs in this process (for tests; not for results).
     """
     names = list(names) if names else list_workloads()
@@ -476,6 +487,11 @@ def run_benchmarks(
         get_workload(n)  # unknown names fail before anything runs
     if repeats < 1:
         raise ValueError(f"repeats must be ≥ 1, got {repeats}")
+    if precision == "bf16" and not native_bf16("cpu"):
+        raise ValueError(
+            "precision bf16: this CPU has no native bf16 (avx512_bf16/amx_bf16), so bf16 would be emulated "
+            "(~14x slower than fp32); benchmark fp32 here, or bf16 on a CPU or GPU that has it"
+        )
     runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     threads_before = torch.get_num_threads()
     if threads is not None and not processes:
@@ -484,9 +500,9 @@ def run_benchmarks(
 
     def run_job(job: str) -> dict[str, Any]:
         if processes:
-            return _run_subprocess(_worker_cmd(job, steps, warmup, precision, optimizer, threads), timeout)
+            return _run_subprocess(_worker_cmd(job, steps, warmup, precision, optimizer, threads, peak_n), timeout)
         if job == PEAK_JOB:
-            return _measure_peaks_inprocess()
+            return measure_peaks(peak_n)
         return run_workload(job, steps=steps, warmup=warmup, optimizer=optimizer, precision=precision, peak_gflops=0.0)
 
     try:
@@ -498,7 +514,7 @@ def run_benchmarks(
                 (peak_runs if job == PEAK_JOB else runs[job]).append(result)
     finally:
         torch.set_num_threads(threads_before)
-    peaks = {k: statistics.median(p[k] for p in peak_runs) for k in ("fp32", "bf16")}
+    peaks = {k: statistics.median(p[k] for p in peak_runs) for k in ("fp32", "bf16") if k in peak_runs[0]}
     rows = [_summarise(n, runs[n], peaks["fp32"]) for n in names]
     return rows, peaks
 
@@ -582,6 +598,8 @@ def results_markdown(
         "",
         f"- CPU: {m['cpu']} ({m['cores']} cores), torch {m['torch']}, {m['threads']} threads, "
         f"Python {m.get('python', '?')}",
+        f"- CPU flags (SIMD): {' '.join(m.get('cpu_flags') or []) or 'unknown'}; native bf16: "
+        f"{'yes' if m.get('native_bf16') else 'no (bf16 is emulated here: not measured)'}",
         f"- Measured matmul peak, fp32 (2048², median): **{peaks['fp32']:.1f} GFLOP/s**",
     ]
     if "bf16" in peaks:
