@@ -16,9 +16,18 @@ import sys
 import pytest
 import torch
 
-from archlab.bench import bench_train_step, list_workloads, matmul_peak, write_results
-from archlab.bench import core as bench_core
-from archlab.bench.core import get_workload, lstm_forward_flops, run_benchmarks
+from archlab.bench import bench_train_step, list_workloads, matmul_peak, measuring, results, write_results
+from archlab.bench.runner import run_benchmarks, run_workload
+from archlab.bench.workloads import (
+    BENCH_IMAGES,
+    WORKLOADS,
+    Workload,
+    bench_recipe,
+    get_workload,
+    import_timm,
+    lstm_forward_flops,
+    prepare,
+)
 from archlab.config import load_recipe
 from archlab.engine.trainer import Trainer
 from archlab.registry import create_model
@@ -58,11 +67,73 @@ def test_bench_train_step_bf16_runs():
     assert out["precision"] == "bf16" and out["samples_per_s"] > 0
 
 
-def test_workloads_registered_and_build():
-    assert {"mlp-fashion", "cnn1d-mnist1d", "gru-mnist1d", "lstm-torch"} <= set(list_workloads())
-    model, (x, y), loss_fn = get_workload("cnn1d-mnist1d").build()
-    assert x.shape == (100, 1, 40) and y.shape == (100,)
-    assert torch.isfinite(loss_fn(model(x), y))
+def test_workloads_registered_and_valid():
+    assert {"mlp-fashion", "cnn1d-mnist1d", "gru-mnist1d", "lstm-torch", "timm-resnet18-32"} <= set(list_workloads())
+    for w in WORKLOADS.values():
+        assert w.peer is None or w.peer in WORKLOADS  # a peer is a registered workload
+        if w.through_trainer:  # every archlab workload is a valid recipe
+            recipe = load_recipe(w.recipe)
+            assert recipe.optim.name == "adamw" and recipe.checkpoint.every is None
+    assert get_workload("resnet18-32").peer == "timm-resnet18-32"
+    assert load_recipe(get_workload("resnet18-32-cl").recipe).channels_last is True
+    model, (x, y), loss_fn = get_workload("lstm-torch").build()
+    assert x.shape == (64, 100, 256) and y.shape == (64,)
+    with pytest.raises(ValueError, match="exactly one of recipe and build"):
+        Workload("both", "", recipe={}, build=lambda: None)
+
+
+# a tiny archlab workload: the digits MLP (8×8 images) through the trainer
+DIGITS = Workload("digits-mlp", "tiny", recipe=bench_recipe({"name": "mlp", "depth": 1, "width": 16}, "digits", 32))
+
+
+def _tiny_plain():
+    model, batch = _tiny_mlp()
+    return model, batch, cross_entropy
+
+
+TINY_PEER = Workload("tiny-peer", "tiny peer", build=_tiny_plain)
+TINY_OURS = Workload("tiny-ours", "tiny", build=_tiny_plain, peer="tiny-peer")
+
+
+def test_archlab_workload_times_the_trainers_own_step(monkeypatch):
+    calls: list[int] = []
+    original = Trainer._train_step
+
+    def counting(self):
+        calls.append(self.step)
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "_train_step", counting)
+    out = run_workload(DIGITS, steps=3, warmup=2, peak_gflops=100.0)
+    assert calls == [0, 1, 2, 3, 4]  # warm-up + timed steps, each the trainer's step, counted as fit counts
+    assert out["through_trainer"] is True and out["batch"] == 32 and out["steps"] == 3
+    model = create_model("mlp", in_shape=(1, 8, 8), num_classes=10, depth=1, width=16)
+    assert out["params"] == sum(p.numel() for p in model.parameters())
+    assert out["forward_flops"] == 32 * count_flops(model, torch.zeros(1, 1, 8, 8)) > 0
+    assert out["flops_per_step"] == 3 * out["forward_flops"]
+    assert math.isfinite(out["final_loss"]) and out["samples_per_s"] > 0
+
+
+def test_bench_images_workload_builds_through_the_trainer():
+    w = Workload("tiny-resnet", "tiny", recipe=bench_recipe({"name": "resnet18", "width": 8}, BENCH_IMAGES, 16))
+    prepared = prepare(w)
+    try:
+        assert prepared.batch == 16 and prepared.model.input_shape == (3, 32, 32)
+        assert math.isfinite(prepared.step()) and math.isfinite(prepared.step())
+    finally:
+        prepared.cleanup()
+
+
+def test_timm_peer_is_timms_resnet18():
+    if not get_workload("timm-resnet18-32").available():
+        pytest.skip("timm is not installed (the bench extra: make bench)")
+    timm = import_timm()  # imports without torchvision
+    peer = timm.create_model("resnet18", num_classes=10)
+    ours = create_model("resnet18", in_shape=(3, 32, 32), num_classes=10)
+    n = sum(p.numel() for p in peer.parameters())
+    assert n == sum(p.numel() for p in ours.parameters()) == 11_181_642
+    assert type(peer).__module__.startswith("timm.")
+    assert peer(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
 def test_lstm_flops_match_six_n_per_token():
@@ -73,29 +144,43 @@ def test_lstm_flops_match_six_n_per_token():
 
 def test_runner_interleaves_and_write_results_markdown(tmp_path):
     order: list[str] = []
-    names = ["cnn1d-mnist1d", "gru-mnist1d"]
-    rows, peaks = run_benchmarks(names, repeats=2, processes=False, steps=1, warmup=0, peak_n=128,
+    workloads = [TINY_PEER, TINY_OURS, DIGITS]
+    rows, peaks = run_benchmarks(workloads, repeats=2, processes=False, steps=1, warmup=0, peak_n=128,
                                  log=lambda msg: order.append(msg.split(": ")[1]))
+    names = [w.name for w in workloads]
     assert order == ["matmul-peak", *names] * 2  # round-robin, not one workload's repeats in a row
     assert [r["workload"] for r in rows] == names and all(len(r["runs_step_ms"]) == 2 for r in rows)
     assert peaks["fp32"] > 0 and all(0 < r["mfu"] < 1.5 for r in rows)
+    ours = rows[1]
+    assert ours["vs_peer"] == pytest.approx(rows[0]["step_ms"] / ours["step_ms"])
+    assert rows[0]["vs_peer"] is None and len(ours["vs_peer_rounds"]) == 2
     fake = dict(rows[0], workload="lstm-torch", mfu=float("nan"))
     path = write_results([*rows, fake], peaks, tmp_path / "RESULTS.md", echo=False)
     text = path.read_text()
     assert path == tmp_path / "RESULTS.md"
     assert "| workload |" in text and "| lstm-torch |" in text
     assert all(f"| {n} |" in text for n in names)
-    assert "GFLOP/s" in text and "MFU" in text and "median" in text
+    assert f"{ours['vs_peer']:.3f}× tiny-peer" in text
+    assert "GFLOP/s" in text and "MFU" in text and "median" in text and "trainer's own step" in text
+    assert "Load average" in text
+
+
+def test_runner_refuses_workload_objects_in_workers_and_missing_extras():
+    with pytest.raises(ValueError, match="processes=False"):
+        run_benchmarks([TINY_PEER], repeats=1, processes=True)
+    needs = Workload("needs-x", "", build=_tiny_plain, requires=("no_such_module_xyz",))
+    with pytest.raises(ValueError, match=r"needs-x \(needs no_such_module_xyz\)"):
+        run_benchmarks([needs], repeats=1, processes=False)
 
 
 def test_worker_subprocess_prints_json():
     proc = subprocess.run(
-        [sys.executable, "-m", "archlab.bench.worker", "cnn1d-mnist1d", "--quick", "--json", "--peak", "0"],
+        [sys.executable, "-m", "archlab.bench.worker", "lstm-torch", "--quick", "--json", "--peak", "0"],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["workload"] == "cnn1d-mnist1d" and out["steps"] == 3
+    assert out["workload"] == "lstm-torch" and out["steps"] == 3 and out["through_trainer"] is False
     assert out["samples_per_s"] > 0 and out["mfu"] is None
 
 
@@ -138,7 +223,7 @@ def test_hardware_info_records_bf16_and_flags(cpu_kind):
     cpu_kind(AMD_AVX2)
     hw = env.hardware("cpu")
     assert hw["native_bf16"] is False and hw["cpu_flags"] == ["avx", "avx2", "fma"]
-    info = bench_core.machine_info()
+    info = measuring.machine_info()
     assert info["native_bf16"] is False and info["cpu_flags"] == ["avx", "avx2", "fma"]
     cpu_kind(INTEL_AMX)
     assert env.hardware("cpu")["native_bf16"] is True
@@ -152,20 +237,19 @@ def test_bf16_peak_measured_only_where_native(cpu_kind, monkeypatch):
         dtypes.append(dtype)
         return 100.0 if dtype == torch.float32 else 250.0
 
-    monkeypatch.setattr(bench_core, "matmul_peak", fake_peak)
-    monkeypatch.setattr(bench_core, "native_bf16", env.native_bf16)
+    monkeypatch.setattr(measuring, "matmul_peak", fake_peak)
     cpu_kind(AMD_AVX2)
-    rows, peaks = run_benchmarks(["cnn1d-mnist1d"], repeats=2, processes=False, steps=1, warmup=0)
+    rows, peaks = run_benchmarks([TINY_PEER], repeats=2, processes=False, steps=1, warmup=0)
     assert peaks == {"fp32": 100.0} and dtypes == [torch.float32, torch.float32]
-    text = bench_core.results_markdown(rows, peaks, bench_core.machine_info())
+    text = results.results_markdown(rows, peaks, measuring.machine_info())
     assert "native bf16: no (bf16 is emulated here: not measured)" in text and "peak, bf16" not in text
     assert "CPU flags (SIMD): avx avx2 fma" in text
     with pytest.raises(ValueError, match="no native bf16"):
-        run_benchmarks(["cnn1d-mnist1d"], repeats=1, processes=False, steps=1, warmup=0, precision="bf16")
+        run_benchmarks([TINY_PEER], repeats=1, processes=False, steps=1, warmup=0, precision="bf16")
 
     dtypes.clear()
     cpu_kind(INTEL_AMX)
-    _, peaks = run_benchmarks(["cnn1d-mnist1d"], repeats=1, processes=False, steps=1, warmup=0)
+    _, peaks = run_benchmarks([TINY_PEER], repeats=1, processes=False, steps=1, warmup=0)
     assert peaks == {"fp32": 100.0, "bf16": 250.0} and dtypes == [torch.float32, torch.bfloat16]
 
 

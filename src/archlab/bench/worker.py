@@ -16,7 +16,9 @@ from typing import Any
 
 import torch
 
-from archlab.bench.core import PRECISIONS, list_workloads, measure_peaks, run_workload
+from archlab.bench.measuring import PRECISIONS, measure_peaks
+from archlab.bench.runner import run_workload
+from archlab.bench.workloads import list_workloads
 
 QUICK_STEPS, QUICK_WARMUP = 3, 1
 
