@@ -121,8 +121,10 @@ def _peak_rss_kb() -> int:
 def time_steps(step: Callable[[], float], *, steps: int = 30, warmup: int = 5) -> dict[str, Any]:
     """Call ``step()`` ``warmup`` times untimed, then ``steps`` times timed.
 
-    ``step`` returns the step's loss (a float). Returns step_ms (median), step_ms_min/max,
-    peak_rss_mb, peak_rss_delta_mb, peak_rss_reset and final_loss.
+    ``step`` returns the step's loss (a float). Returns step_ms (median wall time), step_ms_min/max,
+    cpu_ms (median CPU time of the process per step, all threads: on a shared, oversubscribed
+    machine it moves far less than wall time, which counts the time other processes ran), peak_rss_mb,
+    peak_rss_delta_mb, peak_rss_reset and final_loss.
     """
     if steps < 1 or warmup < 0:
         raise ValueError(f"need steps ≥ 1 and warmup ≥ 0, got steps={steps} warmup={warmup}")
@@ -130,12 +132,13 @@ def time_steps(step: Callable[[], float], *, steps: int = 30, warmup: int = 5) -
     for _ in range(warmup):
         step()
     reset_ok = _reset_peak_rss()
-    times = []
+    times, cpu = [], []
     loss = math.nan
     for _ in range(steps):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         loss = step()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     peak_kb = _peak_rss_kb()
     return {
         "steps": steps,
@@ -143,6 +146,7 @@ def time_steps(step: Callable[[], float], *, steps: int = 30, warmup: int = 5) -
         "step_ms": 1e3 * statistics.median(times),
         "step_ms_min": 1e3 * min(times),
         "step_ms_max": 1e3 * max(times),
+        "cpu_ms": 1e3 * statistics.median(cpu),
         "peak_rss_mb": peak_kb / 1024,
         "peak_rss_delta_mb": max(0.0, (peak_kb - rss_before_kb) / 1024),
         "peak_rss_reset": reset_ok,  # False: the peak may predate the timed loop

@@ -18,6 +18,8 @@ COLUMNS = (
     "vs peer",
     "step ms",
     "runs (ms)",
+    "CPU ms",
+    "vs peer (CPU)",
     "peak RSS MB",
     "Δ RSS MB",
     "GFLOP/s",
@@ -36,6 +38,8 @@ def _cells(row: dict[str, Any]) -> list[str]:
         f"{ratio:.3f}× {row['peer']}" if ratio else "",
         f"{row['step_ms']:.2f}",
         f"{min(runs):.2f}–{max(runs):.2f}",
+        f"{row['cpu_ms']:.2f}" if row.get("cpu_ms") else "",
+        f"{row['vs_peer_cpu']:.3f}×" if row.get("vs_peer_cpu") else "",
         f"{row['peak_rss_mb']:.0f}",
         f"{row['peak_rss_delta_mb']:.1f}",
         f"{row['gflops']:.2f}",
@@ -105,7 +109,10 @@ def results_markdown(
         "plain PyTorch loop (zero_grad, forward, loss, backward, optimizer step on one fixed batch).",
         "- `step ms` is the median over runs of each run's median step time (median of medians); "
         "`runs (ms)` is the range of the per-run medians; samples/s = batch / step time; `vs peer` = the "
-        "peer's step time ÷ this workload's (above 1: faster than the peer), both from this run.",
+        "peer's step time ÷ this workload's (above 1: faster than the peer), both from this run. `CPU ms` is "
+        "the median CPU time of the worker process per step (all its threads); `vs peer (CPU)` is the same "
+        "ratio of CPU times. On a busy shared machine wall time also counts other processes' turns; CPU time "
+        "does not (cache and core sharing still reach it).",
         "- FLOPs per step = 3 × forward FLOPs from `count_flops` (torch's FLOP counter, a multiply-add "
         "= 2; for the fused CPU LSTM, which it cannot see, 2·4H·(I+H) per layer, step and sample). "
         "For dense layers this is 6·N per sample. MFU = achieved GFLOP/s ÷ measured fp32 peak.",

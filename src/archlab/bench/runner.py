@@ -188,6 +188,8 @@ def _summarise(w: Workload, runs: list[dict[str, Any]], peak_fp32: float) -> dic
         "repeats": len(runs),
         "step_ms": step_ms,
         "runs_step_ms": [r["step_ms"] for r in runs],
+        "cpu_ms": statistics.median(r["cpu_ms"] for r in runs),
+        "runs_cpu_ms": [r["cpu_ms"] for r in runs],
         "samples_per_s": first["batch"] / (step_ms / 1e3),
         "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs),
         "peak_rss_delta_mb": statistics.median(r["peak_rss_delta_mb"] for r in runs),
@@ -199,13 +201,15 @@ def _summarise(w: Workload, runs: list[dict[str, Any]], peak_fp32: float) -> dic
 
 
 def _add_peer_ratios(rows: list[dict[str, Any]]) -> None:
-    """``vs_peer``: samples/s over the peer's (same run), and the median of the per-round ratios."""
+    """``vs_peer``: samples/s over the peer's (same run; the peer's step time ÷ ours), the per-round
+    ratios, and ``vs_peer_cpu``, the same ratio of CPU times per step."""
     by_name = {r["workload"]: r for r in rows}
     for row in rows:
         peer = by_name.get(row.get("peer") or "")
         if peer is None:
-            row["vs_peer"] = None
+            row["vs_peer"] = row["vs_peer_cpu"] = None
             continue
         row["vs_peer"] = peer["step_ms"] / row["step_ms"]
+        row["vs_peer_cpu"] = peer["cpu_ms"] / row["cpu_ms"]
         pairs = zip(row["runs_step_ms"], peer["runs_step_ms"])
         row["vs_peer_rounds"] = [p / o for o, p in pairs]
