@@ -61,7 +61,7 @@ def test_data_and_recipes_listing(capsys):
         (["train", "mnist1d/cnn1d", "model.in_shape=[1,30]"], "expected shape (B, 1, 30), got (2, 1, 40)"),
         (["train", "mnist1d/cnn1d", "device=foo"], "device: 'foo' is not a device"),
         (["train", "mnist1d/cnn1d", "data.augment=[shift:x]"], "data.augment: 'shift:x': 'x' is not a number"),
-        (["train", "mnist1d/cnn1d", "data.augment=[shift:-2]"], "the argument must be ≥ 0"),
+        (["train", "mnist1d/cnn1d", "data.augment=[shift:-2]"], "the argument must be a finite number ≥ 0"),
         (["train", "mnist1d/cnn1d", "data.augment=[shift:1.5]"], "needs a whole number of positions"),
         (["train", "mnist1d/cnn1d", "eval.metric=acc"], "eval.metric: 'acc' is not reported by task 'classification' "
                                                         "(did you mean: accuracy?)"),

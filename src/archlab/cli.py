@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -132,6 +133,7 @@ def _print_summary(s: dict[str, Any]) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from archlab.config import load_recipe, parse_overrides
     from archlab.engine import Trainer
+    from archlab.utils.errors import preview
 
     overrides = parse_overrides(args.overrides)
     if args.data_dir:
@@ -140,7 +142,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         given = [x for x in [args.recipe, *args.overrides] if x and "=" in x]
         if given:
             raise _usage(
-                f"--resume continues a run with the recipe it was started with; drop {' '.join(given)} "
+                f"--resume continues a run with the recipe it was started with; drop {preview(' '.join(given))} "
                 "(or start a new run with the changed recipe)"
             )
         recipe = load_recipe(args.recipe) if args.recipe else None
@@ -167,42 +169,57 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from archlab.engine import evaluate_run
 
-    res = evaluate_run(args.run_dir, split=args.split, checkpoint=args.checkpoint)
-    metrics = {k: v for k, v in res.items() if k not in ("run_dir", "checkpoint", "step", "split")}
+    res = evaluate_run(args.run_dir, split=args.split, checkpoint=args.checkpoint, precision=args.precision)
+    metrics = {k: v for k, v in res.items() if k not in ("run_dir", "checkpoint", "step", "split", "precision")}
     if args.json:
         print(json.dumps(res, indent=2))
     else:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-        console.print(f"{res['split']} ({res['checkpoint']}, step {res['step']}): {shown}")
+        console.print(f"{res['split']} ({res['checkpoint']}, step {res['step']}, {res['precision']}): {shown}")
     return 0
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from archlab.engine import load_run
 
-    if args.tokens < 1:
-        raise _usage(f"--tokens must be ≥ 1, got {args.tokens}")
-    if args.temperature < 0:
-        raise _usage(f"--temperature must be ≥ 0 (0 = greedy), got {args.temperature}")
+    if not 1 <= args.tokens <= _MAX_SAMPLE_TOKENS:
+        raise _usage(f"--tokens must be in [1, {_MAX_SAMPLE_TOKENS:,}], got {args.tokens}")
+    if not (math.isfinite(args.temperature) and args.temperature >= 0):
+        raise _usage(f"--temperature must be a finite number ≥ 0 (0 = greedy), got {args.temperature}")
+    if args.top_p is not None and not 0.0 < args.top_p <= 1.0:
+        raise _usage(f"--top-p must lie in (0, 1] (0.9: the fewest tokens holding 90% of the mass), got {args.top_p}")
+    if not 0 <= args.seed < 2**63:
+        raise _usage(f"--seed must be in [0, 2**63 − 1], got {args.seed}")
     run = load_run(args.run_dir, checkpoint=args.checkpoint)
     if not hasattr(run.task, "sample"):
         raise _usage(
             f"{args.run_dir} is a {run.task.name} run; `archlab sample` continues text from a language-model run"
         )
     text = run.task.sample(
-        run.model, args.prompt, args.tokens, temperature=args.temperature, top_k=args.top_k, seed=args.seed
+        run.model,
+        args.prompt,
+        args.tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
     )
     print(text)
     return 0
 
 
 _SHADES = " ░▒▓█"
+_MAX_SAMPLE_TOKENS = 1_000_000
+_MAX_SEEDS = 1000
+_MAX_BEAM = 1000  # a beam holds (beam × vocabulary) scores per step
 
 
 def cmd_attention(args: argparse.Namespace) -> int:
     from archlab.engine import load_run
     from archlab.report.figures import attention_heatmap
 
+    if args.beam is not None and args.beam > _MAX_BEAM:
+        raise _usage(f"--beam: at most {_MAX_BEAM} hypotheses, got {args.beam}")
     run = load_run(args.run_dir, checkpoint=args.checkpoint)
     if not hasattr(run.task, "translate"):
         raise _usage(f"{args.run_dir} is a {run.task.name} run; `archlab attention` needs a seq2seq run")
@@ -306,6 +323,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         for item in args.budget.split(","):
             key, _, value = item.partition("=")
             overrides[f"budget.{key.strip()}"] = parse_overrides([f"x={value}"])["x"]
+    if args.seeds and args.seeds > _MAX_SEEDS:
+        raise _usage(f"--seeds: at most {_MAX_SEEDS} seeds, got {args.seeds}")
     seeds = list(range(args.seeds)) if args.seeds else None
     if not args.models:
         # the main job: the MNIST-1D inductive-bias comparison
@@ -458,7 +477,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint",
         default="auto",
         help="auto (default: the weights summary.json reports — best if the recipe restores it, else "
-        "last), best, last, or a checkpoint dir name",
+        "last), best, last, or step-N",
+    )
+    s.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default=None,
+        help="evaluate in this precision instead of the run's own (default: the run's, which reproduces "
+        "summary.json exactly)",
     )
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_eval)
@@ -469,6 +495,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tokens", type=int, default=500, help="tokens to sample (default 500)")
     s.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = greedy (default 1)")
     s.add_argument("--top-k", type=_positive_int, default=None, help="sample among the k most likely tokens only")
+    s.add_argument(
+        "--top-p",
+        type=float,
+        default=None,
+        help="nucleus sampling: among the fewest most likely tokens holding mass ≥ p, 0 < p ≤ 1 (Holtzman et al. 2020)",
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--checkpoint", default="auto", help="auto | best | last | step-N (default auto)")
     s.set_defaults(fn=cmd_sample)
@@ -530,6 +562,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _is_too_large(e: BaseException) -> bool:
+    """torch raises RuntimeError for a tensor too large to allocate (CPU: "can't allocate memory"; CUDA:
+    OutOfMemoryError) or even to size ("Storage size calculation overflowed", on the meta device too)."""
+    text = str(e)
+    return isinstance(e, MemoryError) or any(
+        s in text for s in ("can't allocate memory", "out of memory", "Storage size calculation overflowed")
+    )
+
+
 _DOTTED = re.compile(r"^--([A-Za-z_][\w]*(\.[\w]+)+)=")
 
 
@@ -545,7 +586,11 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
-    from archlab.utils.errors import ArchlabError
+    from archlab.utils.errors import ArchlabError, one_line, os_error_message
+
+    def fail(message: str, code: int) -> int:  # one line, however long or multi-line the message
+        err_console.print(f"archlab: error: {one_line(message)}", markup=False, highlight=False, soft_wrap=True)
+        return code
 
     debug = os.environ.get("ARCHLAB_DEBUG") == "1"
     try:
@@ -553,11 +598,19 @@ def main(argv: list[str] | None = None) -> int:
     except ArchlabError as e:
         if debug:
             raise
-        err_console.print(f"archlab: error: {e}", markup=False, highlight=False, soft_wrap=True)
-        return e.exit_code
+        return fail(str(e), e.exit_code)
     except _UsageError as e:
-        err_console.print(f"archlab: error: {e}", markup=False, highlight=False, soft_wrap=True)
-        return 2
+        return fail(str(e), 2)
+    except OSError as e:  # a path the user gave: too long, missing, not writable, a file where a folder goes
+        if debug:
+            raise
+        return fail(os_error_message(e), 2)
+    except (MemoryError, RuntimeError) as e:  # a model or batch too large for this machine (model.width=10**12)
+        if debug or not _is_too_large(e):
+            raise
+        asked = re.search(r"allocate (\d+) bytes", str(e))
+        need = f" (it asked for {int(asked.group(1)):,} bytes)" if asked else ""
+        return fail(f"out of memory{need}: make the model (its width, depth) or the batch smaller", 2)
     except KeyboardInterrupt:
         err_console.print("archlab: interrupted", markup=False)
         return 130

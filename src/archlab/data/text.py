@@ -39,8 +39,7 @@ import torch
 from archlab.data.core import ArrayDataset, DatasetInfo, register_dataset
 from archlab.data.timeseries import package_dir
 from archlab.utils.errors import DataError, UnknownDatasetError
-
-PAD, UNK, SOS, EOS = "<pad>", "<unk>", "<sos>", "<eos>"
+from archlab.utils.tokens import EOS, PAD, PAD_ID, SOS, UNK  # the special tokens, declared once
 
 # ---------------------------------------------------------------------------------------------
 # vocabulary
@@ -158,7 +157,7 @@ class Vocab:
         return self.stoi[token]
 
 
-def pad_ids(seqs: Sequence[Sequence[int]], length: int, pad: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_ids(seqs: Sequence[Sequence[int]], length: int, pad: int = PAD_ID) -> tuple[torch.Tensor, torch.Tensor]:
     """Id lists → (N, length) long tensor padded at the end with ``pad``, and lengths (N,)."""
     out = torch.full((len(seqs), length), pad, dtype=torch.long)
     for i, s in enumerate(seqs):
@@ -344,7 +343,7 @@ def _rt_vocab() -> Vocab:
 def _rt(split: str) -> ArrayDataset:
     v = _rt_vocab()
     rows = _rt_rows()[split]
-    x, lengths = pad_ids([v.encode(t)[:_RT_MAX_LEN] for t, _ in rows], _RT_MAX_LEN, pad=0)
+    x, lengths = pad_ids([v.encode(t)[:_RT_MAX_LEN] for t, _ in rows], _RT_MAX_LEN, pad=v.pad)
     y = torch.as_tensor([label for _, label in rows], dtype=torch.long)
     return ArrayDataset(x, y, lengths=lengths)
 

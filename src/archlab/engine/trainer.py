@@ -17,6 +17,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,8 @@ class _RunLock:
     def __enter__(self) -> _RunLock:
         import fcntl
 
+        if self.fd is not None:  # taken by Trainer.resume, held until fit() ends
+            return self
         self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -65,6 +68,7 @@ class _RunLock:
     def __exit__(self, *exc: object) -> None:
         if self.fd is not None:
             os.close(self.fd)  # closing releases the lock
+            self.fd = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -135,18 +139,39 @@ class Trainer:
     # -- construction ------------------------------------------------------------------------
     @classmethod
     def resume(cls, run_dir: str | Path, *, quiet: bool = False, recipe: Recipe | None = None) -> Trainer:
+        """The continuation of ``run_dir``. A finished run or one another process trains in is refused
+        here, before anything is built or printed; the run's lock is held from here until ``fit()`` ends."""
         from archlab.config import load_recipe
 
         run_dir = Path(run_dir)
         saved = run_dir / "recipe.yaml"
         if not saved.exists():
             raise CheckpointError(f"{run_dir} is not an archlab run (no recipe.yaml); pass a run directory")
-        saved_recipe = load_recipe(saved)
-        if recipe is not None and recipe_hash(recipe) != recipe_hash(saved_recipe):
-            a, b = recipe_to_dict(recipe), recipe_to_dict(saved_recipe)
-            diff = _first_difference(a, b)
-            raise ConfigError(f"{diff}: differs from the recipe saved in {saved}; a resumed run keeps its recipe")
-        return cls(saved_recipe, run_dir=run_dir, resume=True, quiet=quiet)
+        check_writable(run_dir)
+        lock = _RunLock(run_dir).__enter__()
+        try:
+            if (run_dir / "summary.json").exists():
+                raise RunDirError(
+                    f"run {run_dir} has already finished (summary.json exists); start a new run to train more"
+                )
+            saved_recipe = load_recipe(saved)
+            if recipe is not None and recipe_hash(recipe) != recipe_hash(saved_recipe):
+                a, b = recipe_to_dict(recipe), recipe_to_dict(saved_recipe)
+                diff = _first_difference(a, b)
+                raise ConfigError(f"{diff}: differs from the recipe saved in {saved}; a resumed run keeps its recipe")
+            # before anything is built or loaded: the checkpoints must come from this very recipe
+            written = ckpt.read_recipe_hash(run_dir / "checkpoints")
+            if written is not None and written[1] != recipe_hash(saved_recipe):
+                raise CheckpointError(
+                    f"{saved} is not the recipe that wrote {written[0]} (recipe hash {recipe_hash(saved_recipe)}, "
+                    f"checkpoint {written[1]}): a resumed run keeps its recipe; undo the edit or start a new run"
+                )
+            trainer = cls(saved_recipe, run_dir=run_dir, resume=True, quiet=quiet)
+        except BaseException:
+            lock.__exit__()
+            raise
+        trainer._lock = lock
+        return trainer
 
     def _setup(self) -> None:
         r = self.recipe
@@ -159,7 +184,7 @@ class Trainer:
             torch.set_flush_denormal(True)
         seed_everything(r.seed)
         self.info = dataset_info(r.data.name, r.data.options)
-        self.task: Task = build_task(r.task, self.info)
+        self.task: Task = build_task(r.task, self.info, seed=r.seed)
         train_full = load_dataset(r.data.name, "train", data_dir=r.data.data_dir, options=r.data.options)
         self.test_set = load_dataset(r.data.name, "test", data_dir=r.data.data_dir, options=r.data.options)
         if r.data.test_subset is not None and r.data.test_subset < len(self.test_set):
@@ -250,10 +275,30 @@ class Trainer:
         self.elapsed = float(state["elapsed_s"])
 
     def _save(self, name: str | None = None) -> Path:
+        """Write the step's checkpoint (or ``best``). Weights or optimiser state that became NaN/inf
+        (a finite gradient with a huge learning rate does that after the step's finite checks) are
+        never saved: the run stops with :class:`NonFiniteError` and ``nonfinite.json`` names the
+        newest checkpoint that is really good."""
         target = self.ckpt_dir / (name or ckpt.step_dir_name(self.step))
-        path = ckpt.save_checkpoint(
-            target, model=self.model, optimizers=self.optimizers, state=self._state(), step=self.step
-        )
+        try:
+            path = ckpt.save_checkpoint(
+                target, model=self.model, optimizers=self.optimizers, state=self._state(), step=self.step
+            )
+        except ckpt.NonFiniteStateError as e:
+            good, _ = ckpt.find_resumable(self.ckpt_dir)
+            report = {
+                "what": "weights",
+                "tensor": e.tensor,
+                "step": self.step,  # optimiser steps taken; the bad update is one of those since the last save
+                "found_when": f"saving {target.name}",
+                "last_good_checkpoint": str(good) if good else None,
+            }
+            atomic_write_json(self.run_dir / "nonfinite.json", report)
+            keep = f"last good checkpoint: {good}" if good else "no good checkpoint was written"
+            raise NonFiniteError(
+                f"non-finite weights ('{e.tensor}') after step {self.step}, found when saving {target.name}; "
+                f"not saved ({keep}); details in {self.run_dir / 'nonfinite.json'} — try a lower optim.lr"
+            ) from None
         if name is None:
             ckpt.prune(self.ckpt_dir, self.recipe.checkpoint.keep_last)
         return path
@@ -353,7 +398,7 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
-        with _RunLock(self.run_dir):
+        with getattr(self, "_lock", None) or _RunLock(self.run_dir):
             return self._fit()
 
     def _fit(self) -> dict[str, Any]:
@@ -544,7 +589,8 @@ def load_summary(run_dir: str | Path) -> dict[str, Any]:
 
 @dataclass
 class LoadedRun:
-    """A run's recipe, data info, task and model with the chosen checkpoint's weights, in eval mode."""
+    """A run's recipe, data info, task and model with the chosen checkpoint's weights, in eval mode
+    (in channels-last memory format when the run trained so)."""
 
     recipe: Recipe
     info: Any
@@ -555,41 +601,89 @@ class LoadedRun:
     device: torch.device
 
 
+_STEP_NAME = re.compile(r"^step-(\d+)$")
+
+
+def _choose_checkpoint(root: Path, checkpoint: str, recipe: Recipe) -> Path:
+    """The checkpoint directory ``checkpoint`` names; :class:`CheckpointError` when it is missing.
+
+    ``auto`` is what the run's summary.json reports: ``best`` when the recipe restores it, else
+    ``last``. ``best`` never silently falls back to ``last``: a run killed between the two renames
+    of replacing ``best/`` has none until it is resumed.
+    """
+    available = ", ".join([p.name for p in ckpt.step_dirs(root)] + (["best"] if (root / "best").is_dir() else []))
+    available = available or "none"
+    if checkpoint == "auto":
+        if recipe.eval.restore_best and (root / "best").is_dir():
+            return root / "best"
+        if recipe.eval.restore_best and recipe.checkpoint.best:
+            log.warning("%s is missing: evaluating the last checkpoint, not the best one", root / "best")
+        checkpoint = "last"
+    if checkpoint == "last":
+        dirs = ckpt.step_dirs(root)
+        if not dirs:
+            raise CheckpointError(f"{root} has no checkpoint to load")
+        return dirs[0]
+    if checkpoint == "best":
+        if (root / "best").is_dir():
+            return root / "best"
+        raise CheckpointError(
+            f"{root / 'best'} is missing (the run saved none, or was killed while replacing it; resuming the run "
+            f"repairs that); choose another checkpoint with --checkpoint last or step-N (available: {available})"
+        )
+    m = _STEP_NAME.match(checkpoint)
+    if m is None:
+        raise CheckpointError(
+            f"--checkpoint: '{checkpoint[:60]}' is not a checkpoint name; use auto, best, last or step-N "
+            f"(available: {available})"
+        )
+    chosen = root / ckpt.step_dir_name(int(m.group(1)))
+    if not chosen.is_dir():
+        raise CheckpointError(f"{chosen} does not exist (available: {available})")
+    return chosen
+
+
 def load_run(run_dir: str | Path, checkpoint: str = "auto") -> LoadedRun:
     """Rebuild a finished (or interrupted) run's model from its checkpoint: ``best``, ``last``,
-    ``auto`` (the weights summary.json reports) or a ``step-N`` folder name."""
+    ``auto`` (the weights summary.json reports) or ``step-N``.
+
+    Raises :class:`CheckpointError` (one line) when the run or the checkpoint is missing, when a file
+    fails its manifest, when the weights do not fit the model the run's recipe.yaml builds (naming the
+    first such tensor and both shapes), or when they hold NaN/inf.
+    """
     from archlab.config import load_recipe
 
     run_dir = Path(run_dir)
     if not (run_dir / "recipe.yaml").exists():
         raise CheckpointError(f"{run_dir} is not an archlab run (no recipe.yaml)")
     recipe = load_recipe(run_dir / "recipe.yaml")
+    chosen = _choose_checkpoint(run_dir / "checkpoints", checkpoint, recipe)
     seed_everything(recipe.seed)
     info = dataset_info(recipe.data.name, recipe.data.options)
-    task = build_task(recipe.task, info)
+    task = build_task(recipe.task, info, seed=recipe.seed)
     device = resolve_device(recipe.device)
     model = task.build_model(recipe.model).to(device)
-    root = run_dir / "checkpoints"
-    if checkpoint == "auto":  # the weights summary.json reports
-        checkpoint = "best" if recipe.eval.restore_best else "last"
-    if checkpoint == "best" and (root / "best").exists():
-        chosen = root / "best"
-    elif checkpoint in ("best", "last"):
-        dirs = ckpt.step_dirs(root)
-        if not dirs:
-            raise CheckpointError(f"{root} has no checkpoint to evaluate")
-        chosen = dirs[0]
-    else:
-        chosen = root / checkpoint
+    if recipe.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     state = ckpt.load_checkpoint(chosen, model, None, device)
     model.eval()
     return LoadedRun(recipe, info, task, model, chosen, int(state["step"]), device)
 
 
-def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "auto") -> dict[str, Any]:
-    """Re-evaluate a finished (or interrupted) run from its checkpoint: ``archlab eval``."""
+def evaluate_run(
+    run_dir: str | Path, split: str = "test", checkpoint: str = "auto", precision: str | None = None
+) -> dict[str, Any]:
+    """Re-evaluate a finished (or interrupted) run from its checkpoint: ``archlab eval``.
+
+    Evaluates as the run did — its ``precision`` (bf16 autocast), channels-last layout, compiled
+    model and CPU denormal flushing — so the test metrics of the checkpoint summary.json reports
+    come out identical to summary.json's; ``precision="fp32"`` or ``"bf16"`` overrides the precision.
+    """
+    if precision not in (None, "fp32", "bf16"):
+        raise ConfigError(f"precision: '{precision}' is not a precision; use fp32 or bf16")
     run = load_run(run_dir, checkpoint)
     recipe, task, model, device = run.recipe, run.task, run.model, run.device
+    precision = precision or recipe.precision
     ds = load_dataset(
         recipe.data.name,
         split if split != "val" else "train",
@@ -604,6 +698,19 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "au
         ds, _ = split_train_val(ds, recipe.data.val_fraction, recipe.seed, recipe.data.train_subset)
     elif recipe.data.test_subset is not None and recipe.data.test_subset < len(ds):
         ds = ds.subset(torch.arange(recipe.data.test_subset), "test")
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)  # as the trainer does: denormals flushed to zero
+    forward = torch.compile(model) if recipe.compile else model
     loader = BatchLoader(ds, recipe.data.eval_batch_size, shuffle=False, drop_last=False)
-    metrics = task.evaluate(model, (_to(b, device, False) for b in loader))
-    return {"run_dir": str(run_dir), "checkpoint": str(run.checkpoint), "step": run.step, "split": split, **metrics}
+    batches = (_to(b, device, recipe.channels_last) for b in loader)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    with torch.no_grad(), autocast:
+        metrics = task.evaluate(forward, batches)
+    return {
+        "run_dir": str(run_dir),
+        "checkpoint": str(run.checkpoint),
+        "step": run.step,
+        "split": split,
+        "precision": precision,
+        **metrics,
+    }

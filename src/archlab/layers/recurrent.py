@@ -46,6 +46,7 @@ __all__ = [
     "AttentionPooling",
     "GRUCell",
     "LSTMCell",
+    "RECURRENT_LAYERS",
     "RNNCell",
     "RecurrentBase",
     "SequencePooling",
@@ -401,6 +402,9 @@ class GRU(RecurrentBase, nn.GRU):
     def _step(self, suffix: str) -> Step:
         _, w_hh, _, b_hh = self._weights(suffix)
         return lambda gx, s: (gru_cell(gx, s[0], w_hh, b_hh),)
+
+
+RECURRENT_LAYERS: dict[str, type[RecurrentBase]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
 
 def _scan(step: Step, gx: Tensor, state: State, mask: Tensor | None, reverse: bool) -> tuple[Tensor, State]:

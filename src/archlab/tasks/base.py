@@ -65,7 +65,7 @@ class Task:
     default_options: ClassVar[dict[str, Any]] = {}  # task.options a recipe may set, with their defaults
     has_custom_step: ClassVar[bool] = False
 
-    def __init__(self, spec: TaskSpec, info: DatasetInfo):
+    def __init__(self, spec: TaskSpec, info: DatasetInfo, seed: int = 0):
         if info.task != self.name:
             raise ConfigError(
                 f"task.name: dataset '{info.name}' is a {info.task} data set, not {self.name}; "
@@ -80,6 +80,7 @@ class Task:
         if spec.label_smoothing and loss != "cross_entropy":
             raise ConfigError(f"task.label_smoothing: applies to the cross_entropy loss only, not '{loss}'")
         self.spec, self.info, self.loss_name = spec, info, loss
+        self.seed = seed  # the run's seed: randomness inside a task (scheduled sampling) derives from it
         self.step, self.total_steps = 0, None
         self.options = check_options(spec.options, self.default_options, "task.options", f"task '{self.name}'")
 
@@ -127,9 +128,9 @@ def register_task(cls: type[Task]) -> type[Task]:
     return cls
 
 
-def build_task(spec: TaskSpec, info: DatasetInfo) -> Task:
+def build_task(spec: TaskSpec, info: DatasetInfo, seed: int = 0) -> Task:
     try:
         cls = TASKS.get(spec.name)
     except UnknownNameError as e:
         raise ConfigError(f"task.name: {e}") from None
-    return cls(spec, info)
+    return cls(spec, info, seed=seed)

@@ -40,8 +40,8 @@ class ForecastingTask(RegressionTask):
     metrics = ("loss", "mae", "rmse", "mase", "naive_mae", "naive_rmse", "naive_mase", "skill")
     default_metric = "mase"
 
-    def __init__(self, spec, info):
-        super().__init__(spec, info)
+    def __init__(self, spec, info, seed: int = 0):
+        super().__init__(spec, info, seed)
         self.spec_ = forecast_spec(info.name)
 
     @torch.no_grad()

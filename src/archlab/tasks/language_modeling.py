@@ -2,8 +2,9 @@
 
 Metrics over every predicted token of a split: ``loss`` (cross-entropy, nats per token),
 ``perplexity`` = e^loss, ``bpc`` = loss / ln 2 (bits per character on a character set) and
-``accuracy`` (the most likely next token is the true one). :func:`sample` continues a prompt with a
-temperature, through the model's own ``generate``.
+``accuracy`` (the most likely next token is the true one). :meth:`LanguageModelingTask.sample`
+continues a prompt with a temperature, top-k and top-p, through the model's own ``generate`` (the
+shared decoders of archlab.layers.decoding).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from archlab.data.text import vocab as text_vocab
+from archlab.layers.decoding import check_sampling
 from archlab.tasks.base import Batch, Task, register_task, split_batch
 from archlab.utils.errors import ConfigError, ShapeError
 
@@ -61,8 +63,16 @@ class LanguageModelingTask(Task):
         temperature: float = 1.0,
         top_k: int | None = None,
         seed: int = 0,
+        top_p: float | None = None,
     ) -> str:
-        """``prompt`` continued by ``length`` sampled tokens, decoded to text (the prompt included)."""
+        """``prompt`` continued by ``length`` sampled tokens, decoded to text (the prompt included).
+
+        Temperature 0 is greedy; ``top_k`` / ``top_p`` truncate the distribution (archlab.layers.decoding);
+        the same ``seed`` gives the same text. Raises ConfigError for a bad prompt or sampling setting."""
+        try:
+            check_sampling(temperature, top_k, top_p)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         if not hasattr(model, "generate"):
             raise ConfigError(f"model {type(model).__name__} cannot generate text (it has no generate method)")
         v = text_vocab(self.info.name)
@@ -73,5 +83,5 @@ class LanguageModelingTask(Task):
         if ids.shape[1] == 0:
             raise ConfigError("prompt: give at least one token to start from")
         g = torch.Generator(device=ids.device).manual_seed(seed)
-        out = model.generate(ids, length, temperature=temperature, top_k=top_k, generator=g)
+        out = model.generate(ids, length, temperature=temperature, top_k=top_k, top_p=top_p, generator=g)
         return v.decode(out[0].tolist())

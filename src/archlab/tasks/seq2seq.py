@@ -4,7 +4,8 @@ Training is teacher forcing: the decoder reads ``y[:, :-1]`` (``<sos>`` + target
 ``y[:, 1:]`` (target + ``<eos>``) with cross-entropy that ignores ``<pad>`` (id 0). With
 ``task.options.teacher_forcing`` < 1 (optionally moving linearly to ``teacher_forcing_final`` over the
 run) each decoder input is the gold token with that probability and the model's own previous
-prediction otherwise (scheduled sampling, Bengio et al. 2015).
+prediction otherwise (scheduled sampling, Bengio et al. 2015); the coins are drawn from a generator
+seeded by the run's seed and the step (:meth:`Seq2SeqTask.coin_generator`).
 
 Evaluation decodes without the targets — greedy, or beam search with ``task.options.beam_size`` > 1
 and GNMT's length penalty ``length_penalty`` — and reports, over a split:
@@ -32,8 +33,9 @@ from archlab.data.seq2seq import vocabs
 from archlab.tasks.base import Batch, Task, register_task
 from archlab.utils.errors import ConfigError
 from archlab.utils.seed import derive_seed
+from archlab.utils.tokens import EOS, PAD_ID
 
-PAD = 0
+PAD = PAD_ID  # <pad>: ignored by the loss and the metrics
 
 
 def edit_distance(a: Sequence[Any], b: Sequence[Any]) -> int:
@@ -66,8 +68,8 @@ class Seq2SeqTask(Task):
     default_metric = "exact_match"
     default_options = {"teacher_forcing": 1.0, "teacher_forcing_final": None, "beam_size": 1, "length_penalty": 0.6}
 
-    def __init__(self, spec, info):
-        super().__init__(spec, info)
+    def __init__(self, spec, info, seed: int = 0):
+        super().__init__(spec, info, seed)
         o = self.options
         for key in ("teacher_forcing", "teacher_forcing_final"):
             if o[key] is not None and not 0.0 <= o[key] <= 1.0:
@@ -77,7 +79,7 @@ class Seq2SeqTask(Task):
         self.error_rate = getattr(info, "error_rate", "wer")
         self.metrics = ("loss", "token_accuracy", "exact_match", "bleu", "chrf", self.error_rate)
         self.src_vocab, self.tgt_vocab = vocabs(info.name)
-        self.eos = self.tgt_vocab.stoi["<eos>"]
+        self.eos = self.tgt_vocab.stoi[EOS]
 
     def data_hints(self) -> dict[str, Any]:
         return {
@@ -94,6 +96,11 @@ class Seq2SeqTask(Task):
         frac = min(1.0, self.step / max(1, self.total_steps - 1))
         return start + (final - start) * frac
 
+    def coin_generator(self, device: torch.device | str = "cpu") -> torch.Generator:
+        """The generator of this step's scheduled-sampling coins: seeded by (run seed, step), so every
+        seed of a compare flips its own coins and a resumed run flips the same ones as an unbroken run."""
+        return torch.Generator(device=device).manual_seed(derive_seed(self.seed, 0x7F, self.step))
+
     @staticmethod
     def _unpack(batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if len(batch) != 3:
@@ -103,7 +110,7 @@ class Seq2SeqTask(Task):
     def training_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         x, y, lengths = self._unpack(batch)
         ratio = self.teacher_forcing_ratio() if model.training else 1.0
-        g = torch.Generator(device=x.device).manual_seed(derive_seed(0x7F, self.step)) if ratio < 1.0 else None
+        g = self.coin_generator(x.device) if ratio < 1.0 else None
         logits = model(x, lengths, y[:, :-1], teacher_forcing=ratio, generator=g).float()
         target = y[:, 1:]
         loss = F.cross_entropy(
