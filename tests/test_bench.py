@@ -331,3 +331,17 @@ def test_time_steps_separates_cpu_time_from_wall_time():
     out = measuring.time_steps(lambda: (time.sleep(0.02), 1.5)[1], steps=3, warmup=1)
     assert out["step_ms"] >= 20 and out["cpu_ms"] < 10  # sleeping costs wall time, not CPU time
     assert out["steps"] == 3 and out["final_loss"] == 1.5
+
+
+def test_bench_script_refuses_bf16_on_a_cpu_without_it(cpu_kind, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+    spec = importlib.util.spec_from_file_location("archlab_bench_run", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    cpu_kind(AMD_AVX2)
+    assert script.main(["--precision", "bf16", "--only", "lstm-torch"]) == 2  # before any worker starts
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("error: precision bf16: this CPU has no native bf16")
