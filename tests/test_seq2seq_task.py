@@ -36,7 +36,7 @@ def _coins(seed: int, step: int, teacher_forcing: float = 0.5) -> torch.Tensor |
     task.set_progress(step, 100)
     ds = load_dataset(DATA, "test")
     model = _CoinRecorder(info.num_classes).train()
-    loss, _ = task.training_loss(model, (ds.x[:4], ds.y[:4], ds.lengths[:4]))
+    loss, _ = task.training_loss(model, ds[:4])  # a Batch with x, y and lengths
     assert torch.isfinite(loss)
     return model.coins[-1]
 

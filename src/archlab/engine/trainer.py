@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from archlab.config import Recipe, recipe_hash, recipe_to_dict, recipe_to_yaml
-from archlab.data import BatchLoader, dataset_info, load_dataset, split_train_val
-from archlab.data.transforms import build_transform
+from archlab.data import Batch, BatchLoader, dataset_info, load_dataset, load_train_val
+from archlab.data.transforms import build_transform, uses_mixup
 from archlab.engine import checkpoint as ckpt
 from archlab.engine.optim import build_optimizer, lr_factor, set_lr
 from archlab.engine.progress import Progress
@@ -90,14 +90,8 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def _to(batch: tuple[torch.Tensor, ...], device: torch.device, channels_last: bool) -> tuple[torch.Tensor, ...]:
-    out = []
-    for t in batch:
-        t = t.to(device, non_blocking=True)
-        if channels_last and t.dim() == 4 and t.is_floating_point():
-            t = t.contiguous(memory_format=torch.channels_last)
-        out.append(t)
-    return tuple(out)
+def _to(batch: Batch, device: torch.device, channels_last: bool) -> Batch:
+    return batch.to(device, channels_last=channels_last)
 
 
 class Trainer:
@@ -185,11 +179,17 @@ class Trainer:
         seed_everything(r.seed)
         self.info = dataset_info(r.data.name, r.data.options)
         self.task: Task = build_task(r.task, self.info, seed=r.seed)
-        train_full = load_dataset(r.data.name, "train", data_dir=r.data.data_dir, options=r.data.options)
+        self.train_set, self.val_set = load_train_val(
+            r.data.name,
+            val_fraction=r.data.val_fraction,
+            seed=r.seed,
+            train_subset=r.data.train_subset,
+            data_dir=r.data.data_dir,
+            options=r.data.options,
+        )
         self.test_set = load_dataset(r.data.name, "test", data_dir=r.data.data_dir, options=r.data.options)
         if r.data.test_subset is not None and r.data.test_subset < len(self.test_set):
             self.test_set = self.test_set.subset(torch.arange(r.data.test_subset), "test")
-        self.train_set, self.val_set = split_train_val(train_full, r.data.val_fraction, r.seed, r.data.train_subset)
         if r.eval.early_stopping.patience is not None and self.val_set is None:
             raise ConfigError("eval.early_stopping.patience: needs a validation split; set data.val_fraction > 0")
         if r.eval.restore_best and self.val_set is None:
@@ -211,6 +211,10 @@ class Trainer:
         self.optimizers = {
             name: build_optimizer(params, r.optim) for name, params in self.task.param_groups(self.model).items()
         }
+        if uses_mixup(r.data.augment) and not self.task.supports_mixup:
+            raise ConfigError(
+                f"data.augment: mixup needs a task that scores mixed targets (classification), not {r.task.name}"
+            )
         self.loader = BatchLoader(
             self.train_set,
             r.data.batch_size,
@@ -684,19 +688,18 @@ def evaluate_run(
     run = load_run(run_dir, checkpoint)
     recipe, task, model, device = run.recipe, run.task, run.model, run.device
     precision = precision or recipe.precision
-    ds = load_dataset(
-        recipe.data.name,
-        split if split != "val" else "train",
-        data_dir=recipe.data.data_dir,
-        options=recipe.data.options,
-    )
-    if split == "val":
-        _, ds = split_train_val(ds, recipe.data.val_fraction, recipe.seed, recipe.data.train_subset)
+    d = recipe.data
+    if split in ("train", "val"):  # the examples the run trained / validated on (hold-out, subset, shipped val)
+        train, val = load_train_val(
+            d.name, val_fraction=d.val_fraction, seed=recipe.seed, train_subset=d.train_subset,
+            data_dir=d.data_dir, options=d.options,
+        )  # fmt: skip
+        ds = train if split == "train" else val
         if ds is None:
             raise ConfigError("split: this run has no validation split (data.val_fraction is 0)")
-    elif split == "train":  # the examples the run trained on: without the val hold-out, within the subset
-        ds, _ = split_train_val(ds, recipe.data.val_fraction, recipe.seed, recipe.data.train_subset)
-    elif recipe.data.test_subset is not None and recipe.data.test_subset < len(ds):
+    else:
+        ds = load_dataset(d.name, split, data_dir=d.data_dir, options=d.options)
+    if split == "test" and recipe.data.test_subset is not None and recipe.data.test_subset < len(ds):
         ds = ds.subset(torch.arange(recipe.data.test_subset), "test")
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # as the trainer does: denormals flushed to zero

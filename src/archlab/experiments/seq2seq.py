@@ -59,7 +59,8 @@ def decode_by_length(run_dir: Path, split: str = "test", limit: int | None = Non
     if limit is not None and limit < len(ds):
         ds = ds.subset(torch.arange(limit), split)
     out = []
-    for x, y, lengths in BatchLoader(ds, 500, shuffle=False, drop_last=False):
+    for b in BatchLoader(ds, 500, shuffle=False, drop_last=False):
+        x, y, lengths = b.x, b.y, b.lengths
         tokens, _ = model.greedy_decode(x, lengths, max_len=y.shape[1] - 1)
         for n, hyp_row, ref_row in zip(lengths.tolist(), tokens.tolist(), y[:, 1:].tolist(), strict=True):
             hyp, ref = _trim(hyp_row, task.eos), _trim(ref_row, task.eos)

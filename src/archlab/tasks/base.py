@@ -13,8 +13,6 @@ family- or objective-specific lives here.
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -22,53 +20,34 @@ import torch
 from torch import nn
 
 from archlab.config import ModelSpec, TaskSpec
-from archlab.data import DatasetInfo
+from archlab.data import Batch, DatasetInfo, model_inputs
 from archlab.registry import Registry, create_model, model_config_fields
+from archlab.tasks.metrics import Metric, MetricSet, declare_direction, higher_is_better  # noqa: F401
 from archlab.utils.errors import ConfigError, UnknownNameError, did_you_mean
 from archlab.utils.options import check_options
 
-Batch = tuple[torch.Tensor, ...]  # (x, y) or, for variable-length sequences, (x, y, lengths)
-
-# metrics where smaller is better; every other metric (accuracy, r2, bleu …) is maximised.
-# The trainer (best checkpoint, early stopping) and the report (the best row) both read this.
-LOWER_IS_BETTER = frozenset(
-    {"loss", "mse", "mae", "rmse", "mase", "naive_mae", "naive_rmse", "naive_mase", "perplexity", "bpc"}
-    | {"wer", "per", "cer", "fid"}
-)
-
-
-def higher_is_better(metric: str) -> bool:
-    return metric.split("/")[-1] not in LOWER_IS_BETTER
-
-
-@functools.cache
-def _takes_lengths(cls: type) -> bool:
-    return "lengths" in inspect.signature(cls.forward).parameters
-
 
 def split_batch(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-    """``(x, y, kwargs)``: ``kwargs`` holds ``lengths`` when the batch has them and the model's
-    ``forward`` takes them (a recurrent model); other models see the zero-padded ``x`` only."""
-    x, y, *rest = batch
-    base = getattr(model, "_orig_mod", model)  # torch.compile wraps the module
-    if rest and _takes_lengths(type(base)):
-        return x, y, {"lengths": rest[0]}
-    return x, y, {}
+    """``(x, y, kwargs)``: ``kwargs`` holds the batch fields the model's ``forward`` declares by
+    name (``lengths`` for a recurrent model, ``attention_mask`` for a Transformer …); a model that
+    declares none sees ``x`` alone (zero-padded), so no family must know about lengths."""
+    return batch.x, batch.y, model_inputs(model, batch)
 
 
 class Task:
     name: ClassVar[str]
     losses: ClassVar[tuple[str, ...]]
     default_loss: ClassVar[str]
-    metrics: ClassVar[tuple[str, ...]]
+    metrics: ClassVar[dict[str, type[Metric]]]  # name → accumulator class (which declares its direction)
     default_metric: ClassVar[str] = "loss"  # eval.metric when the recipe names none
     default_options: ClassVar[dict[str, Any]] = {}  # task.options a recipe may set, with their defaults
     has_custom_step: ClassVar[bool] = False
+    supports_mixup: ClassVar[bool] = False  # scores a mixup batch (y a pair of targets, batch.mixing = λ)
 
     def __init__(self, spec: TaskSpec, info: DatasetInfo, seed: int = 0):
-        if info.task != self.name:
+        if self.name not in info.tasks:
             raise ConfigError(
-                f"task.name: dataset '{info.name}' is a {info.task} data set, not {self.name}; "
+                f"task.name: dataset '{info.name}' serves {', '.join(info.tasks)}, not {self.name}; "
                 f"set task.name={info.task}"
             )
         loss = spec.loss or self.default_loss
@@ -115,6 +94,10 @@ class Task:
         raise NotImplementedError
 
     # -- evaluation ------------------------------------------------------------------------
+    def new_metrics(self) -> MetricSet:
+        """Fresh accumulators for one evaluation (``evaluate`` updates them batch by batch)."""
+        return MetricSet({k: cls() for k, cls in self.metrics.items()})
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
         raise NotImplementedError
@@ -125,6 +108,8 @@ TASKS: Registry[type[Task]] = Registry("task")
 
 def register_task(cls: type[Task]) -> type[Task]:
     TASKS.add(cls.name, cls)
+    for name, metric in cls.metrics.items():
+        declare_direction(name, metric.higher_is_better)
     return cls
 
 

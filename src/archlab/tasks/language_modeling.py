@@ -9,7 +9,6 @@ shared decoders of archlab.layers.decoding).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 import torch
@@ -19,6 +18,7 @@ from torch.nn import functional as F
 from archlab.data.text import vocab as text_vocab
 from archlab.layers.decoding import check_sampling
 from archlab.tasks.base import Batch, Task, register_task, split_batch
+from archlab.tasks.metrics import Accuracy, BitsPerToken, Loss, Perplexity
 from archlab.utils.errors import ConfigError, ShapeError
 
 
@@ -27,7 +27,7 @@ class LanguageModelingTask(Task):
     name = "language_modeling"
     losses = ("cross_entropy",)
     default_loss = "cross_entropy"
-    metrics = ("loss", "perplexity", "bpc", "accuracy")
+    metrics = {"loss": Loss, "perplexity": Perplexity, "bpc": BitsPerToken, "accuracy": Accuracy}
     default_metric = "loss"
 
     def _logits(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,19 +41,24 @@ class LanguageModelingTask(Task):
 
     def training_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         logits, y = self._logits(model, batch)
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), label_smoothing=self.spec.label_smoothing)
-        return loss, {"loss": loss.detach(), "accuracy": (logits.argmax(-1) == y).float().mean()}
+        eps = self.spec.label_smoothing
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), label_smoothing=eps)
+        logs = {"loss": loss.detach(), "accuracy": (logits.argmax(-1) == y).float().mean()}
+        if eps:  # the reported loss is the plain NLL; the smoothed objective is logged beside it
+            with torch.no_grad():
+                logs = {**logs, "loss": F.cross_entropy(logits.flatten(0, 1), y.flatten()), "objective": loss.detach()}
+        return loss, logs
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
-        nll, correct, n = 0.0, 0, 0
+        m = self.new_metrics()
         for batch in batches:
             logits, y = self._logits(model, batch)
-            nll += float(F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum"))
-            correct += int((logits.argmax(-1) == y).sum())
-            n += y.numel()
-        loss = nll / max(n, 1)
-        return {"loss": loss, "perplexity": math.exp(loss), "bpc": loss / math.log(2), "accuracy": correct / max(n, 1)}
+            nll = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum")
+            for k in ("loss", "perplexity", "bpc"):
+                m[k].update(nll, y.numel())
+            m["accuracy"].update((logits.argmax(-1) == y).sum(), y.numel())
+        return m.compute()
 
     def sample(
         self,
