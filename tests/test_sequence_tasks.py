@@ -296,7 +296,7 @@ def test_attention_bottleneck_quick_from_the_cli(tmp_path, capsys):
     import json
 
     from archlab.cli import main
-    from archlab.experiments.seq2seq import _buckets
+    from archlab.experiments.attention_bottleneck import _buckets
 
     assert _buckets([1, 2, 5, 9, 17], [3, 6, 9, 12]) == [(1, 3), (4, 6), (7, 9), (10, 12), (13, 17)]
     assert _buckets([4, 5], [3, 6, 9, 12]) == [(4, 6)]

@@ -33,46 +33,57 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 # -- commands -----------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
-    import torch
+    from archlab.registry.catalog import model_catalog
+    from archlab.utils.units import human
 
-    from archlab.registry import create_model, get_model_entry, list_models
-    from archlab.utils.counting import count_flops, count_params, example_inputs, human
-
+    # the figures are each model's register_model(meta=...), read from a catalog cached under the
+    # hash of the model sources: nothing is built, and torch is not imported when nothing changed
     table = Table(title="archlab models" + (f" · {args.family}" if args.family else ""))
     cols = ["name", "family", "params", *(["MACs", "input"] if args.macs else []), "tasks", "paper"]
     for col in cols:
         table.add_column(col, justify="right" if col in ("params", "MACs") else "left")
-    for name in list_models(args.family):
-        e = get_model_entry(name)
-        with torch.device("meta"):  # shapes only: counting needs no memory, even for big models
-            model = create_model(name)
-            n = count_params(model)
-            shape = tuple(getattr(model, "input_shape", ()))
-            macs = (
-                [human(count_flops(model, example_inputs(model)) / 2), "×".join(map(str, shape))] if args.macs else []
-            )
-        table.add_row(name, e.family, human(n), *macs, ", ".join(e.tasks), e.paper)
+    for row in model_catalog(args.family):
+        macs = [human(row["macs"]), "×".join(map(str, row["in_shape"]))] if args.macs else []
+        params = f"{row['num_params']:,}"
+        table.add_row(row["name"], row["family"], params, *macs, ", ".join(row["tasks"]), row["paper"])
     console.print(table)
     return 0
+
+
+def _measure(name: str, **overrides: Any) -> dict[str, Any]:
+    """Parameters and MACs of one model, built on the meta device (shapes only: exact and instant)."""
+    import torch
+
+    from archlab.registry import create_model
+    from archlab.utils.counting import count_flops, count_params, example_inputs
+
+    with torch.device("meta"):
+        model = create_model(name, **overrides)
+        shape = tuple(getattr(model, "input_shape", ()))
+        flops = count_flops(model, example_inputs(model)) if shape or hasattr(model, "example_inputs") else None
+    macs = None if flops is None else flops / 2
+    return {"model": model, "num_params": count_params(model), "macs": macs, "shape": shape}
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     import dataclasses
     import inspect
 
-    import torch
-
     from archlab.config import parse_overrides
-    from archlab.registry import create_model, get_model_entry
-    from archlab.utils.counting import count_flops, count_params, example_inputs, human
+    from archlab.registry import get_model_entry
+    from archlab.utils.units import human
 
     entry = get_model_entry(args.name)
     overrides = parse_overrides(args.overrides)
-    with torch.device("meta"):  # shapes only: exact counts without allocating a 140M-parameter model
-        model = create_model(args.name, **overrides)
-        n = count_params(model)
-        shape = tuple(getattr(model, "input_shape", ()))
-        flops = count_flops(model, example_inputs(model)) if shape else None
+    if overrides or not {"num_params", "macs"} <= set(entry.meta):
+        measured = _measure(args.name, **overrides)  # on the meta device: exact and instant
+        config, n, macs, shape = measured["model"].config, measured["num_params"], measured["macs"], measured["shape"]
+        how = "measured"
+    else:  # the variant as registered: its published figures (the tests measure them on every model)
+        config = entry.config(**entry.defaults)
+        n, macs, shape = entry.meta["num_params"], entry.meta["macs"], tuple(entry.default("in_shape") or ())
+        how = f"published by {entry.meta['source']}" if "source" in entry.meta else "this implementation"
+        how += "; checked against the count in tests/test_registry_models.py"
     console.print(f"[bold]{entry.name}[/bold] — {entry.description}")
     notes = (inspect.getdoc(entry.builder) or "").split("\n", 1)[1:]
     if notes and notes[0].strip():
@@ -80,19 +91,23 @@ def cmd_info(args: argparse.Namespace) -> int:
     console.print(f"family      {entry.family}")
     console.print(f"paper       {entry.paper}")
     console.print(f"tasks       {', '.join(entry.tasks)}")
-    console.print(f"parameters  {n:,} ({human(n)}, measured)")
-    if flops is not None:
+    console.print(f"parameters  {n:,} ({human(n)}, {how})", markup=False, highlight=False)
+    if macs is not None:
+        exact = how == "measured" or isinstance(macs, int)  # published figures are rounded floats: 4.09e9
         console.print(
-            f"MACs        {flops // 2:,} ({human(flops / 2)}) multiply-accumulates per example at input "
-            f"(1, {', '.join(map(str, shape))}); {flops:,} FLOPs (torch.utils.flop_counter: convolutions and "
-            f"matrix products)"
+            f"MACs        {f'{round(macs):,} ({human(macs)})' if exact else human(macs)} multiply-accumulates per "
+            f"example at input "
+            f"(1, {', '.join(map(str, shape))}); {f'{round(2 * macs):,}' if exact else human(2 * macs)} FLOPs "
+            "(torch.utils.flop_counter: convolutions and matrix products)",
+            markup=False,
+            highlight=False,
         )
     console.print(f"source      {entry.module}")
-    cfg = Table(title=f"{type(model.config).__name__} (defaults of this variant)")
+    cfg = Table(title=f"{type(config).__name__} (defaults of this variant)")
     cfg.add_column("field")
     cfg.add_column("value")
-    for f in dataclasses.fields(model.config):
-        cfg.add_row(f.name, repr(getattr(model.config, f.name)))
+    for f in dataclasses.fields(config):
+        cfg.add_row(f.name, repr(getattr(config, f.name)))
     console.print(cfg)
     eq = entry.equations()
     if eq:
@@ -304,14 +319,14 @@ def _compare_table(rec: dict[str, Any]) -> Table:
     return table
 
 
-def _on_run(model: str, seed: int, s: dict[str, Any]) -> None:
-    test = ", ".join(f"{k} {v:.4f}" for k, v in s["test"].items())
-    err_console.print(f"  {model} seed {seed}: test {test} ({s['wall_time_s']:.1f}s)")
+def _progress(line: str) -> None:
+    """Progress of a compare or an experiment: plain lines (they read the same in a log file)."""
+    err_console.print(f"  {line}", markup=False, highlight=False)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from archlab.config import parse_overrides
-    from archlab.experiments import run_compare, run_experiment
+    from archlab.experiments import INDUCTIVE_BIAS_MODELS, LABELS, run_compare, run_experiment
 
     # `archlab compare mlp gru optim.lr=3e-3`: positional key=value items are overrides too
     args.overrides += [m for m in args.models if "=" in m]
@@ -328,24 +343,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
     seeds = list(range(args.seeds)) if args.seeds else None
     if not args.models:
         # the main job: the MNIST-1D inductive-bias comparison
-        options: dict[str, Any] = {
-            "data": args.data or "mnist1d",
-            "overrides": overrides,
-            "on_run": _on_run,
-            "jobs": args.jobs,
-        }
+        options: dict[str, Any] = {"data": args.data or "mnist1d", "overrides": overrides}
         if seeds:
             options["seeds"] = seeds
-        err_console.print(
-            f"[bold]archlab compare[/bold]: inductive biases on {options['data']} "
-            "(logistic regression, MLP, CNN, GRU; same data, same budget)"
-        )
+        # the banner names the models the experiment trains, and is printed once every run is checked
+        labels = ", ".join(LABELS.get(m, m) for m in INDUCTIVE_BIAS_MODELS)
+        banner = f"inductive biases on {options['data']} ({labels}; same data, same budget)"
+
+        def started(out_dir: Path) -> None:
+            err_console.print(f"[bold]archlab compare[/bold]: {banner}")
+            err_console.print(f"run dir: {out_dir}")
+
         out, result = run_experiment(
             "inductive-bias",
             runs_dir=args.runs_dir,
             quick=args.quick,
             options=options,
-            on_start=lambda p: err_console.print(f"run dir: {p}"),
+            jobs=args.jobs,
+            on_start=started,
+            progress=_progress,
         )
         from archlab.utils.io import read_json
 
@@ -367,8 +383,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         seeds=seeds or [0, 1, 2],
         overrides=overrides,
         runs_dir=args.runs_dir,
-        on_run=_on_run,
         jobs=args.jobs,
+        on_start=lambda p: err_console.print(f"run dir: {p}"),
+        progress=_progress,
     )
     console.print(_compare_table(rec))
     console.print(f"report: {Path(rec['dir']) / 'report.html'}")
@@ -386,18 +403,17 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         table.add_column("options (--set)")
         for n in list_experiments():
             cls = EXPERIMENTS.get(n)
-            table.add_row(n, cls.claim, ", ".join(cls.options))
+            table.add_row(n, cls.claim, ", ".join(cls.option_names()))
         console.print(table)
         return 0
-    options = parse_overrides(args.options)
-    if args.jobs:
-        options["jobs"] = args.jobs
     out, result = run_experiment(
         args.name,
         runs_dir=args.runs_dir,
         quick=args.quick,
-        options=options,
+        options=parse_overrides(args.options),
+        jobs=args.jobs,
         on_start=lambda p: err_console.print(f"run dir: {p}"),
+        progress=_progress,
     )
     table = Table(title=result.title)
     for c in result.columns:

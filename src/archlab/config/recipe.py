@@ -379,7 +379,19 @@ def load_recipe(source: str | Path | dict[str, Any], overrides: dict[str, Any] |
         raw = _load_yaml(_read_recipe_text(path), preview(str(path)))
         if raw is None:
             raise ConfigError(f"{preview(str(path))}: the recipe file is empty")
-    return validate_recipe(apply_overrides(raw, overrides or {}))
+    recipe = validate_recipe(apply_overrides(raw, overrides or {}))
+    # a run is named after what it trains: an override that swaps the model or the data renames it
+    # (fashion_mnist/lenet5 with data.name=mnist runs as lenet5-mnist), unless it sets the name too
+    before = (_get(raw, "model", "name"), _get(raw, "data", "name"))
+    if overrides and "name" not in overrides and before != (recipe.model.name, recipe.data.name):
+        recipe.name = f"{recipe.model.name}-{recipe.data.name}"
+    return recipe
+
+
+def _get(raw: Any, *keys: str) -> Any:
+    for key in keys:
+        raw = raw.get(key) if isinstance(raw, dict) else None
+    return raw
 
 
 def _read_recipe_text(path: Path) -> str:

@@ -132,6 +132,17 @@ class Trainer:
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
+    def check(cls, recipe: Recipe) -> int | None:
+        """Everything construction validates (data, task, model, ``eval.metric``, device, the
+        start-up probe) without creating a run dir: compare and the experiments check every run's
+        recipe before their own directory exists. Returns the run's optimiser steps (None under a
+        time budget only); raises what ``Trainer(recipe)`` raises."""
+        trainer = cls.__new__(cls)
+        trainer.recipe, trainer.quiet, trainer._resuming = recipe, True, False
+        trainer._setup()
+        return trainer.total_steps
+
+    @classmethod
     def resume(cls, run_dir: str | Path, *, quiet: bool = False, recipe: Recipe | None = None) -> Trainer:
         """The continuation of ``run_dir``. A finished run or one another process trains in is refused
         here, before anything is built or printed; the run's lock is held from here until ``fit()`` ends."""

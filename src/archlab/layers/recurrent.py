@@ -42,6 +42,7 @@ from archlab.utils.errors import ShapeError
 __all__ = [
     "GRU",
     "LSTM",
+    "RECURRENT_LAYERS",
     "RNN",
     "AttentionPooling",
     "GRUCell",
@@ -404,6 +405,8 @@ class GRU(RecurrentBase, nn.GRU):
         return lambda gx, s: (gru_cell(gx, s[0], w_hh, b_hh),)
 
 
+# the layers by the names model configs use (``cell: lstm``): the forecasters, language models and
+# encoder–decoders pick their recurrence here
 RECURRENT_LAYERS: dict[str, type[RecurrentBase]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
 

@@ -28,11 +28,12 @@ from archlab.layers import decoding
 from archlab.layers.decoding import select_rows
 from archlab.layers.recurrent import RECURRENT_LAYERS
 from archlab.registry import register_model
+from archlab.registry.config import ModelConfig
 from archlab.utils.shapes import check_shape
 
 
 @dataclass
-class RecurrentLMConfig:
+class RecurrentLMConfig(ModelConfig):
     in_shape: tuple[int] = (64,)  # (T,): the training window (any length works at inference)
     num_classes: int = 75  # V outputs (filled from the data)
     vocab_size: int = 75  # V inputs (filled from the data)
@@ -139,6 +140,7 @@ def _lm(cell: str, overrides: dict) -> RecurrentLM:
     paper="Karpathy, The Unreasonable Effectiveness of RNNs (char-rnn, 2015); Hochreiter & Schmidhuber 1997",
     tasks=("language_modeling",),
     test_overrides={"hidden_size": 16, "embed_dim": 8},
+    meta={"num_params": 880_139, "macs": 55_754_752},
 )
 def lstm_lm(**overrides) -> RecurrentLM:
     """Character-level LSTM language model (char-rnn): 2 layers of 256, sampling with temperature."""
@@ -152,6 +154,7 @@ def lstm_lm(**overrides) -> RecurrentLM:
     tasks=("language_modeling",),
     defaults={"cell": "gru"},
     test_overrides={"hidden_size": 16, "embed_dim": 8},
+    meta={"num_params": 666_123, "macs": 42_123_264},
 )
 def gru_lm(**overrides) -> RecurrentLM:
     """Character-level GRU language model: 2 layers of 256, sampling with temperature."""

@@ -62,6 +62,7 @@ from archlab.layers.attention import LUONG_SCORES, AdditiveAttention, Multiplica
 from archlab.layers.decoding import gnmt_length_penalty, select_rows
 from archlab.layers.recurrent import RECURRENT_LAYERS, RecurrentBase, last_state
 from archlab.registry import register_model
+from archlab.registry.config import ModelConfig
 from archlab.utils.errors import ShapeError
 from archlab.utils.tokens import EOS_ID, PAD_ID, SOS_ID, UNK_ID  # both vocabularies
 
@@ -92,7 +93,7 @@ HiddenState = Tensor | tuple[Tensor, Tensor]  # h (n, B, H); LSTM (h, c)
 
 
 @dataclass
-class Seq2SeqConfig:
+class Seq2SeqConfig(ModelConfig):
     in_shape: tuple[int] = (20,)  # (S,) padded source length of the data; informational, any S is accepted
     src_vocab_size: int = 32  # source vocabulary incl. the 4 specials (num2words_fr_en: 32)
     num_classes: int = 37  # V, target vocabulary incl. the 4 specials: the decoder's classes
@@ -553,6 +554,7 @@ _LUONG_CFG: dict = {"attention": "luong", "luong_score": "general", "input_feedi
     tasks=("seq2seq",),
     defaults=_BAHDANAU_CFG,
     test_overrides=_TEST,
+    meta={"num_params": 424_997, "macs": 7_890_688},
 )
 def seq2seq(**overrides) -> Seq2Seq:
     """RNN encoder–decoder with attention: bidirectional GRU encoder, GRU decoder, Bahdanau attention."""
@@ -566,6 +568,7 @@ def seq2seq(**overrides) -> Seq2Seq:
     tasks=("seq2seq",),
     defaults=_CONTEXT,
     test_overrides=_TEST,
+    meta={"num_params": 375_717, "macs": 6_754_048},
 )
 def seq2seq_context(**overrides) -> Seq2Seq:
     """RNN encoder–decoder without attention: one fixed context vector (Cho et al. 2014), the bottleneck baseline."""
@@ -579,6 +582,7 @@ def seq2seq_context(**overrides) -> Seq2Seq:
     tasks=("seq2seq",),
     defaults=_BAHDANAU_CFG,
     test_overrides=_TEST,
+    meta={"num_params": 424_997, "macs": 7_890_688},
 )
 def seq2seq_bahdanau(**overrides) -> Seq2Seq:
     """RNNsearch: additive attention queried by the previous decoder state (Bahdanau et al. 2015)."""
@@ -586,7 +590,8 @@ def seq2seq_bahdanau(**overrides) -> Seq2Seq:
 
 
 @register_model(
-    family="rnn", config=Seq2SeqConfig, paper=_LUONG, tasks=("seq2seq",), defaults=_LUONG_CFG, test_overrides=_TEST
+    family="rnn", config=Seq2SeqConfig, paper=_LUONG, tasks=("seq2seq",), defaults=_LUONG_CFG, test_overrides=_TEST,
+    meta={"num_params": 396_645, "macs": 7_326_208},
 )
 def seq2seq_luong(**overrides) -> Seq2Seq:
     """Global attention with the general score and input feeding (Luong et al. 2015)."""
