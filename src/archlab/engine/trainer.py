@@ -49,7 +49,7 @@ from archlab.engine.rundir import MetricsLog, check_writable, new_run_dir
 from archlab.registry import get_model_entry
 from archlab.tasks import Task, build_task, higher_is_better
 from archlab.utils.counting import count_flops, count_params, example_inputs
-from archlab.utils.env import hardware, versions
+from archlab.utils.env import hardware, versions, warn_if_bf16_emulated
 from archlab.utils.errors import (
     ArchlabError,
     CheckpointError,
@@ -278,6 +278,8 @@ class Trainer:
     def _setup(self) -> None:
         r = self.recipe
         self.device = resolve_device(r.device)
+        if r.precision == "bf16":
+            warn_if_bf16_emulated(self.device)  # once per process: emulated bf16 is ~14x slower than fp32
         if self.device.type == "cpu":
             # gradients that vanish into denormal floats (a vanilla RNN at T = 200) made steps 4–5×
             # slower here (measured); flushing only zeroes values below float32's smallest normal, 1.2e-38

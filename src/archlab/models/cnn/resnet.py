@@ -81,7 +81,8 @@ class BasicBlock(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)  # (B, P, H/s, W/s)
         out = self.relu(self.bn1(self.conv1(x)))  # (B, P, H/s, W/s)
         out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        out += identity  # in place, as timm: one tensor fewer per block (BN's backward needs its input only)
+        return self.relu(out)
 
 
 class Bottleneck(nn.Module):
@@ -111,7 +112,8 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))  # (B, P, H, W)  (H/s with stride_in_1x1)
         out = self.relu(self.bn2(self.conv2(out)))  # (B, P, H/s, W/s)
         out = self.bn3(self.conv3(out))  # (B, 4P, H/s, W/s)
-        return self.relu(out + identity)
+        out += identity  # in place (see BasicBlock)
+        return self.relu(out)
 
 
 BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
