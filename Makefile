@@ -54,7 +54,9 @@ test: install lint
 test-fast: install lint
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
+# timm is the ResNet-18 peer; --no-deps keeps its torchvision requirement (CUDA-only wheels) out.
 bench: install
+	$(PIP) install --quiet --no-deps -c $(VENV)/constraints.txt timm==1.0.31  # the version import_timm was tested with
 	$(PY) benchmarks/run.py
 
 clean:

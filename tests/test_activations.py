@@ -1,5 +1,7 @@
 """Activations vs their closed forms (float64, evaluated independently with ``math``), vs
-``torch.nn`` equivalents, and their derivatives vs the closed-form derivatives."""
+``torch.nn`` equivalents, and their derivatives vs the closed-form derivatives — for both paths
+(``impl="fused"``, torch's kernels, and ``impl="reference"``, the formulas), and the two paths
+against each other to 1e-6 in values and gradients."""
 
 from __future__ import annotations
 
@@ -21,12 +23,11 @@ from archlab.layers import (
     Tanh,
     get_activation,
 )
+from archlab.layers.activations import IMPLS
 from archlab.utils.errors import ConfigError
 
 # negatives, zero, tiny and large magnitudes (σ(±50), σ(±100) must stay finite)
-GRID = sorted(
-    [s * v for v in (100.0, 50.0, 20.0, 5.0, 1.5, 1.0, 0.5, 1e-3, 1e-8) for s in (-1.0, 1.0)] + [0.0]
-)
+GRID = sorted([s * v for v in (100.0, 50.0, 20.0, 5.0, 1.5, 1.0, 0.5, 1e-3, 1e-8) for s in (-1.0, 1.0)] + [0.0])
 
 
 # -- closed forms in float64, one scalar at a time ------------------------------------------
@@ -51,26 +52,26 @@ CASES = {
     "relu": (ReLU, lambda x: max(0.0, x), lambda x: float(x > 0)),
     "leaky_relu": (LeakyReLU, lambda x: x if x > 0 else 0.01 * x, lambda x: 1.0 if x > 0 else 0.01),
     "leaky_relu_0.2": (
-        lambda: LeakyReLU(0.2),
+        lambda **kw: LeakyReLU(0.2, **kw),
         lambda x: x if x > 0 else 0.2 * x,
         lambda x: 1.0 if x > 0 else 0.2,
     ),
     "prelu": (PReLU, lambda x: x if x > 0 else 0.25 * x, lambda x: 1.0 if x > 0 else 0.25),
     "elu": (ELU, lambda x: x if x > 0 else math.expm1(x), lambda x: 1.0 if x > 0 else math.exp(x)),
     "elu_0.5": (
-        lambda: ELU(0.5),
+        lambda **kw: ELU(0.5, **kw),
         lambda x: x if x > 0 else 0.5 * math.expm1(x),
         lambda x: 1.0 if x > 0 else 0.5 * math.exp(x),
     ),
     "swish": (Swish, lambda x: x * _sigmoid(x), lambda x: _sigmoid(x) + x * _sigmoid(x) * (1 - _sigmoid(x))),
     "swish_beta2": (
-        lambda: Swish(beta=2.0),
+        lambda **kw: Swish(beta=2.0, **kw),
         lambda x: x * _sigmoid(2 * x),
         lambda x: _sigmoid(2 * x) + 2 * x * _sigmoid(2 * x) * (1 - _sigmoid(2 * x)),
     ),
     "gelu": (GELU, lambda x: x * _Phi(x), lambda x: _Phi(x) + x * _phi(x)),
     "gelu_tanh": (
-        lambda: GELU(approximate="tanh"),
+        lambda **kw: GELU(approximate="tanh", **kw),
         lambda x: 0.5 * x * (1 + math.tanh(_C * (x + 0.044715 * x**3))),
         lambda x: (
             0.5 * (1 + math.tanh(_C * (x + 0.044715 * x**3)))
@@ -80,20 +81,22 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("name", list(CASES))
-def test_matches_closed_form_float64(name):
+def test_matches_closed_form_float64(name, impl):
     make, f, _ = CASES[name]
     x = torch.tensor(GRID, dtype=torch.float64)
-    y = make().double()(x)
+    y = make(impl=impl).double()(x)
     ref = torch.tensor([f(v) for v in GRID], dtype=torch.float64)
     torch.testing.assert_close(y, ref, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("name", list(CASES))
-def test_matches_closed_form_float32_and_finite(name):
+def test_matches_closed_form_float32_and_finite(name, impl):
     make, f, _ = CASES[name]
     x = torch.tensor(GRID, dtype=torch.float32, requires_grad=True)
-    y = make()(x)
+    y = make(impl=impl)(x)
     assert y.dtype == torch.float32 and torch.isfinite(y).all()
     ref = torch.tensor([f(v) for v in GRID], dtype=torch.float64)
     torch.testing.assert_close(y.double(), ref, rtol=1e-6, atol=1e-6)
@@ -101,24 +104,83 @@ def test_matches_closed_form_float32_and_finite(name):
     assert torch.isfinite(x.grad).all(), f"{name}: non-finite gradient on {GRID}"
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("name", list(CASES))
-def test_derivative_matches_closed_form(name):
+def test_derivative_matches_closed_form(name, impl):
     make, _, df = CASES[name]
     x = torch.tensor(GRID, dtype=torch.float64, requires_grad=True)
-    make().double()(x).sum().backward()
+    make(impl=impl).double()(x).sum().backward()
     ref = torch.tensor([df(v) for v in GRID], dtype=torch.float64)
     torch.testing.assert_close(x.grad, ref, rtol=1e-10, atol=1e-12)
 
 
-def test_sigmoid_saturates_exactly_in_float32():
-    y = Sigmoid()(torch.tensor([-50.0, 50.0, -100.0, 100.0]))
+@pytest.mark.parametrize("impl", IMPLS)
+def test_sigmoid_saturates_exactly_in_float32(impl):
+    y = Sigmoid(impl=impl)(torch.tensor([-50.0, 50.0, -100.0, 100.0]))
     assert y.tolist() == [pytest.approx(0.0, abs=1e-21), 1.0, pytest.approx(0.0, abs=1e-40), 1.0]
     assert torch.isfinite(y).all()
 
 
-def test_tanh_keeps_relative_precision_near_zero():
+@pytest.mark.parametrize("impl", IMPLS)
+def test_tanh_keeps_relative_precision_near_zero(impl):
     x = torch.tensor([1e-8, -1e-6, 1e-4], dtype=torch.float32)
-    torch.testing.assert_close(Tanh()(x), torch.tensor([math.tanh(v) for v in x.tolist()]), rtol=1e-6, atol=0)
+    torch.testing.assert_close(Tanh(impl=impl)(x), torch.tensor([math.tanh(v) for v in x.tolist()]), rtol=1e-6, atol=0)
+
+
+# -- fused = reference (values and gradients, float32, random values plus the grid) --------------
+@pytest.mark.parametrize("name", [*CASES, "prelu_per_channel", "swish_learnable"])
+def test_fused_equals_reference_in_values_and_gradients(name):
+    makers = {
+        **{k: v[0] for k, v in CASES.items()},
+        "prelu_per_channel": lambda **kw: PReLU(num_parameters=5, **kw),
+        "swish_learnable": lambda **kw: Swish(beta=1.7, learnable_beta=True, **kw),
+    }
+    torch.manual_seed(0)
+    fused, ref = makers[name](impl="fused"), makers[name](impl="reference")
+    ref.load_state_dict(fused.state_dict())
+    if name == "prelu_per_channel":
+        with torch.no_grad():  # distinct slopes, one negative
+            fused.weight.copy_(torch.tensor([0.1, 0.25, -0.5, 0.0, 2.0]))
+            ref.weight.copy_(fused.weight)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(4, 5, 30, generator=g) * 4
+    x[0, 0, : len(GRID)] = torch.tensor(GRID)
+    w = torch.randn(x.shape, generator=g)
+    for dtype, tol in ((torch.float32, 1e-6), (torch.float64, 1e-10)):
+        fused, ref = fused.to(dtype), ref.to(dtype)
+        fused.zero_grad()
+        ref.zero_grad()
+        x1, x2 = (x.to(dtype, copy=True).requires_grad_() for _ in range(2))
+        y1, y2 = fused(x1), ref(x2)
+        torch.testing.assert_close(y1, y2, rtol=tol, atol=tol)
+        (y1 * w).sum().backward()
+        (y2 * w).sum().backward()
+        torch.testing.assert_close(x1.grad, x2.grad, rtol=tol, atol=tol)
+        if dtype == torch.float64:  # a slope's or β's gradient sums 600 terms: compared without float32 rounding
+            for p1, p2 in zip(fused.parameters(), ref.parameters(), strict=True):
+                torch.testing.assert_close(p1.grad, p2.grad, rtol=tol, atol=tol)
+
+
+def test_fused_is_the_default_and_reaches_torchs_kernels():
+    """Models get torch's kernels: every activation built by name defaults to impl="fused", and
+    the fused path dispatches to torch's own ops (seen by the profiler's op names)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    for name in ACTIVATIONS:
+        m = get_activation(name)
+        assert getattr(m, "impl", "fused") == "fused", name
+        assert get_activation(name, impl="reference").__class__ is m.__class__
+    expected = {"gelu": "aten::gelu", "silu": "aten::silu", "elu": "aten::elu", "sigmoid": "aten::sigmoid"}
+    for name, op in expected.items():
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            get_activation(name)(torch.randn(8))
+        assert op in {e.key for e in prof.key_averages()}, name
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            get_activation(name, impl="reference")(torch.randn(8))
+        assert op not in {e.key for e in prof.key_averages()}, name
+    with pytest.raises(ConfigError, match="impl: must be one of fused, reference"):
+        get_activation("relu", impl="cells")
+    assert "impl='reference'" in repr(ELU(impl="reference")) and "impl" not in repr(ELU())
 
 
 # -- parity with torch.nn (values and gradients, float32, random values plus the grid) ----------
@@ -220,9 +282,7 @@ def test_get_activation_builds_fresh_modules(name):
 def test_named_variants():
     x = torch.linspace(-4, 4, 41)
     torch.testing.assert_close(get_activation("silu")(x), nn.SiLU()(x), rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(
-        get_activation("gelu_tanh")(x), nn.GELU(approximate="tanh")(x), rtol=1e-6, atol=1e-6
-    )
+    torch.testing.assert_close(get_activation("gelu_tanh")(x), nn.GELU(approximate="tanh")(x), rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(get_activation("identity")(x), x)
     assert len(list(get_activation("swish").parameters())) == 1  # Swish with trainable β
 

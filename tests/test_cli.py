@@ -17,7 +17,7 @@ def _err(capsys) -> str:
 def test_list_and_info(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "cnn1d" in out and "Greydanus" in out and "5.21k" in out
+    assert "cnn1d" in out and "Greydanus" in out and "5,210" in out  # exact, from register_model(meta=...)
     assert main(["list", "--family", "rnn"]) == 0
     out = capsys.readouterr().out
     assert "gru" in out and "mlp" not in out
@@ -58,20 +58,30 @@ def test_data_and_recipes_listing(capsys):
          "model.chanels: unknown option for model 'cnn1d' (did you mean: channels?)"),
         (["train", "mnist1d/cnn1d", "data.batch_size=zero"], "data.batch_size: Input should be a valid integer"),
         (["train", "mnist1d/cnn1d", "data.name=mnist2d"], "unknown dataset 'mnist2d'"),
-        (["train", "mnist1d/cnn1d", "model.in_shape=[1,30]"], "expected shape (B, 1, 30), got (2, 1, 40)"),
+        (["train", "mnist1d/cnn1d", "model.in_shape=[1,30]"], "expected shape (B, 1, 30), got (64, 1, 40)"),
         (["train", "mnist1d/cnn1d", "device=foo"], "device: 'foo' is not a device"),
         (["train", "mnist1d/cnn1d", "data.augment=[shift:x]"], "data.augment: 'shift:x': 'x' is not a number"),
-        (["train", "mnist1d/cnn1d", "data.augment=[shift:-2]"], "the argument must be ≥ 0"),
+        (["train", "mnist1d/cnn1d", "data.augment=[shift:-2]"], "the argument must be a finite number ≥ 0"),
         (["train", "mnist1d/cnn1d", "data.augment=[shift:1.5]"], "needs a whole number of positions"),
         (["train", "mnist1d/cnn1d", "eval.metric=acc"], "eval.metric: 'acc' is not reported by task 'classification' "
                                                         "(did you mean: accuracy?)"),
-        (["train", "diabetes/mlp", "model.num_classes=3"], "model output (2, 3) does not match the target (2, 1)"),
+        (["train", "diabetes/mlp", "model.num_classes=3"], "model.num_classes: 3 does not match data set 'diabetes' "
+                                                           "(1 outputs); drop the override"),
         (["train", "digits/perceptron", "task.label_smoothing=0.1"], "task.label_smoothing: applies to the "
                                                                      "cross_entropy loss only"),
         (["train", "--resume", "runs/x", "budget.steps=9"], "--resume continues a run with the recipe"),
         (["compare", "mlp", "--seeds", "0"], "must be at least 1"),
         (["compare", "cnn1d", "--data", "diabetes"], "no recipe 'diabetes/cnn1d' or"),
         (["compare", "mlp", "lstmm", "--data", "mnist1d"], "unknown model 'lstmm'"),
+        # found by building the model for the data, before the compare dir exists (it was left behind)
+        (["compare", "cnn1d", "--data", "digits", "--budget", "steps=5", "--seeds", "1"],
+         "model.in_shape: Tuple should have at most 2 items"),
+        # found when the model is built for the data, or by the start-up probe (a training step on the first batch)
+        (["compare", "mlp", "model.num_classes=3", "--data", "diabetes"],
+         "model.num_classes: 3 does not match data set 'diabetes' (1 outputs)"),
+        (["compare", "--seeds", "1", "model.in_shape=[1,30]"], "expected shape (B, 1, 30), got (64, 1, 40)"),
+        (["experiment", "gru-vs-lstm", "--set", "overrides={model.num_classes: 3}"],
+         "model.num_classes: 3 does not match data set 'adding' (1 outputs)"),
         (["experiment", "vanishing"], "unknown experiment 'vanishing'"),
         (["eval", "/nonexistent/run"], "is not an archlab run"),
         (["train"], "train needs a RECIPE"),
@@ -187,9 +197,102 @@ def test_experiment_list_and_quick_run(tmp_path, capsys):
     assert "Greydanus" in html and "data:image/png;base64," in html
 
 
+@pytest.mark.timeout(120)  # if the stub missed, the main job would train for minutes
+def test_compare_banner_names_the_models_it_trains(tmp_path, capsys, monkeypatch):
+    """`archlab compare`'s banner is derived from the runs it starts (it once named four of five)."""
+    import archlab.experiments.base as base
+    from archlab.experiments import LABELS
+    from archlab.utils.errors import ArchlabError
+
+    trained: list[str] = []
+
+    def stop(out_dir, runs, **_):  # record what would be trained, then stop before any training
+        trained.extend(dict.fromkeys(run.key for run in runs))
+        raise ArchlabError("stopped by the test")
+
+    monkeypatch.setattr(base, "train_runs", stop)
+    assert main(["compare", "--runs-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert trained == ["logistic_regression", "mlp", "cnn1d", "gru", "lstm"]
+    banner = next(line for line in err.splitlines() if line.startswith("archlab compare:"))
+    assert banner == (
+        "archlab compare: inductive biases on mnist1d "
+        f"({', '.join(LABELS[m] for m in trained)}; same data, same budget)"
+    )
+    assert "LSTM" in banner
+
+
 def test_shuffled_compare_uses_its_own_recipe(tmp_path):
     from archlab.experiments import recipe_for
 
     r = recipe_for("cnn1d", "mnist1d-shuffled")
     assert r.data.name == "mnist1d-shuffled" and r.data.augment == [] and r.model.name == "cnn1d"
     assert recipe_for("cnn1d", "mnist1d").data.augment == ["shift:3"]
+
+
+def test_progress_line_counts_runs_and_estimates_the_current_runs_eta(tmp_path):
+    """The progress of a compare/experiment, read from each run dir's timing.jsonl."""
+    from archlab.experiments.runs import Progress, RunSpec
+
+    runs = [RunSpec("mlp", 0, {}, "mlp-s0"), RunSpec("gru", 0, {}, "gru-s0"), RunSpec("gru", 1, {}, "gru-s1")]
+    progress = Progress(tmp_path, runs, {"mlp-s0": 400, "gru-s0": 6000, "gru-s1": 6000}, print)
+    assert progress.line() is None  # nothing has started
+    (tmp_path / "gru-s0").mkdir()
+    (tmp_path / "gru-s0" / "timing.jsonl").write_text(
+        '{"step": 50, "split": "train", "time_s": 1.0}\n{"step": 1500, "split": "train", "time_s": 30.0}\n{"st'
+    )  # the last line is being written
+    summary = {"test": {"accuracy": 0.5}, "wall_time_s": 3.25}
+    assert progress.finished(runs[0], summary) == "[1/3 runs] mlp-s0: test accuracy 0.5000 (3.2s)"
+    # 30 s for 1,500 steps: 4,500 steps to go take 90 s
+    assert progress.line() == "[1/3 runs] gru-s0 step 1,500/6,000, ETA 1m30s"
+
+
+def test_compare_prints_progress_lines_while_runs_train(tmp_path, capsys, monkeypatch):
+    import re
+
+    import archlab.experiments.runs as runs
+
+    monkeypatch.setattr(runs, "PROGRESS_EVERY_S", 0.05)
+    argv = ["compare", "logistic_regression", "mlp", "log.every=5", "--data", "mnist1d", "--budget", "steps=300",
+            "--seeds", "1", "--jobs", "1", "--runs-dir", str(tmp_path)]
+    assert main(argv) == 0
+    err = capsys.readouterr().err  # not a terminal here: plain lines
+    during = re.findall(r"\[([01])/2 runs\] (logistic_regression|mlp)-s0 step (\d+)/300, ETA \d+m\d\ds", err)
+    assert during, err
+    assert all(0 < int(step) <= 300 for _, _, step in during)
+    assert re.search(r"\[1/2 runs\] logistic_regression-s0: test loss \d\.\d{4}, accuracy 0\.\d{4} \(", err), err
+    assert re.search(r"\[2/2 runs\] mlp-s0: test loss \d\.\d{4}, accuracy 0\.\d{4} \(", err), err
+
+
+def test_run_names_follow_the_resolved_model_and_data(tmp_path):
+    """A recipe's name describes its own model and data; an override that swaps either renames the run."""
+    from archlab.config import load_recipe
+
+    assert load_recipe("fashion_mnist/lenet5").name == "lenet5-fashion-mnist"
+    assert load_recipe("fashion_mnist/lenet5", {"data.name": "mnist"}).name == "lenet5-mnist"
+    assert load_recipe("fashion_mnist/lenet5", {"model": {"name": "mlp"}}).name == "mlp-fashion_mnist"
+    assert load_recipe("fashion_mnist/lenet5", {"data.name": "mnist", "name": "mine"}).name == "mine"
+    assert load_recipe("fashion_mnist/lenet5", {"optim.lr": 1e-3}).name == "lenet5-fashion-mnist"
+    assert main(["train", "digits/logistic_regression", "model.name=perceptron", "budget.steps=2", "log.progress=false",
+                 "log.tensorboard=false", "--runs-dir", str(tmp_path)]) == 0
+    (run,) = tmp_path.iterdir()
+    assert run.name.startswith("perceptron-digits-"), run.name
+    assert json.loads((run / "summary.json").read_text())["model"] == "perceptron"
+
+
+def test_experiment_options_are_the_typed_fields():
+    """`--set` keys come from each experiment's pydantic Options (the same keys as before the split)."""
+    from archlab.experiments import EXPERIMENTS
+
+    assert {n: EXPERIMENTS.get(n).option_names() for n in EXPERIMENTS.names()} == {
+        "attention-bottleneck": ("steps", "seeds", "data", "hidden_size", "overrides"),
+        "cnn-vs-mlp": ("sizes", "steps", "seeds", "models", "overrides"),
+        "efficient-scaling": ("steps", "subset", "seeds", "overrides"),
+        "gru-vs-lstm": ("lengths", "hidden_size", "steps", "mnist1d_steps", "seeds", "equal_params",
+                        "bench_repeats", "overrides"),
+        "inductive-bias": ("data", "models", "seeds", "overrides"),
+        "resnet-degradation": ("subset", "steps", "seeds", "overrides"),
+        "sequential-bottleneck": ("lengths", "width", "heads", "batch_size", "repeats", "threads"),
+        "vanishing-gradients": ("lengths", "models", "hidden_size", "steps", "lr", "batch_size", "seeds",
+                                "probe_length", "overrides"),
+    }

@@ -12,6 +12,7 @@ import torch
 from archlab import count_params, create_model
 from archlab.models.cnn.convnext import ConvNeXtBlock
 from archlab.models.cnn.efficientnet import ALPHA, BETA, GAMMA, MBConv, compound_scaling
+from archlab.registry import get_model_entry
 from archlab.utils.counting import count_flops
 from archlab.utils.errors import ConfigError
 
@@ -35,53 +36,17 @@ def gmacs(model) -> float:
     return count_flops(model, torch.zeros(1, *model.input_shape, device="meta")) / 2 / 1e9
 
 
-# -- exact parameter counts (torchvision's meta["num_params"]; MobileNet V1 and atto by arithmetic) --
-PARAMS = {
-    "mobilenet_v1": 4_231_976,
-    "mobilenet_v2": 3_504_872,
-    "efficientnet_b0": 5_288_548,
-    "efficientnet_b1": 7_794_184,
-    "efficientnet_b2": 9_109_994,
-    "efficientnet_b3": 12_233_232,
-    "efficientnet_b4": 19_341_616,
-    "efficientnet_b5": 30_389_784,
-    "efficientnet_b6": 43_040_704,
-    "efficientnet_b7": 66_347_960,
-    "convnext_atto": 3_695_520,
-    "convnext_tiny": 28_589_128,
-    "convnext_small": 50_223_688,
-    "convnext_base": 88_591_464,
-}
+def published(name: str) -> int:
+    """The variant's published parameter count (``register_model(meta=...)``: torchvision's
+    meta["num_params"], MobileNet V1 and atto by arithmetic); every model's count and MACs are checked
+    against its metadata in tests/test_registry_models.py."""
+    return get_model_entry(name).meta["num_params"]
 
 
-@pytest.mark.parametrize("name", sorted(PARAMS))
-def test_parameter_count_is_exact(name):
-    assert count_params(meta_model(name)) == PARAMS[name]
-
-
-# -- MACs at the canonical input (torchvision's GFLOPS column, which counts multiply-adds) -------------
-MACS = [
-    ("mobilenet_v1", {}, 0.569),  # paper Table 8: 569M mult-adds
-    ("mobilenet_v2", {}, 0.30),
-    ("efficientnet_b0", {}, 0.39),
-    ("efficientnet_b1", {}, 0.69),
-    ("efficientnet_b2", {}, 1.0),  # paper Table 2 at 260×260: 1.0B FLOPs
-    ("efficientnet_b2", {"in_shape": (3, 288, 288)}, 1.09),  # torchvision counts B2 at its 288 crop
-    ("efficientnet_b3", {}, 1.83),
-    ("efficientnet_b4", {}, 4.39),
-    ("efficientnet_b5", {}, 10.27),
-    ("efficientnet_b6", {}, 19.07),
-    ("efficientnet_b7", {}, 37.75),
-    ("convnext_atto", {}, 0.55),  # timm results/benchmark-infer-*.csv: 0.55 GMACs at 224
-    ("convnext_tiny", {}, 4.46),
-    ("convnext_small", {}, 8.68),
-    ("convnext_base", {}, 15.36),
-]
-
-
-@pytest.mark.parametrize(("name", "overrides", "ref"), MACS, ids=[f"{n}{o.get('in_shape', '')}" for n, o, _ in MACS])
-def test_macs_within_two_percent(name, overrides, ref):
-    assert gmacs(meta_model(name, **overrides)) == pytest.approx(ref, rel=0.02)
+def test_efficientnet_b2_macs_at_torchvision_crop():
+    """torchvision counts B2 at its 288×288 evaluation crop (1.09 GMACs); the paper's Table 2 at 260×260
+    (1.0B, the registry's figure for the variant)."""
+    assert gmacs(meta_model("efficientnet_b2", in_shape=(3, 288, 288))) == pytest.approx(1.09, rel=0.02)
 
 
 def test_canonical_resolutions():
@@ -258,10 +223,10 @@ def test_phi_derives_width_depth_and_resolution():
     m = meta_model("efficientnet_b0", phi=1)
     assert m.input_shape == (3, 258, 258)
     assert (m.width_mult, m.depth_mult) == (pytest.approx(1.1), pytest.approx(1.2))
-    assert count_params(m) == PARAMS["efficientnet_b2"]  # B2 is w 1.1, d 1.2
+    assert count_params(m) == published("efficientnet_b2")  # B2 is w 1.1, d 1.2
     m2 = meta_model("efficientnet_b7", phi=2)  # φ replaces the variant's own coefficients
     assert m2.input_shape == (3, 296, 296)
-    assert count_params(m2) == PARAMS["efficientnet_b3"]  # 1.21, 1.44 round like B3's 1.2, 1.4
+    assert count_params(m2) == published("efficientnet_b3")  # 1.21, 1.44 round like B3's 1.2, 1.4
     ratios = [gmacs(meta_model("efficientnet_b0", phi=p)) / gmacs(meta_model("efficientnet_b0")) for p in (1, 2)]
     assert ratios == [pytest.approx(2.57, rel=0.01), pytest.approx(4.69, rel=0.01)]  # > 1.92^φ: rounding up
 
@@ -343,8 +308,8 @@ def convnext_by_hand(depths, dims, c_in: int = 3, k: int = 1000) -> int:
 
 
 def test_convnext_by_hand():
-    assert convnext_by_hand((3, 3, 9, 3), (96, 192, 384, 768)) == PARAMS["convnext_tiny"]
-    assert convnext_by_hand((2, 2, 6, 2), (40, 80, 160, 320)) == PARAMS["convnext_atto"]  # timm: "3.7M"
+    assert convnext_by_hand((3, 3, 9, 3), (96, 192, 384, 768)) == published("convnext_tiny")
+    assert convnext_by_hand((2, 2, 6, 2), (40, 80, 160, 320)) == published("convnext_atto")  # timm: "3.7M"
     m = meta_model("convnext_atto", in_shape=(1, 28, 28), small_input=True, num_classes=10)
     assert count_params(m) == convnext_by_hand((2, 2, 6, 2), (40, 80, 160, 320), c_in=1, k=10) - 12 * 40
     # the 2×2 stem has 4 instead of 16 weights per (input channel, output channel): 12 · 40 fewer

@@ -11,18 +11,11 @@ from archlab.registry import get_model_entry
 from archlab.utils.counting import count_flops
 from archlab.utils.errors import ConfigError
 
-# torchvision's published figures (weights meta: num_params, _ops in GFLOPS = GMACs)
-IMAGENET = {
-    "resnet18": (11_689_512, 1.81),
-    "resnet34": (21_797_672, 3.66),
-    "resnet50": (25_557_032, 4.09),
-    "resnet101": (44_549_160, 7.80),
-    "resnet152": (60_192_808, 11.51),
-    "densenet121": (7_978_856, 2.83),
-    "densenet161": (28_681_000, 7.73),
-    "densenet169": (14_149_480, 3.36),
-    "densenet201": (20_013_928, 4.29),
-}
+
+def published(name: str) -> int:
+    """The variant's published parameter count (``register_model(meta=...)``; measured for every model in
+    tests/test_registry_models.py)."""
+    return get_model_entry(name).meta["num_params"]
 
 
 def meta_model(name, **overrides):
@@ -94,19 +87,11 @@ def densenet_params(k, blocks, c0, classes, small_input=False, bn_size=4, theta=
 # ---------------------------------------------------------------- ImageNet variants
 
 
-@pytest.mark.parametrize("name", list(IMAGENET))
-def test_imagenet_params_exact_and_macs_within_2_percent(name):
-    params, ref_gmacs = IMAGENET[name]
-    model = meta_model(name)
-    assert count_params(model) == params
-    assert gmacs(model) == pytest.approx(ref_gmacs, rel=0.02)
-
-
 def test_densenet_imagenet_counts_follow_from_the_layer_arithmetic():
-    assert densenet_params(32, (6, 12, 24, 16), 64, 1000) == IMAGENET["densenet121"][0]
-    assert densenet_params(48, (6, 12, 36, 24), 96, 1000) == IMAGENET["densenet161"][0]
-    assert densenet_params(32, (6, 12, 32, 32), 64, 1000) == IMAGENET["densenet169"][0]
-    assert densenet_params(32, (6, 12, 48, 32), 64, 1000) == IMAGENET["densenet201"][0]
+    assert densenet_params(32, (6, 12, 24, 16), 64, 1000) == published("densenet121") == 7_978_856
+    assert densenet_params(48, (6, 12, 36, 24), 96, 1000) == published("densenet161")
+    assert densenet_params(32, (6, 12, 32, 32), 64, 1000) == published("densenet169")
+    assert densenet_params(32, (6, 12, 48, 32), 64, 1000) == published("densenet201")
 
 
 def test_resnet50_stage_shapes_at_224():
@@ -131,7 +116,7 @@ def test_resnet18_small_input_keeps_cifar_resolution():
     assert shapes == {"layer1": (2, 64, 32, 32), "layer4": (2, 512, 4, 4)}
     assert isinstance(model.maxpool, torch.nn.Identity) and model.conv1.kernel_size == (3, 3)
     # the usual CIFAR ResNet-18: 7×7 stem → 3×3 stem, 1000 → 10 classes
-    expected = IMAGENET["resnet18"][0] - conv(3, 64, 7) + conv(3, 64, 3) - linear(512, 1000) + linear(512, 10)
+    expected = published("resnet18") - conv(3, 64, 7) + conv(3, 64, 3) - linear(512, 1000) + linear(512, 10)
     assert count_params(model) == expected == 11_173_962
 
 
@@ -200,8 +185,7 @@ def test_resnet_too_small_input_says_how_to_fix_it():
 # ---------------------------------------------------------------- CIFAR ResNets and plain nets
 
 CIFAR_N = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18}
-# exact counts at 10 classes with option A (parameter-free) shortcuts; Table 6 rounds them
-CIFAR_PARAMS = {20: 269_722, 32: 464_154, 44: 658_586, 56: 853_018, 110: 1_727_962}
+# Table 6 rounds the exact counts (10 classes, option A: parameter-free shortcuts) to these
 TABLE6_M = {20: 0.27, 32: 0.46, 44: 0.66, 56: 0.85, 110: 1.7}
 
 
@@ -209,20 +193,16 @@ TABLE6_M = {20: 0.27, 32: 0.46, 44: 0.66, 56: 0.85, 110: 1.7}
 def test_cifar_resnet_and_plain_param_counts(depth):
     n = CIFAR_N[depth]
     assert 6 * n + 2 == depth
-    assert cifar_resnet_params(n) == CIFAR_PARAMS[depth]
-    assert round(CIFAR_PARAMS[depth] / 1e6, 2 if depth < 100 else 1) == TABLE6_M[depth]
+    exact = cifar_resnet_params(n)
+    assert exact == published(f"resnet{depth}") == published(f"plain{depth}")
+    assert round(exact / 1e6, 2 if depth < 100 else 1) == TABLE6_M[depth]
     resnet = meta_model(f"resnet{depth}")
     plain = meta_model(f"plain{depth}")
-    assert count_params(resnet) == count_params(plain) == CIFAR_PARAMS[depth]
+    assert count_params(resnet) == count_params(plain) == exact
     # option B adds the two projections (16→32 and 32→64, 1×1 conv + BN), whatever the depth
     resnet_b = meta_model(f"resnet{depth}", shortcut="B")
     assert count_params(resnet_b) == cifar_resnet_params(n, shortcut="B")
     assert count_params(resnet_b) - count_params(resnet) == conv(16, 32, 1) + bn(32) + conv(32, 64, 1) + bn(64) == 2752
-
-
-@pytest.mark.parametrize(("name", "mmacs"), [("resnet20", 40.8), ("resnet56", 125.8), ("plain56", 125.8)])
-def test_cifar_macs(name, mmacs):
-    assert gmacs(meta_model(name), (3, 32, 32)) * 1e3 == pytest.approx(mmacs, rel=0.02)
 
 
 def test_cifar_resnet_stage_shapes():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from archlab.data import BatchLoader, dataset_info, list_datasets, load_dataset, split_train_val
+from archlab.data import Batch, BatchLoader, dataset_info, list_datasets, load_dataset, split_train_val
 from archlab.data.core import ArrayDataset
 from archlab.data.transforms import build_transform, hflip, random_crop, random_shift
 from archlab.utils.errors import ConfigError, UnknownDatasetError
@@ -67,7 +67,7 @@ def test_split_train_val_is_seeded_and_disjoint():
 def test_loader_resumes_from_any_position():
     ds = ArrayDataset(torch.arange(50).float()[:, None], torch.arange(50))
     ref = BatchLoader(ds, 8, seed=1)
-    seq = [ref.next()[1].tolist() for _ in range(20)]  # crosses epoch boundaries (6 batches/epoch)
+    seq = [ref.next().y.tolist() for _ in range(20)]  # crosses epoch boundaries (6 batches/epoch)
     assert len(ref) == 6 and all(len(b) == 8 for b in seq)
     epoch0 = sum(seq[:6], [])
     assert len(set(epoch0)) == 48  # drop_last: no repeats within an epoch
@@ -79,12 +79,12 @@ def test_loader_resumes_from_any_position():
         state = probe.state_dict()
         resumed = BatchLoader(ds, 8, seed=1)
         resumed.load_state_dict(state)
-        assert [resumed.next()[1].tolist() for _ in range(20 - k)] == seq[k:]
+        assert [resumed.next().y.tolist() for _ in range(20 - k)] == seq[k:]
 
 
 def test_eval_iteration_covers_everything_once():
     ds = ArrayDataset(torch.arange(10).float()[:, None], torch.arange(10))
-    got = torch.cat([y for _, y in BatchLoader(ds, 4, shuffle=False, drop_last=False)])
+    got = torch.cat([b.y for b in BatchLoader(ds, 4, shuffle=False, drop_last=False)])
     assert got.tolist() == list(range(10))
     with pytest.raises(ConfigError, match="batch_size"):
         BatchLoader(ds, 64)
@@ -109,7 +109,7 @@ def test_augmentations():
         nz = row[row != 0]
         assert torch.equal(nz, torch.arange(int(nz[0]), int(nz[0]) + len(nz)).float())  # a contiguous run
     t = build_transform(["crop:2", "hflip"])
-    a, b = t(x, torch.Generator().manual_seed(5)), t(x, torch.Generator().manual_seed(5))
+    a, b = (t(Batch(x=x, y=torch.arange(2)), torch.Generator().manual_seed(5)).x for _ in range(2))
     assert torch.equal(a, b)
     with pytest.raises(ConfigError, match="did you mean: shift"):
         build_transform(["shfit:2"])
@@ -134,3 +134,125 @@ def test_random_erasing_replaces_one_rectangle_per_chosen_image():
     assert torch.equal(random_erase(x, torch.Generator().manual_seed(0), p=0.0), x)
     with pytest.raises(ConfigError, match="probability"):
         build_transform(["erase:2"])
+
+
+# ---------------------------------------------------------------------------------------------
+# the named batch
+
+
+def test_batch_moves_counts_and_hands_models_the_fields_they_declare():
+    from torch import nn
+
+    from archlab.data import model_inputs
+
+    x = torch.randn(3, 2, 4, 4)
+    b = Batch(x=x, y=torch.tensor([0, 1, 2]), lengths=torch.tensor([4, 3, 1]), attention_mask=torch.ones(3, 4))
+    assert len(b) == 3 and set(b.fields()) == {"x", "y", "lengths", "attention_mask"}
+    moved = b.to("cpu", channels_last=True)
+    assert moved.x.is_contiguous(memory_format=torch.channels_last) and torch.equal(moved.x, x)
+    assert moved.lengths.is_contiguous() and torch.equal(moved.y, b.y)  # only 4-D floats change layout
+
+    class Masked(nn.Module):
+        def forward(self, x, attention_mask=None, lengths=None):
+            return x
+
+    class Plain(nn.Module):
+        def forward(self, x):
+            return x
+
+    assert set(model_inputs(Masked(), b)) == {"attention_mask", "lengths"}
+    assert model_inputs(Plain(), b) == {}
+    assert model_inputs(Masked(), Batch(x=x)) == {}  # absent fields are not passed as None
+    # a graph batch counts graphs, not nodes; views count examples
+    g = Batch(x=torch.randn(7, 3), edge_index=torch.tensor([[0, 1], [1, 0]]), batch=torch.tensor([0, 0, 0, 1, 1, 2, 2]))
+    assert len(g) == 3
+    assert len(Batch(views=(torch.zeros(5, 2), torch.zeros(5, 2)))) == 5
+    two = Batch(x=x, views=(x, x + 1)).to("cpu", channels_last=True)
+    assert all(v.is_contiguous(memory_format=torch.channels_last) for v in two.views)
+
+
+def test_a_dataset_index_is_a_batch_and_the_probe_slice_works():
+    ds = ArrayDataset(torch.arange(10).float()[:, None], torch.arange(10), lengths=torch.arange(1, 11))
+    b = ds[:2]
+    assert isinstance(b, Batch) and b.y.tolist() == [0, 1] and b.lengths.tolist() == [1, 2]
+    assert ArrayDataset(torch.zeros(3, 1), torch.zeros(3))[torch.tensor([0, 2])].lengths is None
+
+
+# ---------------------------------------------------------------------------------------------
+# batch transforms
+
+
+def _hashes(ds, augment, n=7):
+    import hashlib
+
+    loader = BatchLoader(ds, 8, seed=7, transform=build_transform(augment))
+    return [hashlib.sha256(loader.next().x.contiguous().numpy().tobytes()).hexdigest()[:16] for _ in range(n)]
+
+
+def test_x_only_augmentations_produce_the_same_bytes_as_before_batch_transforms():
+    """Pinned from the loader of before (transforms on x alone), on integer-exact inputs."""
+    img = ArrayDataset((torch.arange(40 * 3 * 8 * 8) % 97).float().view(40, 3, 8, 8) / 97, torch.arange(40) % 10)
+    sig = ArrayDataset((torch.arange(40 * 2 * 16) % 89).float().view(40, 2, 16) / 89, torch.arange(40) % 10)
+    assert _hashes(img, ["crop:2", "hflip", "erase:0.5"]) == [
+        "3ca0a9a690297956", "9a99f886c4ee4b81", "9edea0b7bc019ca5", "6b143ad94ddc85b0",
+        "62c48791dd58a739", "9fe487859e5b8b2d", "ce82dbe7cb4fc56d",
+    ]  # fmt: skip
+    assert _hashes(sig, ["shift:3", "noise:0.1"]) == [
+        "8cf42633656ab31e", "0c1014527e6a3673", "bda5a34a30e205f8", "872cac8b40879dc9",
+        "62404e72c983a820", "96b74a363fd1b687", "8121406dc8d1c558",
+    ]  # fmt: skip
+
+
+def test_mixup_mixes_inputs_and_pairs_targets_with_one_lambda():
+    from archlab.data.transforms import mixup
+
+    x = torch.eye(6)  # one-hot rows: a mixed row shows its two weights
+    y = torch.arange(6)
+    out = mixup(Batch(x=x, y=y), torch.Generator().manual_seed(0), alpha=0.4)
+    ya, yb = out.y
+    lam = float(out.mixing[0])
+    assert 0 < lam < 1 and torch.equal(out.mixing, torch.full((6,), lam)) and torch.equal(ya, y)
+    assert sorted(yb.tolist()) == list(range(6))  # a permutation of the batch
+    want = lam * x + (1 - lam) * x[yb]
+    torch.testing.assert_close(out.x, want)
+    assert torch.equal(out.x, mixup(Batch(x=x, y=y), torch.Generator().manual_seed(0), alpha=0.4).x)  # seeded
+    lams = [float(mixup(Batch(x=x, y=y), torch.Generator().manual_seed(s), 0.4).mixing[0]) for s in range(400)]
+    assert abs(sum(lams) / 400 - 0.5) < 0.05 and min(lams) < 0.05 and max(lams) > 0.95  # Beta(0.4, 0.4): U-shaped
+    # the classification loss of a mixed batch is λ·CE(y_a) + (1 − λ)·CE(y_b)
+    from archlab.config import TaskSpec
+    from archlab.tasks import build_task
+
+    task = build_task(TaskSpec(name="classification"), dataset_info("digits"))
+    logits = torch.randn(6, 6, generator=torch.Generator().manual_seed(1))
+    loss, _ = task._scored(logits, out)
+    ce = torch.nn.functional.cross_entropy
+    torch.testing.assert_close(loss, lam * ce(logits, ya) + (1 - lam) * ce(logits, yb))
+    with pytest.raises(ConfigError, match="mixup:0.2"):
+        build_transform(["mixup:0"])
+
+
+def test_two_views_draw_the_augmentation_twice_and_keep_x():
+    x = torch.arange(4 * 1 * 6 * 6).float().view(4, 1, 6, 6)
+    t = build_transform(["crop:2", "hflip", "views:2"])
+    out = t(Batch(x=x, y=torch.arange(4)), torch.Generator().manual_seed(3))
+    assert torch.equal(out.x, x) and len(out.views) == 2 and not torch.equal(out.views[0], out.views[1])
+    g = torch.Generator().manual_seed(3)  # the reference: the same generator drawn through twice in order
+    ref = [hflip(random_crop(x, g, 2), g) for _ in range(2)]
+    assert all(torch.equal(a, b) for a, b in zip(out.views, ref, strict=True))
+    with pytest.raises(ConfigError, match="do not combine"):
+        build_transform(["views:2", "mixup:0.2"])
+    with pytest.raises(ConfigError, match="at least 2 views"):
+        build_transform(["views:1"])
+
+
+def test_mixup_trains_a_classifier_and_is_refused_for_regression(tmp_path):
+    from archlab.config import load_recipe
+    from archlab.engine import Trainer
+    from conftest import tiny_recipe
+
+    s = Trainer(load_recipe(tiny_recipe(**{"budget.steps": 3, "data.augment": ["mixup:0.2"]})),
+                runs_dir=tmp_path / "a", quiet=True).fit()  # fmt: skip
+    assert s["steps"] == 3 and 0 <= s["test"]["accuracy"] <= 1
+    with pytest.raises(ConfigError, match="data.augment: mixup needs a task that scores mixed targets"):
+        Trainer(load_recipe("diabetes/mlp", {"data.augment": ["mixup:0.2"]}), runs_dir=tmp_path / "b")
+    assert not (tmp_path / "b").exists()

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from archlab.data import dataset_info, load_dataset, split_train_val
+from archlab.data import BatchLoader, dataset_info, load_dataset, split_train_val
 from archlab.data import seq2seq as s2
 from archlab.data import text as tx
 from archlab.data import timeseries as ts
 from archlab.data.core import ArrayDataset
-from archlab.utils.errors import DataError, UnknownDatasetError
+from archlab.utils.errors import ConfigError, DataError, UnknownDatasetError
 
 SPLITS3 = ("train", "val", "test")
 
@@ -367,3 +367,190 @@ def test_missing_package_names_the_install_command(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sktime" else real(name, *a))
     with pytest.raises(DataError, match="pip install"):
         ts._ucr_files("GunPoint", None)
+
+
+# ---------------------------------------------------------------------------------------------
+# the dataset protocol: token streams, collate, tasks served, shipped and leak-free validation
+
+
+def test_a_token_stream_samples_random_offsets_and_resumes_mid_stream():
+    from archlab.data import BatchLoader, TokenStream
+
+    ds = TokenStream(torch.arange(1000), block=8)
+    assert len(ds) == 124 and torch.equal(ds[torch.tensor([2])].x, torch.arange(16, 24)[None])  # fixed windows
+    ref = BatchLoader(ds, 4, seed=3)
+    assert len(ref) == 31  # one epoch ≈ one pass over the tokens
+    seq = [ref.next() for _ in range(70)]  # crosses two epoch boundaries
+    starts = torch.cat([b.x[:, 0] for b in seq])
+    for b in seq:  # contiguous windows, y = x shifted by one
+        assert torch.equal(b.x, b.x[:, :1] + torch.arange(8)) and torch.equal(b.y, b.x + 1)
+    assert starts.max() <= 1000 - 9 and (starts % 8 != 0).float().mean() > 0.5  # not only window starts
+    for k in (0, 30, 31, 45):
+        probe = BatchLoader(ds, 4, seed=3)
+        for _ in range(k):
+            probe.next()
+        resumed = BatchLoader(ds, 4, seed=3)
+        resumed.load_state_dict(probe.state_dict())
+        assert all(torch.equal(resumed.next().x, b.x) for b in seq[k:])
+    assert not torch.equal(BatchLoader(ds, 4, seed=4).next().x, seq[0].x)  # the seed matters
+    # evaluation walks the fixed windows in order
+    assert torch.equal(torch.cat([b.x for b in BatchLoader(ds, 50, shuffle=False, drop_last=False)]),
+                       torch.arange(992).view(124, 8))  # fmt: skip
+
+
+def test_shakespeare_offers_random_offsets_and_keeps_its_windows_by_default():
+    from archlab.data import TokenStream
+    from archlab.data.text import _char_ids
+
+    default = load_dataset("shakespeare_char64", "train")
+    ids = _char_ids("train")
+    n = (len(ids) - 1) // 64
+    assert torch.equal(default.x, ids[: n * 64].view(n, 64)) and torch.equal(default.y, ids[1 : n * 64 + 1].view(n, 64))
+    stream = load_dataset("shakespeare_char64", "train", options={"sampling": "random"})
+    assert isinstance(stream, TokenStream) and len(stream) == n and torch.equal(stream.tokens, ids)
+    val = load_dataset("shakespeare_char64", "val", options={"sampling": "random"})
+    assert torch.equal(val.x, load_dataset("shakespeare_char64", "val").x)  # evaluation is unchanged
+    with pytest.raises(ConfigError, match="data.options.sampling"):
+        load_dataset("shakespeare_char64", "train", options={"sampling": "randm"})
+
+
+def test_a_collate_hook_builds_graph_batches():
+    from archlab.data import Batch, BatchLoader
+
+    sizes = torch.tensor([3, 1, 2, 4])  # nodes per graph, a chain of edges each
+
+    class Graphs:
+        name, split, spans = "g", "train", None
+
+        def __len__(self):
+            return 4
+
+    def collate(ds, idx):
+        xs, edges, owner, offset = [], [], [], 0
+        for k, i in enumerate(idx.tolist()):
+            n = int(sizes[i])
+            xs.append(torch.full((n, 1), float(i)))
+            edges.append(torch.stack([torch.arange(n - 1), torch.arange(1, n)]) + offset)
+            owner.append(torch.full((n,), k))
+            offset += n
+        return Batch(x=torch.cat(xs), y=idx, edge_index=torch.cat(edges, 1), batch=torch.cat(owner))
+
+    b = BatchLoader(Graphs(), 2, shuffle=False, collate=collate).next()
+    assert len(b) == 2 and b.x.shape == (4, 1) and b.batch.tolist() == [0, 0, 0, 1]
+    assert b.edge_index.tolist() == [[0, 1], [1, 2]]
+
+
+def test_a_data_set_lists_the_tasks_it_serves():
+    from archlab.config import TaskSpec
+    from archlab.tasks import build_task
+
+    info = dataset_info("airline")
+    assert info.tasks == ("forecasting", "regression") and info.task == "forecasting"
+    assert dataset_info("digits").tasks == ("classification",)
+    task = build_task(TaskSpec(name="regression"), info)  # a forecasting set is a regression set too
+    test = load_dataset("airline", "test")
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(24, 12))
+    metrics = task.evaluate(model, BatchLoader(test, 8, shuffle=False, drop_last=False))
+    assert set(metrics) == {"loss", "mse", "mae", "rmse", "r2"} and metrics["loss"] == pytest.approx(metrics["mse"])
+    with pytest.raises(ConfigError) as e:
+        build_task(TaskSpec(name="classification"), info)
+    msg = str(e.value)
+    assert "\n" not in msg and msg == (
+        "task.name: dataset 'airline' serves forecasting, regression, not classification; set task.name=forecasting"
+    )
+
+
+def test_sets_that_ship_a_validation_split_validate_on_it():
+    from archlab.data import load_train_val
+
+    train, val = load_train_val("rotten_tomatoes", val_fraction=0.0, seed=0)
+    shipped = load_dataset("rotten_tomatoes", "val")
+    assert len(train) == 10_202 and torch.equal(val.x, shipped.x) and torch.equal(val.y, shipped.y)
+    sub, val2 = load_train_val("rotten_tomatoes", val_fraction=0.0, seed=0, train_subset=100)
+    assert len(sub) == 100 and len(val2) == 1_275
+    with pytest.raises(ConfigError, match="data.val_fraction: dataset 'rotten_tomatoes' ships a validation split"):
+        load_train_val("rotten_tomatoes", val_fraction=0.1, seed=0)
+    for name in ("shakespeare_char64", "num2words_en_digits", "cmudict_g2p"):
+        assert len(load_train_val(name, val_fraction=0.0, seed=0)[1]) == dataset_info(name).splits["val"]
+    # digits ships none: no validation unless a hold-out is asked for
+    assert load_train_val("digits", val_fraction=0.0, seed=0)[1] is None
+
+
+def test_eval_split_val_uses_the_shipped_validation_split(tmp_path, capsys):
+    from archlab.config import load_recipe
+    from archlab.engine import Trainer
+    from archlab.engine.trainer import evaluate_run
+
+    recipe = load_recipe(
+        "rotten_tomatoes/gru",
+        {"model.hidden_size": 8, "model.embed_dim": 8, "budget.steps": 3, "budget.epochs": None, "eval.every": 3,
+         "checkpoint.every": 3, "log.tensorboard": False, "data.eval_batch_size": 1275},
+    )  # fmt: skip
+    summary = Trainer(recipe, runs_dir=tmp_path, quiet=True).fit()
+    assert summary["val"] and summary["best"]["step"] == 3
+    again = evaluate_run(summary["run_dir"], split="val")
+    assert again["loss"] == pytest.approx(summary["val"]["loss"], rel=1e-6)
+    assert again["accuracy"] == summary["val"]["accuracy"]
+    # and through the CLI: `archlab eval RUN --split val --json`
+    import json
+
+    from archlab.cli import main
+
+    capsys.readouterr()
+    assert main(["eval", summary["run_dir"], "--split", "val", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["split"] == "val" and printed["accuracy"] == summary["val"]["accuracy"]
+
+
+def _target_points(ds, window: int) -> set[int]:
+    """Source positions of the targets of every example (spans minus the input window)."""
+    return {p for s, e in ds.spans.tolist() for p in range(s + window, e)}
+
+
+def _covered(ds) -> set[int]:
+    return {p for s, e in ds.spans.tolist() for p in range(s, e)}
+
+
+def test_forecasting_validation_cannot_leak_into_training_windows(tmp_path):
+    from archlab.config import load_recipe
+    from archlab.data import shared_points
+    from archlab.engine import Trainer
+
+    train_full = load_dataset("airline", "train")
+    tr, va = split_train_val(train_full, 0.2, seed=0)
+    # the random hold-out of before: all 84 validation target points lay inside training windows
+    from archlab.utils.seed import derive_seed
+
+    perm = torch.randperm(85, generator=torch.Generator().manual_seed(derive_seed(0, 0x5E1)))
+    old_val, old_train = train_full.subset(perm[:17]), train_full.subset(perm[17:])
+    assert len(_target_points(old_val, 24)) == 84 and len(_target_points(old_val, 24) & _covered(old_train)) == 84
+    # now: the last 17 windows, none of whose 28 target points (nor inputs) any training window reads
+    targets = _target_points(va, 24)
+    assert len(va) == 17 and len(targets) == 28
+    assert len(targets & _covered(tr)) == 0 and shared_points(tr, va) == 0
+    assert len(tr) == 85 - 17 - (24 + 12 - 1)  # the gap: window + horizon − 1 windows dropped
+    assert max(e for _, e in tr.spans.tolist()) == min(s for s, _ in va.spans.tolist())  # touching, not overlapping
+    # the same through the trainer, as `archlab train airline/gru data.val_fraction=0.2` builds it
+    t = Trainer(load_recipe("airline/gru", {"data.val_fraction": 0.2, "log.tensorboard": False}),
+                runs_dir=tmp_path, quiet=True)  # fmt: skip
+    assert len(_target_points(t.val_set, 24) & _covered(t.train_set)) == 0 and len(t.val_set) == 17
+    # a hold-out that leaves no training window before it is one line
+    with pytest.raises(ConfigError, match="data.val_fraction: 0.7 leaves no training window"):
+        split_train_val(train_full, 0.7, seed=0)
+
+
+def test_character_windows_hold_out_without_shared_characters():
+    from archlab.data import shared_points
+    from archlab.data.text import char_windows
+
+    ds = char_windows("val", 64)  # windows read 65 characters: y reaches into the next window
+    assert shared_points(ds.subset(torch.tensor([0])), ds.subset(torch.tensor([1]))) == 1
+    tr, va = split_train_val(ds, 0.1, seed=0)
+    assert shared_points(tr, va) == 0 and len(va) == round(0.1 * len(ds)) and len(tr) == len(ds) - len(va) - 1
+    # independent examples keep the seeded random hold-out of before, index for index
+    from archlab.utils.seed import derive_seed
+
+    digits = load_dataset("digits", "train")
+    perm = torch.randperm(len(digits), generator=torch.Generator().manual_seed(derive_seed(0, 0x5E1)))
+    n_val = round(0.1 * len(digits))
+    assert digits.spans is None and torch.equal(split_train_val(digits, 0.1, seed=0)[1].x, digits.x[perm[:n_val]])

@@ -98,7 +98,8 @@ def test_ranks_take_contiguous_shards_of_the_same_global_batch():
     full = BatchLoader(ds, 8, seed=3)
     parts = [BatchLoader(ds, 8, seed=3, rank=r, world_size=2) for r in range(2)]
     for _ in range(5):
-        x, y = full.next()
-        (x0, y0), (x1, y1) = (p.next() for p in parts)
-        assert torch.equal(torch.cat([x0, x1]), x) and torch.equal(torch.cat([y0, y1]), y)
+        whole = full.next()
+        a, b = (p.next() for p in parts)
+        assert len(a) == len(b) == 4
+        assert torch.equal(torch.cat([a.x, b.x]), whole.x) and torch.equal(torch.cat([a.y, b.y]), whole.y)
     assert [p.state_dict() for p in parts] == [full.state_dict()] * 2

@@ -1,7 +1,10 @@
-"""Losses vs values computed by hand, vs torch.nn.functional, and the perceptron update rule."""
+"""Losses vs values computed by hand, vs torch.nn.functional, and the perceptron update rule — for both
+paths (``impl="fused"``, torch's kernels, and ``impl="reference"``, the formulas), and the two paths
+against each other to 1e-6 in values and gradients."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -11,6 +14,7 @@ from torch import nn
 
 from archlab.tasks.losses import (
     DEFAULT_LOSS,
+    IMPLS,
     LOSSES,
     TASK_LOSSES,
     bce_with_logits,
@@ -25,8 +29,15 @@ from archlab.utils.errors import ConfigError, ShapeError
 LN3, LN2 = math.log(3.0), math.log(2.0)
 
 
+def _bind(impl: str):
+    """(cross_entropy, mse, mae, bce_with_logits) running the ``impl`` path."""
+    return (functools.partial(f, impl=impl) for f in (cross_entropy, mse, mae, bce_with_logits))
+
+
 # -- hand-computed values -------------------------------------------------------------------
-def test_cross_entropy_by_hand():
+@pytest.mark.parametrize("impl", IMPLS)
+def test_cross_entropy_by_hand(impl):
+    cross_entropy, mse, mae, bce_with_logits = _bind(impl)
     z = torch.tensor([[0.0, LN3]])  # softmax = [1, 3] / 4 = [1/4, 3/4]
     assert cross_entropy(z, torch.tensor([1])).item() == pytest.approx(math.log(4 / 3))  # −ln(3/4)
     assert cross_entropy(z, torch.tensor([0])).item() == pytest.approx(math.log(4))  # −ln(1/4)
@@ -39,7 +50,9 @@ def test_cross_entropy_by_hand():
     assert smoothed == pytest.approx(0.25 * math.log(4) + 0.75 * math.log(4 / 3))
 
 
-def test_cross_entropy_uniform_logits_is_log_k():
+@pytest.mark.parametrize("impl", IMPLS)
+def test_cross_entropy_uniform_logits_is_log_k(impl):
+    cross_entropy, mse, mae, bce_with_logits = _bind(impl)
     z = torch.full((3, 10), 7.0)  # softmax = 1/10 everywhere, with or without smoothing
     for eps in (0.0, 0.3):
         assert cross_entropy(z, torch.tensor([0, 4, 9]), label_smoothing=eps).item() == pytest.approx(
@@ -47,13 +60,17 @@ def test_cross_entropy_uniform_logits_is_log_k():
         )
 
 
-def test_cross_entropy_stable_for_huge_logits():
+@pytest.mark.parametrize("impl", IMPLS)
+def test_cross_entropy_stable_for_huge_logits(impl):
+    cross_entropy, mse, mae, bce_with_logits = _bind(impl)
     z = torch.tensor([[1000.0, 0.0], [0.0, -1000.0]])  # naive exp(1000) overflows
     loss = cross_entropy(z, torch.tensor([1, 1]))  # −log p_y = 1000 for both rows
     assert torch.isfinite(loss) and loss.item() == pytest.approx(1000.0)
 
 
-def test_mse_mae_by_hand():
+@pytest.mark.parametrize("impl", IMPLS)
+def test_mse_mae_by_hand(impl):
+    cross_entropy, mse, mae, bce_with_logits = _bind(impl)
     pred, y = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 0.0, 0.0])  # errors 0, 2, 3
     assert mse(pred, y).item() == pytest.approx((0 + 4 + 9) / 3)
     assert mae(pred, y).item() == pytest.approx((0 + 2 + 3) / 3)
@@ -62,18 +79,20 @@ def test_mse_mae_by_hand():
     assert mae(p2, y2).item() == pytest.approx((1 + 1 + 0.5 + 0) / 4)
 
 
-def test_bce_by_hand():
+@pytest.mark.parametrize("impl", IMPLS)
+def test_bce_by_hand(impl):
+    cross_entropy, mse, mae, bce_with_logits = _bind(impl)
     # z = 0: σ = ½ → −ln ½ = ln 2 for y = 1, y = 0, and y = ½ alike
     for y in (1.0, 0.0, 0.5):
         assert bce_with_logits(torch.tensor([0.0]), torch.tensor([y])).item() == pytest.approx(LN2)
     # z = ln 3: σ = 3/4 → y = 1: −ln ¾ = ln(4/3);  y = 0: −ln ¼ = ln 4
     z = torch.tensor([LN3, LN3])
-    assert bce_with_logits(z, torch.tensor([1.0, 0.0])).item() == pytest.approx(
-        (math.log(4 / 3) + math.log(4)) / 2
-    )
+    assert bce_with_logits(z, torch.tensor([1.0, 0.0])).item() == pytest.approx((math.log(4 / 3) + math.log(4)) / 2)
 
 
-def test_bce_finite_at_extreme_logits():
+@pytest.mark.parametrize("impl", IMPLS)
+def test_bce_finite_at_extreme_logits(impl):
+    cross_entropy, mse, mae, bce_with_logits = _bind(impl)
     z = torch.tensor([100.0, -100.0, 100.0, -100.0], requires_grad=True)
     y = torch.tensor([1.0, 0.0, 0.0, 1.0])
     loss = bce_with_logits(z, y)
@@ -84,7 +103,9 @@ def test_bce_finite_at_extreme_logits():
     torch.testing.assert_close(z.grad, torch.tensor([0.0, 0.0, 1.0, -1.0]) / 4)  # (σ(z) − y)/N
 
 
-def test_bce_gradient_at_zero_logit_is_sigmoid_minus_target():
+@pytest.mark.parametrize("impl", IMPLS)
+def test_bce_gradient_at_zero_logit_is_sigmoid_minus_target(impl):
+    cross_entropy, mse, mae, bce_with_logits = _bind(impl)
     z = torch.zeros(3, requires_grad=True)  # zero-initialised logistic regression starts here
     y = torch.tensor([1.0, 0.0, 0.25])
     bce_with_logits(z, y).backward()
@@ -146,8 +167,10 @@ def test_perceptron_from_zero_weights_still_learns():
 
 
 # -- parity with torch.nn.functional --------------------------------------------------------
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("eps", [0.0, 0.1, 0.5])
-def test_cross_entropy_matches_torch(eps):
+def test_cross_entropy_matches_torch(eps, impl):
+    cross_entropy, *_ = _bind(impl)
     g = torch.Generator().manual_seed(1)
     z, y = (torch.randn(32, 10, generator=g) * 3), torch.randint(0, 10, (32,), generator=g)
     z1, z2 = z.clone().requires_grad_(), z.clone().requires_grad_()
@@ -158,14 +181,18 @@ def test_cross_entropy_matches_torch(eps):
     torch.testing.assert_close(z1.grad, z2.grad, rtol=1e-6, atol=1e-6)
 
 
-def test_cross_entropy_leading_dims_flatten():
+@pytest.mark.parametrize("impl", IMPLS)
+def test_cross_entropy_leading_dims_flatten(impl):
+    cross_entropy, *_ = _bind(impl)
     g = torch.Generator().manual_seed(2)
     z, y = torch.randn(4, 5, 11, generator=g), torch.randint(0, 11, (4, 5), generator=g)  # (B, T, K)
     torch.testing.assert_close(cross_entropy(z, y), F.cross_entropy(z.reshape(-1, 11), y.reshape(-1)))
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize(("ours", "ref"), [(mse, F.mse_loss), (mae, F.l1_loss)])
-def test_regression_losses_match_torch(ours, ref):
+def test_regression_losses_match_torch(ours, ref, impl):
+    ours = functools.partial(ours, impl=impl)
     g = torch.Generator().manual_seed(3)
     p, y = torch.randn(16, 3, generator=g), torch.randn(16, 3, generator=g)
     p1, p2 = p.clone().requires_grad_(), p.clone().requires_grad_()
@@ -176,8 +203,10 @@ def test_regression_losses_match_torch(ours, ref):
     torch.testing.assert_close(p1.grad, p2.grad, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("soft", [False, True])
-def test_bce_matches_torch(soft):
+def test_bce_matches_torch(soft, impl):
+    *_, bce_with_logits = _bind(impl)
     g = torch.Generator().manual_seed(4)
     z = torch.cat([torch.randn(64, 5, generator=g) * 5, torch.tensor([[0.0, 100.0, -100.0, 30.0, -30.0]])])
     y = torch.rand(z.shape, generator=g) if soft else torch.randint(0, 2, z.shape, generator=g).float()
@@ -187,6 +216,83 @@ def test_bce_matches_torch(soft):
     l1.backward()
     l2.backward()
     torch.testing.assert_close(z1.grad, z2.grad, rtol=1e-6, atol=1e-6)
+
+
+# -- fused = reference ----------------------------------------------------------------------
+def _both(fn, *inputs, **kw):
+    """(loss, input gradients) of the fused and of the reference path, float32."""
+    out = []
+    for impl in ("fused", "reference"):
+        xs = [t.clone().requires_grad_() if t.is_floating_point() else t for t in inputs]
+        loss = fn(*xs, impl=impl, **kw)
+        loss.backward()
+        out.append((loss, [t.grad for t in xs if t.is_floating_point()]))
+    return out
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.4])
+@pytest.mark.parametrize("ignore_index", [None, 0, 3])
+def test_cross_entropy_fused_equals_reference_with_smoothing_and_ignore_index(eps, ignore_index):
+    g = torch.Generator().manual_seed(6)
+    z = torch.randn(6, 7, 9, generator=g) * 3  # (B, T, K): a seq2seq batch of logits
+    y = torch.randint(0, 9, (6, 7), generator=g)
+    y[:, 5:] = 0  # trailing <pad> (id 0)
+    (l1, g1), (l2, g2) = _both(cross_entropy, z, y, label_smoothing=eps, ignore_index=ignore_index)
+    torch.testing.assert_close(l1, l2, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(g1[0], g2[0], rtol=1e-6, atol=1e-6)
+    if ignore_index is not None:
+        ignored = y == ignore_index
+        assert ignored.any() and (g2[0][ignored] == 0).all()  # ignored positions get no gradient
+        kept = _both(cross_entropy, z[~ignored], y[~ignored], label_smoothing=eps)[1][0]  # the same loss by hand
+        torch.testing.assert_close(l2, kept, rtol=1e-6, atol=1e-6)
+
+
+def test_cross_entropy_ignore_index_by_hand():
+    z = torch.tensor([[0.0, LN3], [5.0, -5.0], [0.0, LN3]])
+    y = torch.tensor([1, 0, 0])  # the middle row is <pad>: ignored
+    for impl in IMPLS:
+        got = cross_entropy(z, y, ignore_index=0, impl=impl)
+        assert got.item() == pytest.approx(math.log(4 / 3))  # only row 1 counts: −ln ¾ (row 3's target is 0 too)
+        smoothed = cross_entropy(z, torch.tensor([1, 0, 1]), label_smoothing=0.5, ignore_index=0, impl=impl)
+        assert smoothed.item() == pytest.approx(0.25 * math.log(4) + 0.75 * math.log(4 / 3))
+
+
+@pytest.mark.parametrize("name", ["mse", "mae", "bce"])
+def test_other_losses_fused_equal_reference(name):
+    g = torch.Generator().manual_seed(7)
+    p = torch.cat([torch.randn(40, 3, generator=g) * 5, torch.tensor([[0.0, 100.0, -100.0]])])
+    y = torch.rand(p.shape, generator=g) if name == "bce" else torch.randn(p.shape, generator=g)
+    (l1, g1), (l2, g2) = _both(LOSSES[name], p, y)
+    torch.testing.assert_close(l1, l2, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(g1[0], g2[0], rtol=1e-6, atol=1e-6)
+
+
+def test_training_uses_the_fused_kernels():
+    """The classification and regression tasks get torch's kernels (seen by the profiler's op names),
+    and ``impl="reference"`` does not reach them."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from archlab.config import TaskSpec
+    from archlab.data import dataset_info
+    from archlab.tasks import build_task
+
+    def ops(fn, *args, **kw) -> set[str]:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            fn(*args, **kw)
+        return {e.key for e in prof.key_averages()}
+
+    z, y = torch.randn(4, 10), torch.randint(0, 10, (4,))
+    task = build_task(TaskSpec(name="classification", label_smoothing=0.1), dataset_info("digits"))
+    assert "aten::cross_entropy_loss" in ops(task.loss_fn, z, y)
+    assert "aten::cross_entropy_loss" not in ops(cross_entropy, z, y, impl="reference")
+    reg = build_task(TaskSpec(name="regression"), dataset_info("diabetes"))
+    assert "aten::mse_loss" in ops(reg.loss_fn, z, torch.randn(4, 10))
+    assert "aten::mse_loss" not in ops(mse, z, torch.randn(4, 10), impl="reference")
+    assert "aten::binary_cross_entropy_with_logits" in ops(bce_with_logits, z, torch.rand(4, 10))
+    fn = get_loss("cross_entropy", "classification", label_smoothing=0.2, impl="reference")
+    torch.testing.assert_close(fn(z, y), F.cross_entropy(z, y, label_smoothing=0.2))
+    with pytest.raises(ConfigError, match="impl: must be one of fused, reference"):
+        get_loss("mse", impl="cells")
 
 
 # -- bad input ------------------------------------------------------------------------------

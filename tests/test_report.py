@@ -18,7 +18,7 @@ from archlab.report import (
     write_run_report,
 )
 from archlab.report import figures as figs
-from archlab.report.html import fmt_count, fmt_mean_std, fmt_metric
+from archlab.report.formatting import fmt_count, fmt_mean_std, fmt_metric
 from archlab.utils.errors import RunDirError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -287,6 +287,29 @@ def test_run_report(tmp_path):
     pngs = _pngs(d)
     assert {p.name for p in pngs} == {"curves-loss.png", "curves-accuracy.png"}
     assert text.count('<img src="data:image/png;base64,') == 2
+
+
+def test_user_text_is_escaped_everywhere(tmp_path):
+    """A run name, a recipe description and a model name are user input: never markup."""
+    evil = "<script>alert('x')</script>"
+    d = make_run(tmp_path / "runs" / "evil", name=f"{evil} run", model='cnn1d"><img src=x onerror=y>')
+    (d / "recipe.yaml").write_text(
+        json.dumps({"name": "n", "description": f"tries {evil} & <b>bold</b> " + "x" * 600, "seed": 0})
+    )
+    text = _check_page(write_run_report(d))  # no "<script" anywhere, no external reference
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; run" in text  # the title and the <h1>
+    assert "<p>tries &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt; xxx" in text
+    assert "x" * 500 not in text and "x" * 400 + "…</p>" in text  # the description is a bounded preview
+    assert "cnn1d&#34;&gt;&lt;img src=x onerror=y&gt;" in text and "<img src=x" not in text
+    page = _check_page(build_report(tmp_path / "runs"))  # the gathered page escapes the same text
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; run" in page
+
+
+def test_page_template_autoescapes_and_keeps_css_intact():
+    page = render_page("t", [Section("s", facts=[("k", "<v>")], verdict="<ok>", supported=True)])
+    assert "<dt>k</dt><dd>&lt;v&gt;</dd>" in page
+    assert '<div class="verdict yes"><strong>Verdict:</strong> &lt;ok&gt;</div>' in page
+    assert 'font-family:-apple-system,"Segoe UI"' in page  # our CSS is inlined, not escaped
 
 
 def test_build_report(tmp_path):

@@ -16,7 +16,7 @@ from archlab.data.synthetic import (
     adding_accuracy,
     make_adding,
 )
-from archlab.experiments.rnn import hidden_state_gradients, loglog_slope, unrolled_states
+from archlab.experiments.recurrent_probes import hidden_state_gradients, loglog_slope, unrolled_states
 from archlab.registry import create_model
 from archlab.utils.errors import ConfigError
 
@@ -236,13 +236,17 @@ def test_experiment_options_are_checked(tmp_path, capsys):
     assert "probe_length: 30 is not one of the lengths" in capsys.readouterr().err
     argv = ["experiment", "vanishing-gradients", "--set", "models=[lstm, transformer]", "--runs-dir", str(tmp_path)]
     assert main(argv) == 2
-    assert "models: 'transformer'" in capsys.readouterr().err
-    # option values that used to crash inside run(): one line, exit 2, nothing written
+    assert "models.1: Input should be 'rnn', 'lstm' or 'gru' (got 'transformer')" in capsys.readouterr().err
+    # option values that used to crash inside run(): one line naming the key, exit 2, nothing written
     for name, setting, message in [
-        ("sequential-bottleneck", "heads=0", "width and heads must be ≥ 1"),
-        ("gru-vs-lstm", "bench_repeats=0", "bench_repeats must be ≥ 1"),
-        ("vanishing-gradients", "seeds=[]", "seeds: give at least one seed"),
+        ("sequential-bottleneck", "heads=0", "heads: Input should be greater than or equal to 1 (got 0)"),
+        ("sequential-bottleneck", "heads=3", "width: 64 is not divisible by heads=3"),
+        ("gru-vs-lstm", "bench_repeats=0", "bench_repeats: Input should be greater than or equal to 1 (got 0)"),
+        ("vanishing-gradients", "seeds=[]", "seeds: List should have at least 1 item"),
+        ("vanishing-gradients", "lr=.inf", "lr: Input should be a finite number"),
+        ("attention-bottleneck", "data=mnist1d", "data: 'mnist1d' has no shipped recipe mnist1d/seq2seq_context"),
     ]:
         assert main(["experiment", name, "--set", setting, "--runs-dir", str(tmp_path)]) == 2
-        assert message in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
     assert not any(tmp_path.iterdir())

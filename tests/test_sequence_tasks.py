@@ -94,7 +94,7 @@ def test_batches_carry_lengths_and_only_recurrent_models_receive_them():
     ds = load_dataset("japanese_vowels", "train")
     assert ds.lengths is not None
     batch = BatchLoader(ds, 16, seed=0).next()
-    assert len(batch) == 3 and batch[2].shape == (16,)
+    assert len(batch) == 16 and batch.lengths.shape == (16,)
     c, t = dataset_info("japanese_vowels").input_shape
     lstm = create_model("lstm", in_shape=(c, t), num_classes=9)
     mlp = create_model("mlp", in_shape=(c, t), num_classes=9)
@@ -103,8 +103,9 @@ def test_batches_carry_lengths_and_only_recurrent_models_receive_them():
     # and the lengths change what the recurrent model computes (padding is not read)
     x, _, kw = split_batch(lstm, batch)
     assert not torch.allclose(lstm(x, **kw), lstm(x))
-    # a batch without lengths stays a pair
-    assert len(BatchLoader(load_dataset("gunpoint", "train"), 10).next()) == 2
+    # a batch of a set without lengths has none, and a recurrent model then gets x alone
+    plain = BatchLoader(load_dataset("gunpoint", "train"), 10).next()
+    assert plain.lengths is None and split_batch(lstm, plain)[2] == {}
 
 
 def test_a_recurrent_model_trains_on_unequal_lengths(tmp_path):
@@ -227,7 +228,7 @@ def test_seq2seq_metrics_of_perfect_and_wrong_outputs():
     info = dataset_info("num2words_fr_en")
     task = build_task(TaskSpec(name="seq2seq"), info)
     assert (
-        task.metrics[-1] == "wer"
+        list(task.metrics) == ["loss", "token_accuracy", "exact_match", "bleu", "chrf", "wer"]
         and build_task(TaskSpec(name="seq2seq"), dataset_info("cmudict_g2p")).error_rate == "per"
     )
     ds = load_dataset("num2words_fr_en", "test").subset(torch.arange(50))
@@ -295,7 +296,7 @@ def test_attention_bottleneck_quick_from_the_cli(tmp_path, capsys):
     import json
 
     from archlab.cli import main
-    from archlab.experiments.seq2seq import _buckets
+    from archlab.experiments.attention_bottleneck import _buckets
 
     assert _buckets([1, 2, 5, 9, 17], [3, 6, 9, 12]) == [(1, 3), (4, 6), (7, 9), (10, 12), (13, 17)]
     assert _buckets([4, 5], [3, 6, 9, 12]) == [(4, 6)]
@@ -312,3 +313,153 @@ def test_attention_bottleneck_quick_from_the_cli(tmp_path, capsys):
     assert rec["figures"] == ["figures/exact_match_by_length.png"] and "Exact match on the shortest" in rec["verdict"]
     assert set(rec["params"]) == {"seq2seq_context", "seq2seq_bahdanau", "seq2seq_luong"}
     assert main(["experiment", "attention-bottleneck", "--set", "data=mnist1d"]) == 2
+
+
+# ---------------------------------------------------------------------------- metric accumulators
+
+
+def _split_merge(make, updates):
+    """compute over all updates, and merge of accumulators fed the first 2 and the rest."""
+    whole, a, b = make(), make(), make()
+    for i, args in enumerate(updates):
+        whole.update(*args)
+        (a if i < 2 else b).update(*args)
+    return whole.compute(), a.merge(b).compute()
+
+
+def test_every_accumulator_merges_to_the_value_over_the_union():
+    import math
+
+    import sacrebleu
+
+    from archlab.tasks import metrics as M
+
+    g = torch.Generator().manual_seed(0)
+    preds = [torch.randn(5, 3, generator=g) for _ in range(5)]
+    ys = [torch.randn(5, 3, generator=g) for _ in range(5)]
+    p, y = torch.cat(preds), torch.cat(ys)
+    err = p - y
+    checks = [
+        (M.MeanSquaredError, [[((a - b) ** 2).sum(), b.numel()] for a, b in zip(preds, ys)], float((err**2).mean())),
+        (M.RootMeanSquaredError, [[((a - b) ** 2).sum(), b.numel()] for a, b in zip(preds, ys)],
+         math.sqrt(float((err**2).mean()))),
+        (M.MeanAbsoluteError, [[(a - b).abs().sum(), b.numel()] for a, b in zip(preds, ys)], float(err.abs().mean())),
+        (lambda: M.MeanAbsoluteScaledError(2.5), [[(a - b).abs().sum(), b.numel()] for a, b in zip(preds, ys)],
+         float(err.abs().mean()) / 2.5),
+        (M.R2Score, [[a, b] for a, b in zip(preds, ys)],
+         1 - float((err**2).sum()) / float(((y - y.mean()) ** 2).sum())),
+        (M.Skill, [[(a - b).abs().sum(), b.abs().sum()] for a, b in zip(preds, ys)],
+         1 - float(err.abs().sum()) / float(y.abs().sum())),
+        (M.Perplexity, [[3.0, 2], [1.0, 2], [2.0, 1], [0.5, 5]], math.exp(6.5 / 10)),
+        (M.BitsPerToken, [[3.0, 2], [1.0, 2], [2.0, 1], [0.5, 5]], 6.5 / 10 / math.log(2)),
+        (M.Accuracy, [[3, 4], [0, 4], [2, 2]], 5 / 10),
+        (M.ErrorRate, [[1, 7], [0, 3], [4, 10]], 5 / 20),
+    ]  # fmt: skip
+    for make, updates, want in checks:
+        whole, merged = _split_merge(make, updates)
+        assert whole == pytest.approx(want, rel=1e-6) and merged == pytest.approx(whole, rel=1e-12), make
+    # corpus BLEU and chrF: sufficient statistics merge to sacrebleu's corpus score over all sentences
+    hyps = ["a b c d", "e f g", "h i", "j k l m n", "o p q"]
+    refs = ["a b c d", "e f x", "h i", "j k l x n", "q p o"]
+    chunks = [(hyps[i : i + 2], refs[i : i + 2]) for i in range(0, 5, 2)]
+    for make, want in (
+        (lambda: M.CorpusBLEU("none"), sacrebleu.corpus_bleu(hyps, [refs], tokenize="none").score),
+        (M.CorpusChrF, sacrebleu.corpus_chrf(hyps, [refs]).score),
+    ):
+        whole, merged = _split_merge(make, chunks)
+        assert whole == pytest.approx(want, rel=1e-12) and merged == pytest.approx(want, rel=1e-12)
+        assert 0 < want < 100
+    # the state crosses ranks as one float64 vector: the element-wise sum is the merge
+    a, b = M.CorpusBLEU(), M.CorpusBLEU()
+    a.update(hyps[:2], refs[:2])
+    b.update(hyps[2:], refs[2:])
+    reduced = M.CorpusBLEU()
+    reduced.load_tensor(a.as_tensor() + b.as_tensor())
+    assert reduced.compute() == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs], tokenize="none").score, rel=1e-12)
+    with pytest.raises(TypeError):
+        M.Accuracy().merge(M.Loss())
+
+
+def test_metric_directions_come_from_the_metrics_the_tasks_declare():
+    import archlab.tasks as tasks
+    from archlab.tasks import higher_is_better
+
+    assert not hasattr(tasks, "LOWER_IS_BETTER")
+    for name in ("accuracy", "val/accuracy", "bleu", "chrf", "exact_match", "r2", "skill", "token_accuracy"):
+        assert higher_is_better(name), name
+    for name in ("loss", "test/mase", "naive_rmse", "perplexity", "bpc", "wer", "cer", "per", "mse", "mae"):
+        assert not higher_is_better(name), name
+    for task in tasks.TASKS.names():
+        cls = tasks.TASKS.get(task)
+        assert all(higher_is_better(k) == m.higher_is_better for k, m in cls.metrics.items())
+
+
+# ---------------------------------------------------------------------------- plain NLL in reports
+
+
+def test_reported_loss_is_the_plain_nll_and_the_smoothed_objective_is_logged_apart():
+    from torch.nn import functional as F
+
+    from archlab.data import Batch
+
+    info = dataset_info("digits")
+    task = build_task(TaskSpec(name="classification", label_smoothing=0.2), info)
+    ds = load_dataset("digits", "test")
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    torch.nn.init.normal_(model[1].weight, generator=torch.Generator().manual_seed(0))
+    out = task.evaluate(model, BatchLoader(ds, 100, shuffle=False, drop_last=False))
+    with torch.no_grad():
+        logits = model(ds.x)
+    assert out["loss"] == pytest.approx(float(F.cross_entropy(logits, ds.y)), rel=1e-5)
+    assert out["loss"] != pytest.approx(float(F.cross_entropy(logits, ds.y, label_smoothing=0.2)), rel=1e-3)
+    batch = Batch(x=ds.x[:50], y=ds.y[:50])
+    objective, logs = task.training_loss(model, batch)
+    torch.testing.assert_close(objective, F.cross_entropy(logits[:50], ds.y[:50], label_smoothing=0.2))
+    torch.testing.assert_close(logs["objective"], objective.detach())
+    torch.testing.assert_close(logs["loss"], F.cross_entropy(logits[:50], ds.y[:50]))
+    assert "objective" not in build_task(TaskSpec(name="classification"), info).training_loss(model, batch)[1]
+    # the language model likewise
+    lm = build_task(TaskSpec(name="language_modeling", label_smoothing=0.1), dataset_info("shakespeare_char64"))
+    x = torch.randint(0, 75, (2, 8), generator=torch.Generator().manual_seed(1))
+
+    class Bigram(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = nn.Embedding(75, 75)
+
+        def forward(self, x):
+            return self.table(x)
+
+    bigram = Bigram()
+    y = x.roll(-1, 1)
+    objective, logs = lm.training_loss(bigram, Batch(x=x, y=y))
+    flat = bigram(x).flatten(0, 1).detach()
+    torch.testing.assert_close(logs["loss"], F.cross_entropy(flat, y.flatten()))
+    torch.testing.assert_close(objective, F.cross_entropy(flat, y.flatten(), label_smoothing=0.1))
+    ev = lm.evaluate(bigram, [Batch(x=x, y=y)])
+    assert ev["loss"] == pytest.approx(float(F.cross_entropy(flat, y.flatten())), rel=1e-5)
+
+
+def test_seq2seq_training_logs_the_plain_nll_beside_the_smoothed_objective():
+    from torch.nn import functional as F
+
+    info = dataset_info("num2words_en_digits")
+    task = build_task(TaskSpec(name="seq2seq", label_smoothing=0.1), info)
+    ds = load_dataset("num2words_en_digits", "test")
+    batch = ds[:4]
+
+    class Fixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.logits = nn.Parameter(torch.randn(4, batch.y.shape[1] - 1, info.num_classes,
+                                                   generator=torch.Generator().manual_seed(0)))  # fmt: skip
+
+        def forward(self, x, lengths, tgt_in, teacher_forcing=1.0, generator=None):
+            return self.logits
+
+    model = Fixed().eval()
+    objective, logs = task.training_loss(model, batch)
+    flat, target = model.logits.detach().flatten(0, 1), batch.y[:, 1:].flatten()
+    torch.testing.assert_close(logs["loss"], F.cross_entropy(flat, target, ignore_index=0))
+    torch.testing.assert_close(objective, F.cross_entropy(flat, target, ignore_index=0, label_smoothing=0.1))
+    torch.testing.assert_close(logs["objective"], objective.detach())

@@ -23,6 +23,11 @@ def test_mlp_fashion_mnist_reaches_88_percent(tmp_path):
     assert s["test"]["accuracy"] >= 0.88, s["test"]
 
 
+# The main job trains 15 runs; its three GRU runs dominate (torch runs the GRU as ~4,000 small ATen
+# ops per training step on CPU, the LSTM as one oneDNN kernel): 2–3 minutes on 2 quiet Intel cores,
+# but each GRU run took 276–395 s on a 2-core AMD EPYC (AVX2). The suite-wide 900 s limit is there to
+# catch hangs, not to time a compute-bound test on a slow or busy machine.
+@pytest.mark.timeout(3600)
 def test_default_compare_is_the_inductive_bias_table(tmp_path, capsys):
     """`archlab compare` with no arguments: CNN ≥ 94 %, MLP ≥ 68 %. (Its wall time, 2–3 minutes on
     2 cores, is recorded in docs/RESULTS.md, not asserted: timings are not tests.)"""

@@ -112,28 +112,31 @@ def test_gradient_clipping_bounds_each_update(tmp_path, clip):
     assert all(r["grad_norm"] > 1e-3 for r in train if r["split"] == "train")  # logged before clipping
 
 
-def test_a_task_can_own_the_step(tmp_path):
-    """A task with its own step (as a GAN needs: several optimisers) runs through the same loop."""
-    trainer = Trainer(load_recipe(tiny_recipe(**{"budget.steps": 4})), runs_dir=tmp_path)
-    calls = []
-    task = trainer.task
+def test_a_task_can_own_the_step(tmp_path, monkeypatch):
+    """A task with its own step (as a GAN needs: several optimisers) is built and run by the same loop."""
+    from archlab.tasks import TASKS, ClassificationTask
 
-    class OwnStep(type(task)):
+    calls = []
+
+    class OwnStep(ClassificationTask):
         has_custom_step = True
 
-        def custom_step(self, model, batch, optimizers, ctx):
-            calls.append((ctx.step, sorted(optimizers)))
-            loss, logs = self.training_loss(model, batch)
-            for opt in optimizers.values():
-                opt.zero_grad()
-            loss.backward()
-            for opt in optimizers.values():
-                opt.step()
-            return {"loss": float(loss.detach())}
+        def custom_step(self, model, ctx):
+            calls.append((ctx.step, sorted(ctx.optimizers), ctx.total_steps, ctx.seed, ctx.dry_run))
+            loss, logs = self.training_loss(model, ctx.next_batch())
+            ctx.zero_grad()
+            ctx.backward(loss)
+            ctx.clip_and_step("main")
+            return {"loss": loss.detach()}
 
-    trainer.task = OwnStep(task.spec, task.info)
+    monkeypatch.setitem(TASKS._entries, "classification", OwnStep)
+    trainer = Trainer(load_recipe(tiny_recipe(**{"budget.steps": 4})), runs_dir=tmp_path)
+    assert isinstance(trainer.task, OwnStep)
     s = trainer.fit()
-    assert [c[0] for c in calls] == [0, 1, 2, 3] and calls[0][1] == ["main"]
+    # the start-up probe runs the custom step once as a dry run (no optimiser update), then four real steps
+    assert [c[0] for c in calls] == [0, 0, 1, 2, 3] and calls[0][1] == ["main"]
+    assert [c[4] for c in calls] == [True, False, False, False, False]
+    assert all(c[2] == 4 and c[3] == 7 for c in calls)  # total_steps and the run's seed
     assert s["steps"] == 4
 
 

@@ -164,10 +164,12 @@ def test_padded_batch_with_lengths_equals_each_series_alone(name):
 @pytest.mark.parametrize("name", MODELS)
 def test_bad_inputs_say_expected_vs_got(name):
     m = create_model(name, in_shape=(1, 24))
-    with pytest.raises(ShapeError, match=r"expected shape \(B, 1, 24\), got \(8, 24\)"):
+    with pytest.raises(ShapeError, match=r"expected shape \(B, 1, T\), got \(8, 24\)"):
         m(torch.zeros(8, 24))
-    with pytest.raises(ShapeError, match=r"expected shape \(B, 1, 24\), got \(2, 1, 25\)"):
-        m(torch.zeros(2, 1, 25))
+    with pytest.raises(ShapeError, match=r"expected shape \(B, 1, T\), got \(2, 3, 24\)"):
+        m(torch.zeros(2, 3, 24))
+    # convolutions and global pooling only: any series length is accepted (Wang et al. 2017)
+    assert m(torch.zeros(2, 1, 25)).shape == (2, m.config.num_classes)
     with pytest.raises(ShapeError, match=r"lengths: expected shape \(2\), got \(3,\)"):
         m(torch.zeros(2, 1, 24), torch.tensor([3, 4, 5]))
     with pytest.raises(ValueError, match=r"every length must be in 1\.\.24"):
@@ -179,7 +181,7 @@ def test_bad_inputs_say_expected_vs_got(name):
 def test_bad_configs():
     with pytest.raises(ConfigError, match="model 'fcn1d': filters .* must be equally long"):
         create_model("fcn1d", filters=(128, 256), kernel_sizes=(8, 5, 3))
-    with pytest.raises(ConfigError, match="must be positive"):
+    with pytest.raises(ConfigError, match=r"model\.in_shape\.1: Input should be greater than or equal to 1"):
         create_model("resnet1d", in_shape=(1, 0))
 
 

@@ -6,17 +6,41 @@ interface, compare side by side.
     >>> archlab.list_models("feedforward")
     >>> train = archlab.load_dataset("mnist1d", split="train")
     >>> summary = archlab.train("mnist1d/cnn1d", {"budget.steps": 500})
+
+Importing the package imports nothing heavy: ``create_model``, ``list_models`` and ``count_params``
+load torch and the registry on first use (PEP 562 module ``__getattr__``), so ``archlab --help``
+answers without importing torch.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from archlab.registry import create_model, list_models
-from archlab.utils.counting import count_params
+if TYPE_CHECKING:
+    from archlab.registry import create_model, list_models
+    from archlab.utils.counting import count_params
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "create_model": "archlab.registry",
+    "list_models": "archlab.registry",
+    "count_params": "archlab.utils.counting",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'archlab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
 
 
 def load_dataset(name: str, split: str = "train", data_dir: str | None = None):

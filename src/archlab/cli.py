@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -32,46 +33,57 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 # -- commands -----------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
-    import torch
+    from archlab.registry.catalog import model_catalog
+    from archlab.utils.units import human
 
-    from archlab.registry import create_model, get_model_entry, list_models
-    from archlab.utils.counting import count_flops, count_params, example_inputs, human
-
+    # the figures are each model's register_model(meta=...), read from a catalog cached under the
+    # hash of the model sources: nothing is built, and torch is not imported when nothing changed
     table = Table(title="archlab models" + (f" · {args.family}" if args.family else ""))
     cols = ["name", "family", "params", *(["MACs", "input"] if args.macs else []), "tasks", "paper"]
     for col in cols:
         table.add_column(col, justify="right" if col in ("params", "MACs") else "left")
-    for name in list_models(args.family):
-        e = get_model_entry(name)
-        with torch.device("meta"):  # shapes only: counting needs no memory, even for big models
-            model = create_model(name)
-            n = count_params(model)
-            shape = tuple(getattr(model, "input_shape", ()))
-            macs = (
-                [human(count_flops(model, example_inputs(model)) / 2), "×".join(map(str, shape))] if args.macs else []
-            )
-        table.add_row(name, e.family, human(n), *macs, ", ".join(e.tasks), e.paper)
+    for row in model_catalog(args.family):
+        macs = [human(row["macs"]), "×".join(map(str, row["in_shape"]))] if args.macs else []
+        params = f"{row['num_params']:,}"
+        table.add_row(row["name"], row["family"], params, *macs, ", ".join(row["tasks"]), row["paper"])
     console.print(table)
     return 0
+
+
+def _measure(name: str, **overrides: Any) -> dict[str, Any]:
+    """Parameters and MACs of one model, built on the meta device (shapes only: exact and instant)."""
+    import torch
+
+    from archlab.registry import create_model
+    from archlab.utils.counting import count_flops, count_params, example_inputs
+
+    with torch.device("meta"):
+        model = create_model(name, **overrides)
+        shape = tuple(getattr(model, "input_shape", ()))
+        flops = count_flops(model, example_inputs(model)) if shape or hasattr(model, "example_inputs") else None
+    macs = None if flops is None else flops / 2
+    return {"model": model, "num_params": count_params(model), "macs": macs, "shape": shape}
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     import dataclasses
     import inspect
 
-    import torch
-
     from archlab.config import parse_overrides
-    from archlab.registry import create_model, get_model_entry
-    from archlab.utils.counting import count_flops, count_params, example_inputs, human
+    from archlab.registry import get_model_entry
+    from archlab.utils.units import human
 
     entry = get_model_entry(args.name)
     overrides = parse_overrides(args.overrides)
-    with torch.device("meta"):  # shapes only: exact counts without allocating a 140M-parameter model
-        model = create_model(args.name, **overrides)
-        n = count_params(model)
-        shape = tuple(getattr(model, "input_shape", ()))
-        flops = count_flops(model, example_inputs(model)) if shape else None
+    if overrides or not {"num_params", "macs"} <= set(entry.meta):
+        measured = _measure(args.name, **overrides)  # on the meta device: exact and instant
+        config, n, macs, shape = measured["model"].config, measured["num_params"], measured["macs"], measured["shape"]
+        how = "measured"
+    else:  # the variant as registered: its published figures (the tests measure them on every model)
+        config = entry.config(**entry.defaults)
+        n, macs, shape = entry.meta["num_params"], entry.meta["macs"], tuple(entry.default("in_shape") or ())
+        how = f"published by {entry.meta['source']}" if "source" in entry.meta else "this implementation"
+        how += "; checked against the count in tests/test_registry_models.py"
     console.print(f"[bold]{entry.name}[/bold] — {entry.description}")
     notes = (inspect.getdoc(entry.builder) or "").split("\n", 1)[1:]
     if notes and notes[0].strip():
@@ -79,19 +91,23 @@ def cmd_info(args: argparse.Namespace) -> int:
     console.print(f"family      {entry.family}")
     console.print(f"paper       {entry.paper}")
     console.print(f"tasks       {', '.join(entry.tasks)}")
-    console.print(f"parameters  {n:,} ({human(n)}, measured)")
-    if flops is not None:
+    console.print(f"parameters  {n:,} ({human(n)}, {how})", markup=False, highlight=False)
+    if macs is not None:
+        exact = how == "measured" or isinstance(macs, int)  # published figures are rounded floats: 4.09e9
         console.print(
-            f"MACs        {flops // 2:,} ({human(flops / 2)}) multiply-accumulates per example at input "
-            f"(1, {', '.join(map(str, shape))}); {flops:,} FLOPs (torch.utils.flop_counter: convolutions and "
-            f"matrix products)"
+            f"MACs        {f'{round(macs):,} ({human(macs)})' if exact else human(macs)} multiply-accumulates per "
+            f"example at input "
+            f"(1, {', '.join(map(str, shape))}); {f'{round(2 * macs):,}' if exact else human(2 * macs)} FLOPs "
+            "(torch.utils.flop_counter: convolutions and matrix products)",
+            markup=False,
+            highlight=False,
         )
     console.print(f"source      {entry.module}")
-    cfg = Table(title=f"{type(model.config).__name__} (defaults of this variant)")
+    cfg = Table(title=f"{type(config).__name__} (defaults of this variant)")
     cfg.add_column("field")
     cfg.add_column("value")
-    for f in dataclasses.fields(model.config):
-        cfg.add_row(f.name, repr(getattr(model.config, f.name)))
+    for f in dataclasses.fields(config):
+        cfg.add_row(f.name, repr(getattr(config, f.name)))
     console.print(cfg)
     eq = entry.equations()
     if eq:
@@ -132,6 +148,7 @@ def _print_summary(s: dict[str, Any]) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from archlab.config import load_recipe, parse_overrides
     from archlab.engine import Trainer
+    from archlab.utils.errors import preview
 
     overrides = parse_overrides(args.overrides)
     if args.data_dir:
@@ -140,7 +157,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         given = [x for x in [args.recipe, *args.overrides] if x and "=" in x]
         if given:
             raise _usage(
-                f"--resume continues a run with the recipe it was started with; drop {' '.join(given)} "
+                f"--resume continues a run with the recipe it was started with; drop {preview(' '.join(given))} "
                 "(or start a new run with the changed recipe)"
             )
         recipe = load_recipe(args.recipe) if args.recipe else None
@@ -149,7 +166,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not args.recipe:
             raise _usage("train needs a RECIPE (a shipped name from `archlab recipes` or a YAML file)")
         trainer = Trainer(load_recipe(args.recipe, overrides), runs_dir=args.runs_dir)
-    if not trainer.dist.is_main:  # other ranks of a torchrun job train silently
+    if not trainer.dist.is_main:  # the other ranks of a torchrun job train silently
         trainer.fit()
         return 0
     b = trainer.recipe.budget
@@ -170,42 +187,57 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from archlab.engine import evaluate_run
 
-    res = evaluate_run(args.run_dir, split=args.split, checkpoint=args.checkpoint)
-    metrics = {k: v for k, v in res.items() if k not in ("run_dir", "checkpoint", "step", "split")}
+    res = evaluate_run(args.run_dir, split=args.split, checkpoint=args.checkpoint, precision=args.precision)
+    metrics = {k: v for k, v in res.items() if k not in ("run_dir", "checkpoint", "step", "split", "precision")}
     if args.json:
         print(json.dumps(res, indent=2))
     else:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-        console.print(f"{res['split']} ({res['checkpoint']}, step {res['step']}): {shown}")
+        console.print(f"{res['split']} ({res['checkpoint']}, step {res['step']}, {res['precision']}): {shown}")
     return 0
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from archlab.engine import load_run
 
-    if args.tokens < 1:
-        raise _usage(f"--tokens must be ≥ 1, got {args.tokens}")
-    if args.temperature < 0:
-        raise _usage(f"--temperature must be ≥ 0 (0 = greedy), got {args.temperature}")
+    if not 1 <= args.tokens <= _MAX_SAMPLE_TOKENS:
+        raise _usage(f"--tokens must be in [1, {_MAX_SAMPLE_TOKENS:,}], got {args.tokens}")
+    if not (math.isfinite(args.temperature) and args.temperature >= 0):
+        raise _usage(f"--temperature must be a finite number ≥ 0 (0 = greedy), got {args.temperature}")
+    if args.top_p is not None and not 0.0 < args.top_p <= 1.0:
+        raise _usage(f"--top-p must lie in (0, 1] (0.9: the fewest tokens holding 90% of the mass), got {args.top_p}")
+    if not 0 <= args.seed < 2**63:
+        raise _usage(f"--seed must be in [0, 2**63 − 1], got {args.seed}")
     run = load_run(args.run_dir, checkpoint=args.checkpoint)
     if not hasattr(run.task, "sample"):
         raise _usage(
             f"{args.run_dir} is a {run.task.name} run; `archlab sample` continues text from a language-model run"
         )
     text = run.task.sample(
-        run.model, args.prompt, args.tokens, temperature=args.temperature, top_k=args.top_k, seed=args.seed
+        run.model,
+        args.prompt,
+        args.tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
     )
     print(text)
     return 0
 
 
 _SHADES = " ░▒▓█"
+_MAX_SAMPLE_TOKENS = 1_000_000
+_MAX_SEEDS = 1000
+_MAX_BEAM = 1000  # a beam holds (beam × vocabulary) scores per step
 
 
 def cmd_attention(args: argparse.Namespace) -> int:
     from archlab.engine import load_run
     from archlab.report.figures import attention_heatmap
 
+    if args.beam is not None and args.beam > _MAX_BEAM:
+        raise _usage(f"--beam: at most {_MAX_BEAM} hypotheses, got {args.beam}")
     run = load_run(args.run_dir, checkpoint=args.checkpoint)
     if not hasattr(run.task, "translate"):
         raise _usage(f"{args.run_dir} is a {run.task.name} run; `archlab attention` needs a seq2seq run")
@@ -290,14 +322,14 @@ def _compare_table(rec: dict[str, Any]) -> Table:
     return table
 
 
-def _on_run(model: str, seed: int, s: dict[str, Any]) -> None:
-    test = ", ".join(f"{k} {v:.4f}" for k, v in s["test"].items())
-    err_console.print(f"  {model} seed {seed}: test {test} ({s['wall_time_s']:.1f}s)")
+def _progress(line: str) -> None:
+    """Progress of a compare or an experiment: plain lines (they read the same in a log file)."""
+    err_console.print(f"  {line}", markup=False, highlight=False)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from archlab.config import parse_overrides
-    from archlab.experiments import run_compare, run_experiment
+    from archlab.experiments import INDUCTIVE_BIAS_MODELS, LABELS, run_compare, run_experiment
 
     # `archlab compare mlp gru optim.lr=3e-3`: positional key=value items are overrides too
     args.overrides += [m for m in args.models if "=" in m]
@@ -309,27 +341,30 @@ def cmd_compare(args: argparse.Namespace) -> int:
         for item in args.budget.split(","):
             key, _, value = item.partition("=")
             overrides[f"budget.{key.strip()}"] = parse_overrides([f"x={value}"])["x"]
+    if args.seeds and args.seeds > _MAX_SEEDS:
+        raise _usage(f"--seeds: at most {_MAX_SEEDS} seeds, got {args.seeds}")
     seeds = list(range(args.seeds)) if args.seeds else None
     if not args.models:
         # the main job: the MNIST-1D inductive-bias comparison
-        options: dict[str, Any] = {
-            "data": args.data or "mnist1d",
-            "overrides": overrides,
-            "on_run": _on_run,
-            "jobs": args.jobs,
-        }
+        options: dict[str, Any] = {"data": args.data or "mnist1d", "overrides": overrides}
         if seeds:
             options["seeds"] = seeds
-        err_console.print(
-            f"[bold]archlab compare[/bold]: inductive biases on {options['data']} "
-            "(logistic regression, MLP, CNN, GRU; same data, same budget)"
-        )
+        # the banner names the models the experiment trains, and is printed once every run is checked
+        labels = ", ".join(LABELS.get(m, m) for m in INDUCTIVE_BIAS_MODELS)
+        banner = f"inductive biases on {options['data']} ({labels}; same data, same budget)"
+
+        def started(out_dir: Path) -> None:
+            err_console.print(f"[bold]archlab compare[/bold]: {banner}")
+            err_console.print(f"run dir: {out_dir}")
+
         out, result = run_experiment(
             "inductive-bias",
             runs_dir=args.runs_dir,
             quick=args.quick,
             options=options,
-            on_start=lambda p: err_console.print(f"run dir: {p}"),
+            jobs=args.jobs,
+            on_start=started,
+            progress=_progress,
         )
         from archlab.utils.io import read_json
 
@@ -351,8 +386,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         seeds=seeds or [0, 1, 2],
         overrides=overrides,
         runs_dir=args.runs_dir,
-        on_run=_on_run,
         jobs=args.jobs,
+        on_start=lambda p: err_console.print(f"run dir: {p}"),
+        progress=_progress,
     )
     console.print(_compare_table(rec))
     console.print(f"report: {Path(rec['dir']) / 'report.html'}")
@@ -370,18 +406,17 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         table.add_column("options (--set)")
         for n in list_experiments():
             cls = EXPERIMENTS.get(n)
-            table.add_row(n, cls.claim, ", ".join(cls.options))
+            table.add_row(n, cls.claim, ", ".join(cls.option_names()))
         console.print(table)
         return 0
-    options = parse_overrides(args.options)
-    if args.jobs:
-        options["jobs"] = args.jobs
     out, result = run_experiment(
         args.name,
         runs_dir=args.runs_dir,
         quick=args.quick,
-        options=options,
+        options=parse_overrides(args.options),
+        jobs=args.jobs,
         on_start=lambda p: err_console.print(f"run dir: {p}"),
+        progress=_progress,
     )
     table = Table(title=result.title)
     for c in result.columns:
@@ -461,7 +496,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint",
         default="auto",
         help="auto (default: the weights summary.json reports — best if the recipe restores it, else "
-        "last), best, last, or a checkpoint dir name",
+        "last), best, last, or step-N",
+    )
+    s.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default=None,
+        help="evaluate in this precision instead of the run's own (default: the run's, which reproduces "
+        "summary.json exactly)",
     )
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_eval)
@@ -472,6 +514,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tokens", type=int, default=500, help="tokens to sample (default 500)")
     s.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = greedy (default 1)")
     s.add_argument("--top-k", type=_positive_int, default=None, help="sample among the k most likely tokens only")
+    s.add_argument(
+        "--top-p",
+        type=float,
+        default=None,
+        help="nucleus sampling: among the fewest most likely tokens holding mass ≥ p, 0 < p ≤ 1 (Holtzman et al. 2020)",
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--checkpoint", default="auto", help="auto | best | last | step-N (default auto)")
     s.set_defaults(fn=cmd_sample)
@@ -533,6 +581,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _is_too_large(e: BaseException) -> bool:
+    """torch raises RuntimeError for a tensor too large to allocate (CPU: "can't allocate memory"; CUDA:
+    OutOfMemoryError) or even to size ("Storage size calculation overflowed", on the meta device too)."""
+    text = str(e)
+    return isinstance(e, MemoryError) or any(
+        s in text for s in ("can't allocate memory", "out of memory", "Storage size calculation overflowed")
+    )
+
+
 _DOTTED = re.compile(r"^--([A-Za-z_][\w]*(\.[\w]+)+)=")
 
 
@@ -548,7 +605,11 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
-    from archlab.utils.errors import ArchlabError
+    from archlab.utils.errors import ArchlabError, one_line, os_error_message
+
+    def fail(message: str, code: int) -> int:  # one line, however long or multi-line the message
+        err_console.print(f"archlab: error: {one_line(message)}", markup=False, highlight=False, soft_wrap=True)
+        return code
 
     debug = os.environ.get("ARCHLAB_DEBUG") == "1"
     try:
@@ -556,11 +617,19 @@ def main(argv: list[str] | None = None) -> int:
     except ArchlabError as e:
         if debug:
             raise
-        err_console.print(f"archlab: error: {e}", markup=False, highlight=False, soft_wrap=True)
-        return e.exit_code
+        return fail(str(e), e.exit_code)
     except _UsageError as e:
-        err_console.print(f"archlab: error: {e}", markup=False, highlight=False, soft_wrap=True)
-        return 2
+        return fail(str(e), 2)
+    except OSError as e:  # a path the user gave: too long, missing, not writable, a file where a folder goes
+        if debug:
+            raise
+        return fail(os_error_message(e), 2)
+    except (MemoryError, RuntimeError) as e:  # a model or batch too large for this machine (model.width=10**12)
+        if debug or not _is_too_large(e):
+            raise
+        asked = re.search(r"allocate (\d+) bytes", str(e))
+        need = f" (it asked for {int(asked.group(1)):,} bytes)" if asked else ""
+        return fail(f"out of memory{need}: make the model (its width, depth) or the batch smaller", 2)
     except KeyboardInterrupt:
         err_console.print("archlab: interrupted", markup=False)
         return 130

@@ -16,7 +16,9 @@ from typing import Any
 
 import torch
 
-from archlab.bench.core import PRECISIONS, list_workloads, matmul_peak, run_workload
+from archlab.bench.measuring import PRECISIONS, measure_peaks
+from archlab.bench.runner import run_workload
+from archlab.bench.workloads import list_workloads
 
 QUICK_STEPS, QUICK_WARMUP = 3, 1
 
@@ -34,7 +36,10 @@ def _clean(value: Any) -> Any:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m archlab.bench.worker", description=__doc__.splitlines()[0])
     p.add_argument("workload", nargs="?", choices=list_workloads(), help="workload to benchmark")
-    p.add_argument("--matmul-peak", action="store_true", help="measure the fp32 and bf16 matmul peaks instead")
+    p.add_argument(
+        "--matmul-peak", action="store_true", help="measure the matmul peaks instead (bf16 only on a native-bf16 CPU)"
+    )
+    p.add_argument("--peak-n", type=int, default=2048, help="matmul size of the peak measurement")
     p.add_argument("--steps", type=int, default=30, help="timed steps")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     p.add_argument("--quick", action="store_true", help=f"{QUICK_STEPS} steps, {QUICK_WARMUP} warm-up (smoke test)")
@@ -50,11 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     if args.matmul_peak:
-        out: dict[str, Any] = {
-            "fp32": matmul_peak(),
-            "bf16": matmul_peak(dtype=torch.bfloat16),
-            "threads": torch.get_num_threads(),
-        }
+        out: dict[str, Any] = {**measure_peaks(args.peak_n), "threads": torch.get_num_threads()}
     elif args.workload is None:
         p.error("give a workload name or --matmul-peak")
     else:

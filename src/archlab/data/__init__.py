@@ -1,29 +1,40 @@
 """Data layer: datasets (bundled, generated, real-format loaders with checksums), the dataset
-registry and a resumable batch loader. Never imports models."""
+registry, the named :class:`Batch` and a resumable batch loader. Never imports models."""
 
 from archlab.data import images, seq2seq, signals, synthetic, tabular, text, timeseries  # noqa: E402,F401  (register the datasets)
+from archlab.data.batch import Batch, model_inputs
 from archlab.data.core import (
     DATASETS,
     ArrayDataset,
     BatchLoader,
+    Dataset,
     DatasetInfo,
+    TokenStream,
     dataset_info,
     dataset_options,
     list_datasets,
     load_dataset,
+    load_train_val,
     register_dataset,
+    shared_points,
     split_train_val,
 )
 
 __all__ = [
     "DATASETS",
     "ArrayDataset",
+    "Batch",
     "BatchLoader",
+    "Dataset",
     "DatasetInfo",
+    "TokenStream",
     "dataset_info",
     "dataset_options",
     "list_datasets",
     "load_dataset",
+    "load_train_val",
+    "model_inputs",
     "register_dataset",
+    "shared_points",
     "split_train_val",
 ]

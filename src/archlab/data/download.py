@@ -10,7 +10,9 @@ project is built on have no internet. The rules every download follows:
   where a loader would find it.
 
 Archives are extracted only after every member has been checked: no absolute paths, no ``..``,
-no links, no devices or FIFOs — only regular files and directories.
+no links, no devices or FIFOs — only regular files and directories, at most ``max_members`` of
+them and ``max_bytes`` in all — and then member by member through the standard library's
+``tarfile`` ``filter="data"``, which enforces the same rules again.
 """
 
 from __future__ import annotations
@@ -71,9 +73,7 @@ def verify_file(path: str | os.PathLike, sha256: str | None = None, md5: str | N
 def _check_url(url: str) -> None:
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme != "https":
-        raise DataError(
-            f"{url}: refusing to download over '{scheme or 'no scheme'}'; only https:// URLs are allowed"
-        )
+        raise DataError(f"{url}: refusing to download over '{scheme or 'no scheme'}'; only https:// URLs are allowed")
 
 
 def download(
@@ -138,12 +138,25 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
     return None
 
 
-def extract_tar(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> list[str]:
+MAX_MEMBERS = 10_000
+MAX_EXTRACTED_BYTES = 1 << 30
+
+
+def extract_tar(
+    archive: str | os.PathLike,
+    dest_dir: str | os.PathLike,
+    *,
+    max_members: int = MAX_MEMBERS,
+    max_bytes: int = MAX_EXTRACTED_BYTES,
+) -> list[str]:
     """Extract ``archive`` into ``dest_dir`` after checking every member; returns the top-level names.
 
-    Members with absolute paths, ``..``, links, devices or FIFOs make the whole archive refused
-    (:class:`DataError`) before anything is written. Extraction happens in a temporary folder inside
-    ``dest_dir``; the top-level entries are moved into place only when all of it succeeded.
+    Members with absolute paths, ``..``, links, devices or FIFOs, more than ``max_members`` members
+    or more than ``max_bytes`` of declared contents make the whole archive refused
+    (:class:`DataError`) before anything is written; the headers are read one by one and reading
+    stops at the first excess, so a decompression bomb costs at most ``max_bytes`` of work.
+    Each member is then extracted with ``tarfile``'s ``filter="data"`` into a temporary folder
+    inside ``dest_dir``; the top-level entries are moved into place only when all of it succeeded.
     """
     archive, dest = Path(archive), Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
@@ -152,32 +165,31 @@ def extract_tar(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> list
     except FileNotFoundError as e:
         raise DataError(f"{archive}: no such file; download it again") from e
     except (tarfile.TarError, OSError, EOFError) as e:
-        raise DataError(
-            f"{archive}: not a readable tar archive ({e}); delete it and download it again"
-        ) from e
+        raise DataError(f"{archive}: not a readable tar archive ({e}); delete it and download it again") from e
     with tf:
+        members: list[tarfile.TarInfo] = []
+        total = 0
         try:
-            members = tf.getmembers()
+            while (m := tf.next()) is not None:
+                problem = _member_problem(m)
+                if problem:
+                    raise DataError(f"{archive}: refusing to extract member '{m.name[:200]}', which {problem}")
+                members.append(m)
+                total += m.size
+                if len(members) > max_members or total > max_bytes:
+                    raise DataError(
+                        f"{archive}: refusing to extract more than {max_members} members or {max_bytes} bytes; "
+                        "not the expected archive — delete it and download it again"
+                    )
         except (tarfile.TarError, OSError, EOFError) as e:
             raise DataError(f"{archive}: truncated or corrupt tar archive ({e}); download it again") from e
-        for m in members:
-            problem = _member_problem(m)
-            if problem:
-                raise DataError(f"{archive}: refusing to extract member '{m.name}', which {problem}")
         tmp = Path(tempfile.mkdtemp(dir=dest, prefix=".extract-"))
         try:
             try:
                 for m in members:  # only directories and regular files passed the member check
-                    target = tmp / m.name
-                    if m.isdir():
-                        target.mkdir(parents=True, exist_ok=True)
-                        continue
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    src = tf.extractfile(m)
-                    if src is None:
-                        raise DataError(f"{archive}: member '{m.name}' has no data; download it again")
-                    with src, open(target, "wb") as out:
-                        shutil.copyfileobj(src, out)
+                    tf.extract(m, tmp, set_attrs=False, filter="data")
+            except tarfile.FilterError as e:
+                raise DataError(f"{archive}: refusing to extract ({e})") from e
             except (tarfile.TarError, OSError, EOFError) as e:
                 raise DataError(f"{archive}: extraction failed ({e}); delete it and download it again") from e
             tops = sorted(p.name for p in tmp.iterdir())

@@ -1,4 +1,4 @@
-"""Image data sets in their standard formats: Fashion-MNIST, MNIST (IDX) and CIFAR-10 (python batches).
+"""Image data sets in their standard formats: Fashion-MNIST, MNIST (IDX) and CIFAR-10 (binary version).
 
 Where a loader looks, first match wins:
 
@@ -94,12 +94,16 @@ MNIST_REMOTES = _idx_remotes(
     },
 )
 
+# The "binary version" (fixed-size records): md5 as published on https://www.cs.toronto.edu/~kriz/cifar.html;
+# sha256 of the same 170,052,171-byte file.
 CIFAR10_REMOTE = Remote(
-    "cifar-10-python.tar.gz",
-    ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
-    sha256="6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
-    md5="c58f30108f718f92721af3b95e74349a",  # published by the author
+    "cifar-10-binary.tar.gz",
+    ("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",),
+    sha256="c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
+    md5="c32a1d4ab5d03f1284b67883e8d87530",
 )
+CIFAR10_PYTHON_DIRNAME = "cifar-10-batches-py"  # the pickled version: recognised only to say what to get instead
+CIFAR10_ARCHIVE_MAX_BYTES = 200_000_000  # six 30,730,000-byte batches, a readme and the class names
 
 
 # ---------------------------------------------------------------------------------------- lookup
@@ -180,7 +184,7 @@ def resolve_idx_files(
 
 
 def resolve_cifar10_dir(data_dir: str | os.PathLike | None) -> Path:
-    """The ``cifar-10-batches-py`` folder: first candidate that has every batch, else a checked download."""
+    """The ``cifar-10-batches-bin`` folder: first candidate that has every batch, else a checked download."""
     needed = [b for names in CIFAR10_BATCHES.values() for b in names]
     looked = candidate_dirs("cifar10", data_dir)
     for d in looked:
@@ -188,17 +192,22 @@ def resolve_cifar10_dir(data_dir: str | os.PathLike | None) -> Path:
             if all((c / b).is_file() for b in needed):
                 return c
     if not _download_opted_in():
-        raise _not_found("cifar10", f"{CIFAR10_DIRNAME}/ ({', '.join(needed)})", looked, "")
+        python_copy = next((d for d in looked if (d / CIFAR10_PYTHON_DIRNAME).is_dir()), None)
+        fix = (
+            f"{python_copy / CIFAR10_PYTHON_DIRNAME} is the python (pickled) version, which archlab does not "
+            f"read — get the binary version, {CIFAR10_REMOTE.urls[0]}, and extract it there; "
+            if python_copy
+            else ""
+        )
+        raise _not_found("cifar10", f"{CIFAR10_DIRNAME}/ ({', '.join(needed)})", looked, fix)
     dest = cache_dir("cifar10")
     archive = _fetch(CIFAR10_REMOTE, dest)
-    extract_tar(archive, dest)
+    extract_tar(archive, dest, max_bytes=CIFAR10_ARCHIVE_MAX_BYTES)
     archive.unlink(missing_ok=True)
     batches = dest / CIFAR10_DIRNAME
     missing = [b for b in needed if not (batches / b).is_file()]
     if missing:
-        raise DataError(
-            f"cifar10: the downloaded archive lacks {', '.join(missing)}; delete {dest} and retry"
-        )
+        raise DataError(f"cifar10: the downloaded archive lacks {', '.join(missing)}; delete {dest} and retry")
     return batches
 
 
@@ -274,9 +283,7 @@ _MNIST_LIKE = dict(
     splits={"train": 60000, "test": 10000},
 )
 
-_fashion_mnist = _idx_loader(
-    "fashion_mnist", FASHION_MNIST_REMOTES, fix="`apt-get install dataset-fashion-mnist`, "
-)
+_fashion_mnist = _idx_loader("fashion_mnist", FASHION_MNIST_REMOTES, fix="`apt-get install dataset-fashion-mnist`, ")
 _mnist = _idx_loader("mnist", MNIST_REMOTES)
 
 
@@ -313,13 +320,11 @@ def fashion_mnist(split: str, data_dir: str | None = None) -> ArrayDataset:
         source="LeCun, Cortes & Burges, IDX .gz files; mirror https://ossci-datasets.s3.amazonaws.com/mnist",
         licence="CC BY-SA 3.0",
         citation=(
-            "LeCun, Bottou, Bengio & Haffner, Gradient-Based Learning Applied to Document Recognition, "
-            "Proc. IEEE, 1998"
+            "LeCun, Bottou, Bengio & Haffner, Gradient-Based Learning Applied to Document Recognition, Proc. IEEE, 1998"
         ),
         classes=_DIGITS,
         reference={"LeNet-5 (LeCun et al. 1998)": "99.05% (0.95% error)"},
-        notes="no offline copy on these machines: use data.data_dir=DIR or ARCHLAB_DOWNLOAD=1; "
-        "x is pixel/255",
+        notes="no offline copy on these machines: use data.data_dir=DIR or ARCHLAB_DOWNLOAD=1; x is pixel/255",
         **_MNIST_LIKE,
     )
 )
@@ -335,7 +340,7 @@ def mnist(split: str, data_dir: str | None = None) -> ArrayDataset:
         input_shape=(3, 32, 32),
         num_classes=10,
         splits={"train": 50000, "test": 10000},
-        source="Krizhevsky, CIFAR-10 python version, https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        source="Krizhevsky, CIFAR-10 binary version, https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
         licence="no licence stated; cite Krizhevsky 2009",
         citation="Krizhevsky, Learning Multiple Layers of Features from Tiny Images, tech. report, 2009",
         classes=CIFAR10_CLASSES,

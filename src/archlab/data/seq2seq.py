@@ -37,11 +37,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from archlab.data.core import ArrayDataset, DatasetInfo, register_dataset
-from archlab.data.text import EOS, PAD, SOS, UNK, Vocab, pad_ids
+from archlab.data.text import Vocab, pad_ids
 from archlab.data.timeseries import package_dir
 from archlab.utils.errors import DataError, UnknownDatasetError
+from archlab.utils.tokens import SPECIALS  # <pad>, <unk>, <sos>, <eos>: ids 0, 1, 2, 3 on both sides
 
-SPECIALS = (PAD, UNK, SOS, EOS)  # ids 0, 1, 2, 3 on both sides
 _SEED = 0
 
 

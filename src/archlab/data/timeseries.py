@@ -441,7 +441,8 @@ def _windows(name: str, split: str) -> ArrayDataset:
     starts = window_starts(name, split)
     idx = starts[:, None] + np.arange(spec.window + spec.horizon)  # (N, L + H)
     w = torch.from_numpy(z[idx])
-    return ArrayDataset(w[:, None, : spec.window].contiguous(), w[:, spec.window :].contiguous())  # (N,1,L), (N,H)
+    spans = torch.from_numpy(np.stack([starts, starts + spec.window + spec.horizon], 1)).long()  # points read
+    return ArrayDataset(w[:, None, : spec.window].contiguous(), w[:, spec.window :].contiguous(), spans=spans)
 
 
 @dataclass(frozen=True)
@@ -481,6 +482,7 @@ def _register_forecast(spec: ForecastSpec) -> None:
         name=spec.name,
         kind="signal",
         task="forecasting",
+        tasks=("forecasting", "regression"),  # the horizon as a regression target (MSE, R²) too
         input_shape=(1, spec.window),
         num_classes=None,
         splits={"train": spec.train_windows, "test": spec.test_windows},

@@ -7,6 +7,18 @@ last axis by up to K positions, zero-filled: for 1D signals), ``noise:S`` (Gauss
 ``erase:P`` (random erasing, Zhong et al. 2020 (AAAI), arXiv:1708.04896: with probability P a random
 rectangle of 2–40% of the image, aspect ratio 0.3–3.3, is filled with uniform random values in the
 batch's range).
+
+Transforms see and return the whole :class:`~archlab.data.batch.Batch` (``BatchTransform``). The
+augmentations above change ``x`` only and are lifted by :func:`on_inputs`, drawing from the
+position-seeded generator exactly as before, so an augmented batch is the same bytes as it was
+when transforms saw ``x`` alone. Two more change what a batch *is*:
+
+* ``mixup:A`` (Zhang et al. 2018, "mixup: Beyond Empirical Risk Minimization", ICLR, eq. 1):
+  λ ~ Beta(A, A) once per batch, a random pairing π of the batch, x̃ = λ·x + (1 − λ)·x_π; the
+  targets become the pair ``(y, y_π)`` and ``mixing`` the per-example λ, and the classification
+  loss is λ·ℓ(ŷ, y) + (1 − λ)·ℓ(ŷ, y_π). Applied after the augmentations.
+* ``views:K`` (K ≥ 2; SimCLR, Chen et al. 2020 §2.1): the augmentations are drawn K times
+  independently into ``batch.views`` and ``x`` is left as it was.
 """
 
 from __future__ import annotations
@@ -17,9 +29,11 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from archlab.data.batch import Batch
 from archlab.utils.errors import ConfigError, did_you_mean
 
-Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]  # on x alone
+BatchTransform = Callable[[Batch, torch.Generator], Batch]
 
 
 def hflip(x: torch.Tensor, g: torch.Generator, p: float = 0.5) -> torch.Tensor:
@@ -85,16 +99,67 @@ def gaussian_noise(x: torch.Tensor, g: torch.Generator, std: float) -> torch.Ten
     return x + std * torch.randn(x.shape, generator=g, dtype=x.dtype)
 
 
-def build_transform(names: list[str]) -> Transform | None:
+def on_inputs(t: Transform) -> BatchTransform:
+    """The batch transform that applies ``t`` to ``x`` and keeps every other field."""
+
+    def apply(batch: Batch, g: torch.Generator) -> Batch:
+        return batch.replace(x=t(batch.x, g))
+
+    return apply
+
+
+def _beta(g: torch.Generator, alpha: float) -> float:
+    """One draw of Beta(α, α) from ``g`` (torch's Beta sampler takes no generator)."""
+    import numpy as np
+
+    rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=g)))
+    return float(rng.beta(alpha, alpha))
+
+
+def mixup(batch: Batch, g: torch.Generator, alpha: float = 0.2) -> Batch:
+    """Mixup (Zhang et al. 2018, eq. 1) with one λ ~ Beta(α, α) per batch and a random pairing.
+
+    ``x`` (B, ...) float → λ·x + (1 − λ)·x[π]; ``y`` → ``(y, y[π])``; ``mixing`` (B,) = λ.
+    Raises ``ValueError`` for α ≤ 0 or a batch without ``y``.
+    """
+    if alpha <= 0 or batch.y is None or isinstance(batch.y, tuple):
+        raise ValueError("mixup needs alpha > 0 and a batch with one target tensor")
+    lam = _beta(g, alpha)
+    perm = torch.randperm(len(batch.x), generator=g)
+    x = lam * batch.x + (1.0 - lam) * batch.x[perm]
+    mixing = torch.full((len(batch.x),), lam, dtype=batch.x.dtype)
+    return batch.replace(x=x, y=(batch.y, batch.y[perm]), mixing=mixing)
+
+
+def multi_view(t: Transform, k: int = 2) -> BatchTransform:
+    """``k`` independent draws of ``t`` on ``x`` into ``batch.views`` (x unchanged): the positive
+    pairs of contrastive learning (SimCLR, Chen et al. 2020 §2.1)."""
+
+    def apply(batch: Batch, g: torch.Generator) -> Batch:
+        return batch.replace(views=tuple(t(batch.x, g) for _ in range(k)))
+
+    return apply
+
+
+def uses_mixup(names: list[str]) -> bool:
+    return any(item.partition(":")[0] == "mixup" for item in names)
+
+
+def build_transform(names: list[str]) -> BatchTransform | None:
+    """The batch transform for ``data.augment`` (None for an empty list). Raises ConfigError
+    naming the item for an unknown name or a bad argument."""
     if not names:
         return None
     steps: list[Transform] = []
+    mix_alpha: float | None = None
+    views = 0
     for item in names:
         name, _, arg = item.partition(":")
         if name == "hflip":
             steps.append(hflip)
-        elif name in ("crop", "shift") and arg and not arg.isdigit():
-            raise ConfigError(f"data.augment: '{item}' needs a whole number of positions, e.g. {name}:4")
+        elif name in ("crop", "shift", "views") and arg and not arg.isdigit():
+            what, eg = ("views", 2) if name == "views" else ("positions", 4)
+            raise ConfigError(f"data.augment: '{item}' needs a whole number of {what}, e.g. {name}:{eg}")
         elif name == "crop":
             pad = int(arg or 4)
             steps.append(lambda x, g, pad=pad: random_crop(x, g, pad))
@@ -112,13 +177,30 @@ def build_transform(names: list[str]) -> Transform | None:
         elif name == "noise":
             std = float(arg or 0.1)
             steps.append(lambda x, g, std=std: gaussian_noise(x, g, std))
+        elif name == "mixup":
+            mix_alpha = float(arg or 0.2)
+            if not mix_alpha > 0:
+                raise ConfigError(f"data.augment: '{item}' needs alpha > 0, e.g. mixup:0.2")
+        elif name == "views":
+            views = int(arg or 2)
+            if views < 2:
+                raise ConfigError(f"data.augment: '{item}' needs at least 2 views, e.g. views:2")
         else:
-            known = ["hflip", "crop", "shift", "noise", "erase"]
+            known = ["hflip", "crop", "shift", "noise", "erase", "mixup", "views"]
             raise ConfigError(f"data.augment: unknown augmentation '{item}'{did_you_mean(name, known)}")
+    if views and mix_alpha is not None:
+        raise ConfigError("data.augment: mixup and views do not combine (mixup mixes x; views leaves it as it is)")
 
-    def apply(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         for t in steps:
             x = t(x, g)
         return x
+
+    first = multi_view(augment, views) if views else on_inputs(augment) if steps else None
+    if mix_alpha is None:
+        return first
+
+    def apply(batch: Batch, g: torch.Generator) -> Batch:
+        return mixup(batch if first is None else first(batch, g), g, mix_alpha)
 
     return apply

@@ -3,20 +3,26 @@
 The trainer knows optimisers, schedules, budgets, precision, checkpoints and logs; the task
 knows the loss, the metrics and (for GANs) the whole step. Nothing here names a family.
 
-A step is: set the step's learning rate → ``accum_steps`` micro-batches (forward under autocast,
-finite-loss check, ``loss / accum`` backward) → gradient norm and finite check (before clipping,
-which would hide an inf) → clip → every optimiser steps. Logs,
-evaluation and checkpoints happen between steps. Everything a step depends on — weights,
-optimiser state, RNG states, data position, logging window, best metric — is in the
-checkpoint, so ``resume`` continues bit-identically on the same machine.
+A step is: set each parameter group's learning rate → draw ``accum_steps`` micro-batches → for
+each, forward under autocast and backward of ``loss · count_i / Σ count`` (``Task.loss_count``:
+the gradient equals the whole batch's) → gradient norm → one fused finiteness check of every
+micro-batch loss and the norm (one host sync; before clipping, which would hide an inf) → clip →
+every optimiser steps, each followed by ``Task.after_optimizer_step``. A task with its own step
+drives the same pieces through a :class:`StepContext`. Logged values stay tensors until a log
+line is written. Logs, evaluation and checkpoints happen between steps. Everything a step
+depends on — weights, optimiser state, RNG states, data position, logging window, best metric,
+the task's own state — is in the checkpoint, so ``resume`` continues bit-identically on the same
+machine.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,22 +32,39 @@ import torch
 from torch import nn
 
 from archlab.config import Recipe, recipe_hash, recipe_to_dict, recipe_to_yaml
-from archlab.data import BatchLoader, dataset_info, load_dataset, split_train_val
-from archlab.data.transforms import build_transform
+from archlab.data import Batch, BatchLoader, dataset_info, load_dataset, load_train_val
+from archlab.data.transforms import build_transform, uses_mixup
 from archlab.engine import checkpoint as ckpt
 from archlab.engine import distributed
-from archlab.engine.optim import build_optimizer, lr_factor, set_lr
+from archlab.engine.optim import (
+    Plateau,
+    build_optimizer,
+    check_group_names,
+    group_schedule,
+    group_spec,
+    lr_factor,
+    set_lr,
+)
 from archlab.engine.progress import Progress
 from archlab.engine.rundir import MetricsLog, check_writable, new_run_dir
 from archlab.registry import get_model_entry
 from archlab.tasks import Task, build_task, higher_is_better
 from archlab.utils.counting import count_flops, count_params, example_inputs
-from archlab.utils.env import hardware, versions
-from archlab.utils.errors import CheckpointError, ConfigError, NonFiniteError, RunDirError, did_you_mean
+from archlab.utils.env import hardware, versions, warn_if_bf16_emulated
+from archlab.utils.errors import (
+    ArchlabError,
+    CheckpointError,
+    ConfigError,
+    NonFiniteError,
+    RunDirError,
+    did_you_mean,
+)
 from archlab.utils.io import atomic_write_json, atomic_write_text, read_json
 from archlab.utils.seed import derive_seed, get_rng_state, seed_everything, set_rng_state
 
 log = logging.getLogger("archlab")
+
+PROBE_MAX_BATCH = 64  # the start-up probe's batch: the recipe's batch size, at most this many examples
 
 
 class _RunLock:
@@ -54,6 +77,8 @@ class _RunLock:
     def __enter__(self) -> _RunLock:
         import fcntl
 
+        if self.fd is not None:  # taken by Trainer.resume, held until fit() ends
+            return self
         self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -66,6 +91,7 @@ class _RunLock:
     def __exit__(self, *exc: object) -> None:
         if self.fd is not None:
             os.close(self.fd)  # closing releases the lock
+            self.fd = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -87,14 +113,85 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def _to(batch: tuple[torch.Tensor, ...], device: torch.device, channels_last: bool) -> tuple[torch.Tensor, ...]:
-    out = []
-    for t in batch:
-        t = t.to(device, non_blocking=True)
-        if channels_last and t.dim() == 4 and t.is_floating_point():
-            t = t.contiguous(memory_format=torch.channels_last)
-        out.append(t)
-    return tuple(out)
+def _to(batch: Batch, device: torch.device, channels_last: bool) -> Batch:
+    return batch.to(device, channels_last=channels_last)
+
+
+def _clip(params: list[nn.Parameter], spec: Any) -> None:
+    """Clip by value, then by global norm, as ``spec`` (an ``OptimSpec``) says."""
+    if spec.grad_clip_value is not None:
+        torch.nn.utils.clip_grad_value_(params, spec.grad_clip_value)
+    if spec.grad_clip_norm is not None:
+        torch.nn.utils.clip_grad_norm_(params, spec.grad_clip_norm)
+
+
+def _grad_norm(params: list[nn.Parameter]) -> torch.Tensor:
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.nn.utils.get_total_norm(grads)
+
+
+class StepContext:
+    """The engine's :class:`archlab.tasks.base.StepContext`: what one optimisation step may use.
+
+    Built by the trainer for every step (and, with ``dry_run=True``, for the start-up probe, where
+    ``next_batch`` returns the probe batch and ``clip_and_step`` neither checks nor steps). See the
+    protocol's docstring for a task that owns its step.
+    """
+
+    def __init__(self, trainer: Trainer, *, dry_run: bool = False, batch: Batch | None = None):
+        self._trainer = trainer
+        self.step: int = trainer.step
+        self.total_steps: int | None = trainer.total_steps
+        self.seed: int = trainer.recipe.seed
+        self.device: torch.device = trainer.device
+        self.optimizers: dict[str, torch.optim.Optimizer] = trainer.optimizers
+        self.dry_run = dry_run
+        self._probe_batch = batch
+        self._drawn = 0  # micro-batches drawn this step
+        self._losses: list[tuple[int, torch.Tensor]] = []  # (micro-batch, loss) awaiting the check
+
+    def next_batch(self) -> Batch:
+        self._drawn += 1
+        if self.dry_run:
+            assert self._probe_batch is not None
+            return self._probe_batch
+        t = self._trainer
+        return _to(t.loader.next(), t.device, t.recipe.channels_last)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return self._trainer._autocast()
+
+    def backward(self, loss: torch.Tensor, weight: float | torch.Tensor = 1.0) -> None:
+        self._losses.append((max(self._drawn - 1, 0), loss.detach()))
+        (loss if isinstance(weight, float) and weight == 1.0 else loss * weight).backward()
+
+    def zero_grad(self, group: str | None = None) -> None:
+        for name, opt in self.optimizers.items():
+            if group is None or name == group:
+                opt.zero_grad(set_to_none=True)
+
+    def clip_and_step(self, group: str) -> torch.Tensor:
+        t = self._trainer
+        if group not in self.optimizers:
+            raise KeyError(f"no optimiser '{group}'{did_you_mean(group, self.optimizers)}")
+        params = t.group_params[group]
+        if not self.dry_run:
+            distributed.average_gradients(params, t.dist)  # data-parallel: the mean over ranks
+        gnorm = _grad_norm(params)  # before clipping: clipping would turn inf into a finite value
+        if not self.dry_run:
+            t._check_step(self._losses, gnorm)
+        self._losses = []
+        _clip(params, t.group_specs[group])
+        if not self.dry_run:
+            self.optimizers[group].step()
+            t.task.after_optimizer_step(group, t.model, self)
+        return gnorm
+
+    def check_finite(self, what: str, value: torch.Tensor) -> None:
+        if not self.dry_run:
+            self._trainer.check_finite(what, value, max(self._drawn - 1, 0))
 
 
 class Trainer:
@@ -138,40 +235,81 @@ class Trainer:
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
+    def check(cls, recipe: Recipe) -> int | None:
+        """Everything construction validates (data, task, model, ``eval.metric``, device, the
+        start-up probe) without creating a run dir: compare and the experiments check every run's
+        recipe before their own directory exists. Returns the run's optimiser steps (None under a
+        time budget only); raises what ``Trainer(recipe)`` raises."""
+        trainer = cls.__new__(cls)
+        trainer.recipe, trainer.quiet, trainer._resuming = recipe, True, False
+        trainer._setup()
+        return trainer.total_steps
+
+    @classmethod
     def resume(cls, run_dir: str | Path, *, quiet: bool = False, recipe: Recipe | None = None) -> Trainer:
+        """The continuation of ``run_dir``. A finished run or one another process trains in is refused
+        here, before anything is built or printed; the run's lock is held from here until ``fit()`` ends."""
         from archlab.config import load_recipe
 
         run_dir = Path(run_dir)
         saved = run_dir / "recipe.yaml"
         if not saved.exists():
             raise CheckpointError(f"{run_dir} is not an archlab run (no recipe.yaml); pass a run directory")
-        saved_recipe = load_recipe(saved)
-        if recipe is not None and recipe_hash(recipe) != recipe_hash(saved_recipe):
-            a, b = recipe_to_dict(recipe), recipe_to_dict(saved_recipe)
-            diff = _first_difference(a, b)
-            raise ConfigError(f"{diff}: differs from the recipe saved in {saved}; a resumed run keeps its recipe")
-        return cls(saved_recipe, run_dir=run_dir, resume=True, quiet=quiet)
+        check_writable(run_dir)
+        # rank 0 of a torchrun job holds the lock for the job (the other ranks would find it taken)
+        lock = _RunLock(run_dir).__enter__() if distributed.env_info().is_main else contextlib.nullcontext()
+        try:
+            if (run_dir / "summary.json").exists():
+                raise RunDirError(
+                    f"run {run_dir} has already finished (summary.json exists); start a new run to train more"
+                )
+            saved_recipe = load_recipe(saved)
+            if recipe is not None and recipe_hash(recipe) != recipe_hash(saved_recipe):
+                a, b = recipe_to_dict(recipe), recipe_to_dict(saved_recipe)
+                diff = _first_difference(a, b)
+                raise ConfigError(f"{diff}: differs from the recipe saved in {saved}; a resumed run keeps its recipe")
+            # before anything is built or loaded: the checkpoints must come from this very recipe
+            written = ckpt.read_recipe_hash(run_dir / "checkpoints")
+            if written is not None and written[1] != recipe_hash(saved_recipe):
+                raise CheckpointError(
+                    f"{saved} is not the recipe that wrote {written[0]} (recipe hash {recipe_hash(saved_recipe)}, "
+                    f"checkpoint {written[1]}): a resumed run keeps its recipe; undo the edit or start a new run"
+                )
+            trainer = cls(saved_recipe, run_dir=run_dir, resume=True, quiet=quiet)
+        except BaseException:
+            lock.__exit__()
+            raise
+        trainer._lock = lock
+        return trainer
 
     def _setup(self) -> None:
         r = self.recipe
         self.device = resolve_device(r.device)
-        self.dist = distributed.init(self.device)  # one process unless started by torchrun
+        self.dist = distributed.init(self.device)  # one process unless torchrun started this one
         self.device = distributed.device_for(self.device, self.dist)
+        if r.precision == "bf16":
+            warn_if_bf16_emulated(self.device)  # once per process: emulated bf16 is ~14x slower than fp32
         if self.device.type == "cpu":
             # gradients that vanish into denormal floats (a vanilla RNN at T = 200) made steps 4–5×
             # slower here (measured); flushing only zeroes values below float32's smallest normal, 1.2e-38
             torch.set_flush_denormal(True)
         seed_everything(r.seed)
         self.info = dataset_info(r.data.name, r.data.options)
-        self.task: Task = build_task(r.task, self.info)
-        train_full = load_dataset(r.data.name, "train", data_dir=r.data.data_dir, options=r.data.options)
+        self.task: Task = build_task(r.task, self.info, seed=r.seed)
+        self.train_set, self.val_set = load_train_val(
+            r.data.name,
+            val_fraction=r.data.val_fraction,
+            seed=r.seed,
+            train_subset=r.data.train_subset,
+            data_dir=r.data.data_dir,
+            options=r.data.options,
+        )
         self.test_set = load_dataset(r.data.name, "test", data_dir=r.data.data_dir, options=r.data.options)
         if r.data.test_subset is not None and r.data.test_subset < len(self.test_set):
             self.test_set = self.test_set.subset(torch.arange(r.data.test_subset), "test")
-        self.train_set, self.val_set = split_train_val(train_full, r.data.val_fraction, r.seed, r.data.train_subset)
         if r.eval.early_stopping.patience is not None and self.val_set is None:
             raise ConfigError("eval.early_stopping.patience: needs a validation split; set data.val_fraction > 0")
-        if r.eval.restore_best and self.val_set is None:
+        if r.eval.restore_best and self.val_set is None and r.eval.select == "val":
             raise ConfigError("eval.restore_best: needs a validation split; set data.val_fraction > 0")
         self.eval_metric = r.eval.metric or self.task.default_metric
         if self.eval_metric not in self.task.metrics:
@@ -185,23 +323,19 @@ class Trainer:
         if r.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.model_entry = get_model_entry(r.model.name)
-        self._probe()
-        if self.dist.enabled:
-            distributed.broadcast_module_(self.model, self.dist)  # one set of initial weights
-            if self.dist.rank:  # dropout masks etc. differ between ranks, as between examples of one batch
-                torch.manual_seed(derive_seed(r.seed, 0xD15, self.dist.rank))
-        self.forward_model: nn.Module = torch.compile(self.model) if r.compile else self.model
+        self.group_params = self.task.param_groups(self.model)
+        check_group_names(r.optim, list(self.group_params), r.task.name)
+        self.group_specs = {name: group_spec(r.optim, name) for name in self.group_params}
+        self.group_schedules = {name: group_schedule(r.optim, r.schedule, name) for name in self.group_params}
         self.optimizers = {
-            name: build_optimizer(params, r.optim) for name, params in self.task.param_groups(self.model).items()
+            name: build_optimizer(params, self.group_specs[name], _where(name, r.optim.groups))
+            for name, params in self.group_params.items()
         }
-        self.loader = BatchLoader(
-            self.train_set,
-            r.data.batch_size,
-            seed=derive_seed(r.seed, 0xDA7A),
-            transform=build_transform(r.data.augment),
-            rank=self.dist.rank,
-            world_size=self.dist.world_size,
-        )
+        if uses_mixup(r.data.augment) and not self.task.supports_mixup:
+            raise ConfigError(
+                f"data.augment: mixup needs a task that scores mixed targets (classification), not {r.task.name}"
+            )
+        self.loader = self._train_loader(r.data.batch_size, shard=True)
         spe = self.loader.steps_per_epoch
         limits = []
         if r.budget.steps is not None:
@@ -209,9 +343,30 @@ class Trainer:
         if r.budget.epochs is not None:
             limits.append(math.ceil(r.budget.epochs * spe / r.optim.accum_steps))
         self.total_steps: int | None = min(limits) if limits else None
-        lr_factor(0, r.schedule, self.total_steps)  # fail early on a schedule without a horizon
+        for schedule in self.group_schedules.values():
+            lr_factor(0, schedule, self.total_steps)  # fail early on a schedule without a horizon
+
+        # the training loss watched per interval by `plateau` schedules and eval.select=train_loss
+        self.plateaus = {
+            name: Plateau(sched, self.group_specs[name].lr)
+            for name, sched in self.group_schedules.items()
+            if sched.name == "plateau"
+        }
+        epoch = max(1, spe // r.optim.accum_steps)  # optimiser steps per epoch
+        self.plateau_every = {name: self.group_schedules[name].interval or epoch for name in self.plateaus}
+        self.select_every = r.schedule.interval or epoch
+        # interval length → [sum, count] of the training loss in the current interval
+        intervals = set(self.plateau_every.values()) | ({self.select_every} if r.eval.select == "train_loss" else set())
+        self._monitors: dict[int, list] = {n: [0.0, 0] for n in sorted(intervals)}
 
         self.step = 0
+        self._position = self.loader.state_dict()
+        self._probe()
+        if self.dist.enabled:
+            distributed.broadcast_module_(self.model, self.dist)  # one set of initial weights
+            if self.dist.rank:  # dropout masks etc. differ between ranks, as between examples of one batch
+                torch.manual_seed(derive_seed(r.seed, 0xD15, self.dist.rank))
+        self.forward_model: nn.Module = torch.compile(self.model) if r.compile else self.model
         self.elapsed = 0.0  # training seconds, accumulated over resumes
         self.best: dict[str, Any] = {"value": None, "step": None, "evals_since": 0}
         self.window: dict[str, float] = {}
@@ -220,19 +375,67 @@ class Trainer:
         self.last_eval: dict[str, dict[str, float]] = {}
         self.last_eval_step: int | None = None
 
-    @torch.no_grad()
+    def _train_loader(self, batch_size: int, shard: bool = False) -> BatchLoader:
+        """The training loader; ``shard``: this rank's part of each global batch under torchrun
+        (the start-up probe takes whole batches on every rank)."""
+        r = self.recipe
+        return BatchLoader(
+            self.train_set,
+            batch_size,
+            seed=derive_seed(r.seed, 0xDA7A),
+            transform=build_transform(r.data.augment),
+            rank=self.dist.rank if shard else 0,
+            world_size=self.dist.world_size if shard else 1,
+        )
+
     def _probe(self) -> None:
-        """One forward and loss on two training examples (eval mode: no RNG is drawn), so that a
-        wrong input shape or output width fails before anything is written."""
-        self.model.eval()
+        """``Task.probe``: one real training step without the optimiser update — train mode, a batch
+        of the recipe's batch size (at most ``PROBE_MAX_BATCH``), backward — so a wrong input shape,
+        an output width that does not fit the labels or a batch-norm layer fed one example fails
+        here, in one line, before a run directory exists. Every RNG state, module buffer (batch-norm
+        running statistics), gradient and the task's own state is restored afterwards, so the run
+        is bit-identical to one without the probe."""
+        r = self.recipe
+        n = min(r.data.batch_size, PROBE_MAX_BATCH, len(self.train_set))
+        rng = get_rng_state()
+        buffers = [(b, b.detach().clone()) for b in self.model.buffers()]
+        task_state = copy.deepcopy(self.task.state_dict())
+        was = self.model.training
+        self.model.train()
         try:
-            batch = _to(self.train_set[:2], self.device, self.recipe.channels_last)
-            self.task.training_loss(self.model, batch)
+            # the first training batch as the loader makes it (transforms included), from a loader of its own
+            batch = _to(self._train_loader(n).next(), self.device, r.channels_last)
+            self.task.probe(self.model, StepContext(self, dry_run=True, batch=batch))
+        except ArchlabError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure of the first step is a recipe/model/data mismatch
+            raise ConfigError(self._probe_message(e, n)) from e
         finally:
-            self.model.train()
+            with torch.no_grad():
+                for b, saved in buffers:
+                    b.copy_(saved)
+            for p in self.model.parameters():
+                p.grad = None
+            set_rng_state(*rng)
+            self.task.load_state_dict(task_state)
+            self.model.train(was)
+
+    def _probe_message(self, e: Exception, n: int) -> str:
+        text = (str(e).strip().splitlines() or [""])[0][:300] or type(e).__name__
+        r = self.recipe
+        if "Expected more than 1 value per channel when training" in text:
+            return (
+                f"data.batch_size: {r.data.batch_size} is too small for batch normalisation, which needs at least 2 "
+                "examples per batch in training; set data.batch_size ≥ 2 (or turn the model's batch norm off)"
+            )
+        return (
+            f"model '{r.model.name}' fails a training step on {n} example(s) of '{r.data.name}' "
+            f"({type(e).__name__}: {text}); check the recipe's model, data and task settings (ARCHLAB_DEBUG=1 shows "
+            f"the traceback)"
+        )
 
     # -- state -------------------------------------------------------------------------------
-    def _state(self) -> dict[str, Any]:
+    def _state(self, task_json: Any = None) -> dict[str, Any]:
         rng_tensors, rng_meta = get_rng_state()
         rng = {"tensors": {k: ckpt.encode_bytes_tensor(v) for k, v in rng_tensors.items()}, **rng_meta}
         ranks = distributed.gather_json(rng, self.dist)  # a collective: every rank calls _state
@@ -244,7 +447,12 @@ class Trainer:
             "rng_ranks": ranks[1:],  # ranks 1..N-1 of a torchrun job (rank 0's is "rng")
             "best": self.best,
             "last_eval": {"step": self.last_eval_step, "results": self.last_eval},
-            "window": {"sums": self.window, "n": self.window_n},
+            "window": {"sums": {k: float(v) for k, v in self.window.items()}, "n": self.window_n},
+            "monitor": {
+                "intervals": {str(n): [float(acc[0]), acc[1]] for n, acc in self._monitors.items()},
+                "plateaus": {name: p.state_dict() for name, p in self.plateaus.items()},
+            },
+            "task": task_json,
             "elapsed_s": self.elapsed,
             "recipe_hash": recipe_hash(self.recipe),
             "versions": versions(),
@@ -268,14 +476,56 @@ class Trainer:
         self.last_eval = state["last_eval"]["results"]
         self.window, self.window_n = dict(state["window"]["sums"]), int(state["window"]["n"])
         self.elapsed = float(state["elapsed_s"])
+        monitor = state.get("monitor") or {"intervals": {}, "plateaus": {}}
+        for n, (total, count) in monitor["intervals"].items():
+            self._monitors[int(n)] = [float(total), int(count)]
+        for name, p in self.plateaus.items():
+            p.load_state_dict(monitor["plateaus"][name])
+
+    def _load_task_state(self, directory: Path, state: dict[str, Any]) -> None:
+        tensors = ckpt.load_task_tensors(directory)
+        self.task.load_state_dict(_join_tensors(state.get("task") or {}, tensors))
 
     def _save(self, name: str | None = None) -> Path:
+        """Write the step's checkpoint (or ``best``). Weights or optimiser state that became NaN/inf
+        (a finite gradient with a huge learning rate does that after the step's finite checks) are
+        never saved: the run stops with :class:`NonFiniteError` and ``nonfinite.json`` names the
+        newest checkpoint that is really good."""
         target = self.ckpt_dir / (name or ckpt.step_dir_name(self.step))
-        state = self._state()  # every rank: it gathers the ranks' RNG states
-        if self.dist.is_main:
-            ckpt.save_checkpoint(target, model=self.model, optimizers=self.optimizers, state=state, step=self.step)
-            if name is None:
-                ckpt.prune(self.ckpt_dir, self.recipe.checkpoint.keep_last)
+        task_json, task_tensors = _split_tensors(self.task.state_dict())
+        state = self._state(task_json)  # every rank: it gathers the ranks' RNG states
+        bad = None
+        if self.dist.is_main:  # rank 0 writes; the others learn whether the weights were finite
+            try:
+                ckpt.save_checkpoint(
+                    target,
+                    model=self.model,
+                    optimizers=self.optimizers,
+                    state=state,
+                    step=self.step,
+                    task_tensors=task_tensors,
+                )
+            except ckpt.NonFiniteStateError as e:
+                bad = e.tensor
+        bad = distributed.broadcast_json(bad, self.dist)
+        if bad is not None:
+            good, _ = ckpt.find_resumable(self.ckpt_dir)
+            report = {
+                "what": "weights",
+                "tensor": bad,
+                "step": self.step,  # optimiser steps taken; the bad update is one of those since the last save
+                "found_when": f"saving {target.name}",
+                "last_good_checkpoint": str(good) if good else None,
+            }
+            if self.dist.is_main:
+                atomic_write_json(self.run_dir / "nonfinite.json", report)
+            keep = f"last good checkpoint: {good}" if good else "no good checkpoint was written"
+            raise NonFiniteError(
+                f"non-finite weights ('{bad}') after step {self.step}, found when saving {target.name}; "
+                f"not saved ({keep}); details in {self.run_dir / 'nonfinite.json'} — try a lower optim.lr"
+            )
+        if name is None and self.dist.is_main:
+            ckpt.prune(self.ckpt_dir, self.recipe.checkpoint.keep_last)
         return target
 
     # -- evaluation --------------------------------------------------------------------------
@@ -303,63 +553,113 @@ class Trainer:
         return contextlib.nullcontext()
 
     # -- one optimisation step ---------------------------------------------------------------
-    def _train_step(self) -> dict[str, float]:
+    def _set_lrs(self) -> dict[str, float]:
+        """Each group's learning rate for this step; logged as ``lr`` (the first group) and, with
+        several groups, ``lr/<group>``."""
+        lrs = {}
+        for name, opt in self.optimizers.items():
+            factor = lr_factor(self.step, self.group_schedules[name], self.total_steps)
+            if name in self.plateaus:
+                factor *= self.plateaus[name].scale
+            lrs[name] = set_lr(opt, self.group_specs[name].lr, factor)
+        out = {"lr": next(iter(lrs.values()))}
+        if len(lrs) > 1:
+            out.update({f"lr/{name}": lr for name, lr in lrs.items()})
+        return out
+
+    def _micro_weights(self, batches: list[Batch]) -> list[float | torch.Tensor]:
+        """``count_i / Σ_j count_j`` per micro-batch (``Task.loss_count``): weighting each
+        micro-batch's mean loss by its share of the counted items makes the accumulated gradient
+        the gradient of the mean over the whole batch (a token-mean loss averaged per micro-batch
+        is not). One micro-batch: exactly 1.0, so nothing is rescaled."""
+        if len(batches) == 1 and not self.dist.enabled:
+            return [1.0]
+        counts = [self.task.loss_count(b) for b in batches]
+        total = self._total_count(sum(counts))
+        # data-parallel: gradients are averaged over the N ranks afterwards, hence the factor N
+        return [c * self.dist.world_size / total for c in counts]
+
+    def _total_count(self, local: int | torch.Tensor) -> int | torch.Tensor:
+        """The number of counted items in the whole step: under data-parallel training the sum over
+        ranks, so every rank normalises by the same global count."""
+        if not self.dist.enabled:
+            return local
+        t = torch.as_tensor(local, dtype=torch.float64).reshape(1).cpu()
+        return float(distributed.all_reduce_(t, self.dist))
+
+    def _train_step(self) -> dict[str, Any]:
         r = self.recipe
-        accum = r.optim.accum_steps
-        factor = lr_factor(self.step, r.schedule, self.total_steps)
-        lr = 0.0
-        for opt in self.optimizers.values():
-            lr = set_lr(opt, r.optim.lr, factor)
+        lrs = self._set_lrs()
         self._position = self.loader.state_dict()  # where this step's first micro-batch starts
         self.task.set_progress(self.step, self.total_steps)
+        ctx = StepContext(self)
         if self.task.has_custom_step:
-            batch = _to(self.loader.next(), self.device, r.channels_last)
-            out = self.task.custom_step(self.forward_model, batch, self.optimizers, self)
-            return {**out, "lr": lr}
-        for opt in self.optimizers.values():
-            opt.zero_grad(set_to_none=True)
-        sums: dict[str, float] = {}
-        for micro in range(accum):
-            batch = _to(self.loader.next(), self.device, r.channels_last)
+            out = self.task.custom_step(self.forward_model, ctx)
+            return {**out, **lrs}
+        ctx.zero_grad()
+        batches = [ctx.next_batch() for _ in range(r.optim.accum_steps)]
+        sums: dict[str, torch.Tensor | float] = {}
+        for micro, (batch, weight) in enumerate(zip(batches, self._micro_weights(batches), strict=True)):
             with self._autocast():
                 loss, logs = self.task.training_loss(self.forward_model, batch)
-            self.check_finite("loss", loss, micro)
-            (loss / accum).backward()
+            ctx._drawn = micro + 1  # the micro-batch a non-finite loss is reported at
+            ctx.backward(loss, weight)
             for k, v in logs.items():
-                sums[k] = sums.get(k, 0.0) + float(v) / accum
-        if self.dist.enabled:
+                v = self._log_value(v)
+                sums[k] = sums[k] + v * weight if k in sums else v * weight
+        if self.dist.enabled:  # data-parallel: every gradient becomes its mean over the ranks
             distributed.average_gradients(list(self.model.parameters()), self.dist)
-            sums = self._mean_over_ranks(sums)
         params = [p for p in self.model.parameters() if p.grad is not None]
-        # the norm is measured before any clipping: clipping would turn inf into a finite value
-        gnorm = torch.nn.utils.get_total_norm([p.grad for p in params]) if params else torch.tensor(0.0)
-        self.check_finite("gradient", gnorm, accum - 1)
-        if r.optim.grad_clip_value is not None:
-            torch.nn.utils.clip_grad_value_(params, r.optim.grad_clip_value)
-        if r.optim.grad_clip_norm is not None:
-            torch.nn.utils.clip_grad_norm_(params, r.optim.grad_clip_norm)
-        for opt in self.optimizers.values():
+        gnorm = _grad_norm(params)  # before clipping: clipping would turn inf into a finite value
+        self._check_step(ctx._losses, gnorm)
+        own = [g for g in self.optimizers if g in r.optim.groups and self._clips(self.group_specs[g])]
+        for g in own:  # a group with its own clipping settings is clipped on its own
+            _clip([p for p in self.group_params[g] if p.grad is not None], self.group_specs[g])
+        rest = {id(p) for g in own for p in self.group_params[g]}
+        _clip([p for p in params if id(p) not in rest], r.optim)
+        for name, opt in self.optimizers.items():
             opt.step()
-        return {**sums, "lr": lr, "grad_norm": float(gnorm)}
+            self.task.after_optimizer_step(name, self.model, ctx)
+        return {**sums, **lrs, "grad_norm": self._log_value(gnorm)}
 
-    def _mean_over_ranks(self, values: dict[str, float]) -> dict[str, float]:
-        """The mean over ranks of each logged value (every rank gets the same numbers)."""
-        keys = sorted(values)
-        t = distributed.all_reduce_(torch.tensor([values[k] for k in keys], dtype=torch.float64), self.dist)
-        return {k: float(v) / self.dist.world_size for k, v in zip(keys, t.tolist())}
+    @staticmethod
+    def _clips(spec: Any) -> bool:
+        return spec.grad_clip_norm is not None or spec.grad_clip_value is not None
+
+    def _log_value(self, v: Any) -> torch.Tensor | float:
+        """A logged tensor as a 0-dim float64 tensor on its device (no host sync until a line is
+        written); a Python number as a float."""
+        if isinstance(v, torch.Tensor):
+            return v.detach().to(torch.float32 if v.device.type == "mps" else torch.float64)  # MPS has no float64
+        return float(v)
+
+    def _check_step(self, losses: list[tuple[int, torch.Tensor]], gnorm: torch.Tensor) -> None:
+        """The step's one finiteness check: every loss back-propagated since the last optimiser step
+        and the gradient norm, in one tensor and one host sync. Non-finite: stop the run."""
+        values = [loss.float().reshape(-1) for _, loss in losses] + [
+            gnorm.detach().float().reshape(-1).to(losses[0][1].device if losses else gnorm.device)
+        ]
+        if bool(torch.isfinite(torch.cat(values)).all()):
+            return
+        for micro, loss in losses:  # the slow path: say which value
+            self.check_finite("loss", loss, micro)
+        self.check_finite("gradient", gnorm, losses[-1][0] if losses else 0)
 
     def check_finite(self, what: str, value: torch.Tensor, micro: int = 0) -> None:
         """Stop the run (before any optimiser step) if ``value`` is NaN or ±inf.
 
-        The standard step calls this for the loss and the gradient norm; a task with its own
-        step calls ``ctx.check_finite(...)`` before its optimisers step. Under torchrun the
-        ranks agree (one all-reduce), so all of them stop together.
+        The standard step checks the losses and the gradient norm together (:meth:`_check_step`);
+        a task with its own step gets the same through ``ctx.clip_and_step`` and may call
+        ``ctx.check_finite(...)`` for anything else.
         """
-        bad = not bool(torch.isfinite(value).all())
-        if self.dist.enabled:
-            bad = bool(distributed.all_reduce_(torch.tensor([int(bad)]), self.dist, op="max"))
-        if bad:
-            self._non_finite(what, self._position, micro, float(value.detach().float().flatten()[0]))
+        finite = bool(torch.isfinite(value).all())
+        if self.dist.enabled:  # the ranks agree, so that all of them stop together
+            flag = torch.tensor([0 if finite else 1])
+            finite = not bool(distributed.all_reduce_(flag, self.dist, op="max"))
+        if not finite:
+            bad = value.detach().float().flatten()
+            bad = bad[~torch.isfinite(bad)]
+            self._non_finite(what, self._position, micro, float(bad[0]) if len(bad) else float("nan"))
 
     def _non_finite(self, what: str, position: dict[str, int], micro: int, value: float) -> None:
         bad_params = [
@@ -387,8 +687,8 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
-        lock = _RunLock(self.run_dir) if self.dist.is_main else contextlib.nullcontext()
-        with lock:
+        lock = getattr(self, "_lock", None) or (_RunLock(self.run_dir) if self.dist.is_main else None)
+        with lock or contextlib.nullcontext():
             return self._fit()
 
     def _fit(self) -> dict[str, Any]:
@@ -409,7 +709,9 @@ class Trainer:
                     self.metrics.truncate_after(-1)
                     self.timing.truncate_after(-1)
             else:
-                self._load_state(ckpt.load_checkpoint(good, self.model, self.optimizers, self.device))
+                state = ckpt.load_checkpoint(good, self.model, self.optimizers, self.device)
+                self._load_state(state)
+                self._load_task_state(good, state)
                 if self.dist.is_main:
                     self.metrics.truncate_after(self.step)
                     self.timing.truncate_after(self.step)
@@ -440,17 +742,20 @@ class Trainer:
                 self.step += 1
                 steps_window += 1
                 self.elapsed = time.perf_counter() - start
-                for k, v in logs.items():
-                    self.window[k] = self.window.get(k, 0.0) + float(v)
+                for k, v in logs.items():  # tensors stay on the device until a line is written
+                    v = self._log_value(v)
+                    self.window[k] = self.window[k] + v if k in self.window else v
                 self.window_n += 1
+                if self._monitors:
+                    self._watch_training_loss(logs)
                 ckpt.fault_point("step", self.step)
 
                 if self.step % r.log.every == 0:
                     now = time.perf_counter()
                     rate = steps_window * samples_per_step / max(now - t_window, 1e-9)
                     t_window, steps_window = now, 0
-                    rec = {k: v / self.window_n for k, v in self.window.items()}
-                    rec["lr"] = logs["lr"]
+                    rec = self._mean_over_ranks({k: float(v) / self.window_n for k, v in self.window.items()})
+                    rec.update({k: v for k, v in logs.items() if k == "lr" or k.startswith("lr/")})
                     self._log("train", rec, tb, samples_per_s=rate)
                     progress.update(self.step, rec)
                     self.window, self.window_n = {}, 0
@@ -473,15 +778,16 @@ class Trainer:
         self._save()
         best_dir = self.ckpt_dir / "best"
         final_test = self.last_eval.get("test", {})
+        distributed.barrier(self.dist)  # rank 0 has written the last checkpoint (and best/)
         if r.eval.restore_best and best_dir.exists():
-            ckpt.load_checkpoint(best_dir, self.model, None, self.device)
+            self._load_task_state(best_dir, ckpt.load_checkpoint(best_dir, self.model, None, self.device))
             final_test = distributed.broadcast_json(self.evaluate("test") if self.dist.is_main else None, self.dist)
         if tb is not None:
             tb.close()
         summary = self._summary(status, final_test)
         if self.dist.is_main:
             atomic_write_json(self.run_dir / "summary.json", summary)
-        distributed.barrier(self.dist)  # no rank leaves before the run is complete on disk
+        distributed.barrier(self.dist)  # no rank returns before the run is complete on disk
         return summary
 
     def _evaluate_and_track(self, tb, final: bool = False) -> bool:
@@ -492,12 +798,14 @@ class Trainer:
             for split in ("val", "test"):
                 m = self.evaluate(split)
                 if m:
-                    results[split] = m
+                    results[split] = {**m, **self.task.on_evaluate(self.model, split, m)}
         results = distributed.broadcast_json(results, self.dist)
         for split, m in results.items():
             self._log(split, m, tb)
         self.last_eval, self.last_eval_step = results, self.step
         if "val" not in results:
+            return False
+        if r.eval.select != "val":
             return False
         value = results["val"][self.eval_metric]
         best = self.best["value"]
@@ -511,6 +819,40 @@ class Trainer:
             self.best["evals_since"] += 1
         patience = r.eval.early_stopping.patience
         return bool(patience is not None and not final and self.best["evals_since"] >= patience)
+
+    def _watch_training_loss(self, logs: dict[str, Any]) -> None:
+        """Add this step's training loss to the interval's mean; at the interval's end update the
+        plateau schedules and, with ``eval.select=train_loss``, the best checkpoint."""
+        if "loss" not in logs:
+            raise ConfigError(
+                f"schedule.name=plateau / eval.select=train_loss watch the training 'loss', which task "
+                f"'{self.recipe.task.name}' does not log"
+            )
+        v = self._log_value(logs["loss"])
+        means = {}
+        for n, acc in self._monitors.items():
+            acc[0], acc[1] = acc[0] + v, acc[1] + 1
+            if self.step % n == 0:  # the interval's end: its mean (one host sync per interval)
+                means[n] = float(acc[0]) / acc[1]
+                acc[0], acc[1] = 0.0, 0
+        means = self._mean_over_ranks(means)  # data-parallel: every rank decides on the global loss
+        for name, plateau in self.plateaus.items():
+            if self.plateau_every[name] in means:
+                plateau.update(means[self.plateau_every[name]])
+        value = means.get(self.select_every)
+        best = self.best["value"]
+        if self.recipe.eval.select == "train_loss" and value is not None and (best is None or value < best):
+            self.best = {"value": value, "step": self.step, "evals_since": 0}
+            if self.recipe.checkpoint.best:
+                self._save("best")
+
+    def _mean_over_ranks(self, values: dict[Any, float]) -> dict[Any, float]:
+        """The mean over data-parallel ranks of each value (one all-reduce; identity for one process)."""
+        if not self.dist.enabled or not values:
+            return values
+        keys = list(values)
+        t = distributed.all_reduce_(torch.tensor([float(values[k]) for k in keys], dtype=torch.float64), self.dist)
+        return {k: float(v) / self.dist.world_size for k, v in zip(keys, t.tolist())}
 
     def _log(self, split: str, metrics: dict[str, float], tb, samples_per_s: float | None = None) -> None:
         """Values go to metrics.jsonl (identical for the same seed on the same machine); wall-clock
@@ -527,6 +869,11 @@ class Trainer:
         if tb is not None:
             for k, v in metrics.items():
                 tb.add_scalar(f"{split}/{k}", float(v), self.step)
+
+    def _best_summary(self) -> dict[str, Any] | None:
+        if self.recipe.eval.select == "train_loss":
+            return {"step": self.best["step"], "train_loss": self.best["value"]}
+        return {"step": self.best["step"], self.eval_metric: self.best["value"]} if self.val_set else None
 
     def _tensorboard(self):
         if not self.recipe.log.tensorboard or not self.dist.is_main:
@@ -567,11 +914,43 @@ class Trainer:
             "samples_per_s": round(samples / self.elapsed, 1) if self.elapsed > 0 else None,
             "test": final_test,
             "val": self.last_eval.get("val", {}),
-            "best": {"step": self.best["step"], self.eval_metric: self.best["value"]} if self.val_set else None,
+            "best": self._best_summary(),
             "versions": versions(),
             "hardware": hardware(self.device),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
+
+
+def _where(group: str, groups: dict[str, Any]) -> str:
+    return f"optim.groups.{group}" if group in groups else "optim"
+
+
+def _split_tensors(tree: Any, path: str = "") -> tuple[Any, dict[str, torch.Tensor]]:
+    """A task state tree → (JSON tree with ``{"__tensor__": key}`` in place of tensors, tensors by key)."""
+    if isinstance(tree, torch.Tensor):
+        return {"__tensor__": path}, {path: tree.detach().contiguous().cpu()}
+    if isinstance(tree, dict):
+        out, tensors = {}, {}
+        for k, v in tree.items():
+            if not isinstance(k, str) or "/" in k:
+                raise TypeError(f"task state keys must be strings without '/', got {k!r}")
+            out[k], sub = _split_tensors(v, f"{path}/{k}" if path else k)
+            tensors.update(sub)
+        return out, tensors
+    return tree, {}
+
+
+def _join_tensors(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """The inverse of :func:`_split_tensors`."""
+    if isinstance(tree, dict):
+        if set(tree) == {"__tensor__"}:
+            try:
+                return tensors[tree["__tensor__"]]
+            except KeyError:
+                key = tree["__tensor__"]
+                raise CheckpointError(f"task state tensor '{key}' is missing from the checkpoint") from None
+        return {k: _join_tensors(v, tensors) for k, v in tree.items()}
+    return tree
 
 
 def _first_difference(a: Any, b: Any, path: str = "") -> str:
@@ -588,7 +967,8 @@ def load_summary(run_dir: str | Path) -> dict[str, Any]:
 
 @dataclass
 class LoadedRun:
-    """A run's recipe, data info, task and model with the chosen checkpoint's weights, in eval mode."""
+    """A run's recipe, data info, task and model with the chosen checkpoint's weights, in eval mode
+    (in channels-last memory format when the run trained so)."""
 
     recipe: Recipe
     info: Any
@@ -599,55 +979,115 @@ class LoadedRun:
     device: torch.device
 
 
+_STEP_NAME = re.compile(r"^step-(\d+)$")
+
+
+def _choose_checkpoint(root: Path, checkpoint: str, recipe: Recipe) -> Path:
+    """The checkpoint directory ``checkpoint`` names; :class:`CheckpointError` when it is missing.
+
+    ``auto`` is what the run's summary.json reports: ``best`` when the recipe restores it, else
+    ``last``. ``best`` never silently falls back to ``last``: a run killed between the two renames
+    of replacing ``best/`` has none until it is resumed.
+    """
+    available = ", ".join([p.name for p in ckpt.step_dirs(root)] + (["best"] if (root / "best").is_dir() else []))
+    available = available or "none"
+    if checkpoint == "auto":
+        if recipe.eval.restore_best and (root / "best").is_dir():
+            return root / "best"
+        if recipe.eval.restore_best and recipe.checkpoint.best:
+            log.warning("%s is missing: evaluating the last checkpoint, not the best one", root / "best")
+        checkpoint = "last"
+    if checkpoint == "last":
+        dirs = ckpt.step_dirs(root)
+        if not dirs:
+            raise CheckpointError(f"{root} has no checkpoint to load")
+        return dirs[0]
+    if checkpoint == "best":
+        if (root / "best").is_dir():
+            return root / "best"
+        raise CheckpointError(
+            f"{root / 'best'} is missing (the run saved none, or was killed while replacing it; resuming the run "
+            f"repairs that); choose another checkpoint with --checkpoint last or step-N (available: {available})"
+        )
+    m = _STEP_NAME.match(checkpoint)
+    if m is None:
+        raise CheckpointError(
+            f"--checkpoint: '{checkpoint[:60]}' is not a checkpoint name; use auto, best, last or step-N "
+            f"(available: {available})"
+        )
+    chosen = root / ckpt.step_dir_name(int(m.group(1)))
+    if not chosen.is_dir():
+        raise CheckpointError(f"{chosen} does not exist (available: {available})")
+    return chosen
+
+
 def load_run(run_dir: str | Path, checkpoint: str = "auto") -> LoadedRun:
     """Rebuild a finished (or interrupted) run's model from its checkpoint: ``best``, ``last``,
-    ``auto`` (the weights summary.json reports) or a ``step-N`` folder name."""
+    ``auto`` (the weights summary.json reports) or ``step-N``.
+
+    Raises :class:`CheckpointError` (one line) when the run or the checkpoint is missing, when a file
+    fails its manifest, when the weights do not fit the model the run's recipe.yaml builds (naming the
+    first such tensor and both shapes), or when they hold NaN/inf.
+    """
     from archlab.config import load_recipe
 
     run_dir = Path(run_dir)
     if not (run_dir / "recipe.yaml").exists():
         raise CheckpointError(f"{run_dir} is not an archlab run (no recipe.yaml)")
     recipe = load_recipe(run_dir / "recipe.yaml")
+    chosen = _choose_checkpoint(run_dir / "checkpoints", checkpoint, recipe)
     seed_everything(recipe.seed)
     info = dataset_info(recipe.data.name, recipe.data.options)
-    task = build_task(recipe.task, info)
+    task = build_task(recipe.task, info, seed=recipe.seed)
     device = resolve_device(recipe.device)
     model = task.build_model(recipe.model).to(device)
-    root = run_dir / "checkpoints"
-    if checkpoint == "auto":  # the weights summary.json reports
-        checkpoint = "best" if recipe.eval.restore_best else "last"
-    if checkpoint == "best" and (root / "best").exists():
-        chosen = root / "best"
-    elif checkpoint in ("best", "last"):
-        dirs = ckpt.step_dirs(root)
-        if not dirs:
-            raise CheckpointError(f"{root} has no checkpoint to evaluate")
-        chosen = dirs[0]
-    else:
-        chosen = root / checkpoint
+    if recipe.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     state = ckpt.load_checkpoint(chosen, model, None, device)
     model.eval()
     return LoadedRun(recipe, info, task, model, chosen, int(state["step"]), device)
 
 
-def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = "auto") -> dict[str, Any]:
-    """Re-evaluate a finished (or interrupted) run from its checkpoint: ``archlab eval``."""
+def evaluate_run(
+    run_dir: str | Path, split: str = "test", checkpoint: str = "auto", precision: str | None = None
+) -> dict[str, Any]:
+    """Re-evaluate a finished (or interrupted) run from its checkpoint: ``archlab eval``.
+
+    Evaluates as the run did — its ``precision`` (bf16 autocast), channels-last layout, compiled
+    model and CPU denormal flushing — so the test metrics of the checkpoint summary.json reports
+    come out identical to summary.json's; ``precision="fp32"`` or ``"bf16"`` overrides the precision.
+    """
+    if precision not in (None, "fp32", "bf16"):
+        raise ConfigError(f"precision: '{precision}' is not a precision; use fp32 or bf16")
     run = load_run(run_dir, checkpoint)
     recipe, task, model, device = run.recipe, run.task, run.model, run.device
-    ds = load_dataset(
-        recipe.data.name,
-        split if split != "val" else "train",
-        data_dir=recipe.data.data_dir,
-        options=recipe.data.options,
-    )
-    if split == "val":
-        _, ds = split_train_val(ds, recipe.data.val_fraction, recipe.seed, recipe.data.train_subset)
+    precision = precision or recipe.precision
+    d = recipe.data
+    if split in ("train", "val"):  # the examples the run trained / validated on (hold-out, subset, shipped val)
+        train, val = load_train_val(
+            d.name, val_fraction=d.val_fraction, seed=recipe.seed, train_subset=d.train_subset,
+            data_dir=d.data_dir, options=d.options,
+        )  # fmt: skip
+        ds = train if split == "train" else val
         if ds is None:
             raise ConfigError("split: this run has no validation split (data.val_fraction is 0)")
-    elif split == "train":  # the examples the run trained on: without the val hold-out, within the subset
-        ds, _ = split_train_val(ds, recipe.data.val_fraction, recipe.seed, recipe.data.train_subset)
-    elif recipe.data.test_subset is not None and recipe.data.test_subset < len(ds):
+    else:
+        ds = load_dataset(d.name, split, data_dir=d.data_dir, options=d.options)
+    if split == "test" and recipe.data.test_subset is not None and recipe.data.test_subset < len(ds):
         ds = ds.subset(torch.arange(recipe.data.test_subset), "test")
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)  # as the trainer does: denormals flushed to zero
+    forward = torch.compile(model) if recipe.compile else model
     loader = BatchLoader(ds, recipe.data.eval_batch_size, shuffle=False, drop_last=False)
-    metrics = task.evaluate(model, (_to(b, device, False) for b in loader))
-    return {"run_dir": str(run_dir), "checkpoint": str(run.checkpoint), "step": run.step, "split": split, **metrics}
+    batches = (_to(b, device, recipe.channels_last) for b in loader)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    with torch.no_grad(), autocast:
+        metrics = task.evaluate(forward, batches)
+    return {
+        "run_dir": str(run_dir),
+        "checkpoint": str(run.checkpoint),
+        "step": run.step,
+        "split": split,
+        "precision": precision,
+        **metrics,
+    }

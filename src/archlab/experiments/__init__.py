@@ -1,28 +1,42 @@
-"""The literature's claims as runnable experiments (sweeps of recipes + a verdict)."""
+"""The literature's claims as runnable experiments (sweeps of recipes + a verdict), one file each."""
 
-from archlab.experiments import (
-    cnn,  # noqa: F401,E402  (registers the CNN experiments)
-    rnn,  # noqa: F401,E402  (registers the recurrent experiments)
-    seq2seq,  # noqa: F401,E402  (registers the seq2seq experiments)
+from archlab.experiments import (  # noqa: F401  (each module registers its experiment)
+    attention_bottleneck,
+    cnn_vs_mlp,
+    efficient_scaling,
+    gru_vs_lstm,
+    inductive_bias,
+    resnet_degradation,
+    sequential_bottleneck,
+    vanishing_gradients,
 )
 from archlab.experiments.base import (
     EXPERIMENTS,
     Experiment,
+    ExperimentOptions,
     ExperimentResult,
     list_experiments,
+    parse_options,
     register_experiment,
     run_experiment,
 )
-from archlab.experiments.compare import INDUCTIVE_BIAS_MODELS, recipe_for, run_compare
+from archlab.experiments.compare import INDUCTIVE_BIAS_MODELS, LABELS, recipe_for, run_compare
+from archlab.experiments.runs import build_recipe, check_runs, train_runs
 
 __all__ = [
     "EXPERIMENTS",
     "INDUCTIVE_BIAS_MODELS",
+    "LABELS",
     "Experiment",
+    "ExperimentOptions",
     "ExperimentResult",
+    "build_recipe",
+    "check_runs",
     "list_experiments",
+    "parse_options",
     "recipe_for",
     "register_experiment",
     "run_compare",
     "run_experiment",
+    "train_runs",
 ]

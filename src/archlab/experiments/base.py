@@ -1,20 +1,28 @@
 """The experiment framework: a claim from the literature, a sweep of recipes, a verdict in words.
 
-An experiment is a registered class with a ``name``, the ``claim`` it tests and a ``run``
-method that trains whatever it needs (through the ordinary trainer, one run dir each, inside
-the experiment's own directory) and returns an :class:`ExperimentResult`. The framework
-writes ``experiment.json``, the figures and ``report.html``; ``archlab report`` gathers them.
+An experiment is a registered class with a ``name``, the ``claim`` it tests, typed ``Options``
+(a pydantic model: what ``archlab experiment NAME --set KEY=VALUE`` may change) and three steps:
+``settings`` (the options resolved, with the quick or full defaults), ``runs`` (the ordinary
+training runs it needs, one run dir each inside the experiment's directory) and ``analyse``
+(measurements on the trained runs, figures, the table and the verdict). :func:`run_experiment`
+checks the options, then builds and probes every run's recipe before the directory exists, trains
+the runs (:func:`~archlab.experiments.runs.train_runs`) and writes ``experiment.json`` and
+``report.html``; ``archlab report`` gathers them.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from archlab.engine.rundir import new_run_dir
+from archlab.experiments.runs import RunSpec, check_runs, default_jobs, train_runs
 from archlab.registry import Registry
 from archlab.report import write_experiment_report
 from archlab.utils.errors import ConfigError, did_you_mean
@@ -32,16 +40,46 @@ class ExperimentResult:
     supported: bool | None = None  # did the measurement support the claim (None: mixed)
 
 
+@dataclass
+class Trained:
+    """What training the runs produced, handed to ``Experiment.analyse``."""
+
+    summaries: dict[tuple[str, int], dict[str, Any]]  # summary.json of each run, by (key, seed)
+    wall_time_s: float  # training wall time of all runs together
+    workers: int  # parallel training processes used
+
+
+class ExperimentOptions(BaseModel):
+    """``--set KEY=VALUE`` options; ``None`` means the experiment's default (quick or full)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: int | None = Field(None, ge=1)  # parallel training processes (also ``--jobs``)
+
+
 class Experiment:
     name: ClassVar[str]
     title: ClassVar[str]
     claim: ClassVar[str]
-    options: ClassVar[tuple[str, ...]] = ()  # what ``--set KEY=VALUE`` may set (besides jobs)
+    Options: ClassVar[type[ExperimentOptions]] = ExperimentOptions
 
-    def validate(self, *, quick: bool = False, options: dict[str, Any] | None = None) -> None:
-        """Check the options (recipes, models, data) before any directory is created."""
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        """What ``--set KEY=VALUE`` may set (besides ``jobs``)."""
+        return tuple(k for k in cls.Options.model_fields if k != "jobs")
 
-    def run(self, out_dir: Path, *, quick: bool = False, options: dict[str, Any] | None = None) -> ExperimentResult:
+    def settings(self, options: Any, quick: bool) -> Any:
+        """The options with every default resolved (quick or full)."""
+        return options
+
+    def check(self, s: Any) -> None:
+        """Checks across options that their types cannot express (raise ConfigError)."""
+
+    def runs(self, s: Any) -> list[RunSpec]:
+        """The training runs the experiment needs (their recipes are checked before anything runs)."""
+        return []
+
+    def analyse(self, out_dir: Path, s: Any, trained: Trained) -> ExperimentResult:
         raise NotImplementedError
 
 
@@ -62,6 +100,37 @@ def figure_paths(out_dir: Path) -> list[str]:
     return sorted(str(p.relative_to(out_dir)) for p in (out_dir / "figures").glob("*.png"))
 
 
+def pm(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
+    """``mean ± std`` of ``values`` × ``scale`` (just the mean for one value)."""
+    mean = statistics.fmean(values) * scale
+    return (
+        f"{mean:.{digits}f} ± {statistics.stdev(values) * scale:.{digits}f}"
+        if len(values) > 1
+        else f"{mean:.{digits}f}"
+    )
+
+
+def parse_options(name: str, options: dict[str, Any] | None) -> ExperimentOptions:
+    """Validate ``options`` against experiment ``name``'s ``Options``: one ConfigError line naming
+    the key (an unknown key gets a did-you-mean)."""
+    cls = EXPERIMENTS.get(name)
+    try:
+        return cls.Options.model_validate(options or {})
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            valid = cls.option_names()
+            raise ConfigError(
+                f"experiment {name}: unknown option '{loc}'{did_you_mean(loc, valid)}; "
+                f"valid: {', '.join(valid) or '(none)'}"
+            ) from None
+        msg = err["msg"].removeprefix("Value error, ")
+        got = err.get("input")
+        got_s = "" if isinstance(got, dict) or not loc else f" (got {got!r})"
+        raise ConfigError(f"experiment {name}: bad option value ({loc + ': ' if loc else ''}{msg}{got_s})") from None
+
+
 def run_experiment(
     name: str,
     *,
@@ -69,25 +138,28 @@ def run_experiment(
     quick: bool = False,
     options: dict[str, Any] | None = None,
     out_dir: Path | None = None,
+    jobs: int | None = None,
     on_start: Callable[[Path], None] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[Path, ExperimentResult]:
+    """Run experiment ``name`` in a new directory under ``runs_dir`` (or ``out_dir``): options,
+    then every run's recipe (data, task, model, start-up probe) are checked first, so bad input
+    fails with one ConfigError line and no directory. ``progress`` receives progress lines."""
     cls = EXPERIMENTS.get(name)
-    allowed = {*cls.options, "jobs", "on_run"}
-    for key in options or {}:
-        if key not in allowed:
-            raise ConfigError(
-                f"experiment {name}: unknown option '{key}'{did_you_mean(key, cls.options)}; "
-                f"valid: {', '.join(cls.options) or '(none)'}"
-            )
-    try:
-        cls().validate(quick=quick, options=options)
-    except (ValueError, TypeError) as e:  # an option of the wrong type, e.g. --set steps=abc
-        raise ConfigError(f"experiment {name}: bad option value ({e})") from None
+    opts = parse_options(name, options)
+    exp = cls()
+    s = exp.settings(opts, quick)
+    exp.check(s)
+    runs = exp.runs(s)
+    steps = check_runs(runs)
     out = out_dir or new_run_dir(runs_dir, f"{name}{'-quick' if quick else ''}")
     if on_start:
         on_start(out)
     t0 = time.perf_counter()
-    result = cls().run(out, quick=quick, options=options or {})
+    workers = max(1, min(opts.jobs or jobs or default_jobs(), len(runs) or 1))
+    summaries = train_runs(out, runs, steps=steps, jobs=workers, progress=progress) if runs else {}
+    trained = Trained(summaries, time.perf_counter() - t0, workers)
+    result = exp.analyse(out, s, trained)
     record = {
         "kind": "experiment",
         "name": name,

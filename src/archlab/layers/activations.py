@@ -1,9 +1,12 @@
-"""Activation functions from the literature, written out from their formulas.
+"""Activation functions from the literature, each with two paths (the pattern of layers/recurrent.py):
 
-These are the readable reference implementations: each ``forward`` is the paper's formula in
-elementwise torch ops (``exp``, ``expm1``, ``erf``, ``where``), never a call to the
-``torch.nn.functional`` version of the same activation. The tests check every one against the
-closed form in float64 and against ``torch.nn`` where it has an equivalent.
+* ``impl="fused"`` (default): torch's own kernel (``torch.sigmoid``, ``F.gelu``, ``F.elu`` …). Train
+  with this: one kernel forward and backward instead of a chain of elementwise ops.
+* ``impl="reference"``: the paper's formula in elementwise torch ops (``exp``, ``expm1``, ``erf``,
+  ``where``), never a call to the ``torch.nn.functional`` version of the same activation. Read this.
+
+The tests check both paths against the closed form in float64, and against each other to 1e-6 in
+values and gradients.
 
 Numerical care, kept visible:
 
@@ -26,9 +29,11 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
+from typing import Literal, get_args
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from archlab.utils.errors import ConfigError, ShapeError, did_you_mean
 
@@ -36,6 +41,7 @@ __all__ = [
     "ACTIVATIONS",
     "ELU",
     "GELU",
+    "IMPLS",
     "LeakyReLU",
     "PReLU",
     "ReLU",
@@ -48,7 +54,42 @@ __all__ = [
 ]
 
 
+Impl = Literal["fused", "reference"]
+IMPLS: tuple[str, ...] = get_args(Impl)
+
+
 # -- helpers ---------------------------------------------------------------------------------
+def _check_impl(impl: str) -> Impl:
+    if impl not in IMPLS:
+        raise ConfigError(f"activation impl: must be one of {', '.join(IMPLS)}, got '{impl}'")
+    return impl  # type: ignore[return-value]
+
+
+class _Activation(nn.Module):
+    """What the activations share: the ``impl`` switch between torch's kernel and the formula."""
+
+    def __init__(self, impl: Impl = "fused"):
+        super().__init__()
+        self.impl = _check_impl(impl)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fused(x) if self.impl == "fused" else self.reference(x)
+
+    def fused(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _extra(self) -> str:
+        return ""
+
+    def extra_repr(self) -> str:
+        extra = self._extra()
+        impl = f"impl='{self.impl}'" if self.impl != "fused" else ""
+        return ", ".join(part for part in (extra, impl) if part)
+
+
 def sigmoid(x: torch.Tensor) -> torch.Tensor:
     r"""Logistic sigmoid σ(x) = 1 / (1 + e^{-x}), stable for every x.
 
@@ -74,7 +115,7 @@ def tanh(x: torch.Tensor) -> torch.Tensor:
 
 
 # -- saturating ------------------------------------------------------------------------------
-class Sigmoid(nn.Module):
+class Sigmoid(_Activation):
     r"""Logistic sigmoid σ(x) = 1 / (1 + e^{-x}).
 
     The squashing unit of early back-propagation networks (Rumelhart, Hinton & Williams, Nature
@@ -84,11 +125,14 @@ class Sigmoid(nn.Module):
     Shapes: (B, *) → (B, *).
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def fused(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(x)
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
         return sigmoid(x)
 
 
-class Tanh(nn.Module):
+class Tanh(_Activation):
     r"""Hyperbolic tangent tanh(x) = (e^{x} − e^{-x}) / (e^{x} + e^{-x}) = 2σ(2x) − 1.
 
     Zero-centred, which LeCun et al. recommend over σ ("Efficient BackProp", 1998, §4.4).
@@ -97,12 +141,15 @@ class Tanh(nn.Module):
     Shapes: (B, *) → (B, *).
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def fused(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(x)
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
         return tanh(x)
 
 
 # -- rectifiers ------------------------------------------------------------------------------
-class ReLU(nn.Module):
+class ReLU(_Activation):
     r"""Rectified linear unit f(x) = max(0, x) (Nair & Hinton, ICML 2010, "Rectified Linear Units
     Improve Restricted Boltzmann Machines").
 
@@ -111,11 +158,14 @@ class ReLU(nn.Module):
     Shapes: (B, *) → (B, *).
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def fused(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x)
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
         return torch.where(x > 0, x, torch.zeros_like(x))  # max(0, x)
 
 
-class LeakyReLU(nn.Module):
+class LeakyReLU(_Activation):
     r"""Leaky ReLU f(x) = x for x > 0, a·x otherwise (Maas, Hannun & Ng, ICML 2013 workshop,
     "Rectifier Nonlinearities Improve Neural Network Acoustic Models"; the paper uses a = 0.01).
 
@@ -125,18 +175,21 @@ class LeakyReLU(nn.Module):
     Shapes: (B, *) → (B, *).
     """
 
-    def __init__(self, negative_slope: float = 0.01):
-        super().__init__()
+    def __init__(self, negative_slope: float = 0.01, impl: Impl = "fused"):
+        super().__init__(impl)
         self.negative_slope = float(negative_slope)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def fused(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(x, self.negative_slope)
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
         return torch.where(x > 0, x, self.negative_slope * x)
 
-    def extra_repr(self) -> str:
+    def _extra(self) -> str:
         return f"negative_slope={self.negative_slope}"
 
 
-class PReLU(nn.Module):
+class PReLU(_Activation):
     r"""Parametric ReLU f(x_c) = max(0, x_c) + a_c·min(0, x_c) with a learnable slope a_c
     (He, Zhang, Ren & Sun, ICCV 2015, "Delving Deep into Rectifiers", arXiv:1502.01852, Eq. 1).
 
@@ -150,32 +203,39 @@ class PReLU(nn.Module):
     Shapes: (B, C, *) → (B, C, *); a has shape (num_parameters,).
     """
 
-    def __init__(self, num_parameters: int = 1, init: float = 0.25):
-        super().__init__()
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, impl: Impl = "fused"):
+        super().__init__(impl)
         if num_parameters < 1:
             raise ConfigError(f"prelu.num_parameters: must be ≥ 1, got {num_parameters}")
         self.num_parameters = int(num_parameters)
         self.weight = nn.Parameter(torch.full((self.num_parameters,), float(init)))  # a, (C,)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _slope(self, x: torch.Tensor) -> torch.Tensor:
+        """a shaped to broadcast against x: (1, C, 1, …) per channel (dim 1, or dim 0 of a 1-D x)."""
         a = self.weight
         if self.num_parameters > 1:
             c_dim = 1 if x.dim() >= 2 else 0
             if x.dim() == 0 or x.shape[c_dim] != self.num_parameters:
                 raise ShapeError(
-                    f"PReLU: expected {self.num_parameters} channels in dim {c_dim}, "
-                    f"got shape {tuple(x.shape)}"
+                    f"PReLU: expected {self.num_parameters} channels in dim {c_dim}, got shape {tuple(x.shape)}"
                 )
             shape = [1] * x.dim()
             shape[c_dim] = self.num_parameters
             a = a.view(shape)  # (1, C, 1, …): broadcast over batch and space
-        return torch.where(x > 0, x, a * x)  # max(0, x) + a·min(0, x)
+        return a
 
-    def extra_repr(self) -> str:
+    def fused(self, x: torch.Tensor) -> torch.Tensor:
+        a = self._slope(x)
+        return F.prelu(x, a.reshape(-1)) if x.dim() >= 2 or self.num_parameters == 1 else torch.where(x > 0, x, a * x)
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.where(x > 0, x, self._slope(x) * x)  # max(0, x) + a·min(0, x)
+
+    def _extra(self) -> str:
         return f"num_parameters={self.num_parameters}"
 
 
-class ELU(nn.Module):
+class ELU(_Activation):
     r"""Exponential linear unit f(x) = x for x > 0, α(e^{x} − 1) otherwise (Clevert, Unterthiner &
     Hochreiter, ICLR 2016, "Fast and Accurate Deep Network Learning by Exponential Linear Units",
     arXiv:1511.07289, §3).
@@ -188,21 +248,24 @@ class ELU(nn.Module):
     Shapes: (B, *) → (B, *).
     """
 
-    def __init__(self, alpha: float = 1.0):
-        super().__init__()
+    def __init__(self, alpha: float = 1.0, impl: Impl = "fused"):
+        super().__init__(impl)
         self.alpha = float(alpha)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def fused(self, x: torch.Tensor) -> torch.Tensor:
+        return F.elu(x, self.alpha)
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
         # expm1 on min(x, 0): exact near 0, and e^{x} cannot overflow in the unused branch
         neg = self.alpha * torch.expm1(torch.clamp(x, max=0.0))
         return torch.where(x > 0, x, neg)
 
-    def extra_repr(self) -> str:
+    def _extra(self) -> str:
         return f"alpha={self.alpha}"
 
 
 # -- smooth, self-gated ----------------------------------------------------------------------
-class Swish(nn.Module):
+class Swish(_Activation):
     r"""Swish f(x) = x·σ(βx) (Ramachandran, Zoph & Le, 2017, "Searching for Activation
     Functions", arXiv:1710.05941).
 
@@ -217,23 +280,28 @@ class Swish(nn.Module):
     Shapes: (B, *) → (B, *).
     """
 
-    def __init__(self, beta: float = 1.0, learnable_beta: bool = False):
-        super().__init__()
+    def __init__(self, beta: float = 1.0, learnable_beta: bool = False, impl: Impl = "fused"):
+        super().__init__(impl)
         self.learnable_beta = bool(learnable_beta)
         if self.learnable_beta:
             self.beta = nn.Parameter(torch.tensor(float(beta)))
         else:
             self.beta = float(beta)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def fused(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.learnable_beta and self.beta == 1.0:
+            return F.silu(x)  # SiLU, x·σ(x), one kernel
+        return x * torch.sigmoid(self.beta * x)
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
         return x * sigmoid(self.beta * x)
 
-    def extra_repr(self) -> str:
+    def _extra(self) -> str:
         beta = float(self.beta.detach()) if self.learnable_beta else self.beta
         return f"beta={beta}, learnable_beta={self.learnable_beta}"
 
 
-class GELU(nn.Module):
+class GELU(_Activation):
     r"""Gaussian error linear unit f(x) = x·Φ(x) = ½x(1 + erf(x/√2)) (Hendrycks & Gimpel, 2016,
     "Gaussian Error Linear Units (GELUs)", arXiv:1606.08415, §2).
 
@@ -247,19 +315,22 @@ class GELU(nn.Module):
     Shapes: (B, *) → (B, *).
     """
 
-    def __init__(self, approximate: str = "none"):
-        super().__init__()
+    def __init__(self, approximate: str = "none", impl: Impl = "fused"):
+        super().__init__(impl)
         if approximate not in ("none", "tanh"):
             raise ConfigError(f"gelu.approximate: must be 'none' or 'tanh', got '{approximate}'")
         self.approximate = approximate
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def fused(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x, approximate=self.approximate)
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
         if self.approximate == "tanh":
             inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)  # √(2/π)(x + 0.044715x³)
             return 0.5 * x * (1.0 + torch.tanh(inner))
         return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))  # x·Φ(x)
 
-    def extra_repr(self) -> str:
+    def _extra(self) -> str:
         return f"approximate='{self.approximate}'"
 
 
@@ -279,8 +350,9 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 }
 
 
-def get_activation(name: str) -> nn.Module:
-    """A fresh activation module by name: ``get_activation("gelu_tanh")``.
+def get_activation(name: str, impl: Impl = "fused") -> nn.Module:
+    """A fresh activation module by name: ``get_activation("gelu_tanh")``; ``impl="reference"`` for
+    the formula instead of torch's kernel.
 
     Raises :class:`ConfigError` for an unknown name, with close matches and the valid names.
     """
@@ -291,4 +363,4 @@ def get_activation(name: str) -> nn.Module:
         raise ConfigError(
             f"activation '{name}': unknown{did_you_mean(name, valid)}; valid: {', '.join(valid)}"
         ) from None
-    return ctor()
+    return ctor(impl=_check_impl(impl))

@@ -42,10 +42,12 @@ from archlab.utils.errors import ShapeError
 __all__ = [
     "GRU",
     "LSTM",
+    "RECURRENT_LAYERS",
     "RNN",
     "AttentionPooling",
     "GRUCell",
     "LSTMCell",
+    "RECURRENT_LAYERS",
     "RNNCell",
     "RecurrentBase",
     "SequencePooling",
@@ -401,6 +403,11 @@ class GRU(RecurrentBase, nn.GRU):
     def _step(self, suffix: str) -> Step:
         _, w_hh, _, b_hh = self._weights(suffix)
         return lambda gx, s: (gru_cell(gx, s[0], w_hh, b_hh),)
+
+
+# the layers by the names model configs use (``cell: lstm``): the forecasters, language models and
+# encoder–decoders pick their recurrence here
+RECURRENT_LAYERS: dict[str, type[RecurrentBase]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
 
 def _scan(step: Step, gx: Tensor, state: State, mask: Tensor | None, reverse: bool) -> tuple[Tensor, State]:

@@ -4,6 +4,7 @@ Every family plugs in with a decorator at import time; lookups of unknown names 
 closest names. The registry knows nothing about any family.
 """
 
+from archlab.registry.config import ModelConfig, check_field
 from archlab.registry.core import Registry
 from archlab.registry.models import (
     ModelEntry,
@@ -16,8 +17,10 @@ from archlab.registry.models import (
 )
 
 __all__ = [
+    "ModelConfig",
     "ModelEntry",
     "Registry",
+    "check_field",
     "create_model",
     "get_model_entry",
     "list_families",

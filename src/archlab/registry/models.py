@@ -2,30 +2,36 @@
 
 A builder takes keyword overrides of its architecture's config dataclass and returns the module::
 
-    @register_model(family="feedforward", config=MLPConfig, paper="Rumelhart et al. 1986")
-    def mlp(**overrides) -> MLP:
-        return MLP(MLPConfig(**overrides))
+    @register_model(family="cnn", config=ResNetConfig, paper=PAPER, defaults={"block": "bottleneck", ...})
+    def resnet50(**overrides) -> ResNet:
+        return ResNet(ResNetConfig(**overrides))
 
-``create_model`` validates the overrides against that dataclass (unknown keys → did-you-mean,
-wrong types → the key path) before the builder runs, so a typo never reaches ``__init__``.
+``register_model`` returns the builder wrapped so that it always builds its own variant: calling
+``resnet50()`` directly applies the variant's ``defaults`` exactly as ``create_model("resnet50")``
+does (torchvision's ``resnet50()`` is a ResNet-50 too), and keyword overrides win over them.
+Unknown keys fail with a did-you-mean before the builder runs; values are checked by the config
+itself (:class:`~archlab.registry.config.ModelConfig`), so a config built without the registry fails
+the same way; an error raised while building (a ``ValueError`` of the architecture's own checks)
+becomes a one-line :class:`ConfigError`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import inspect
 import textwrap
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import TypeAdapter, ValidationError
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
+from archlab.registry.config import ModelConfig, check_field
 from archlab.registry.core import Registry
-from archlab.utils.errors import ConfigError, RegistryError, UnknownModelError, did_you_mean
+from archlab.utils.errors import ArchlabError, ConfigError, RegistryError, UnknownModelError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,20 @@ class ModelEntry:
     # overrides the registry-wide smoke test builds with (timm's ``test_input_size`` idea): a small
     # input for ImageNet-sized networks so that every model is checked in seconds
     test_overrides: dict[str, Any] = field(default_factory=dict)
+    # published figures of this variant at its default config (torchvision's ``meta``): ``num_params``
+    # (exact), ``macs`` (multiply-accumulates per example at the config's ``in_shape``; within 2 % of
+    # the count) and ``source`` (who published them; absent: archlab's own count). The registry-wide
+    # test measures both, so ``archlab list`` can print them without building anything.
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def default(self, key: str) -> Any:
+        """This variant's default value of config field ``key`` (its ``defaults``, else the config's)."""
+        if key in self.defaults:
+            return self.defaults[key]
+        f = {f.name: f for f in dataclasses.fields(self.config)}.get(key)
+        if f is None:
+            return None
+        return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
 
     @property
     def module(self) -> str:
@@ -60,6 +80,7 @@ class ModelEntry:
         return textwrap.dedent("\n".join(lines)).strip()
 
 
+_META_KEYS = {"num_params", "macs", "source"}
 MODELS: Registry[ModelEntry] = Registry("model", error=lambda n, c: UnknownModelError(n, c))
 
 
@@ -71,35 +92,70 @@ def register_model(
     tasks: tuple[str, ...] | list[str] = ("classification",),
     defaults: dict[str, Any] | None = None,
     test_overrides: dict[str, Any] | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register a builder under its own function name (the registry name equals the builder)."""
-    if not dataclasses.is_dataclass(config):
-        raise RegistryError(f"register_model: config must be a dataclass, got {config!r}")
+    """Register a builder under its own function name (the registry name equals the builder).
+
+    ``defaults`` are the variant's values of ``config`` (ResNet-50: bottleneck blocks, (3, 4, 6, 3));
+    ``meta`` its published figures (see :class:`ModelEntry`). Returns the builder wrapped so that a
+    direct call applies ``defaults`` (see the module docstring). Raises :class:`RegistryError` for a
+    duplicate name, a non-dataclass config, or ``defaults``/``meta`` with unknown keys.
+    """
+    if not (dataclasses.is_dataclass(config) and issubclass(config, ModelConfig)):
+        raise RegistryError(
+            f"register_model: config must be a ModelConfig dataclass (it validates itself), got {config!r}"
+        )
 
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        name = fn.__name__
         defaults_ = dict(defaults or {})
         known = {f.name for f in dataclasses.fields(config)}
         bad = (set(defaults_) | set(test_overrides or {})) - known
         if bad:
-            raise RegistryError(f"{fn.__name__}: defaults name unknown config fields {sorted(bad)}")
+            raise RegistryError(f"{name}: defaults name unknown config fields {sorted(bad)}")
+        meta_ = dict(meta or {})
+        if set(meta_) - _META_KEYS or not isinstance(meta_.get("num_params", 0), int):
+            raise RegistryError(f"{name}: meta takes {sorted(_META_KEYS)} (num_params an int), got {meta_}")
+
+        @functools.wraps(fn)
+        def builder(**overrides: Any) -> nn.Module:
+            _check_keys(name, config, overrides)
+            try:
+                return fn(**{**defaults_, **overrides})  # the variant's architecture, then the caller's
+            except ArchlabError:
+                raise
+            except (ValueError, TypeError) as e:
+                raise ConfigError(f"model '{name}': {e}") from None
+
         doc = inspect.getdoc(fn) or ""
         MODELS.add(
-            fn.__name__,
+            name,
             ModelEntry(
-                name=fn.__name__,
-                builder=fn,
+                name=name,
+                builder=builder,
                 family=family,
                 config=config,
                 paper=paper,
                 tasks=tuple(tasks),
                 defaults=defaults_,
                 test_overrides=dict(test_overrides or {}),
+                meta=meta_,
                 description=doc.splitlines()[0] if doc else "",
             ),
         )
-        return fn
+        return builder
 
     return deco
+
+
+def _check_keys(name: str, config: type, overrides: dict[str, Any], prefix: str = "model") -> None:
+    fields = {f.name for f in dataclasses.fields(config)}
+    for key in overrides:
+        if key not in fields:
+            raise ConfigError(
+                f"{prefix}.{key}: unknown option for model '{name}'{did_you_mean(key, fields)}; "
+                f"valid: {', '.join(sorted(fields))}"
+            )
 
 
 def _ensure_models_imported() -> None:
@@ -130,32 +186,21 @@ def model_config_fields(name: str) -> set[str]:
 
 
 def validate_model_overrides(name: str, overrides: dict[str, Any], prefix: str = "model") -> dict[str, Any]:
-    """Check keys and types of ``overrides`` against the model's config; return coerced values."""
+    """Check keys and types of ``overrides`` against the model's config without building it; return the
+    coerced values. The same checks as constructing the config (:func:`check_field`), for callers that
+    validate a whole experiment before its first run."""
     entry = get_model_entry(name)
-    fields = {f.name: f for f in dataclasses.fields(entry.config)}
-    for key in overrides:
-        if key not in fields:
-            raise ConfigError(
-                f"{prefix}.{key}: unknown option for model '{name}'{did_you_mean(key, fields)}; "
-                f"valid: {', '.join(sorted(fields))}"
-            )
-    hints = typing.get_type_hints(entry.config)  # resolves `from __future__ import annotations` strings
-    out: dict[str, Any] = {}
-    for key, value in overrides.items():
-        try:
-            out[key] = TypeAdapter(hints[key]).validate_python(value)
-        except ValidationError as e:
-            msg = e.errors()[0]["msg"]
-            raise ConfigError(f"{prefix}.{key}: {msg} (got {value!r})") from None
-    return out
+    _check_keys(name, entry.config, overrides, prefix)
+    return {key: check_field(entry.config, key, value, prefix) for key, value in overrides.items()}
 
 
 def create_model(name: str, **overrides: Any) -> nn.Module:
-    """Build a registered model: ``create_model("mlp", width=256, num_classes=10)``."""
+    """Build a registered model: ``create_model("mlp", width=256, num_classes=10)``.
+
+    The same as calling the builder (``archlab.models.feedforward.mlp.mlp(width=256, ...)``), after
+    dropping ``None`` values (timm's convention: "not given"). Raises :class:`UnknownModelError`
+    for an unknown name and :class:`ConfigError` (``model.<key>: …``) for a bad override.
+    """
     entry = get_model_entry(name)
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    kwargs = {**entry.defaults, **validate_model_overrides(name, overrides)}
-    try:
-        return entry.builder(**kwargs)
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"model '{name}': {e}") from None
+    return entry.builder(**overrides)  # the config validates the values (ModelConfig)

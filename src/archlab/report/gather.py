@@ -15,19 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from archlab.engine.rundir import read_metrics
-from archlab.report.html import (
-    Section,
-    Table,
-    compare_section,
-    experiment_section,
-    fmt_count,
-    fmt_metrics,
-    fmt_seconds,
-    read_json_file,
-    render_page,
-    run_figures,
-    write_html,
-)
+from archlab.report.formatting import fmt_count, fmt_metrics, fmt_seconds
+from archlab.report.page import Section, Table, render_page
+from archlab.report.sections import compare_section, experiment_section, read_json_file, run_figures, write_html
 from archlab.utils.errors import RunDirError
 
 log = logging.getLogger("archlab")

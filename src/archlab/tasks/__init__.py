@@ -1,7 +1,7 @@
 """Tasks: what is optimised and measured. A task owns its losses and metrics, builds the model
 to fit the data, and may own the whole training step (a GAN's two optimisers)."""
 
-from archlab.tasks.base import LOWER_IS_BETTER, TASKS, Task, build_task, higher_is_better
+from archlab.tasks.base import TASKS, Task, build_task, higher_is_better
 from archlab.tasks.classification import ClassificationTask
 from archlab.tasks.forecasting import ForecastingTask
 from archlab.tasks.language_modeling import LanguageModelingTask
@@ -9,7 +9,6 @@ from archlab.tasks.regression import RegressionTask
 from archlab.tasks.seq2seq import Seq2SeqTask
 
 __all__ = [
-    "LOWER_IS_BETTER",
     "TASKS",
     "higher_is_better",
     "ClassificationTask",

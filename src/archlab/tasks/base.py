@@ -1,74 +1,136 @@
 """The task protocol the trainer drives. The trainer never special-cases a family: everything
-family- or objective-specific lives here.
+family- or objective-specific lives here (Lightning's module/loop split: the task says *what* a
+step computes, the trainer owns precision, clipping, the NaN guard, checkpoints and logs).
 
 * ``build_model(spec)`` creates the model, filling ``in_shape``/``num_classes`` from the data
-  when the model's config has such fields and the recipe did not set them.
+  when the model's config has such fields and the recipe did not set them (a recipe value that
+  contradicts the data is a one-line error).
 * ``param_groups(model)`` names the parameter sets that get their own optimiser (one, ``main``,
-  for ordinary tasks; a GAN returns ``generator`` and ``discriminator``).
-* ``training_loss(model, batch)`` returns the scalar to back-propagate and metrics to log.
-* ``custom_step`` (optional): a task that needs more than one backward/step per batch (GANs)
-  sets ``has_custom_step = True`` and implements ``custom_step(model, batch, optimizers, ctx)``.
+  for ordinary tasks; a GAN returns ``generator`` and ``discriminator``); the recipe's
+  ``optim.groups.<name>`` gives a group its own optimiser, learning rate and schedule.
+* ``training_loss(model, batch)`` returns the scalar to back-propagate and metrics to log;
+  ``loss_count(batch)`` says how many items that loss is a mean over, so gradient accumulation
+  (and data-parallel ranks) weight micro-batches by items, not equally.
+* ``custom_step(model, ctx)`` (optional): a task that needs more than one backward/step per batch
+  (GANs) sets ``has_custom_step = True`` and drives the step through a :class:`StepContext`.
+* ``probe(model, ctx)``: the start-up check, one real training step without the optimiser update.
+* hooks: ``after_optimizer_step(group, model, ctx)`` (EMA weights, momentum targets, pruning masks)
+  and ``on_evaluate(model, split, metrics)``; ``state_dict()``/``load_state_dict()`` carry a task's
+  own state through checkpoints.
 * ``evaluate(model, batches)`` returns metrics over a whole split.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
 
 from archlab.config import ModelSpec, TaskSpec
-from archlab.data import DatasetInfo
+from archlab.data import Batch, DatasetInfo, model_inputs
 from archlab.registry import Registry, create_model, model_config_fields
+from archlab.tasks.metrics import Metric, MetricSet, declare_direction, higher_is_better  # noqa: F401
 from archlab.utils.errors import ConfigError, UnknownNameError, did_you_mean
 from archlab.utils.options import check_options
 
-Batch = tuple[torch.Tensor, ...]  # (x, y) or, for variable-length sequences, (x, y, lengths)
-
-# metrics where smaller is better; every other metric (accuracy, r2, bleu …) is maximised.
-# The trainer (best checkpoint, early stopping) and the report (the best row) both read this.
-LOWER_IS_BETTER = frozenset(
-    {"loss", "mse", "mae", "rmse", "mase", "naive_mae", "naive_rmse", "naive_mase", "perplexity", "bpc"}
-    | {"wer", "per", "cer", "fid"}
-)
-
-
-def higher_is_better(metric: str) -> bool:
-    return metric.split("/")[-1] not in LOWER_IS_BETTER
-
-
-@functools.cache
-def _takes_lengths(cls: type) -> bool:
-    return "lengths" in inspect.signature(cls.forward).parameters
-
 
 def split_batch(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-    """``(x, y, kwargs)``: ``kwargs`` holds ``lengths`` when the batch has them and the model's
-    ``forward`` takes them (a recurrent model); other models see the zero-padded ``x`` only."""
-    x, y, *rest = batch
-    base = getattr(model, "_orig_mod", model)  # torch.compile wraps the module
-    if rest and _takes_lengths(type(base)):
-        return x, y, {"lengths": rest[0]}
-    return x, y, {}
+    """``(x, y, kwargs)``: ``kwargs`` holds the batch fields the model's ``forward`` declares by
+    name (``lengths`` for a recurrent model, ``attention_mask`` for a Transformer …); a model that
+    declares none sees ``x`` alone (zero-padded), so no family must know about lengths."""
+    return batch.x, batch.y, model_inputs(model, batch)
+
+
+class StepContext(Protocol):
+    """What a training step may use, handed by the trainer to :meth:`Task.custom_step`,
+    :meth:`Task.probe` and :meth:`Task.after_optimizer_step` (the engine implements it).
+
+    Attributes: ``step`` (0-based optimiser step being taken), ``total_steps`` (``None`` for a
+    time budget), ``seed`` (the run's seed: derive per-step generators from it with
+    ``utils.seed.derive_seed(ctx.seed, ctx.step)``), ``device``, ``optimizers`` (group name →
+    optimiser), ``dry_run`` (``True`` during the start-up probe: ``clip_and_step`` then checks but
+    does not update).
+
+    A task that owns its step (a GAN, ~10 lines)::
+
+        @register_task
+        class GANTask(Task):
+            has_custom_step = True
+
+            def param_groups(self, model):
+                return {"generator": list(model.generator.parameters()),
+                        "discriminator": list(model.discriminator.parameters())}
+
+            def custom_step(self, model, ctx):
+                x = ctx.next_batch().x                        # real examples (B, ...)
+                z = torch.randn(len(x), self.latent, device=ctx.device)
+                ctx.zero_grad("discriminator")
+                with ctx.autocast():
+                    fake = model.generator(z)
+                    d_loss = bce(model.discriminator(x), 1) + bce(model.discriminator(fake.detach()), 0)
+                ctx.backward(d_loss)
+                ctx.clip_and_step("discriminator")          # clip per recipe, NaN guard, step, hooks
+                ctx.zero_grad("generator")
+                with ctx.autocast():
+                    g_loss = bce(model.discriminator(fake), 1)
+                ctx.backward(g_loss)
+                ctx.clip_and_step("generator")
+                return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
+    """
+
+    step: int
+    total_steps: int | None
+    seed: int
+    device: torch.device
+    optimizers: dict[str, torch.optim.Optimizer]
+    dry_run: bool
+
+    def next_batch(self) -> Batch:
+        """The next training batch, on the run's device (advances the data position)."""
+        ...
+
+    def autocast(self) -> AbstractContextManager:
+        """The run's precision (bf16 autocast or nothing) for forward passes."""
+        ...
+
+    def backward(self, loss: torch.Tensor, weight: float | torch.Tensor = 1.0) -> None:
+        """``(loss · weight).backward()``; the loss joins the finiteness check of the next
+        ``clip_and_step`` (one host sync for the losses and the gradient norm together)."""
+        ...
+
+    def zero_grad(self, group: str | None = None) -> None:
+        """Clear the gradients of one group's optimiser (every optimiser when ``group`` is None)."""
+        ...
+
+    def clip_and_step(self, group: str) -> torch.Tensor:
+        """Gradient norm of ``group`` (before clipping) → finiteness check of it and of the losses
+        passed to ``backward`` since the last step (non-finite: the run stops, :class:`NonFiniteError`,
+        before this optimiser steps) → clip by the group's recipe settings → the optimiser steps →
+        :meth:`Task.after_optimizer_step`. Returns the norm (a 0-dim tensor, not synced)."""
+        ...
+
+    def check_finite(self, what: str, value: torch.Tensor) -> None:
+        """Stop the run (exit 3, ``nonfinite.json``) if ``value`` holds NaN or ±inf."""
+        ...
 
 
 class Task:
     name: ClassVar[str]
     losses: ClassVar[tuple[str, ...]]
     default_loss: ClassVar[str]
-    metrics: ClassVar[tuple[str, ...]]
+    metrics: ClassVar[dict[str, type[Metric]]]  # name → accumulator class (which declares its direction)
     default_metric: ClassVar[str] = "loss"  # eval.metric when the recipe names none
     default_options: ClassVar[dict[str, Any]] = {}  # task.options a recipe may set, with their defaults
     has_custom_step: ClassVar[bool] = False
+    supports_mixup: ClassVar[bool] = False  # scores a mixup batch (y a pair of targets, batch.mixing = λ)
 
-    def __init__(self, spec: TaskSpec, info: DatasetInfo):
-        if info.task != self.name:
+    def __init__(self, spec: TaskSpec, info: DatasetInfo, seed: int = 0):
+        if self.name not in info.tasks:
             raise ConfigError(
-                f"task.name: dataset '{info.name}' is a {info.task} data set, not {self.name}; "
+                f"task.name: dataset '{info.name}' serves {', '.join(info.tasks)}, not {self.name}; "
                 f"set task.name={info.task}"
             )
         loss = spec.loss or self.default_loss
@@ -80,6 +142,7 @@ class Task:
         if spec.label_smoothing and loss != "cross_entropy":
             raise ConfigError(f"task.label_smoothing: applies to the cross_entropy loss only, not '{loss}'")
         self.spec, self.info, self.loss_name = spec, info, loss
+        self.seed = seed  # the run's seed: randomness inside a task (scheduled sampling) derives from it
         self.step, self.total_steps = 0, None
         self.options = check_options(spec.options, self.default_options, "task.options", f"task '{self.name}'")
 
@@ -101,19 +164,93 @@ class Task:
         for key, value in self.data_hints().items():
             if key in fields and key not in overrides:
                 overrides[key] = value
+            elif key in fields:
+                self._check_hint(key, overrides[key], value)
         return create_model(spec.name, **overrides)
 
+    def _check_hint(self, key: str, given: Any, data: Any) -> None:
+        """A recipe value for an output width must fit the data: ``num_classes`` equal to the
+        data's outputs (fewer would index out of range mid-run, more would train dead logits),
+        a vocabulary at least as large as the data's token ids."""
+        name = self.info.name
+        if key == "num_classes" and given != data:
+            raise ConfigError(
+                f"model.num_classes: {given} does not match data set '{name}' ({data} outputs); "
+                f"drop the override or set model.num_classes={data}"
+            )
+        if key in ("vocab_size", "src_vocab_size") and isinstance(given, int) and given < data:
+            raise ConfigError(
+                f"model.{key}: {given} is smaller than data set '{name}''s {data} token ids; "
+                f"drop the override or set model.{key}={data}"
+            )
+
     def param_groups(self, model: nn.Module) -> dict[str, list[nn.Parameter]]:
+        """Group name → parameters; each group gets its own optimiser (``optim.groups.<name>``)."""
         return {"main": [p for p in model.parameters() if p.requires_grad]}
 
     # -- training --------------------------------------------------------------------------
-    def training_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def training_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``(loss, logs)``: the scalar to back-propagate — a mean over ``loss_count(batch)``
+        items — and values to log (0-dim tensors or floats; kept as tensors until written)."""
         raise NotImplementedError
 
-    def custom_step(self, model: nn.Module, batch: Batch, optimizers: dict, ctx: Any) -> dict[str, float]:
+    def loss_count(self, batch: Batch) -> int | torch.Tensor:
+        """How many items ``training_loss(batch)`` is a mean over (default: the examples).
+
+        With ``accum_steps`` micro-batches the trainer back-propagates
+        ``loss_i · count_i / Σ_j count_j``, which is exactly the gradient of the mean over the whole
+        batch; a task whose loss is a mean over tokens (seq2seq, a padded LM) returns its token
+        count. (The sum runs over every rank's micro-batches under data-parallel training.)
+        """
+        return len(batch)
+
+    def custom_step(self, model: nn.Module, ctx: StepContext) -> dict[str, Any]:
+        """The whole optimisation step of a task with ``has_custom_step = True`` (see
+        :class:`StepContext` for an example); returns the values to log."""
         raise NotImplementedError
+
+    def probe(self, model: nn.Module, ctx: StepContext) -> None:
+        """The start-up check, run in train mode on a batch of the recipe's batch size (capped)
+        before a run directory exists: what a real step does, without the optimiser update (the
+        trainer restores every RNG state, buffer and gradient afterwards, and the task's state).
+
+        Default: a task that owns its step runs ``custom_step`` with ``ctx.dry_run`` set; any other
+        runs one training loss and its backward. Override to check more (raise
+        :class:`~archlab.utils.errors.ConfigError` with a one-line message)."""
+        if self.has_custom_step:
+            self.custom_step(model, ctx)
+            return
+        batch = ctx.next_batch()
+        with ctx.autocast():
+            loss, _ = self.training_loss(model, batch)
+        ctx.backward(loss)
+
+    # -- hooks -----------------------------------------------------------------------------
+    def after_optimizer_step(self, group: str, model: nn.Module, ctx: StepContext) -> None:
+        """Called after optimiser ``group`` has stepped (not during the probe): update EMA
+        weights, a momentum target (BYOL), re-apply pruning masks. Default: nothing."""
+
+    def on_evaluate(self, model: nn.Module, split: str, metrics: dict[str, float]) -> dict[str, float]:
+        """Called after each split's evaluation with its metrics; returns extra metrics to log
+        beside them (e.g. the EMA weights' accuracy). Default: none."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The task's own training state (an EMA of the weights, a counter …) for checkpoints:
+        nested dicts with string keys whose leaves are tensors (saved in ``task.safetensors``) or
+        JSON values (saved in ``state.json``). Default: nothing."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (tensors are on the CPU)."""
+        if state:
+            raise NotImplementedError(f"task '{self.name}' saved state but does not define load_state_dict")
 
     # -- evaluation ------------------------------------------------------------------------
+    def new_metrics(self) -> MetricSet:
+        """Fresh accumulators for one evaluation (``evaluate`` updates them batch by batch)."""
+        return MetricSet({k: cls() for k, cls in self.metrics.items()})
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
         raise NotImplementedError
@@ -124,12 +261,14 @@ TASKS: Registry[type[Task]] = Registry("task")
 
 def register_task(cls: type[Task]) -> type[Task]:
     TASKS.add(cls.name, cls)
+    for name, metric in cls.metrics.items():
+        declare_direction(name, metric.higher_is_better)
     return cls
 
 
-def build_task(spec: TaskSpec, info: DatasetInfo) -> Task:
+def build_task(spec: TaskSpec, info: DatasetInfo, seed: int = 0) -> Task:
     try:
         cls = TASKS.get(spec.name)
     except UnknownNameError as e:
         raise ConfigError(f"task.name: {e}") from None
-    return cls(spec, info)
+    return cls(spec, info, seed=seed)

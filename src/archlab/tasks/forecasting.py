@@ -13,7 +13,6 @@ Metrics (every one over all test windows and horizon steps, in the series' units
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 import torch
@@ -21,6 +20,14 @@ from torch import nn
 
 from archlab.data.timeseries import forecast_scaler, forecast_spec, mase_scale
 from archlab.tasks.base import Batch, register_task, split_batch
+from archlab.tasks.metrics import (
+    Loss,
+    MeanAbsoluteError,
+    MeanAbsoluteScaledError,
+    MetricSet,
+    RootMeanSquaredError,
+    Skill,
+)
 from archlab.tasks.regression import RegressionTask
 from archlab.utils.errors import ConfigError
 
@@ -37,32 +44,43 @@ def seasonal_naive_batch(x: torch.Tensor, horizon: int, season: int) -> torch.Te
 @register_task
 class ForecastingTask(RegressionTask):
     name = "forecasting"
-    metrics = ("loss", "mae", "rmse", "mase", "naive_mae", "naive_rmse", "naive_mase", "skill")
+    metrics = {
+        "loss": Loss,
+        "mae": MeanAbsoluteError,
+        "rmse": RootMeanSquaredError,
+        "mase": MeanAbsoluteScaledError,
+        "naive_mae": MeanAbsoluteError,
+        "naive_rmse": RootMeanSquaredError,
+        "naive_mase": MeanAbsoluteScaledError,
+        "skill": Skill,
+    }
     default_metric = "mase"
 
-    def __init__(self, spec, info):
-        super().__init__(spec, info)
+    def __init__(self, spec, info, seed: int = 0):
+        super().__init__(spec, info, seed)
         self.spec_ = forecast_spec(info.name)
+
+    def new_metrics(self) -> MetricSet:
+        m = super().new_metrics()
+        scale = mase_scale(self.info.name)
+        m["mase"], m["naive_mase"] = MeanAbsoluteScaledError(scale), MeanAbsoluteScaledError(scale)
+        return m
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
         mean, std = forecast_scaler(self.info.name)
-        h, m = self.spec_.horizon, self.spec_.season
-        preds, ys, naive, losses = [], [], [], []
+        h, m_ = self.spec_.horizon, self.spec_.season
+        m = self.new_metrics()
         for batch in batches:
             x, y, kw = split_batch(model, batch)
             p = self._match(model(x, **kw).float(), y)
-            losses.append(self.loss_fn(p, y) * len(y))
-            preds.append(p * std + mean)
-            ys.append(y.float() * std + mean)
-            naive.append(seasonal_naive_batch(x[:, 0].float() * std + mean, h, m))
-        p, y, nv = torch.cat(preds), torch.cat(ys), torch.cat(naive)
-        scale = mase_scale(self.info.name)
-        out = {"loss": float(torch.stack(losses).sum()) / len(y)}
-        for prefix, pred in (("", p), ("naive_", nv)):
-            err = pred - y
-            out[f"{prefix}mae"] = float(err.abs().mean())
-            out[f"{prefix}rmse"] = math.sqrt(float((err**2).mean()))
-            out[f"{prefix}mase"] = out[f"{prefix}mae"] / scale
-        out["skill"] = 1.0 - out["mase"] / out["naive_mase"] if out["naive_mase"] > 0 else float("nan")
-        return out
+            m["loss"].update(self.loss_fn(p, y) * y.numel(), y.numel())
+            truth = y.float() * std + mean
+            naive = seasonal_naive_batch(x[:, 0].float() * std + mean, h, m_)
+            errors = {"": p * std + mean - truth, "naive_": naive - truth}
+            for prefix, err in errors.items():
+                m[f"{prefix}mae"].update(err.abs().sum(), err.numel())
+                m[f"{prefix}mase"].update(err.abs().sum(), err.numel())
+                m[f"{prefix}rmse"].update((err**2).sum(), err.numel())
+            m["skill"].update(errors[""].abs().sum(), errors["naive_"].abs().sum())
+        return m.compute()

@@ -2,13 +2,13 @@
 
 Metrics over every predicted token of a split: ``loss`` (cross-entropy, nats per token),
 ``perplexity`` = e^loss, ``bpc`` = loss / ln 2 (bits per character on a character set) and
-``accuracy`` (the most likely next token is the true one). :func:`sample` continues a prompt with a
-temperature, through the model's own ``generate``.
+``accuracy`` (the most likely next token is the true one). :meth:`LanguageModelingTask.sample`
+continues a prompt with a temperature, top-k and top-p, through the model's own ``generate`` (the
+shared decoders of archlab.layers.decoding).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 import torch
@@ -16,7 +16,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from archlab.data.text import vocab as text_vocab
+from archlab.layers.decoding import check_sampling
 from archlab.tasks.base import Batch, Task, register_task, split_batch
+from archlab.tasks.metrics import Accuracy, BitsPerToken, Loss, Perplexity
 from archlab.utils.errors import ConfigError, ShapeError
 
 
@@ -25,7 +27,7 @@ class LanguageModelingTask(Task):
     name = "language_modeling"
     losses = ("cross_entropy",)
     default_loss = "cross_entropy"
-    metrics = ("loss", "perplexity", "bpc", "accuracy")
+    metrics = {"loss": Loss, "perplexity": Perplexity, "bpc": BitsPerToken, "accuracy": Accuracy}
     default_metric = "loss"
 
     def _logits(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,19 +41,28 @@ class LanguageModelingTask(Task):
 
     def training_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         logits, y = self._logits(model, batch)
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), label_smoothing=self.spec.label_smoothing)
-        return loss, {"loss": loss.detach(), "accuracy": (logits.argmax(-1) == y).float().mean()}
+        eps = self.spec.label_smoothing
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), label_smoothing=eps)
+        logs = {"loss": loss.detach(), "accuracy": (logits.argmax(-1) == y).float().mean()}
+        if eps:  # the reported loss is the plain NLL; the smoothed objective is logged beside it
+            with torch.no_grad():
+                logs = {**logs, "loss": F.cross_entropy(logits.flatten(0, 1), y.flatten()), "objective": loss.detach()}
+        return loss, logs
+
+    def loss_count(self, batch: Batch) -> int:
+        """The predicted tokens the training loss is a mean over (every position of every window)."""
+        return batch.y.numel()
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
-        nll, correct, n = 0.0, 0, 0
+        m = self.new_metrics()
         for batch in batches:
             logits, y = self._logits(model, batch)
-            nll += float(F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum"))
-            correct += int((logits.argmax(-1) == y).sum())
-            n += y.numel()
-        loss = nll / max(n, 1)
-        return {"loss": loss, "perplexity": math.exp(loss), "bpc": loss / math.log(2), "accuracy": correct / max(n, 1)}
+            nll = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum")
+            for k in ("loss", "perplexity", "bpc"):
+                m[k].update(nll, y.numel())
+            m["accuracy"].update((logits.argmax(-1) == y).sum(), y.numel())
+        return m.compute()
 
     def sample(
         self,
@@ -61,8 +72,16 @@ class LanguageModelingTask(Task):
         temperature: float = 1.0,
         top_k: int | None = None,
         seed: int = 0,
+        top_p: float | None = None,
     ) -> str:
-        """``prompt`` continued by ``length`` sampled tokens, decoded to text (the prompt included)."""
+        """``prompt`` continued by ``length`` sampled tokens, decoded to text (the prompt included).
+
+        Temperature 0 is greedy; ``top_k`` / ``top_p`` truncate the distribution (archlab.layers.decoding);
+        the same ``seed`` gives the same text. Raises ConfigError for a bad prompt or sampling setting."""
+        try:
+            check_sampling(temperature, top_k, top_p)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         if not hasattr(model, "generate"):
             raise ConfigError(f"model {type(model).__name__} cannot generate text (it has no generate method)")
         v = text_vocab(self.info.name)
@@ -73,5 +92,5 @@ class LanguageModelingTask(Task):
         if ids.shape[1] == 0:
             raise ConfigError("prompt: give at least one token to start from")
         g = torch.Generator(device=ids.device).manual_seed(seed)
-        out = model.generate(ids, length, temperature=temperature, top_k=top_k, generator=g)
+        out = model.generate(ids, length, temperature=temperature, top_k=top_k, top_p=top_p, generator=g)
         return v.decode(out[0].tolist())

@@ -9,6 +9,7 @@ from torch import nn
 
 from archlab.tasks.base import Batch, Task, register_task, split_batch
 from archlab.tasks.losses import mae, mse
+from archlab.tasks.metrics import Loss, MeanAbsoluteError, MeanSquaredError, R2Score, RootMeanSquaredError
 from archlab.utils.errors import ShapeError
 
 
@@ -17,7 +18,13 @@ class RegressionTask(Task):
     name = "regression"
     losses = ("mse", "mae")
     default_loss = "mse"
-    metrics = ("loss", "mse", "mae", "rmse", "r2")
+    metrics = {
+        "loss": Loss,
+        "mse": MeanSquaredError,
+        "mae": MeanAbsoluteError,
+        "rmse": RootMeanSquaredError,
+        "r2": R2Score,
+    }
 
     def loss_fn(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return mse(pred, y) if self.loss_name == "mse" else mae(pred, y)
@@ -39,19 +46,14 @@ class RegressionTask(Task):
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
-        preds, ys = [], []
+        m = self.new_metrics()
         for batch in batches:
             x, y, kw = split_batch(model, batch)
-            preds.append(self._match(model(x, **kw).float(), y))
-            ys.append(y.float())
-        p, y = torch.cat(preds), torch.cat(ys)
-        err = p - y
-        mse_ = float((err**2).mean())
-        ss_tot = float(((y - y.mean()) ** 2).sum())
-        return {
-            "loss": float(self.loss_fn(p, y)),
-            "mse": mse_,
-            "mae": float(err.abs().mean()),
-            "rmse": mse_**0.5,
-            "r2": 1.0 - float((err**2).sum()) / ss_tot if ss_tot > 0 else float("nan"),
-        }
+            p, y = self._match(model(x, **kw).float(), y), y.float()
+            sq, ab = ((p - y) ** 2).sum(), (p - y).abs().sum()
+            m["loss"].update(sq if self.loss_name == "mse" else ab, y.numel())
+            m["mse"].update(sq, y.numel())
+            m["rmse"].update(sq, y.numel())
+            m["mae"].update(ab, y.numel())
+            m["r2"].update(p, y)
+        return m.compute()

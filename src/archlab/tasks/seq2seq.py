@@ -4,7 +4,8 @@ Training is teacher forcing: the decoder reads ``y[:, :-1]`` (``<sos>`` + target
 ``y[:, 1:]`` (target + ``<eos>``) with cross-entropy that ignores ``<pad>`` (id 0). With
 ``task.options.teacher_forcing`` < 1 (optionally moving linearly to ``teacher_forcing_final`` over the
 run) each decoder input is the gold token with that probability and the model's own previous
-prediction otherwise (scheduled sampling, Bengio et al. 2015).
+prediction otherwise (scheduled sampling, Bengio et al. 2015); the coins are drawn from a generator
+seeded by the run's seed and the step (:meth:`Seq2SeqTask.coin_generator`).
 
 Evaluation decodes without the targets — greedy, or beam search with ``task.options.beam_size`` > 1
 and GNMT's length penalty ``length_penalty`` — and reports, over a split:
@@ -30,10 +31,12 @@ from torch.nn import functional as F
 
 from archlab.data.seq2seq import vocabs
 from archlab.tasks.base import Batch, Task, register_task
+from archlab.tasks.metrics import Accuracy, CorpusBLEU, CorpusChrF, ErrorRate, Loss, MetricSet
 from archlab.utils.errors import ConfigError
 from archlab.utils.seed import derive_seed
+from archlab.utils.tokens import EOS, PAD_ID
 
-PAD = 0
+PAD = PAD_ID  # <pad>: ignored by the loss and the metrics
 
 
 def edit_distance(a: Sequence[Any], b: Sequence[Any]) -> int:
@@ -64,10 +67,20 @@ class Seq2SeqTask(Task):
     losses = ("cross_entropy",)
     default_loss = "cross_entropy"
     default_metric = "exact_match"
+    metrics = {
+        "loss": Loss,
+        "token_accuracy": Accuracy,
+        "exact_match": Accuracy,
+        "bleu": CorpusBLEU,
+        "chrf": CorpusChrF,
+        "wer": ErrorRate,
+        "cer": ErrorRate,
+        "per": ErrorRate,
+    }  # one error rate per data set, named by its target unit
     default_options = {"teacher_forcing": 1.0, "teacher_forcing_final": None, "beam_size": 1, "length_penalty": 0.6}
 
-    def __init__(self, spec, info):
-        super().__init__(spec, info)
+    def __init__(self, spec, info, seed: int = 0):
+        super().__init__(spec, info, seed)
         o = self.options
         for key in ("teacher_forcing", "teacher_forcing_final"):
             if o[key] is not None and not 0.0 <= o[key] <= 1.0:
@@ -75,9 +88,10 @@ class Seq2SeqTask(Task):
         if o["beam_size"] < 1 or o["length_penalty"] < 0:
             raise ConfigError("task.options: beam_size must be ≥ 1 and length_penalty ≥ 0")
         self.error_rate = getattr(info, "error_rate", "wer")
-        self.metrics = ("loss", "token_accuracy", "exact_match", "bleu", "chrf", self.error_rate)
+        others = {"wer", "cer", "per"} - {self.error_rate}
+        self.metrics = {k: v for k, v in type(self).metrics.items() if k not in others}
         self.src_vocab, self.tgt_vocab = vocabs(info.name)
-        self.eos = self.tgt_vocab.stoi["<eos>"]
+        self.eos = self.tgt_vocab.stoi[EOS]
 
     def data_hints(self) -> dict[str, Any]:
         return {
@@ -94,16 +108,21 @@ class Seq2SeqTask(Task):
         frac = min(1.0, self.step / max(1, self.total_steps - 1))
         return start + (final - start) * frac
 
+    def coin_generator(self, device: torch.device | str = "cpu") -> torch.Generator:
+        """The generator of this step's scheduled-sampling coins: seeded by (run seed, step), so every
+        seed of a compare flips its own coins and a resumed run flips the same ones as an unbroken run."""
+        return torch.Generator(device=device).manual_seed(derive_seed(self.seed, 0x7F, self.step))
+
     @staticmethod
     def _unpack(batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if len(batch) != 3:
-            raise ConfigError("a seq2seq batch is (source, target, source lengths); this data set has no lengths")
-        return batch[0], batch[1], batch[2]
+        if batch.lengths is None:
+            raise ConfigError("a seq2seq batch needs source lengths (batch.lengths); this data set has none")
+        return batch.x, batch.y, batch.lengths
 
     def training_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         x, y, lengths = self._unpack(batch)
         ratio = self.teacher_forcing_ratio() if model.training else 1.0
-        g = torch.Generator(device=x.device).manual_seed(derive_seed(0x7F, self.step)) if ratio < 1.0 else None
+        g = self.coin_generator(x.device) if ratio < 1.0 else None
         logits = model(x, lengths, y[:, :-1], teacher_forcing=ratio, generator=g).float()
         target = y[:, 1:]
         loss = F.cross_entropy(
@@ -111,7 +130,16 @@ class Seq2SeqTask(Task):
         )
         valid = target != PAD
         acc = ((logits.argmax(-1) == target) & valid).sum() / valid.sum().clamp(min=1)
-        return loss, {"loss": loss.detach(), "token_accuracy": acc, "teacher_forcing": torch.tensor(ratio)}
+        logs = {"loss": loss.detach(), "token_accuracy": acc, "teacher_forcing": torch.tensor(ratio)}
+        if self.spec.label_smoothing:  # report the plain NLL; log the smoothed objective beside it
+            with torch.no_grad():
+                nll = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD)
+            logs.update(loss=nll, objective=loss.detach())
+        return loss, logs
+
+    def loss_count(self, batch: Batch) -> torch.Tensor:
+        """The non-pad target tokens the training loss is a mean over (``y[:, 1:] != <pad>``)."""
+        return (batch.y[:, 1:] != PAD).sum()
 
     def decode(self, model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, max_len: int):
         """(tokens (B, L), attention (B, L, S) or None) by greedy or beam search, per the task spec."""
@@ -120,42 +148,45 @@ class Seq2SeqTask(Task):
             return model.beam_search(x, lengths, beam_size=beam, length_penalty=alpha, max_len=max_len)
         return model.greedy_decode(x, lengths, max_len=max_len)
 
+    def new_metrics(self) -> MetricSet:
+        return MetricSet(
+            loss=Loss(),
+            token_accuracy=Accuracy(),
+            exact_match=Accuracy(),
+            bleu=CorpusBLEU(tokenize="none"),
+            chrf=CorpusChrF(),
+            **{self.error_rate: ErrorRate()},
+        )
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
-        import sacrebleu
-
-        nll, correct, n_tok, exact, n, edits, ref_tokens = 0.0, 0, 0, 0, 0, 0, 0
-        hyps: list[str] = []  # detokenised, for chrF
-        refs: list[str] = []
-        hyp_toks: list[str] = []  # space-joined tokens, for BLEU
-        ref_toks: list[str] = []
+        m = self.new_metrics()
         for batch in batches:
             x, y, lengths = self._unpack(batch)
             logits = model(x, lengths, y[:, :-1]).float()
             target = y[:, 1:]
             valid = target != PAD
-            nll += float(F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD, reduction="sum"))
-            correct += int(((logits.argmax(-1) == target) & valid).sum())
-            n_tok += int(valid.sum())
+            n_tok = valid.sum()
+            nll = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD, reduction="sum")
+            m["loss"].update(nll, n_tok)
+            m["token_accuracy"].update(((logits.argmax(-1) == target) & valid).sum(), n_tok)
             tokens, _ = self.decode(model, x, lengths, max_len=target.shape[1])
+            hyps, refs, hyp_toks, ref_toks = [], [], [], []
+            exact = edits = ref_tokens = 0
             for out_row, ref_row in zip(tokens.tolist(), target.tolist(), strict=True):
                 hyp, ref = _trim(out_row, self.eos), _trim(ref_row, self.eos)
                 exact += hyp == ref
                 edits += edit_distance(hyp, ref)
                 ref_tokens += len(ref)
-                hyps.append(self.tgt_vocab.decode(hyp))
+                hyps.append(self.tgt_vocab.decode(hyp))  # detokenised, for chrF
                 refs.append(self.tgt_vocab.decode(ref))
-                hyp_toks.append(" ".join(self.tgt_vocab.itos[t] for t in hyp))
+                hyp_toks.append(" ".join(self.tgt_vocab.itos[t] for t in hyp))  # space-joined tokens, for BLEU
                 ref_toks.append(" ".join(self.tgt_vocab.itos[t] for t in ref))
-            n += len(y)
-        return {
-            "loss": nll / max(n_tok, 1),
-            "token_accuracy": correct / max(n_tok, 1),
-            "exact_match": exact / max(n, 1),
-            "bleu": sacrebleu.corpus_bleu(hyp_toks, [ref_toks], tokenize="none").score,
-            "chrf": sacrebleu.corpus_chrf(hyps, [refs]).score,
-            self.error_rate: edits / max(ref_tokens, 1),
-        }
+            m["exact_match"].update(exact, len(y))
+            m[self.error_rate].update(edits, ref_tokens)
+            m["bleu"].update(hyp_toks, ref_toks)
+            m["chrf"].update(hyps, refs)
+        return m.compute()
 
     @torch.no_grad()
     def translate(self, model: nn.Module, text: str) -> tuple[list[str], list[str], torch.Tensor | None]:

@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from archlab.utils.units import human  # noqa: F401  (re-exported: count and print together)
+
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters; shared (tied) tensors are counted once."""
@@ -84,11 +86,3 @@ def _rnn_flops(rnn: nn.RNNBase, inputs: tuple) -> int:
         i = rnn.input_size if layer == 0 else out * dirs
         total += dirs * (2 * g * h * (i + out) + 2 * h * p) * steps_times_batch
     return total
-
-
-def human(n: float, unit: str = "") -> str:
-    """``1234567`` → ``1.23M``."""
-    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= div:
-            return f"{n / div:.2f}{suffix}{unit}"
-    return f"{n:g}{unit}"

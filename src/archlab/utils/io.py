@@ -68,5 +68,19 @@ def _json_default(o: Any) -> Any:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    """The JSON value in ``path``. Raises OSError, or :class:`json.JSONDecodeError` for any content that
+    is not JSON — invalid UTF-8 and nesting deeper than the parser can recurse included, so a caller's
+    ``except json.JSONDecodeError`` covers every corrupt file."""
+    with open(path, "rb") as f:
+        data = f.read()
+    return loads_json(data)
+
+
+def loads_json(data: bytes | str) -> Any:
+    """``json.loads`` that raises only :class:`json.JSONDecodeError` on bad input (see :func:`read_json`)."""
+    try:
+        return json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
+    except UnicodeDecodeError as e:
+        raise json.JSONDecodeError(f"not UTF-8 text ({e.reason})", "", e.start) from None
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", "", 0) from None

@@ -7,6 +7,8 @@ import random
 import numpy as np
 import torch
 
+from archlab.utils.errors import CheckpointError
+
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -37,12 +39,34 @@ def get_rng_state() -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, meta
 
 
+def cuda_states_in_order(tensors: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """The ``torch_cuda_<i>`` states ordered by device index ``i`` as a number (device 10 after 9,
+    not after 1), checked to be exactly devices ``0..n-1``."""
+    found = {}
+    for k, v in tensors.items():
+        if k.startswith("torch_cuda_"):
+            index = k[len("torch_cuda_") :]
+            if not index.isdigit():
+                raise CheckpointError(f"RNG state '{k}' does not name a CUDA device index")
+            found[int(index)] = v
+    if sorted(found) != list(range(len(found))):
+        raise CheckpointError(f"CUDA RNG states for devices {sorted(found)}, expected 0..{len(found) - 1}")
+    return [found[i] for i in range(len(found))]
+
+
 def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    """Restore what :func:`get_rng_state` captured. CUDA states go back to the devices they came
+    from, by index; a run saved with more CUDA devices than this process sees raises
+    :class:`CheckpointError`."""
     torch.set_rng_state(tensors["torch_cpu"])
-    if torch.cuda.is_available():
-        states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("torch_cuda_"))]
-        if states:
-            torch.cuda.set_rng_state_all(states)
+    states = cuda_states_in_order(tensors)
+    if states and torch.cuda.is_available():
+        if len(states) > torch.cuda.device_count():
+            raise CheckpointError(
+                f"the checkpoint holds RNG states of {len(states)} CUDA devices, this process sees "
+                f"{torch.cuda.device_count()}"
+            )
+        torch.cuda.set_rng_state_all(states)
     v, internal, gauss = meta["python"]
     random.setstate((v, tuple(internal), gauss))
     n = meta["numpy"]

@@ -30,7 +30,8 @@ import torch
 from torch import nn
 
 from archlab.registry import register_model
-from archlab.utils.shapes import check_shape
+from archlab.registry.config import ImageShape, ModelConfig, PositiveInt, Probability
+from archlab.utils.shapes import AtLeast, check_shape, min_side
 
 
 def _out(n: int, k: int, s: int = 1, p: int = 0) -> int:
@@ -39,7 +40,7 @@ def _out(n: int, k: int, s: int = 1, p: int = 0) -> int:
 
 
 @dataclass
-class AlexNetConfig:
+class AlexNetConfig(ModelConfig):
     """AlexNet options; the defaults are torchvision's ``alexnet``.
 
     ``small_input`` (CIFAR-sized 28×28 or 32×32 inputs): conv1 becomes a 3×3 stride-1 conv with
@@ -48,11 +49,11 @@ class AlexNetConfig:
     set ``head_width`` smaller, e.g. 512, for a CIFAR-sized head).
     """
 
-    in_shape: tuple[int, int, int] = (3, 224, 224)  # (C, H, W): ImageNet crops
-    num_classes: int = 1000  # K
+    in_shape: ImageShape = (3, 224, 224)  # (C, H, W): ImageNet crops
+    num_classes: PositiveInt = 1000  # K
     small_input: bool = False  # 3×3 stride-1 conv1 and no first max-pool, for 28×28/32×32 inputs
-    head_width: int = 4096  # width of the two hidden fully connected layers (paper: 4096)
-    dropout: float = 0.5  # before each of the two hidden FC layers (paper: 0.5, §4.2)
+    head_width: PositiveInt = 4096  # width of the two hidden fully connected layers (paper: 4096)
+    dropout: Probability = 0.5  # before each of the two hidden FC layers (paper: 0.5, §4.2)
     lrn: bool = False  # local response normalisation after conv1 and conv2 (paper §3.3; torchvision drops it)
 
 
@@ -68,12 +69,17 @@ class AlexNet(nn.Module):
         self.input_shape = tuple(config.in_shape)
         c, h, w = config.in_shape
         small = config.small_input
-        for n in (h, w):
+
+        def last_side(n: int) -> int:  # the side pool5 leaves
             n = _out(n, 3, 1, 1) if small else _out(_out(n, 11, 4, 2), 3, 2)  # conv1 (+ pool1)
-            n = _out(_out(_out(n, 5, 1, 2), 3, 2), 3, 2)  # conv2, pool2, conv3–5 keep size, pool5
-            if n < 1:
-                fix = "; set model.small_input=true" if not small else ""
-                raise ValueError(f"input {h}×{w} is too small for AlexNet (stride-4 conv1 and three max-pools){fix}")
+            return _out(_out(_out(n, 5, 1, 2), 3, 2), 3, 2)  # conv2, pool2, conv3–5 keep size, pool5
+
+        if min(last_side(h), last_side(w)) < 1:
+            fix = "; set model.small_input=true" if not small else ""
+            raise ValueError(f"input {h}×{w} is too small for AlexNet (stride-4 conv1 and three max-pools){fix}")
+        # the 6×6 adaptive pool takes any map: any H, W that leave pool5 at least 1×1 (torchvision: 63×63)
+        side_min = min_side(lambda n: last_side(n) >= 1)
+        self.input_spec = (c, AtLeast("H", side_min), AtLeast("W", side_min))
 
         def lrn() -> list[nn.Module]:
             # torch's LRN divides α by n; the paper's Eq. does not, so α_torch = n · 1e−4
@@ -113,7 +119,7 @@ class AlexNet(nn.Module):
         # in conv2, conv4, conv5 and the FC layers, §5, are not used)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         x = self.features(x)  # (B, 256, 6, 6) at 224×224
         x = self.avgpool(x)  # (B, 256, 6, 6)
         return x.flatten(1)  # (B, 9216)
@@ -131,7 +137,8 @@ class AlexNet(nn.Module):
     paper="Krizhevsky, Sutskever & Hinton, ImageNet Classification with Deep Convolutional Neural Networks "
     "(NeurIPS 2012); single-tower widths of Krizhevsky, One weird trick…, arXiv:1404.5997",
     test_overrides={"in_shape": (3, 32, 32), "small_input": True, "num_classes": 10, "head_width": 64},
+    meta={"num_params": 61_100_840, "macs": 0.714e9, "source": "torchvision"},
 )
 def alexnet(**overrides) -> AlexNet:
-    """AlexNet (torchvision's single tower): 61,100,840 parameters, 0.71 GMACs at 224×224."""
+    """AlexNet (torchvision's single tower)."""
     return AlexNet(AlexNetConfig(**overrides))

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from archlab.registry import register_model
+from archlab.registry.config import ModelConfig, PositiveInt, SignalShape
 from archlab.utils.shapes import check_shape
 
 
@@ -29,10 +30,10 @@ def _conv_out(n: int, k: int, s: int, p: int) -> int:
 
 
 @dataclass
-class CNN1dConfig:
-    in_shape: tuple[int, int] = (1, 40)  # (C, L)
-    num_classes: int = 10  # K
-    channels: int = 25  # F filters per layer (paper: 25)
+class CNN1dConfig(ModelConfig):
+    in_shape: SignalShape = (1, 40)  # (C, L)
+    num_classes: PositiveInt = 10  # K
+    channels: PositiveInt = 25  # F filters per layer (paper: 25)
 
 
 class CNN1d(nn.Module):
@@ -43,6 +44,7 @@ class CNN1d(nn.Module):
         self.config = config
         c, length = config.in_shape
         self.input_shape = (c, length)
+        self.input_spec = self.input_shape  # the head reads the flattened F·L3 map: L is fixed
         f = config.channels
         self.conv1 = nn.Conv1d(c, f, kernel_size=5, stride=2, padding=1)
         self.conv2 = nn.Conv1d(f, f, kernel_size=3, stride=2, padding=1)
@@ -54,7 +56,7 @@ class CNN1d(nn.Module):
         self.head = nn.Linear(f * n, config.num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         x = self.act(self.conv1(x))  # (B, F, L1)
         x = self.act(self.conv2(x))  # (B, F, L2)
         x = self.act(self.conv3(x))  # (B, F, L3)
@@ -71,6 +73,7 @@ class CNN1d(nn.Module):
     family="cnn",
     config=CNN1dConfig,
     paper="Greydanus & Kobak, Scaling Down Deep Learning with MNIST-1D (ICML 2024)",
+    meta={"num_params": 5_210, "macs": 31_750, "source": "Greydanus & Kobak 2024 (params)"},
 )
 def cnn1d(**overrides) -> CNN1d:
     """Three strided 1D convolutions and a linear read-out (the MNIST-1D CNN)."""

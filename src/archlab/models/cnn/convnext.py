@@ -35,7 +35,8 @@ from torch import nn
 
 from archlab.layers.conv import DropPath, LayerNorm2d
 from archlab.registry import register_model
-from archlab.utils.shapes import check_shape
+from archlab.registry.config import ImageShape, ModelConfig, NonNegativeFloat, PositiveInt, Probability, Shape
+from archlab.utils.shapes import AtLeast, check_shape
 
 PAPER = "Liu et al., A ConvNet for the 2020s (CVPR 2022), arXiv:2201.03545"
 TEST_OVERRIDES = {"in_shape": (3, 32, 32), "num_classes": 10}
@@ -73,7 +74,7 @@ class ConvNeXtBlock(nn.Module):
 
 
 @dataclass
-class ConvNeXtConfig:
+class ConvNeXtConfig(ModelConfig):
     """ConvNeXt (Liu et al. 2022); defaults are ConvNeXt-T.
 
     ``small_input`` replaces the 4×4/4 patchify stem by a 2×2/2 one (still non-overlapping patches,
@@ -83,13 +84,13 @@ class ConvNeXtConfig:
     with a ValueError.
     """
 
-    in_shape: tuple[int, int, int] = (3, 224, 224)  # (C, H, W): ImageNet 224×224
-    num_classes: int = 1000  # K
+    in_shape: ImageShape = (3, 224, 224)  # (C, H, W): ImageNet 224×224
+    num_classes: PositiveInt = 1000  # K
     small_input: bool = False  # stem 2×2 stride 2 instead of 4×4 stride 4 (28×28 / 32×32 images)
-    depths: tuple[int, ...] = (3, 3, 9, 3)  # blocks per stage (T: 3-3-9-3, S/B: 3-3-27-3, §2.2)
-    dims: tuple[int, ...] = (96, 192, 384, 768)  # D_i, channels per stage (T/S: 96…768, B: 128…1024)
-    drop_path_rate: float = 0.1  # stochastic depth of the last block (T 0.1, S 0.4, B 0.5; torchvision)
-    layer_scale_init: float = 1e-6  # initial γ (Appendix A.1: 1e-6); 0 disables the layer scale
+    depths: Shape = (3, 3, 9, 3)  # blocks per stage (T: 3-3-9-3, S/B: 3-3-27-3, §2.2)
+    dims: Shape = (96, 192, 384, 768)  # D_i, channels per stage (T/S: 96…768, B: 128…1024)
+    drop_path_rate: Probability = 0.1  # stochastic depth of the last block (T 0.1, S 0.4, B 0.5; torchvision)
+    layer_scale_init: NonNegativeFloat = 1e-6  # initial γ (Appendix A.1: 1e-6); 0 disables the layer scale
 
 
 class ConvNeXt(nn.Module):
@@ -105,6 +106,8 @@ class ConvNeXt(nn.Module):
         c, h, w = config.in_shape
         patch = 2 if config.small_input else 4
         self._check_size(h, w, patch, len(dims) - 1)
+        side_min = patch * 2 ** (len(dims) - 1)  # global pooling: any H, W the stem and downsamplings keep ≥ 1
+        self.input_spec = (c, AtLeast("H", side_min), AtLeast("W", side_min))
 
         self.stem = nn.Sequential(nn.Conv2d(c, dims[0], kernel_size=patch, stride=patch), LayerNorm2d(dims[0], LN_EPS))
         n_blocks = sum(depths)
@@ -151,7 +154,7 @@ class ConvNeXt(nn.Module):
                     nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         x = self.stem(x)  # (B, D_1, H/4, W/4)  (H/2 with small_input)
         for s, stage in enumerate(self.stages):
             if s > 0:
@@ -173,9 +176,10 @@ class ConvNeXt(nn.Module):
     paper=PAPER,
     defaults={"depths": (2, 2, 6, 2), "dims": (40, 80, 160, 320), "drop_path_rate": 0.0},
     test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 3_695_520, "macs": 0.55e9, "source": "timm"},
 )
 def convnext_atto(**overrides) -> ConvNeXt:
-    """ConvNeXt-Atto (timm): depths 2-2-6-2, dims 40…320; 3,695,520 params, 0.55 GMACs."""
+    """ConvNeXt-Atto (timm): depths 2-2-6-2, dims 40…320."""
     return ConvNeXt(ConvNeXtConfig(**overrides))
 
 
@@ -185,9 +189,10 @@ def convnext_atto(**overrides) -> ConvNeXt:
     paper=PAPER,
     defaults={"depths": (3, 3, 9, 3), "dims": (96, 192, 384, 768), "drop_path_rate": 0.1},
     test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 28_589_128, "macs": 4.46e9, "source": "torchvision"},
 )
 def convnext_tiny(**overrides) -> ConvNeXt:
-    """ConvNeXt-T: depths 3-3-9-3, dims 96…768; 28,589,128 params, 4.46 GMACs."""
+    """ConvNeXt-T: depths 3-3-9-3, dims 96…768."""
     return ConvNeXt(ConvNeXtConfig(**overrides))
 
 
@@ -197,9 +202,10 @@ def convnext_tiny(**overrides) -> ConvNeXt:
     paper=PAPER,
     defaults={"depths": (3, 3, 27, 3), "dims": (96, 192, 384, 768), "drop_path_rate": 0.4},
     test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 50_223_688, "macs": 8.68e9, "source": "torchvision"},
 )
 def convnext_small(**overrides) -> ConvNeXt:
-    """ConvNeXt-S: depths 3-3-27-3, dims 96…768; 50,223,688 params, 8.68 GMACs."""
+    """ConvNeXt-S: depths 3-3-27-3, dims 96…768."""
     return ConvNeXt(ConvNeXtConfig(**overrides))
 
 
@@ -209,7 +215,8 @@ def convnext_small(**overrides) -> ConvNeXt:
     paper=PAPER,
     defaults={"depths": (3, 3, 27, 3), "dims": (128, 256, 512, 1024), "drop_path_rate": 0.5},
     test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 88_591_464, "macs": 15.36e9, "source": "torchvision"},
 )
 def convnext_base(**overrides) -> ConvNeXt:
-    """ConvNeXt-B: depths 3-3-27-3, dims 128…1024; 88,591,464 params, 15.36 GMACs."""
+    """ConvNeXt-B: depths 3-3-27-3, dims 128…1024."""
     return ConvNeXt(ConvNeXtConfig(**overrides))

@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from archlab.registry import register_model
-from archlab.utils.shapes import check_shape
+from archlab.registry.config import ImageShape, ModelConfig, NonNegativeInt, PositiveInt, Probability, Shape
+from archlab.utils.shapes import AtLeast, check_shape, min_side
 
 PAPER = "Huang et al., Densely Connected Convolutional Networks (CVPR 2017), arXiv:1608.06993"
 
@@ -93,7 +94,7 @@ class Transition(nn.Sequential):
 
 
 @dataclass
-class DenseNetConfig:
+class DenseNetConfig(ModelConfig):
     """DenseNet options.
 
     ``small_input`` uses the paper's own CIFAR stem (§3, Implementation details): a single 3×3 stride-1
@@ -102,15 +103,15 @@ class DenseNetConfig:
     bottleneck (DenseNet, not -B) and ``compression=1`` transitions without compression (not -C).
     """
 
-    in_shape: tuple[int, int, int] = (3, 224, 224)  # (C, H, W): ImageNet crops
-    num_classes: int = 1000  # K
+    in_shape: ImageShape = (3, 224, 224)  # (C, H, W): ImageNet crops
+    num_classes: PositiveInt = 1000  # K
     small_input: bool = False  # 3×3 stride-1 stem, no BN-ReLU, no max-pool (the paper's CIFAR stem)
-    growth_rate: int = 32  # k, new channels per dense layer
-    block_config: tuple[int, ...] = (6, 12, 24, 16)  # dense layers per block (DenseNet-121, Table 1)
-    num_init_features: int = 64  # stem filters (2k for DenseNet-BC)
-    bn_size: int = 4  # bottleneck width bn_size·k (B); 0 = no bottleneck layer
+    growth_rate: PositiveInt = 32  # k, new channels per dense layer
+    block_config: Shape = (6, 12, 24, 16)  # dense layers per block (DenseNet-121, Table 1)
+    num_init_features: PositiveInt = 64  # stem filters (2k for DenseNet-BC)
+    bn_size: NonNegativeInt = 4  # bottleneck width bn_size·k (B); 0 = no bottleneck layer
     compression: float = 0.5  # θ: a transition keeps ⌊θC⌋ channels (C); 1 = no compression
-    drop_rate: float = 0.0  # dropout on each dense layer's new features
+    drop_rate: Probability = 0.0  # dropout on each dense layer's new features
 
 
 class DenseNet(nn.Module):
@@ -158,19 +159,26 @@ class DenseNet(nn.Module):
         self._init_weights()
 
     def _check_input_size(self, h: int, w: int) -> None:
-        """The 2×2 average pools floor: each transition needs at least a 2×2 map."""
-        size = min(h, w)
+        """The 2×2 average pools floor: each transition needs at least a 2×2 map. The global pool at
+        the end takes any map, so any H, W from that minimum on fit (``self.input_spec``)."""
+        side_min = min_side(self._fits)
+        if min(h, w) < side_min:
+            n_trans = len(self.config.block_config) - 1
+            raise ValueError(
+                f"input {h}×{w} is too small for this DenseNet (stem ÷4 and {n_trans} transitions ÷2 leave "
+                "no pixels for the last blocks); set model.small_input=true"
+            )
+        self.input_spec = (self.input_shape[0], AtLeast("H", side_min), AtLeast("W", side_min))
+
+    def _fits(self, size: int) -> bool:
         if not self.config.small_input:
             size = (size - 1) // 2 + 1  # 7×7/2 conv, padding 3
             size = (size - 1) // 2 + 1  # 3×3/2 max-pool, padding 1
-        n_trans = len(self.config.block_config) - 1
-        for _ in range(n_trans):
+        for _ in range(len(self.config.block_config) - 1):
             if size < 2:
-                raise ValueError(
-                    f"input {h}×{w} is too small for this DenseNet (stem ÷4 and {n_trans} transitions ÷2 leave "
-                    "no pixels for the last blocks); set model.small_input=true"
-                )
+                return False
             size //= 2
+        return True
 
     def _init_weights(self) -> None:
         # torchvision's init: He-normal (fan_in) convolutions, BN γ=1 β=0, zero linear bias
@@ -184,7 +192,7 @@ class DenseNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         x = self.features(x)  # (B, D, H/32, W/32) for four blocks (H/4, W/4 for three with small_input)
         x = F.relu(x)
         return F.adaptive_avg_pool2d(x, 1).flatten(1)  # (B, D)
@@ -205,9 +213,10 @@ _SMOKE = {"in_shape": (3, 32, 32), "num_classes": 10}
     paper=PAPER,
     defaults={"growth_rate": 32, "block_config": (6, 12, 24, 16), "num_init_features": 64},
     test_overrides=_SMOKE,
+    meta={"num_params": 7_978_856, "macs": 2.83e9, "source": "torchvision"},
 )
 def densenet121(**overrides) -> DenseNet:
-    """DenseNet-BC-121: k=32, blocks (6, 12, 24, 16); 7,978,856 parameters, 2.83 GMACs at 224×224."""
+    """DenseNet-BC-121: k=32, blocks (6, 12, 24, 16)."""
     return DenseNet(DenseNetConfig(**overrides))
 
 
@@ -217,9 +226,10 @@ def densenet121(**overrides) -> DenseNet:
     paper=PAPER,
     defaults={"growth_rate": 48, "block_config": (6, 12, 36, 24), "num_init_features": 96},
     test_overrides=_SMOKE,
+    meta={"num_params": 28_681_000, "macs": 7.73e9, "source": "torchvision"},
 )
 def densenet161(**overrides) -> DenseNet:
-    """DenseNet-BC-161: k=48, blocks (6, 12, 36, 24), 96 stem filters; 28,681,000 parameters, 7.73 GMACs."""
+    """DenseNet-BC-161: k=48, blocks (6, 12, 36, 24), 96 stem filters."""
     return DenseNet(DenseNetConfig(**overrides))
 
 
@@ -229,9 +239,10 @@ def densenet161(**overrides) -> DenseNet:
     paper=PAPER,
     defaults={"growth_rate": 32, "block_config": (6, 12, 32, 32), "num_init_features": 64},
     test_overrides=_SMOKE,
+    meta={"num_params": 14_149_480, "macs": 3.36e9, "source": "torchvision"},
 )
 def densenet169(**overrides) -> DenseNet:
-    """DenseNet-BC-169: k=32, blocks (6, 12, 32, 32); 14,149,480 parameters, 3.36 GMACs at 224×224."""
+    """DenseNet-BC-169: k=32, blocks (6, 12, 32, 32)."""
     return DenseNet(DenseNetConfig(**overrides))
 
 
@@ -241,9 +252,10 @@ def densenet169(**overrides) -> DenseNet:
     paper=PAPER,
     defaults={"growth_rate": 32, "block_config": (6, 12, 48, 32), "num_init_features": 64},
     test_overrides=_SMOKE,
+    meta={"num_params": 20_013_928, "macs": 4.29e9, "source": "torchvision"},
 )
 def densenet201(**overrides) -> DenseNet:
-    """DenseNet-BC-201: k=32, blocks (6, 12, 48, 32); 20,013,928 parameters, 4.29 GMACs at 224×224."""
+    """DenseNet-BC-201: k=32, blocks (6, 12, 48, 32)."""
     return DenseNet(DenseNetConfig(**overrides))
 
 
@@ -259,7 +271,8 @@ def densenet201(**overrides) -> DenseNet:
         "block_config": (16, 16, 16),
         "num_init_features": 24,
     },
+    meta={"num_params": 769_162, "macs": 287_929_692},
 )
 def densenet_bc_100(**overrides) -> DenseNet:
-    """DenseNet-BC-100 for CIFAR: k=12, three blocks of 16 layers; 769,162 parameters at 10 classes."""
+    """DenseNet-BC-100 for CIFAR: k=12, three blocks of 16 layers."""
     return DenseNet(DenseNetConfig(**overrides))

@@ -57,6 +57,7 @@ from torch import nn
 
 from archlab.layers.conv import ConvNormAct, DropPath, SqueezeExcite, init_conv_bn_, make_divisible
 from archlab.registry import register_model
+from archlab.registry.config import ImageShape, ModelConfig, NonNegativeFloat, PositiveFloat, PositiveInt, Probability
 from archlab.utils.shapes import check_shape
 
 PAPER = (
@@ -121,7 +122,7 @@ class MBConv(nn.Module):
 
 
 @dataclass
-class EfficientNetConfig:
+class EfficientNetConfig(ModelConfig):
     """EfficientNet (Tan & Le 2019) in torchvision's layout; defaults are B0.
 
     ``small_input`` makes the stem convolution stride 1 instead of 2; every other stride is kept, so
@@ -135,16 +136,16 @@ class EfficientNetConfig:
     resamples each image bilinearly to round(H·γ^φ) before the stem: 28 → 32 at φ = 1, 37 at φ = 2.
     """
 
-    in_shape: tuple[int, int, int] = (3, 224, 224)  # (C, H, W): B0 at 224 (B1…B7: 240 … 600)
-    num_classes: int = 1000  # K
+    in_shape: ImageShape = (3, 224, 224)  # (C, H, W): B0 at 224 (B1…B7: 240 … 600)
+    num_classes: PositiveInt = 1000  # K
     small_input: bool = False  # stem stride 1 instead of 2 (28×28 / 32×32 images)
-    width_mult: float = 1.0  # w: channels make_divisible(c·w, 8), head 4·make_divisible(320w, 8)
-    depth_mult: float = 1.0  # d: repeats per stage ⌈n·d⌉
-    dropout: float = 0.2  # before the classifier (B0/B1 0.2, B2/B3 0.3, B4/B5 0.4, B6/B7 0.5)
-    drop_connect_rate: float = 0.2  # stochastic depth of the last block; block i of N gets rate·i/N
+    width_mult: PositiveFloat = 1.0  # w: channels make_divisible(c·w, 8), head 4·make_divisible(320w, 8)
+    depth_mult: PositiveFloat = 1.0  # d: repeats per stage ⌈n·d⌉
+    dropout: Probability = 0.2  # before the classifier (B0/B1 0.2, B2/B3 0.3, B4/B5 0.4, B6/B7 0.5)
+    drop_connect_rate: Probability = 0.2  # stochastic depth of the last block; block i of N gets rate·i/N
     phi: float | None = None  # compound coefficient φ: overrides width_mult, depth_mult and H, W
-    bn_eps: float = 1e-5  # BatchNorm ε (torchvision: 1e-5 for B0–B4, 1e-3 for B5–B7 as TF)
-    bn_momentum: float = 0.1  # BatchNorm momentum (torchvision: 0.1 for B0–B4, 0.01 for B5–B7)
+    bn_eps: PositiveFloat = 1e-5  # BatchNorm ε (torchvision: 1e-5 for B0–B4, 1e-3 for B5–B7 as TF)
+    bn_momentum: NonNegativeFloat = 0.1  # BatchNorm momentum (torchvision: 0.1 for B0–B4, 0.01 for B5–B7)
 
 
 class EfficientNet(nn.Module):
@@ -166,6 +167,7 @@ class EfficientNet(nn.Module):
         if width <= 0 or depth <= 0:
             raise ValueError(f"width_mult and depth_mult must be > 0, got {width} and {depth}")
         self.input_shape = (c, h, w)
+        self.input_spec = (c, "H", "W")  # padded convolutions and global pooling: any H, W ≥ 1 (as torchvision)
         self.width_mult, self.depth_mult = width, depth
         bn = {"bn_eps": config.bn_eps, "bn_momentum": config.bn_momentum}
 
@@ -202,7 +204,7 @@ class EfficientNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         if self.resolution is not None and self.resolution != tuple(x.shape[-2:]):
             x = F.interpolate(x, size=self.resolution, mode="bilinear", align_corners=False)  # (B, C, γ^φ·H, γ^φ·W)
         x = self.stem(x)  # (B, 32w, H/2, W/2)  (H with small_input)
@@ -227,9 +229,10 @@ _TF_BN = {"bn_eps": 1e-3, "bn_momentum": 0.01}  # torchvision B5–B7 (weights p
     paper=PAPER,
     defaults={"width_mult": 1.0, "depth_mult": 1.0, "in_shape": (3, 224, 224), "dropout": 0.2},
     test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 5_288_548, "macs": 0.39e9, "source": "torchvision"},
 )
 def efficientnet_b0(**overrides) -> EfficientNet:
-    """EfficientNet-B0: the searched baseline (w 1.0, d 1.0, 224×224); 5,288,548 params, 0.39 GMACs."""
+    """EfficientNet-B0: the searched baseline (w 1.0, d 1.0, 224×224)."""
     return EfficientNet(EfficientNetConfig(**overrides))
 
 
@@ -239,9 +242,10 @@ def efficientnet_b0(**overrides) -> EfficientNet:
     paper=PAPER,
     defaults={"width_mult": 1.0, "depth_mult": 1.1, "in_shape": (3, 240, 240), "dropout": 0.2},
     test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 7_794_184, "macs": 0.69e9, "source": "torchvision"},
 )
 def efficientnet_b1(**overrides) -> EfficientNet:
-    """EfficientNet-B1 (w 1.0, d 1.1, 240×240); 7,794,184 params, 0.69 GMACs."""
+    """EfficientNet-B1 (w 1.0, d 1.1, 240×240)."""
     return EfficientNet(EfficientNetConfig(**overrides))
 
 
@@ -251,9 +255,10 @@ def efficientnet_b1(**overrides) -> EfficientNet:
     paper=PAPER,
     defaults={"width_mult": 1.1, "depth_mult": 1.2, "in_shape": (3, 260, 260), "dropout": 0.3},
     test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 9_109_994, "macs": 1.0e9, "source": "torchvision; MACs at 260×260: paper Table 2"},
 )
 def efficientnet_b2(**overrides) -> EfficientNet:
-    """EfficientNet-B2 (w 1.1, d 1.2, 260×260); 9,109,994 params, 0.99 GMACs (1.09 at 288×288)."""
+    """EfficientNet-B2 (w 1.1, d 1.2, 260×260)."""
     return EfficientNet(EfficientNetConfig(**overrides))
 
 
@@ -263,9 +268,10 @@ def efficientnet_b2(**overrides) -> EfficientNet:
     paper=PAPER,
     defaults={"width_mult": 1.2, "depth_mult": 1.4, "in_shape": (3, 300, 300), "dropout": 0.3},
     test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 12_233_232, "macs": 1.83e9, "source": "torchvision"},
 )
 def efficientnet_b3(**overrides) -> EfficientNet:
-    """EfficientNet-B3 (w 1.2, d 1.4, 300×300); 12,233,232 params, 1.83 GMACs."""
+    """EfficientNet-B3 (w 1.2, d 1.4, 300×300)."""
     return EfficientNet(EfficientNetConfig(**overrides))
 
 
@@ -275,9 +281,10 @@ def efficientnet_b3(**overrides) -> EfficientNet:
     paper=PAPER,
     defaults={"width_mult": 1.4, "depth_mult": 1.8, "in_shape": (3, 380, 380), "dropout": 0.4},
     test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 19_341_616, "macs": 4.39e9, "source": "torchvision"},
 )
 def efficientnet_b4(**overrides) -> EfficientNet:
-    """EfficientNet-B4 (w 1.4, d 1.8, 380×380); 19,341,616 params, 4.39 GMACs."""
+    """EfficientNet-B4 (w 1.4, d 1.8, 380×380)."""
     return EfficientNet(EfficientNetConfig(**overrides))
 
 
@@ -287,9 +294,10 @@ def efficientnet_b4(**overrides) -> EfficientNet:
     paper=PAPER,
     defaults={"width_mult": 1.6, "depth_mult": 2.2, "in_shape": (3, 456, 456), "dropout": 0.4, **_TF_BN},
     test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 30_389_784, "macs": 10.27e9, "source": "torchvision"},
 )
 def efficientnet_b5(**overrides) -> EfficientNet:
-    """EfficientNet-B5 (w 1.6, d 2.2, 456×456); 30,389,784 params, 10.27 GMACs."""
+    """EfficientNet-B5 (w 1.6, d 2.2, 456×456)."""
     return EfficientNet(EfficientNetConfig(**overrides))
 
 
@@ -299,9 +307,10 @@ def efficientnet_b5(**overrides) -> EfficientNet:
     paper=PAPER,
     defaults={"width_mult": 1.8, "depth_mult": 2.6, "in_shape": (3, 528, 528), "dropout": 0.5, **_TF_BN},
     test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 43_040_704, "macs": 19.07e9, "source": "torchvision"},
 )
 def efficientnet_b6(**overrides) -> EfficientNet:
-    """EfficientNet-B6 (w 1.8, d 2.6, 528×528); 43,040,704 params, 19.07 GMACs."""
+    """EfficientNet-B6 (w 1.8, d 2.6, 528×528)."""
     return EfficientNet(EfficientNetConfig(**overrides))
 
 
@@ -311,7 +320,8 @@ def efficientnet_b6(**overrides) -> EfficientNet:
     paper=PAPER,
     defaults={"width_mult": 2.0, "depth_mult": 3.1, "in_shape": (3, 600, 600), "dropout": 0.5, **_TF_BN},
     test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 66_347_960, "macs": 37.75e9, "source": "torchvision"},
 )
 def efficientnet_b7(**overrides) -> EfficientNet:
-    """EfficientNet-B7 (w 2.0, d 3.1, 600×600); 66,347,960 params, 37.75 GMACs."""
+    """EfficientNet-B7 (w 2.0, d 3.1, 600×600)."""
     return EfficientNet(EfficientNetConfig(**overrides))

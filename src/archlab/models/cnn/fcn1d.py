@@ -55,6 +55,7 @@ from archlab.layers.conv1d import (
     step_mask,
 )
 from archlab.registry import register_model
+from archlab.registry.config import ModelConfig, NonNegativeFloat, PositiveFloat, PositiveInt, Shape, SignalShape
 from archlab.utils.shapes import check_shape
 
 PAPER = (
@@ -62,13 +63,13 @@ PAPER = (
     "A Strong Baseline (IJCNN 2017), arXiv:1611.06455"
 )
 @dataclass
-class FCN1dConfig:
-    in_shape: tuple[int, int] = (1, 150)  # (C, T): a univariate series (GunPoint's T = 150)
-    num_classes: int = 2  # K
-    filters: tuple[int, ...] = (128, 256, 128)  # F_i of each block (§III-B)
-    kernel_sizes: tuple[int, ...] = (8, 5, 3)  # k_i of each block (§III-B)
-    bn_eps: float = KERAS_BN_EPS  # Keras' default ε (torch's is 1e-5)
-    bn_momentum: float = KERAS_BN_MOMENTUM  # torch convention; Keras' momentum 0.99
+class FCN1dConfig(ModelConfig):
+    in_shape: SignalShape = (1, 150)  # (C, T): a univariate series (GunPoint's T = 150)
+    num_classes: PositiveInt = 2  # K
+    filters: Shape = (128, 256, 128)  # F_i of each block (§III-B)
+    kernel_sizes: Shape = (8, 5, 3)  # k_i of each block (§III-B)
+    bn_eps: PositiveFloat = KERAS_BN_EPS  # Keras' default ε (torch's is 1e-5)
+    bn_momentum: NonNegativeFloat = KERAS_BN_MOMENTUM  # torch convention; Keras' momentum 0.99
 
 
 class FCN1d(nn.Module):
@@ -79,6 +80,7 @@ class FCN1d(nn.Module):
         self.config = config
         c, t = config.in_shape
         self.input_shape = (c, t)
+        self.input_spec = (c, "T")  # 'same' convolutions and (masked) global pooling: any T
         if len(config.filters) != len(config.kernel_sizes) or not config.filters:
             raise ValueError(
                 f"filters {config.filters} and kernel_sizes {config.kernel_sizes} must be equally long and non-empty"
@@ -96,7 +98,7 @@ class FCN1d(nn.Module):
         init_keras_(self)
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         mask = step_mask(lengths, x)  # (B, 1, T) or None
         h = x if mask is None else x * mask  # padding is zero whatever the caller put there
         for block in self.blocks:
@@ -110,7 +112,13 @@ class FCN1d(nn.Module):
         return self.forward_head(self.forward_features(x, lengths))
 
 
-@register_model(family="cnn", config=FCN1dConfig, paper=PAPER, tasks=("classification",))
+@register_model(
+    family="cnn",
+    config=FCN1dConfig,
+    paper=PAPER,
+    tasks=("classification",),
+    meta={"num_params": 264_962, "macs": 39_475_456},
+)
 def fcn1d(**overrides) -> FCN1d:
-    """Wang et al.'s FCN for time series: 3 conv blocks (128/256/128, k 8/5/3), GAP; 264,962 params (C=1, K=2)."""
+    """Wang et al.'s FCN for time series: 3 conv blocks (128/256/128, k 8/5/3), GAP."""
     return FCN1d(FCN1dConfig(**overrides))

@@ -47,6 +47,7 @@ import torch
 from torch import nn
 
 from archlab.registry import register_model
+from archlab.registry.config import ImageShape, ModelConfig, PositiveInt
 from archlab.utils.shapes import check_shape
 
 # Table I: the S2 maps (rows 0–5) each C3 map (columns 0–15) reads. Maps 0–5 take three
@@ -140,7 +141,7 @@ def _c5_size(n: int, pad: int) -> int:
 
 
 @dataclass
-class LeNetConfig:
+class LeNetConfig(ModelConfig):
     """LeNet-5 options; the defaults are the paper's network except for the output layer.
 
     ``output="linear"`` is the default: the paper's RBF output compares F6 with fixed ±1 codes
@@ -156,8 +157,8 @@ class LeNetConfig:
     paper's 32×32 (the paper itself pads MNIST's 28×28 digits into a 32×32 field).
     """
 
-    in_shape: tuple[int, int, int] = (1, 32, 32)  # (C, H, W): the paper's 32×32 greyscale field
-    num_classes: int = 10  # K digits
+    in_shape: ImageShape = (1, 32, 32)  # (C, H, W): the paper's 32×32 greyscale field
+    num_classes: PositiveInt = 10  # K digits
     small_input: bool = False  # 28×28 input: C1 uses padding 2 (common MNIST practice)
     # f: 1.7159·tanh(2a/3) with the paper's U(±2.4/fan-in) init, or ReLU with torch's default init
     activation: Literal["scaled_tanh", "relu"] = "scaled_tanh"
@@ -174,6 +175,7 @@ class LeNet5(nn.Module):
         super().__init__()
         self.config = config
         self.input_shape = tuple(config.in_shape)
+        self.input_spec = self.input_shape  # F6 reads the flattened C5 map: H×W fixed (32×32, or 28×28 padded)
         c, h, w = config.in_shape
         pad = 2 if config.small_input else 0
         sizes = [_c5_size(n, pad) for n in (h, w)]
@@ -220,7 +222,7 @@ class LeNet5(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         x = self.act1(self.c1(x))  # (B, 6, 28, 28) at 32×32
         x = self.s2(x)  # (B, 6, 14, 14)
         x = self.act3(self.c3(x))  # (B, 16, 10, 10)
@@ -238,9 +240,14 @@ class LeNet5(nn.Module):
 _PAPER = "LeCun, Bottou, Bengio & Haffner, Gradient-Based Learning Applied to Document Recognition (Proc. IEEE 1998)"
 
 
-@register_model(family="cnn", config=LeNetConfig, paper=_PAPER)
+@register_model(
+    family="cnn",
+    config=LeNetConfig,
+    paper=_PAPER,
+    meta={"num_params": 60_850, "macs": 326_520},
+)
 def lenet5(**overrides) -> LeNet5:
-    """LeNet-5 (1998): scaled tanh, trainable subsampling, C3 by Table I; 60,850 parameters."""
+    """LeNet-5 (1998): scaled tanh, trainable subsampling, C3 by Table I."""
     return LeNet5(LeNetConfig(**overrides))
 
 
@@ -249,7 +256,8 @@ def lenet5(**overrides) -> LeNet5:
     config=LeNetConfig,
     paper=_PAPER,
     defaults={"activation": "relu", "pool": "max", "c3_table": False, "output": "linear"},
+    meta={"num_params": 61_706, "macs": 416_520},
 )
 def lenet5_modern(**overrides) -> LeNet5:
-    """LeNet-5 as usually re-implemented: ReLU, max pooling, full C3; 61,706 parameters."""
+    """LeNet-5 as usually re-implemented: ReLU, max pooling, full C3."""
     return LeNet5(LeNetConfig(**overrides))

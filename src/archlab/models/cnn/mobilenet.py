@@ -41,6 +41,7 @@ from torch import nn
 
 from archlab.layers.conv import ConvNormAct, init_conv_bn_, make_divisible
 from archlab.registry import register_model
+from archlab.registry.config import ImageShape, ModelConfig, PositiveFloat, PositiveInt, Probability
 from archlab.utils.shapes import check_shape
 
 PAPER_V1 = (
@@ -99,7 +100,7 @@ class DepthwiseSeparable(nn.Sequential):
 
 
 @dataclass
-class MobileNetV1Config:
+class MobileNetV1Config(ModelConfig):
     """MobileNet V1 (Howard et al. 2017).
 
     ``small_input`` makes the stem convolution stride 1 instead of 2 (the usual CIFAR adaptation, e.g.
@@ -112,12 +113,12 @@ class MobileNetV1Config:
     only ``model.input_shape`` (and so the mult-adds, ≈ ρ²), never the parameters.
     """
 
-    in_shape: tuple[int, int, int] = (3, 224, 224)  # (C, H, W) before ρ: ImageNet 224×224
-    num_classes: int = 1000  # K
+    in_shape: ImageShape = (3, 224, 224)  # (C, H, W) before ρ: ImageNet 224×224
+    num_classes: PositiveInt = 1000  # K
     small_input: bool = False  # stem stride 1 instead of 2 (28×28 / 32×32 images)
-    width_mult: float = 1.0  # α (paper: 1.0, 0.75, 0.5, 0.25): every width c → make_divisible(αc, 8)
-    resolution_mult: float = 1.0  # ρ (paper: 1, 6/7, 5/7, 4/7): input H, W → round(ρH), round(ρW)
-    dropout: float = 0.001  # before the classifier (TF-slim / Keras reference: keep_prob 0.999)
+    width_mult: PositiveFloat = 1.0  # α (paper: 1.0, 0.75, 0.5, 0.25): every width c → make_divisible(αc, 8)
+    resolution_mult: PositiveFloat = 1.0  # ρ (paper: 1, 6/7, 5/7, 4/7): input H, W → round(ρH), round(ρW)
+    dropout: Probability = 0.001  # before the classifier (TF-slim / Keras reference: keep_prob 0.999)
 
 
 class MobileNetV1(nn.Module):
@@ -131,6 +132,7 @@ class MobileNetV1(nn.Module):
         if rho <= 0 or alpha <= 0:
             raise ValueError(f"width_mult and resolution_mult must be > 0, got {alpha} and {rho}")
         self.input_shape = (c, round(h * rho), round(w * rho))
+        self.input_spec = (c, "H", "W")  # padded convolutions and global pooling: any H, W ≥ 1 (as torchvision)
         if min(self.input_shape[1:]) < 1:
             raise ValueError(f"input {self.input_shape[1]}×{self.input_shape[2]} is empty; raise resolution_mult")
 
@@ -148,7 +150,7 @@ class MobileNetV1(nn.Module):
         _init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         x = self.features(x)  # (B, 1024α, H/32, W/32)  (H/16 with small_input)
         return self.pool(x).flatten(1)  # (B, 1024α)
 
@@ -183,7 +185,7 @@ class InvertedResidual(nn.Module):
 
 
 @dataclass
-class MobileNetV2Config:
+class MobileNetV2Config(ModelConfig):
     """MobileNet V2 (Sandler et al. 2018), torchvision's layout.
 
     ``small_input`` makes the stem convolution stride 1 instead of 2; every other stride is kept, so
@@ -192,11 +194,11 @@ class MobileNetV2Config:
     any input runs (⌈H/2⌉ never reaches 0): 28×28 ends on 1×1.
     """
 
-    in_shape: tuple[int, int, int] = (3, 224, 224)  # (C, H, W): ImageNet 224×224
-    num_classes: int = 1000  # K
+    in_shape: ImageShape = (3, 224, 224)  # (C, H, W): ImageNet 224×224
+    num_classes: PositiveInt = 1000  # K
     small_input: bool = False  # stem stride 1 instead of 2 (28×28 / 32×32 images)
-    width_mult: float = 1.0  # α: widths make_divisible(αc, 8); the last 1280 only grows (α > 1)
-    dropout: float = 0.2  # before the classifier (torchvision)
+    width_mult: PositiveFloat = 1.0  # α: widths make_divisible(αc, 8); the last 1280 only grows (α > 1)
+    dropout: Probability = 0.2  # before the classifier (torchvision)
 
 
 class MobileNetV2(nn.Module):
@@ -206,6 +208,7 @@ class MobileNetV2(nn.Module):
         super().__init__()
         self.config = config
         self.input_shape = tuple(config.in_shape)
+        self.input_spec = (config.in_shape[0], "H", "W")  # any H, W ≥ 1, as V1
         alpha = config.width_mult
         if alpha <= 0:
             raise ValueError(f"width_mult must be > 0, got {alpha}")
@@ -228,7 +231,7 @@ class MobileNetV2(nn.Module):
         _init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         x = self.features(x)  # (B, 1280, H/32, W/32)  (H/16 with small_input)
         return self.pool(x).flatten(1)  # (B, 1280)
 
@@ -240,13 +243,25 @@ class MobileNetV2(nn.Module):
 
 
 # -- builders ----------------------------------------------------------------------------------
-@register_model(family="cnn", config=MobileNetV1Config, paper=PAPER_V1, test_overrides=TEST_OVERRIDES)
+@register_model(
+    family="cnn",
+    config=MobileNetV1Config,
+    paper=PAPER_V1,
+    test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 4_231_976, "macs": 569e6, "source": "Howard et al. 2017, Table 8"},
+)
 def mobilenet_v1(**overrides) -> MobileNetV1:
-    """MobileNet V1: 13 depthwise-separable layers, width α and resolution ρ multipliers; 4,231,976 params."""
+    """MobileNet V1: 13 depthwise-separable layers, width α and resolution ρ multipliers."""
     return MobileNetV1(MobileNetV1Config(**overrides))
 
 
-@register_model(family="cnn", config=MobileNetV2Config, paper=PAPER_V2, test_overrides=TEST_OVERRIDES)
+@register_model(
+    family="cnn",
+    config=MobileNetV2Config,
+    paper=PAPER_V2,
+    test_overrides=TEST_OVERRIDES,
+    meta={"num_params": 3_504_872, "macs": 0.30e9, "source": "torchvision"},
+)
 def mobilenet_v2(**overrides) -> MobileNetV2:
-    """MobileNet V2: inverted residuals with linear bottlenecks, ReLU6; 3,504,872 params (torchvision)."""
+    """MobileNet V2: inverted residuals with linear bottlenecks, ReLU6."""
     return MobileNetV2(MobileNetV2Config(**overrides))

@@ -36,7 +36,8 @@ from torch import nn
 
 from archlab.layers.conv import init_conv_bn_
 from archlab.registry import register_model
-from archlab.utils.shapes import check_shape
+from archlab.registry.config import ImageShape, ModelConfig, PositiveInt, Shape
+from archlab.utils.shapes import AtLeast, check_shape
 
 PAPER = "He et al., Deep Residual Learning for Image Recognition (CVPR 2016), arXiv:1512.03385"
 
@@ -80,7 +81,8 @@ class BasicBlock(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)  # (B, P, H/s, W/s)
         out = self.relu(self.bn1(self.conv1(x)))  # (B, P, H/s, W/s)
         out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        out += identity  # in place, as timm: one tensor fewer per block (BN's backward needs its input only)
+        return self.relu(out)
 
 
 class Bottleneck(nn.Module):
@@ -110,14 +112,15 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))  # (B, P, H, W)  (H/s with stride_in_1x1)
         out = self.relu(self.bn2(self.conv2(out)))  # (B, P, H/s, W/s)
         out = self.bn3(self.conv3(out))  # (B, 4P, H/s, W/s)
-        return self.relu(out + identity)
+        out += identity  # in place (see BasicBlock)
+        return self.relu(out)
 
 
 BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
 @dataclass
-class ResNetConfig:
+class ResNetConfig(ModelConfig):
     """ResNet options.
 
     ``small_input`` is the usual CIFAR adaptation of the ImageNet ResNets (as in the CIFAR ResNet-18
@@ -126,12 +129,12 @@ class ResNetConfig:
     of 1×1. ResNet-18 with it has 11,173,962 parameters at 10 classes.
     """
 
-    in_shape: tuple[int, int, int] = (3, 224, 224)  # (C, H, W): ImageNet crops
-    num_classes: int = 1000  # K
+    in_shape: ImageShape = (3, 224, 224)  # (C, H, W): ImageNet crops
+    num_classes: PositiveInt = 1000  # K
     small_input: bool = False  # 3×3 stride-1 stem and no max-pool (CIFAR-sized inputs)
     block: Literal["basic", "bottleneck"] = "basic"  # basic: ResNet-18/34; bottleneck: ResNet-50/101/152
-    layers: tuple[int, ...] = (2, 2, 2, 2)  # blocks per stage (Table 1); stage i has width P = width·2^i
-    width: int = 64  # P of the stem and the first stage (64 in the paper)
+    layers: Shape = (2, 2, 2, 2)  # blocks per stage (Table 1); stage i has width P = width·2^i
+    width: PositiveInt = 64  # P of the stem and the first stage (64 in the paper)
     stride_in_1x1: bool = False  # bottleneck stride on the first 1×1 (paper, v1) instead of the 3×3 (v1.5)
     zero_init_residual: bool = False  # zero γ of each block's last BN: blocks start as identities (Goyal et al. 2017)
 
@@ -155,6 +158,8 @@ class ResNet(nn.Module):
                 f"input {h}×{w} is too small for this ResNet (total stride {stride}: the last stage would see "
                 "less than one position per stride); set model.small_input=true"
             )
+        # fully convolutional with global pooling: any H, W that survive the total stride (as torchvision)
+        self.input_spec = (c, AtLeast("H", stride), AtLeast("W", stride))
         block = BLOCKS[config.block]
         p = config.width
         if config.small_input:
@@ -192,7 +197,7 @@ class ResNet(nn.Module):
         return getattr(self, f"layer{i}")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (B, P, H/4, W/4)  (H, W with small_input)
         for i in range(1, self.num_stages + 1):
             x = self.stage(i)(x)  # (B, E·P·2^(i−1), H/2^(i+1), W/2^(i+1))
@@ -215,9 +220,10 @@ _SMOKE = {"in_shape": (3, 32, 32), "small_input": True, "num_classes": 10}
     paper=PAPER,
     defaults={"block": "basic", "layers": (2, 2, 2, 2)},
     test_overrides=_SMOKE,
+    meta={"num_params": 11_689_512, "macs": 1.81e9, "source": "torchvision"},
 )
 def resnet18(**overrides) -> ResNet:
-    """ResNet-18: basic blocks [2, 2, 2, 2]; 11,689,512 parameters, 1.81 GMACs at 224×224."""
+    """ResNet-18: basic blocks [2, 2, 2, 2]."""
     return ResNet(ResNetConfig(**overrides))
 
 
@@ -227,9 +233,10 @@ def resnet18(**overrides) -> ResNet:
     paper=PAPER,
     defaults={"block": "basic", "layers": (3, 4, 6, 3)},
     test_overrides={**_SMOKE, "width": 16},
+    meta={"num_params": 21_797_672, "macs": 3.66e9, "source": "torchvision"},
 )
 def resnet34(**overrides) -> ResNet:
-    """ResNet-34: basic blocks [3, 4, 6, 3]; 21,797,672 parameters, 3.66 GMACs at 224×224."""
+    """ResNet-34: basic blocks [3, 4, 6, 3]."""
     return ResNet(ResNetConfig(**overrides))
 
 
@@ -239,9 +246,10 @@ def resnet34(**overrides) -> ResNet:
     paper=PAPER,
     defaults={"block": "bottleneck", "layers": (3, 4, 6, 3)},
     test_overrides={**_SMOKE, "width": 16},
+    meta={"num_params": 25_557_032, "macs": 4.09e9, "source": "torchvision"},
 )
 def resnet50(**overrides) -> ResNet:
-    """ResNet-50: bottleneck blocks [3, 4, 6, 3]; 25,557,032 parameters, 4.09 GMACs at 224×224."""
+    """ResNet-50: bottleneck blocks [3, 4, 6, 3]."""
     return ResNet(ResNetConfig(**overrides))
 
 
@@ -251,9 +259,10 @@ def resnet50(**overrides) -> ResNet:
     paper=PAPER,
     defaults={"block": "bottleneck", "layers": (3, 4, 23, 3)},
     test_overrides={**_SMOKE, "width": 8},
+    meta={"num_params": 44_549_160, "macs": 7.80e9, "source": "torchvision"},
 )
 def resnet101(**overrides) -> ResNet:
-    """ResNet-101: bottleneck blocks [3, 4, 23, 3]; 44,549,160 parameters, 7.80 GMACs at 224×224."""
+    """ResNet-101: bottleneck blocks [3, 4, 23, 3]."""
     return ResNet(ResNetConfig(**overrides))
 
 
@@ -263,7 +272,8 @@ def resnet101(**overrides) -> ResNet:
     paper=PAPER,
     defaults={"block": "bottleneck", "layers": (3, 8, 36, 3)},
     test_overrides={**_SMOKE, "width": 8},
+    meta={"num_params": 60_192_808, "macs": 11.51e9, "source": "torchvision"},
 )
 def resnet152(**overrides) -> ResNet:
-    """ResNet-152: bottleneck blocks [3, 8, 36, 3]; 60,192,808 parameters, 11.51 GMACs at 224×224."""
+    """ResNet-152: bottleneck blocks [3, 8, 36, 3]."""
     return ResNet(ResNetConfig(**overrides))

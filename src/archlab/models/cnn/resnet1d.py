@@ -60,6 +60,7 @@ from archlab.layers.conv1d import (
 )
 from archlab.models.cnn.fcn1d import PAPER
 from archlab.registry import register_model
+from archlab.registry.config import ModelConfig, NonNegativeFloat, PositiveFloat, PositiveInt, Shape, SignalShape
 from archlab.utils.shapes import check_shape
 
 
@@ -104,13 +105,13 @@ class ResidualBlock1d(nn.Module):
 
 
 @dataclass
-class ResNet1dConfig:
-    in_shape: tuple[int, int] = (1, 150)  # (C, T): a univariate series (GunPoint's T = 150)
-    num_classes: int = 2  # K
-    filters: tuple[int, ...] = (64, 128, 128)  # F_j of each residual block (§III-C)
-    kernel_sizes: tuple[int, ...] = (8, 5, 3)  # the convolutions inside every block (§III-C)
-    bn_eps: float = KERAS_BN_EPS  # Keras' default ε (torch's is 1e-5)
-    bn_momentum: float = KERAS_BN_MOMENTUM  # torch convention; Keras' momentum 0.99
+class ResNet1dConfig(ModelConfig):
+    in_shape: SignalShape = (1, 150)  # (C, T): a univariate series (GunPoint's T = 150)
+    num_classes: PositiveInt = 2  # K
+    filters: Shape = (64, 128, 128)  # F_j of each residual block (§III-C)
+    kernel_sizes: Shape = (8, 5, 3)  # the convolutions inside every block (§III-C)
+    bn_eps: PositiveFloat = KERAS_BN_EPS  # Keras' default ε (torch's is 1e-5)
+    bn_momentum: NonNegativeFloat = KERAS_BN_MOMENTUM  # torch convention; Keras' momentum 0.99
 
 
 class ResNet1d(nn.Module):
@@ -121,6 +122,7 @@ class ResNet1d(nn.Module):
         self.config = config
         c, t = config.in_shape
         self.input_shape = (c, t)
+        self.input_spec = (c, "T")  # 'same' convolutions and (masked) global pooling: any T
         if not config.filters or not config.kernel_sizes:
             raise ValueError(f"filters {config.filters} and kernel_sizes {config.kernel_sizes} must be non-empty")
         if min(config.filters) < 1 or min(config.kernel_sizes) < 1 or c < 1 or t < 1:
@@ -137,7 +139,7 @@ class ResNet1d(nn.Module):
         init_keras_(self)
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         mask = step_mask(lengths, x)  # (B, 1, T) or None
         h = x if mask is None else x * mask  # padding is zero whatever the caller put there
         for block in self.blocks:
@@ -151,7 +153,13 @@ class ResNet1d(nn.Module):
         return self.forward_head(self.forward_features(x, lengths))
 
 
-@register_model(family="cnn", config=ResNet1dConfig, paper=PAPER, tasks=("classification",))
+@register_model(
+    family="cnn",
+    config=ResNet1dConfig,
+    paper=PAPER,
+    tasks=("classification",),
+    meta={"num_params": 504_258, "macs": 75_043_456},
+)
 def resnet1d(**overrides) -> ResNet1d:
-    """Wang et al.'s ResNet for time series: 3 residual blocks (64/128/128, k 8/5/3), GAP; 504,258 params (C=1, K=2)."""
+    """Wang et al.'s ResNet for time series: 3 residual blocks (64/128/128, k 8/5/3), GAP."""
     return ResNet1d(ResNet1dConfig(**overrides))

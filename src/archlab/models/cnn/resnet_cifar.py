@@ -34,7 +34,8 @@ from torch import nn
 
 from archlab.layers.conv import init_conv_bn_
 from archlab.registry import register_model
-from archlab.utils.shapes import check_shape
+from archlab.registry.config import ImageShape, ModelConfig, NonNegativeInt, PositiveInt, Shape
+from archlab.utils.shapes import AtLeast, check_shape
 
 PAPER = "He et al., Deep Residual Learning for Image Recognition (CVPR 2016), arXiv:1512.03385, §4.2"
 
@@ -87,7 +88,7 @@ class CifarBasicBlock(nn.Module):
 
 
 @dataclass
-class CifarResNetConfig:
+class CifarResNetConfig(ModelConfig):
     """CIFAR ResNet options.
 
     ``small_input`` is accepted for uniformity with the other CNNs and changes nothing: the stem is
@@ -95,11 +96,11 @@ class CifarResNetConfig:
     at least 4×4 (28×28 MNIST-sized images end at 7×7).
     """
 
-    in_shape: tuple[int, int, int] = (3, 32, 32)  # (C, H, W): CIFAR-10 images
-    num_classes: int = 10  # K
+    in_shape: ImageShape = (3, 32, 32)  # (C, H, W): CIFAR-10 images
+    num_classes: PositiveInt = 10  # K
     small_input: bool = False  # no effect (already a small-input network)
-    depth: int = 20  # 6n + 2 weighted layers: 20, 32, 44, 56, 110 (n = 3, 5, 7, 9, 18)
-    widths: tuple[int, ...] = (16, 32, 64)  # P of each stage (the stem has widths[0]); later stages halve H, W
+    depth: NonNegativeInt = 20  # 6n + 2 weighted layers: 20, 32, 44, 56, 110 (n = 3, 5, 7, 9, 18)
+    widths: Shape = (16, 32, 64)  # P of each stage (the stem has widths[0]); later stages halve H, W
     shortcut: Literal["A", "B"] = "A"  # where the shape changes: A zero-pad identity (paper), B 1×1 projection + BN
     residual: bool = True  # False: the plain network, no shortcut anywhere (Fig. 6 left)
     zero_init_residual: bool = False  # zero γ of each block's last BN (residual blocks start as identities)
@@ -121,6 +122,7 @@ class CifarResNet(nn.Module):
         if min(h, w) < stride:
             n_halve = len(config.widths) - 1
             raise ValueError(f"input {h}×{w} is too small for {n_halve} halvings (total stride {stride})")
+        self.input_spec = (c, AtLeast("H", stride), AtLeast("W", stride))  # global pooling: any H, W ≥ stride
         n = (config.depth - 2) // 6
         self.conv1 = conv3x3(c, config.widths[0])
         self.bn1 = nn.BatchNorm2d(config.widths[0])
@@ -148,7 +150,7 @@ class CifarResNet(nn.Module):
                     nn.init.zeros_(m.bn2.weight)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         x = self.relu(self.bn1(self.conv1(x)))  # (B, 16, H, W)
         x = self.stages(x)  # (B, 64, H/4, W/4)
         return self.avgpool(x).flatten(1)  # (B, 64)
@@ -165,9 +167,10 @@ class CifarResNet(nn.Module):
     config=CifarResNetConfig,
     paper=PAPER,
     defaults={"depth": 20},
+    meta={"num_params": 269_722, "macs": 40_551_040},
 )
 def resnet20(**overrides) -> CifarResNet:
-    """ResNet-20 for CIFAR: 3 basic blocks per stage, option-A shortcuts; 269,722 parameters."""
+    """ResNet-20 for CIFAR: 3 basic blocks per stage, option-A shortcuts."""
     return CifarResNet(CifarResNetConfig(**overrides))
 
 
@@ -176,9 +179,10 @@ def resnet20(**overrides) -> CifarResNet:
     config=CifarResNetConfig,
     paper=PAPER,
     defaults={"depth": 32},
+    meta={"num_params": 464_154, "macs": 68_862_592},
 )
 def resnet32(**overrides) -> CifarResNet:
-    """ResNet-32 for CIFAR: 5 basic blocks per stage, option-A shortcuts; 464,154 parameters."""
+    """ResNet-32 for CIFAR: 5 basic blocks per stage, option-A shortcuts."""
     return CifarResNet(CifarResNetConfig(**overrides))
 
 
@@ -187,9 +191,10 @@ def resnet32(**overrides) -> CifarResNet:
     config=CifarResNetConfig,
     paper=PAPER,
     defaults={"depth": 44},
+    meta={"num_params": 658_586, "macs": 97_174_144},
 )
 def resnet44(**overrides) -> CifarResNet:
-    """ResNet-44 for CIFAR: 7 basic blocks per stage, option-A shortcuts; 658,586 parameters."""
+    """ResNet-44 for CIFAR: 7 basic blocks per stage, option-A shortcuts."""
     return CifarResNet(CifarResNetConfig(**overrides))
 
 
@@ -198,9 +203,10 @@ def resnet44(**overrides) -> CifarResNet:
     config=CifarResNetConfig,
     paper=PAPER,
     defaults={"depth": 56},
+    meta={"num_params": 853_018, "macs": 125_485_696},
 )
 def resnet56(**overrides) -> CifarResNet:
-    """ResNet-56 for CIFAR: 9 basic blocks per stage, option-A shortcuts; 853,018 parameters."""
+    """ResNet-56 for CIFAR: 9 basic blocks per stage, option-A shortcuts."""
     return CifarResNet(CifarResNetConfig(**overrides))
 
 
@@ -209,9 +215,10 @@ def resnet56(**overrides) -> CifarResNet:
     config=CifarResNetConfig,
     paper=PAPER,
     defaults={"depth": 110},
+    meta={"num_params": 1_727_962, "macs": 252_887_680},
 )
 def resnet110(**overrides) -> CifarResNet:
-    """ResNet-110 for CIFAR: 18 basic blocks per stage, option-A shortcuts; 1,727,962 parameters."""
+    """ResNet-110 for CIFAR: 18 basic blocks per stage, option-A shortcuts."""
     return CifarResNet(CifarResNetConfig(**overrides))
 
 
@@ -220,9 +227,10 @@ def resnet110(**overrides) -> CifarResNet:
     config=CifarResNetConfig,
     paper=PAPER,
     defaults={"depth": 20, "residual": False},
+    meta={"num_params": 269_722, "macs": 40_551_040},
 )
 def plain20(**overrides) -> CifarResNet:
-    """Plain-20 for CIFAR: ResNet-20 without shortcuts (3 blocks per stage); 269,722 parameters."""
+    """Plain-20 for CIFAR: ResNet-20 without shortcuts (3 blocks per stage)."""
     return CifarResNet(CifarResNetConfig(**overrides))
 
 
@@ -231,9 +239,10 @@ def plain20(**overrides) -> CifarResNet:
     config=CifarResNetConfig,
     paper=PAPER,
     defaults={"depth": 32, "residual": False},
+    meta={"num_params": 464_154, "macs": 68_862_592},
 )
 def plain32(**overrides) -> CifarResNet:
-    """Plain-32 for CIFAR: ResNet-32 without shortcuts (5 blocks per stage); 464,154 parameters."""
+    """Plain-32 for CIFAR: ResNet-32 without shortcuts (5 blocks per stage)."""
     return CifarResNet(CifarResNetConfig(**overrides))
 
 
@@ -242,9 +251,10 @@ def plain32(**overrides) -> CifarResNet:
     config=CifarResNetConfig,
     paper=PAPER,
     defaults={"depth": 44, "residual": False},
+    meta={"num_params": 658_586, "macs": 97_174_144},
 )
 def plain44(**overrides) -> CifarResNet:
-    """Plain-44 for CIFAR: ResNet-44 without shortcuts (7 blocks per stage); 658,586 parameters."""
+    """Plain-44 for CIFAR: ResNet-44 without shortcuts (7 blocks per stage)."""
     return CifarResNet(CifarResNetConfig(**overrides))
 
 
@@ -253,9 +263,10 @@ def plain44(**overrides) -> CifarResNet:
     config=CifarResNetConfig,
     paper=PAPER,
     defaults={"depth": 56, "residual": False},
+    meta={"num_params": 853_018, "macs": 125_485_696},
 )
 def plain56(**overrides) -> CifarResNet:
-    """Plain-56 for CIFAR: ResNet-56 without shortcuts (9 blocks per stage); 853,018 parameters."""
+    """Plain-56 for CIFAR: ResNet-56 without shortcuts (9 blocks per stage)."""
     return CifarResNet(CifarResNetConfig(**overrides))
 
 
@@ -264,7 +275,8 @@ def plain56(**overrides) -> CifarResNet:
     config=CifarResNetConfig,
     paper=PAPER,
     defaults={"depth": 110, "residual": False},
+    meta={"num_params": 1_727_962, "macs": 252_887_680},
 )
 def plain110(**overrides) -> CifarResNet:
-    """Plain-110 for CIFAR: ResNet-110 without shortcuts (18 blocks per stage); 1,727,962 parameters."""
+    """Plain-110 for CIFAR: ResNet-110 without shortcuts (18 blocks per stage)."""
     return CifarResNet(CifarResNetConfig(**overrides))

@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 from archlab.registry import register_model
-from archlab.utils.shapes import check_shape
+from archlab.registry.config import ImageShape, ModelConfig, PositiveInt, Probability
+from archlab.utils.shapes import AtLeast, check_shape, min_side
 
 # Fire modules (squeeze s, expand e = 1×1 and 3×3 widths each) and max-pools "M" after conv1
 FIRE_PLAN: dict[str, tuple[tuple[int, int] | str, ...]] = {
@@ -63,7 +64,7 @@ class Fire(nn.Module):
 
 
 @dataclass
-class SqueezeNetConfig:
+class SqueezeNetConfig(ModelConfig):
     """SqueezeNet options; the defaults are torchvision's ``squeezenet1_0``.
 
     ``small_input`` (28×28 / 32×32): conv1 becomes a 3×3 stride-1 conv with padding 1 (same
@@ -71,11 +72,11 @@ class SqueezeNetConfig:
     reaches the classifier at 4×4 (32 → 16 → 8 → 4) and a 28×28 one at 3×3.
     """
 
-    in_shape: tuple[int, int, int] = (3, 224, 224)  # (C, H, W): ImageNet crops
-    num_classes: int = 1000  # K
+    in_shape: ImageShape = (3, 224, 224)  # (C, H, W): ImageNet crops
+    num_classes: PositiveInt = 1000  # K
     small_input: bool = False  # conv1 3×3, stride 1, padding 1 for CIFAR-sized inputs
     version: Literal["1_0", "1_1"] = "1_0"  # 1_0: paper Table 1; 1_1: v1.1 (quote it in YAML: 1_0 reads as 10)
-    dropout: float = 0.5  # before the conv10 classifier (paper §5: after fire9)
+    dropout: Probability = 0.5  # before the conv10 classifier (paper §5: after fire9)
 
 
 class SqueezeNet(nn.Module):
@@ -91,15 +92,20 @@ class SqueezeNet(nn.Module):
         c, h, w = config.in_shape
         width, k, s = CONV1[config.version]
         conv1 = nn.Conv2d(c, width, 3, padding=1) if config.small_input else nn.Conv2d(c, width, k, stride=s)
-        sides = []
-        for n in (h, w):
+
+        def last_side(n: int) -> int:  # the side of the fire9 map
             n = n if config.small_input else ((n - k) // s + 1 if n >= k else 0)
             for _ in range(3):
                 n = _pool_out(n)
-            sides.append(n)
+            return n
+
+        sides = [last_side(h), last_side(w)]
         if min(sides) < 1:
             fix = "; set model.small_input=true" if not config.small_input else ""
             raise ValueError(f"input {h}×{w} is too small for SqueezeNet {config.version} (conv1 and three pools){fix}")
+        # conv10 and the global average pool take any map: any H, W that leave fire9 at least 1×1
+        side_min = min_side(lambda n: last_side(n) >= 1)
+        self.input_spec = (c, AtLeast("H", side_min), AtLeast("W", side_min))
         self.feature_shape = (512, sides[0], sides[1])  # the map fire9 produces
 
         layers: list[nn.Module] = [conv1, nn.ReLU(inplace=True)]
@@ -131,15 +137,14 @@ class SqueezeNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The fire9 map, flattened: (B, 512·h·w). Not globally pooled, because the classifier is a
-        1×1 conv followed by ReLU *before* the average pool, and ReLU does not commute with it."""
-        check_shape(x, (None, *self.input_shape))
-        x = self.features(x)  # (B, 512, 13, 13) at 224×224
-        return x.flatten(1)  # (B, 512·13·13)
+        """The fire9 map (B, 512, h, w), (B, 512, 13, 13) at 224×224. Not globally pooled, because the
+        classifier is a 1×1 conv followed by ReLU *before* the average pool, and ReLU does not commute
+        with it."""
+        check_shape(x, (None, *self.input_spec))
+        return self.features(x)  # (B, 512, h, w)
 
     def forward_head(self, h: torch.Tensor) -> torch.Tensor:
-        h = h.view(h.shape[0], *self.feature_shape)  # (B, 512, h, w)
-        return self.classifier(h).flatten(1)  # (B, K)
+        return self.classifier(h).flatten(1)  # (B, 512, h, w) → (B, K)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
@@ -152,13 +157,27 @@ _PAPER = (
 _TEST = {"in_shape": (3, 16, 16), "small_input": True, "num_classes": 10}
 
 
-@register_model(family="cnn", config=SqueezeNetConfig, paper=_PAPER, defaults={"version": "1_0"}, test_overrides=_TEST)
+@register_model(
+    family="cnn",
+    config=SqueezeNetConfig,
+    paper=_PAPER,
+    defaults={"version": "1_0"},
+    test_overrides=_TEST,
+    meta={"num_params": 1_248_424, "macs": 0.819e9, "source": "torchvision"},
+)
 def squeezenet1_0(**overrides) -> SqueezeNet:
-    """SqueezeNet 1.0 (paper Table 1): 1,248,424 parameters, 0.82 GMACs at 224×224."""
+    """SqueezeNet 1.0 (paper Table 1)."""
     return SqueezeNet(SqueezeNetConfig(**overrides))
 
 
-@register_model(family="cnn", config=SqueezeNetConfig, paper=_PAPER, defaults={"version": "1_1"}, test_overrides=_TEST)
+@register_model(
+    family="cnn",
+    config=SqueezeNetConfig,
+    paper=_PAPER,
+    defaults={"version": "1_1"},
+    test_overrides=_TEST,
+    meta={"num_params": 1_235_496, "macs": 0.349e9, "source": "torchvision"},
+)
 def squeezenet1_1(**overrides) -> SqueezeNet:
-    """SqueezeNet 1.1 (3×3 conv1, earlier pools): 1,235,496 parameters, 0.35 GMACs at 224×224."""
+    """SqueezeNet 1.1 (3×3 conv1, earlier pools)."""
     return SqueezeNet(SqueezeNetConfig(**overrides))

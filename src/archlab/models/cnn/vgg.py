@@ -28,7 +28,8 @@ from torch import nn
 
 from archlab.layers.conv import init_conv_bn_
 from archlab.registry import register_model
-from archlab.utils.shapes import check_shape
+from archlab.registry.config import ImageShape, ModelConfig, PositiveInt, Probability
+from archlab.utils.shapes import AtLeast, check_shape
 
 # convs per stage (Table 1); the stage widths are width · (1, 2, 4, 8, 8) = 64, 128, 256, 512, 512
 STAGE_DEPTHS: dict[int, tuple[int, ...]] = {
@@ -41,7 +42,7 @@ STAGE_MULTIPLIERS = (1, 2, 4, 8, 8)
 
 
 @dataclass
-class VGGConfig:
+class VGGConfig(ModelConfig):
     """VGG options; the defaults are torchvision's ``vgg16``.
 
     ``small_input`` (the common CIFAR VGG, e.g. 32×32 → 1×1 after the five pools): the conv stack
@@ -51,14 +52,14 @@ class VGGConfig:
     at 10 classes instead of 134M.
     """
 
-    in_shape: tuple[int, int, int] = (3, 224, 224)  # (C, H, W): ImageNet crops
-    num_classes: int = 1000  # K
+    in_shape: ImageShape = (3, 224, 224)  # (C, H, W): ImageNet crops
+    num_classes: PositiveInt = 1000  # K
     small_input: bool = False  # CIFAR-style: ceil-mode pools, 1×1 pooled features, 512-wide head
     depth: Literal[11, 13, 16, 19] = 16  # weight layers: configuration A, B, D or E (Table 1)
     batch_norm: bool = False  # BN after every conv (the torchvision ``_bn`` models)
-    width: int = 64  # conv1 width; the stages have width · (1, 2, 4, 8, 8) maps (paper: 64)
-    head_width: int | None = None  # hidden FC width; None: 4096 (paper), or 512 with small_input
-    dropout: float = 0.5  # after each hidden FC layer (paper §3.1: 0.5)
+    width: PositiveInt = 64  # conv1 width; the stages have width · (1, 2, 4, 8, 8) maps (paper: 64)
+    head_width: PositiveInt | None = None  # hidden FC width; None: 4096 (paper), or 512 with small_input
+    dropout: Probability = 0.5  # after each hidden FC layer (paper §3.1: 0.5)
 
 
 class VGG(nn.Module):
@@ -79,6 +80,10 @@ class VGG(nn.Module):
                 f"input {h}×{w} is too small for vgg{config.depth} (5 halvings need at least 32×32); "
                 "set model.small_input=true"
             )
+        # the adaptive pool before the classifier takes any map: any H, W the five pools leave ≥ 1 (ceil-mode
+        # pools with small_input: any size)
+        side_min = 1 if config.small_input else 32
+        self.input_spec = (c, AtLeast("H", side_min), AtLeast("W", side_min))
         layers: list[nn.Module] = []
         if config.width < 1 or (config.head_width is not None and config.head_width < 1):
             raise ValueError(f"width and head_width must be ≥ 1, got {config.width} and {config.head_width}")
@@ -112,7 +117,7 @@ class VGG(nn.Module):
         init_conv_bn_(self, linear_std=0.01)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         x = self.features(x)  # (B, 512, H/32, W/32)
         x = self.avgpool(x)  # (B, 512, 7, 7), or (B, 512, 1, 1) with small_input
         return x.flatten(1)  # (B, 25088) or (B, 512)
@@ -131,52 +136,108 @@ _PAPER = (
 _TEST = {"in_shape": (3, 32, 32), "small_input": True, "num_classes": 10, "width": 8, "head_width": 64}
 
 
-@register_model(family="cnn", config=VGGConfig, paper=_PAPER, defaults={"depth": 11}, test_overrides=_TEST)
+@register_model(
+    family="cnn",
+    config=VGGConfig,
+    paper=_PAPER,
+    defaults={"depth": 11},
+    test_overrides=_TEST,
+    meta={"num_params": 132_863_336, "macs": 7.609e9, "source": "torchvision"},
+)
 def vgg11(**overrides) -> VGG:
-    """VGG-11 (configuration A): 132,863,336 parameters, 7.61 GMACs at 224×224."""
+    """VGG-11 (configuration A)."""
     return VGG(VGGConfig(**overrides))
 
 
-@register_model(family="cnn", config=VGGConfig, paper=_PAPER, defaults={"depth": 13}, test_overrides=_TEST)
+@register_model(
+    family="cnn",
+    config=VGGConfig,
+    paper=_PAPER,
+    defaults={"depth": 13},
+    test_overrides=_TEST,
+    meta={"num_params": 133_047_848, "macs": 11.308e9, "source": "torchvision"},
+)
 def vgg13(**overrides) -> VGG:
-    """VGG-13 (configuration B): 133,047,848 parameters, 11.31 GMACs at 224×224."""
+    """VGG-13 (configuration B)."""
     return VGG(VGGConfig(**overrides))
 
 
-@register_model(family="cnn", config=VGGConfig, paper=_PAPER, defaults={"depth": 16}, test_overrides=_TEST)
+@register_model(
+    family="cnn",
+    config=VGGConfig,
+    paper=_PAPER,
+    defaults={"depth": 16},
+    test_overrides=_TEST,
+    meta={"num_params": 138_357_544, "macs": 15.470e9, "source": "torchvision"},
+)
 def vgg16(**overrides) -> VGG:
-    """VGG-16 (configuration D): 138,357,544 parameters, 15.47 GMACs at 224×224."""
+    """VGG-16 (configuration D)."""
     return VGG(VGGConfig(**overrides))
 
 
-@register_model(family="cnn", config=VGGConfig, paper=_PAPER, defaults={"depth": 19}, test_overrides=_TEST)
+@register_model(
+    family="cnn",
+    config=VGGConfig,
+    paper=_PAPER,
+    defaults={"depth": 19},
+    test_overrides=_TEST,
+    meta={"num_params": 143_667_240, "macs": 19.632e9, "source": "torchvision"},
+)
 def vgg19(**overrides) -> VGG:
-    """VGG-19 (configuration E): 143,667,240 parameters, 19.63 GMACs at 224×224."""
+    """VGG-19 (configuration E)."""
     return VGG(VGGConfig(**overrides))
 
 
 _BN = {"batch_norm": True}
 
 
-@register_model(family="cnn", config=VGGConfig, paper=_PAPER, defaults={"depth": 11, **_BN}, test_overrides=_TEST)
+@register_model(
+    family="cnn",
+    config=VGGConfig,
+    paper=_PAPER,
+    defaults={"depth": 11, **_BN},
+    test_overrides=_TEST,
+    meta={"num_params": 132_868_840, "macs": 7.609e9, "source": "torchvision"},
+)
 def vgg11_bn(**overrides) -> VGG:
-    """VGG-11 with batch norm: 132,868,840 parameters, 7.61 GMACs at 224×224."""
+    """VGG-11 with batch norm."""
     return VGG(VGGConfig(**overrides))
 
 
-@register_model(family="cnn", config=VGGConfig, paper=_PAPER, defaults={"depth": 13, **_BN}, test_overrides=_TEST)
+@register_model(
+    family="cnn",
+    config=VGGConfig,
+    paper=_PAPER,
+    defaults={"depth": 13, **_BN},
+    test_overrides=_TEST,
+    meta={"num_params": 133_053_736, "macs": 11.308e9, "source": "torchvision"},
+)
 def vgg13_bn(**overrides) -> VGG:
-    """VGG-13 with batch norm: 133,053,736 parameters, 11.31 GMACs at 224×224."""
+    """VGG-13 with batch norm."""
     return VGG(VGGConfig(**overrides))
 
 
-@register_model(family="cnn", config=VGGConfig, paper=_PAPER, defaults={"depth": 16, **_BN}, test_overrides=_TEST)
+@register_model(
+    family="cnn",
+    config=VGGConfig,
+    paper=_PAPER,
+    defaults={"depth": 16, **_BN},
+    test_overrides=_TEST,
+    meta={"num_params": 138_365_992, "macs": 15.470e9, "source": "torchvision"},
+)
 def vgg16_bn(**overrides) -> VGG:
-    """VGG-16 with batch norm: 138,365,992 parameters, 15.47 GMACs at 224×224."""
+    """VGG-16 with batch norm."""
     return VGG(VGGConfig(**overrides))
 
 
-@register_model(family="cnn", config=VGGConfig, paper=_PAPER, defaults={"depth": 19, **_BN}, test_overrides=_TEST)
+@register_model(
+    family="cnn",
+    config=VGGConfig,
+    paper=_PAPER,
+    defaults={"depth": 19, **_BN},
+    test_overrides=_TEST,
+    meta={"num_params": 143_678_248, "macs": 19.632e9, "source": "torchvision"},
+)
 def vgg19_bn(**overrides) -> VGG:
-    """VGG-19 with batch norm: 143,678,248 parameters, 19.63 GMACs at 224×224."""
+    """VGG-19 with batch norm."""
     return VGG(VGGConfig(**overrides))

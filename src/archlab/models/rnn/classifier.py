@@ -20,21 +20,22 @@ import torch
 from torch import nn
 
 from archlab.layers.recurrent import RecurrentBase, SequencePooling, last_state
+from archlab.registry.config import ModelConfig, NonNegativeInt, PositiveInt, Probability, Shape
 from archlab.utils.shapes import check_shape
 
 
 @dataclass
-class RecurrentClassifierConfig:
-    in_shape: tuple[int, ...] = (1, 40)  # (C, T) channels-first signal, or (T,) token ids with vocab_size
-    num_classes: int = 10  # K
-    hidden_size: int = 32  # H
-    num_layers: int = 1
+class RecurrentClassifierConfig(ModelConfig):
+    in_shape: Shape = (1, 40)  # (C, T) channels-first signal, or (T,) token ids with vocab_size
+    num_classes: PositiveInt = 10  # K
+    hidden_size: PositiveInt = 32  # H
+    num_layers: PositiveInt = 1
     bidirectional: bool = False
-    dropout: float = 0.0  # between stacked layers
+    dropout: Probability = 0.0  # between stacked layers
     readout: Literal["last", "mean", "max", "attention", "flatten"] = "last"
     impl: Literal["fused", "cells"] = "fused"  # torch's fused kernel, or our equation-level loop
-    vocab_size: int = 0  # > 0: inputs are token ids (B, T), in_shape (T,), embedded to embed_dim
-    embed_dim: int = 64  # E
+    vocab_size: NonNegativeInt = 0  # > 0: inputs are token ids (B, T), in_shape (T,), embedded to embed_dim
+    embed_dim: PositiveInt = 64  # E
 
 
 class RecurrentClassifier(nn.Module):
@@ -64,6 +65,9 @@ class RecurrentClassifier(nn.Module):
         pooled = config.readout in ("mean", "max", "attention")
         self.pool = SequencePooling(config.readout, d) if pooled else None
         self.head = nn.Linear(d * t if config.readout == "flatten" else d, config.num_classes)
+        # the flatten read-out fixes T (its head reads T·D features); every other read-out takes any T
+        steps = t if config.readout == "flatten" else "T"
+        self.input_spec: tuple[int | str, ...] = (steps,) if self.embed is not None else (self.input_shape[0], steps)
 
     def example_inputs(self, batch: int) -> tuple[torch.Tensor, ...]:
         """A random input of the declared shape: token ids with an embedding, else a signal."""
@@ -79,7 +83,7 @@ class RecurrentClassifier(nn.Module):
         return getattr(self, self.layer_name)
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        check_shape(x, (None, *self.input_shape))
+        check_shape(x, (None, *self.input_spec))
         seq = self.embed(x) if self.embed is not None else x.transpose(1, 2)  # (B, T, E) or (B, T, C)
         out, state = self.layer(seq, lengths=lengths)  # out (B, T, D)
         h_n = state[0] if isinstance(state, tuple) else state  # LSTM: (h_n, c_n); h_n (layers·dirs, B, H)

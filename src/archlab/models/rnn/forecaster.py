@@ -25,23 +25,22 @@ from typing import Literal
 import torch
 from torch import nn
 
-from archlab.layers.recurrent import GRU, LSTM, RNN
+from archlab.layers.recurrent import RECURRENT_LAYERS
 from archlab.registry import register_model
+from archlab.registry.config import ModelConfig, PositiveFloat, PositiveInt, Probability, SignalShape
 from archlab.utils.shapes import check_shape
-
-_LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
 
 @dataclass
-class ForecasterConfig:
-    in_shape: tuple[int, int] = (1, 24)  # (C, L)
-    num_classes: int = 12  # K, the horizon (filled from the data)
+class ForecasterConfig(ModelConfig):
+    in_shape: SignalShape = (1, 24)  # (C, L)
+    num_classes: PositiveInt = 12  # K, the horizon (filled from the data)
     cell: Literal["rnn", "lstm", "gru"] = "lstm"
-    hidden_size: int = 32
-    num_layers: int = 1
-    dropout: float = 0.0
+    hidden_size: PositiveInt = 32
+    num_layers: PositiveInt = 1
+    dropout: Probability = 0.0
     norm: Literal["window", "last", "none"] = "window"
-    eps: float = 1e-5
+    eps: PositiveFloat = 1e-5
 
 
 class RecurrentForecaster(nn.Module):
@@ -51,8 +50,9 @@ class RecurrentForecaster(nn.Module):
         super().__init__()
         self.config = config
         self.input_shape = tuple(config.in_shape)
+        self.input_spec = (config.in_shape[0], "L")  # the recurrence reads a window of any length L
         c, _ = config.in_shape
-        self.rnn = _LAYERS[config.cell](
+        self.rnn = RECURRENT_LAYERS[config.cell](
             c,
             config.hidden_size,
             num_layers=config.num_layers,
@@ -69,7 +69,7 @@ class RecurrentForecaster(nn.Module):
         return torch.zeros_like(x[..., :1]), torch.ones_like(x[..., :1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.config.in_shape))
+        check_shape(x, (None, *self.input_spec))
         mu, sigma = self._stats(x)  # (B, C, 1)
         _, state = self.rnn(((x - mu) / sigma).transpose(1, 2))  # (B, L, C) in
         h_n = state[0] if isinstance(state, tuple) else state  # (layers, B, H)
@@ -85,6 +85,7 @@ def _build(cell: str, overrides: dict) -> RecurrentForecaster:
     config=ForecasterConfig,
     paper="Hochreiter & Schmidhuber 1997 (LSTM); window normalisation: Kim et al., RevIN (ICLR 2022)",
     tasks=("forecasting",),
+    meta={"num_params": 4_876, "macs": 101_760},
 )
 def lstm_forecaster(**overrides) -> RecurrentForecaster:
     """LSTM forecaster: window → horizon from the last hidden state, window-normalised."""
@@ -97,6 +98,7 @@ def lstm_forecaster(**overrides) -> RecurrentForecaster:
     paper="Cho et al. 2014 (GRU); window normalisation: Kim et al., RevIN (ICLR 2022)",
     tasks=("forecasting",),
     defaults={"cell": "gru"},
+    meta={"num_params": 3_756, "macs": 76_416},
 )
 def gru_forecaster(**overrides) -> RecurrentForecaster:
     """GRU forecaster: window → horizon from the last hidden state, window-normalised."""

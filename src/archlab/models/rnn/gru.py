@@ -30,11 +30,12 @@ from typing import Literal
 from archlab.layers.recurrent import GRU
 from archlab.models.rnn.classifier import RecurrentClassifier, RecurrentClassifierConfig, layer_kwargs
 from archlab.registry import register_model
+from archlab.registry.config import PositiveInt
 
 
 @dataclass
 class GRUClassifierConfig(RecurrentClassifierConfig):
-    hidden_size: int = 6  # H (MNIST-1D paper: 6)
+    hidden_size: PositiveInt = 6  # H (MNIST-1D paper: 6)
     bidirectional: bool = True
     readout: Literal["last", "mean", "max", "attention", "flatten"] = "flatten"
 
@@ -52,6 +53,7 @@ class GRUClassifier(RecurrentClassifier):
     family="rnn",
     config=GRUClassifierConfig,
     paper="Cho et al., Learning Phrase Representations using RNN Encoder-Decoder (EMNLP 2014)",
+    meta={"num_params": 5_134, "macs": 14_880, "source": "Greydanus & Kobak 2024 (params)"},
 )
 def gru(**overrides) -> GRUClassifier:
     """Bidirectional GRU sequence classifier (the MNIST-1D GRU)."""

@@ -3,8 +3,9 @@ token at every step — Karpathy's char-rnn (2015) on Shakespeare, after Graves 
 Sutskever, Martens & Hinton (2011).
 
 ``forward`` scores a whole window in one pass (teacher forcing: the input at t is the true token
-t); ``generate`` samples one token at a time, carrying the recurrent state, with a temperature
-(logits / τ: τ < 1 sharpens, τ > 1 flattens) and optional top-k truncation.
+t); ``generate`` samples one token at a time through :meth:`RecurrentLM.step` and the shared
+decoders of :mod:`archlab.layers.decoding`, carrying the recurrent state, with a temperature
+(logits / τ: τ < 1 sharpens, τ > 1 flattens) and optional top-k and top-p (nucleus) truncation.
 
 Letters: B batch, T steps, V vocabulary, E embedding width, H hidden units, L layers.
 
@@ -22,17 +23,17 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from archlab.layers.recurrent import GRU, LSTM, RNN
+from archlab.layers import decoding
+from archlab.layers.decoding import select_rows
+from archlab.layers.recurrent import RECURRENT_LAYERS
 from archlab.registry import register_model
+from archlab.registry.config import ModelConfig
 from archlab.utils.shapes import check_shape
-
-_LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
 
 @dataclass
-class RecurrentLMConfig:
+class RecurrentLMConfig(ModelConfig):
     in_shape: tuple[int] = (64,)  # (T,): the training window (any length works at inference)
     num_classes: int = 75  # V outputs (filled from the data)
     vocab_size: int = 75  # V inputs (filled from the data)
@@ -58,7 +59,7 @@ class RecurrentLM(nn.Module):
         self.config = config
         self.input_shape = tuple(config.in_shape)
         self.embed = nn.Embedding(config.vocab_size, config.embed_dim)
-        self.rnn = _LAYERS[config.cell](
+        self.rnn = RECURRENT_LAYERS[config.cell](
             config.embed_dim,
             config.hidden_size,
             num_layers=config.num_layers,
@@ -84,6 +85,17 @@ class RecurrentLM(nn.Module):
         logits = self.head(self.drop(out))  # (B, T, V)
         return (logits, state) if return_state else logits
 
+    def step(self, tokens: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """The decoding protocol of :mod:`archlab.layers.decoding`: x_t (B,) and the RNN state (h (L, B, H)
+        or (h, c); None at the start) → (logits of x_{t+1} (B, V), the next state)."""
+        logits, state = self(tokens[:, None], state, return_state=True)  # (B, 1, V)
+        return logits[:, 0], state
+
+    @staticmethod
+    def reorder_state(state: Any, rows: torch.Tensor) -> Any:
+        """The state of batch rows ``rows`` (beam search): torch's RNN states are (L, B, H)."""
+        return select_rows(state, rows, dim=1)
+
     @torch.no_grad()
     def generate(
         self,
@@ -91,31 +103,31 @@ class RecurrentLM(nn.Module):
         max_new_tokens: int,
         temperature: float = 1.0,
         top_k: int | None = None,
+        top_p: float | None = None,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Continue each row of ``idx`` (B, T0) by ``max_new_tokens`` sampled tokens → (B, T0 + n).
 
-        ``temperature`` 0 picks the most likely token (greedy)."""
-        if temperature < 0:
-            raise ValueError(f"temperature must be ≥ 0, got {temperature}")
+        The prompt but its last token is read in one pass (the "prefill"); from its last token on,
+        :func:`archlab.layers.decoding.sample` calls :meth:`step`: ``temperature`` 0 picks the most
+        likely token (greedy), ``top_k`` / ``top_p`` cut the distribution to the k most likely tokens /
+        to the nucleus of mass p (Holtzman et al. 2020). Raises ValueError for temperature < 0,
+        top_k < 1 or top_p outside (0, 1]."""
+        decoding.check_sampling(temperature, top_k, top_p)
+        check_shape(idx, (None, None))
+        if idx.shape[1] < 1:
+            raise ValueError("idx: give at least one token to start from, got an empty prompt (B, 0)")
         was_training = self.training
         self.eval()
-        logits, state = self(idx, return_state=True)
-        out = [idx]
-        for _ in range(max_new_tokens):
-            last = logits[:, -1].float()  # (B, V)
-            if temperature == 0:
-                nxt = last.argmax(-1, keepdim=True)
-            else:
-                last = last / temperature
-                if top_k is not None:
-                    kth = torch.topk(last, min(top_k, last.shape[-1])).values[:, -1:]
-                    last = last.masked_fill(last < kth, float("-inf"))
-                nxt = torch.multinomial(F.softmax(last, -1), 1, generator=generator)  # (B, 1)
-            out.append(nxt)
-            logits, state = self(nxt, state, return_state=True)
-        self.train(was_training)
-        return torch.cat(out, 1)
+        try:
+            state = self(idx[:, :-1], return_state=True)[1] if idx.shape[1] > 1 else None
+            out = decoding.sample(
+                self.step, state, idx[:, -1], max_new_tokens,
+                temperature=temperature, top_k=top_k, top_p=top_p, generator=generator,
+            )  # fmt: skip
+        finally:
+            self.train(was_training)
+        return torch.cat([idx, out.tokens], 1)
 
 
 def _lm(cell: str, overrides: dict) -> RecurrentLM:
@@ -128,6 +140,7 @@ def _lm(cell: str, overrides: dict) -> RecurrentLM:
     paper="Karpathy, The Unreasonable Effectiveness of RNNs (char-rnn, 2015); Hochreiter & Schmidhuber 1997",
     tasks=("language_modeling",),
     test_overrides={"hidden_size": 16, "embed_dim": 8},
+    meta={"num_params": 880_139, "macs": 55_754_752},
 )
 def lstm_lm(**overrides) -> RecurrentLM:
     """Character-level LSTM language model (char-rnn): 2 layers of 256, sampling with temperature."""
@@ -141,6 +154,7 @@ def lstm_lm(**overrides) -> RecurrentLM:
     tasks=("language_modeling",),
     defaults={"cell": "gru"},
     test_overrides={"hidden_size": 16, "embed_dim": 8},
+    meta={"num_params": 666_123, "macs": 42_123_264},
 )
 def gru_lm(**overrides) -> RecurrentLM:
     """Character-level GRU language model: 2 layers of 256, sampling with temperature."""

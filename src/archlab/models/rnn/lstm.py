@@ -30,11 +30,12 @@ from dataclasses import dataclass
 from archlab.layers.recurrent import LSTM
 from archlab.models.rnn.classifier import RecurrentClassifier, RecurrentClassifierConfig, layer_kwargs
 from archlab.registry import register_model
+from archlab.registry.config import PositiveInt
 
 
 @dataclass
 class LSTMClassifierConfig(RecurrentClassifierConfig):
-    hidden_size: int = 32  # H (≈ 5k parameters on MNIST-1D, like the paper's models)
+    hidden_size: PositiveInt = 32  # H (≈ 5k parameters on MNIST-1D, like the paper's models)
 
 
 class LSTMClassifier(RecurrentClassifier):
@@ -50,6 +51,7 @@ class LSTMClassifier(RecurrentClassifier):
     family="rnn",
     config=LSTMClassifierConfig,
     paper="Hochreiter & Schmidhuber, Long Short-Term Memory (Neural Computation 1997)",
+    meta={"num_params": 4_810, "macs": 169_280},
 )
 def lstm(**overrides) -> LSTMClassifier:
     """LSTM sequence classifier (last state, mean, max or attention read-out)."""

@@ -21,11 +21,13 @@ encoder layer l's final states of both directions concatenated (Bahdanau et al. 
 backward state only; Cho et al. tanh(V c)); one W_b for h and, for the LSTM, another for c, shared by
 the layers. ``bridge="zeros"`` starts the decoder at 0.
 
-Tokens follow archlab's seq2seq data: ids 0..3 = <pad>, <unk>, <sos>, <eos> on both sides; src (B, S)
-= tokens, <eos>, then <pad>; ``src_lengths`` counts the tokens plus <eos>; the decoder starts from
-<sos> and stops at <eos>. Training (teacher forcing): ``logits = model(x, lengths, y[:, :-1])``,
+Tokens follow archlab's seq2seq data: ids 0..3 = <pad>, <unk>, <sos>, <eos> (archlab.utils.tokens) on
+both sides; src (B, S) = tokens, <eos>, then <pad>; ``src_lengths`` counts the tokens plus <eos>; the
+decoder starts from <sos> and stops at <eos>. Training (teacher forcing): ``logits = model(x, lengths, y[:, :-1])``,
 cross-entropy against ``y[:, 1:]`` with ``ignore_index=0``. Decoding: :meth:`Seq2Seq.greedy_decode`,
-:meth:`Seq2Seq.beam_search` (GNMT length penalty, Wu et al. 2016, arXiv:1609.08144). Scheduled
+:meth:`Seq2Seq.beam_search` (GNMT length penalty, Wu et al. 2016, arXiv:1609.08144) and
+:meth:`Seq2Seq.sample` run the shared decoders of :mod:`archlab.layers.decoding` over
+:meth:`Seq2Seq.step`, the ``step(tokens, state) → (logits, state)`` protocol. Scheduled
 sampling (Bengio et al. 2015, arXiv:1506.03099): ``teacher_forcing=p < 1`` feeds the gold token with
 probability p, else the model's own previous argmax.
 
@@ -48,23 +50,33 @@ Equations:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, get_args
 
 import torch
 from torch import Tensor, nn
 
+from archlab.layers import decoding
 from archlab.layers.attention import LUONG_SCORES, AdditiveAttention, MultiplicativeAttention
-from archlab.layers.recurrent import GRU, LSTM, RNN, RecurrentBase, last_state
+from archlab.layers.decoding import gnmt_length_penalty, select_rows
+from archlab.layers.recurrent import RECURRENT_LAYERS, RecurrentBase, last_state
 from archlab.registry import register_model
+from archlab.registry.config import ModelConfig
 from archlab.utils.errors import ShapeError
+from archlab.utils.tokens import EOS_ID, PAD_ID, SOS_ID, UNK_ID  # both vocabularies
 
 __all__ = [
+    "EOS_ID",
+    "PAD_ID",
+    "SOS_ID",
+    "UNK_ID",
     "DecoderState",
     "Encoded",
     "Memory",
     "Seq2Seq",
     "Seq2SeqConfig",
+    "StepState",
     "gnmt_length_penalty",
     "seq2seq",
     "seq2seq_bahdanau",
@@ -72,18 +84,16 @@ __all__ = [
     "seq2seq_luong",
 ]
 
-PAD_ID, UNK_ID, SOS_ID, EOS_ID = 0, 1, 2, 3  # archlab's seq2seq token convention, both vocabularies
 
 Cell = Literal["rnn", "lstm", "gru"]
 AttentionKind = Literal["none", "bahdanau", "luong"]
 CELLS: tuple[str, ...] = get_args(Cell)
 ATTENTIONS: tuple[str, ...] = get_args(AttentionKind)
-_LAYERS: dict[str, type[RecurrentBase]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 HiddenState = Tensor | tuple[Tensor, Tensor]  # h (n, B, H); LSTM (h, c)
 
 
 @dataclass
-class Seq2SeqConfig:
+class Seq2SeqConfig(ModelConfig):
     in_shape: tuple[int] = (20,)  # (S,) padded source length of the data; informational, any S is accepted
     src_vocab_size: int = 32  # source vocabulary incl. the 4 specials (num2words_fr_en: 32)
     num_classes: int = 37  # V, target vocabulary incl. the 4 specials: the decoder's classes
@@ -128,9 +138,12 @@ class DecoderState(NamedTuple):
     feed: Tensor | None  # Luong input feeding: h̃_{t−1} (B, H); None otherwise
 
 
-def gnmt_length_penalty(length: Tensor | int, alpha: float) -> Tensor | float:
-    """lp(Y) = ((5 + |Y|) / 6)^α of Wu et al. 2016 (GNMT, arXiv:1609.08144 §7); α = 0 gives 1 (raw log-prob)."""
-    return ((5 + length) / 6) ** alpha
+class StepState(NamedTuple):
+    """The state :meth:`Seq2Seq.step` carries between tokens (the protocol of archlab.layers.decoding)."""
+
+    decoder: DecoderState
+    memory: Memory  # the encoded source, read by every step
+    attention: Tensor | None  # α_t (B, S) of the last step; None before the first and for attention "none"
 
 
 class Seq2Seq(nn.Module):
@@ -170,7 +183,7 @@ class Seq2Seq(nn.Module):
 
     def _rnn(self, in_features: int, bidirectional: bool) -> RecurrentBase:
         c = self.config
-        return _LAYERS[c.cell](
+        return RECURRENT_LAYERS[c.cell](
             in_features,
             c.hidden_size,
             num_layers=c.num_layers,
@@ -332,7 +345,30 @@ class Seq2Seq(nn.Module):
         valid = (is_eos.cumsum(1) - is_eos) == 0  # up to and including the first <eos>
         return (logp * valid).sum(1) / gnmt_length_penalty(valid.sum(1).float(), length_penalty)
 
-    # -- decoding --------------------------------------------------------------------------
+    # -- decoding (archlab.layers.decoding) -------------------------------------------------
+    def start_decoding(self, src: Tensor, src_lengths: Tensor) -> tuple[Tensor, StepState]:
+        """The first decoder input (<sos>, (B,)) and the :class:`StepState` for :meth:`step`."""
+        memory, state = self.init_decoder(self.encode(src, src_lengths))
+        start = torch.full((src.shape[0],), SOS_ID, dtype=torch.long, device=src.device)
+        return start, StepState(state, memory, None)
+
+    def step(self, tokens: Tensor, state: StepState) -> tuple[Tensor, StepState]:
+        """The decoding protocol of :mod:`archlab.layers.decoding`: y_{t−1} (B,) → (logits (B, V), state),
+        the step's attention weights α_t (B, S) in ``state.attention``."""
+        logits, decoder, weights = self.decode_step(tokens, state.decoder, state.memory)
+        return logits, StepState(decoder, state.memory, weights)
+
+    @staticmethod
+    def reorder_state(state: StepState, rows: Tensor, *, within_sources: bool = False) -> StepState:
+        """The state of batch rows ``rows`` (B′,): s is (n, B, H), everything else batch-first.
+
+        ``within_sources=True`` (beam search's reordering, which never moves a hypothesis to another
+        source's rows) leaves the memory in place: it is the same for all rows of a source."""
+        hidden = select_rows(state.decoder.hidden, rows, dim=1)
+        decoder = DecoderState(hidden, select_rows(state.decoder.feed, rows))
+        memory = state.memory if within_sources else select_rows(state.memory, rows)
+        return StepState(decoder, memory, select_rows(state.attention, rows))
+
     @torch.no_grad()
     def greedy_decode(
         self, src: Tensor, src_lengths: Tensor, max_len: int | None = None
@@ -341,24 +377,33 @@ class Seq2Seq(nn.Module):
 
         Tokens exclude <sos>; each row ends at its <eos> (or runs to ``max_len``), then <pad> (0);
         α is 0 after a row's <eos>. Stops as soon as every row has emitted <eos>. Put the model in
-        eval mode first (dropout).
+        eval mode first (dropout). :func:`archlab.layers.decoding.greedy` over :meth:`step`.
         """
         max_len = self._max_len(max_len)
-        memory, state = self.init_decoder(self.encode(src, src_lengths))
-        b = src.shape[0]
-        y = torch.full((b,), SOS_ID, dtype=torch.long, device=src.device)
-        done = torch.zeros(b, dtype=torch.bool, device=src.device)
-        tokens, attn = [], []
-        for _ in range(max_len):
-            logits, state, weights = self.decode_step(y, state, memory)
-            y = logits.argmax(-1).masked_fill(done, PAD_ID)  # (B,)
-            tokens.append(y)
-            if weights is not None:
-                attn.append(weights.masked_fill(done[:, None], 0.0))
-            done = done | (y == EOS_ID)
-            if bool(done.all()):
-                break
-        return torch.stack(tokens, dim=1), (torch.stack(attn, dim=1) if attn else None)
+        start, state = self.start_decoding(src, src_lengths)
+        out = decoding.greedy(self.step, state, start, max_len, eos_id=EOS_ID, pad_id=PAD_ID, trace=_attention)
+        return out.tokens, out.trace
+
+    @torch.no_grad()
+    def sample(
+        self,
+        src: Tensor,
+        src_lengths: Tensor,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | None = None,
+        max_len: int | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Sampled outputs y_t ~ p(y | y_<t, x) with temperature / top-k / top-p
+        (:func:`archlab.layers.decoding.sample`), laid out as :meth:`greedy_decode`."""
+        max_len = self._max_len(max_len)
+        start, state = self.start_decoding(src, src_lengths)
+        out = decoding.sample(
+            self.step, state, start, max_len, temperature=temperature, top_k=top_k, top_p=top_p,
+            generator=generator, eos_id=EOS_ID, pad_id=PAD_ID, trace=_attention,
+        )  # fmt: skip
+        return out.tokens, out.trace
 
     @torch.no_grad()
     def beam_search(
@@ -370,80 +415,28 @@ class Seq2Seq(nn.Module):
         max_len: int | None = None,
         return_scores: bool = False,
     ) -> tuple[Tensor, Tensor | None] | tuple[Tensor, Tensor | None, Tensor]:
-        """Beam search over a batch (beams flattened to B·k rows). Returns (tokens (B, L), α (B, L, S)
-        or None[, scores (B,)]) laid out as :meth:`greedy_decode`.
-
-        Each step expands the k live hypotheses of a source by every token and keeps the 2k best by
-        log-prob; those of the best k that end in <eos> are finished (kept with their score
-        log p(Y|X) / lp(Y), lp(Y) = ((5 + |Y|)/6)^α, |Y| counting <eos>), the k best others live on.
-        A source is done once it has k finished hypotheses; at ``max_len`` the live ones are finished
-        too. The answer is the finished hypothesis with the best score. ``beam_size=1`` is greedy
-        decoding exactly; ``length_penalty=0`` ranks by raw log-prob. Put the model in eval mode first.
+        """Beam search (:func:`archlab.layers.decoding.beam_search` over :meth:`step`). Returns
+        (tokens (B, L), α (B, L, S) or None[, scores (B,)]) laid out as :meth:`greedy_decode`; the
+        score is log p(Y|X) / lp(Y), lp(Y) = ((5 + |Y|)/6)^α, |Y| counting <eos>. ``beam_size=1``
+        is greedy decoding exactly; ``length_penalty=0`` ranks by raw log-prob. Put the model in eval
+        mode first.
         """
         if beam_size < 1:
             raise ValueError(f"beam_size must be ≥ 1, got {beam_size}")
         if length_penalty < 0:
             raise ValueError(f"length_penalty (α) must be ≥ 0, got {length_penalty}")
         max_len = self._max_len(max_len)
-        k, v = beam_size, self.config.num_classes
-        memory, state = self.init_decoder(self.encode(src, src_lengths))
-        b, s = src.shape
-        dev = src.device
-        memory = Memory(*(None if m is None else m.repeat_interleave(k, dim=0) for m in memory))  # B·k rows
-        state = _repeat_state(state, k)
-        scores = torch.zeros(b, k, device=dev)  # log p of each live hypothesis
-        scores[:, 1:] = float("-inf")  # at the start only one hypothesis per source is live
-        hist = torch.zeros(b * k, 0, dtype=torch.long, device=dev)  # tokens of the live hypotheses (B·k, t)
-        ahist = memory.outputs.new_zeros(b * k, 0, s) if self.attention is not None else None
-        y = torch.full((b * k,), SOS_ID, dtype=torch.long, device=dev)
-        base = torch.arange(b, device=dev)[:, None] * k  # (B, 1): first row of each source's beam
-        finished: list[list[tuple[float, Tensor, Tensor | None]]] = [[] for _ in range(b)]
-        done = torch.zeros(b, dtype=torch.bool, device=dev)
-        for _ in range(max_len):
-            logits, state, weights = self.decode_step(y, state, memory)
-            logp = logits.float().log_softmax(-1).view(b, k, v)
-            cand = (scores[:, :, None] + logp).view(b, k * v)  # log p of every one-token extension
-            top_s, top_i = cand.topk(min(2 * k, k * v), dim=1)  # (B, 2k), best first
-            parent = base + torch.div(top_i, v, rounding_mode="floor")  # (B, 2k) rows of B·k
-            tok = top_i % v
-            is_eos = tok == EOS_ID
-            # finish the <eos> extensions among the best k of each source still searching
-            fin = is_eos[:, :k] & torch.isfinite(top_s[:, :k]) & ~done[:, None]
-            for i, r in fin.nonzero().tolist():
-                p = int(parent[i, r])
-                toks = torch.cat([hist[p], tok[i, r : r + 1]])
-                att = None if ahist is None else torch.cat([ahist[p], weights[p][None]])
-                finished[i].append((float(top_s[i, r]) / gnmt_length_penalty(len(toks), length_penalty), toks, att))
-            done = done | torch.tensor([len(f) >= k for f in finished], device=dev)
-            if bool(done.all()):
-                break
-            # the k best extensions that do not end in <eos> live on
-            scores, keep = top_s.masked_fill(is_eos, float("-inf")).topk(k, dim=1)  # (B, k)
-            rows = parent.gather(1, keep).view(-1)  # (B·k,)
-            y = tok.gather(1, keep).view(-1)
-            hist = torch.cat([hist[rows], y[:, None]], dim=1)
-            if ahist is not None:
-                ahist = torch.cat([ahist[rows], weights[rows][:, None]], dim=1)
-            state = _select(state, rows)
-        else:  # max_len reached: the live hypotheses of unfinished sources finish as they are
-            for i in (~done).nonzero()[:, 0].tolist():
-                for j in range(k):
-                    if torch.isfinite(scores[i, j]):
-                        toks = hist[i * k + j]
-                        att = None if ahist is None else ahist[i * k + j]
-                        lp = gnmt_length_penalty(len(toks), length_penalty)
-                        finished[i].append((float(scores[i, j]) / lp, toks, att))
-        best = [max(f, key=lambda h: h[0]) for f in finished]
-        length = max(len(h[1]) for h in best)
-        tokens = torch.full((b, length), PAD_ID, dtype=torch.long, device=dev)
-        attn = None if ahist is None else memory.outputs.new_zeros(b, length, s)
-        for i, (_, toks, att) in enumerate(best):
-            tokens[i, : len(toks)] = toks
-            if attn is not None:
-                attn[i, : len(toks)] = att
+        start, state = self.start_decoding(src, src_lengths)
+        b = src.shape[0]
+        out = decoding.beam_search(
+            self.step, state, start, max_len, beam_size=beam_size, length_penalty=length_penalty,
+            eos_id=EOS_ID, pad_id=PAD_ID, trace=_attention,
+            reorder=functools.partial(self.reorder_state, within_sources=True),
+            expand=lambda s, k: self.reorder_state(s, torch.arange(b, device=src.device).repeat_interleave(k)),
+        )  # fmt: skip
         if return_scores:
-            return tokens, attn, torch.tensor([h[0] for h in best], device=dev)
-        return tokens, attn
+            return out.tokens, out.trace, out.scores
+        return out.tokens, out.trace
 
     def example_inputs(self, batch_size: int = 1, device: torch.device | str | None = None) -> tuple[Tensor, ...]:
         """(src (B, S), src_lengths (B,), tgt_in (B, S)) of valid ids at the configured S, e.g. for
@@ -535,24 +528,9 @@ def _top(hidden: HiddenState) -> Tensor:
     return (hidden[0] if isinstance(hidden, tuple) else hidden)[-1]
 
 
-def _repeat_state(state: DecoderState, k: int) -> DecoderState:
-    hidden = state.hidden
-    if isinstance(hidden, tuple):
-        hidden = (hidden[0].repeat_interleave(k, dim=1), hidden[1].repeat_interleave(k, dim=1))
-    else:
-        hidden = hidden.repeat_interleave(k, dim=1)
-    feed = None if state.feed is None else state.feed.repeat_interleave(k, dim=0)
-    return DecoderState(hidden, feed)
-
-
-def _select(state: DecoderState, rows: Tensor) -> DecoderState:
-    """The decoder state of batch rows ``rows`` (beam reordering)."""
-    hidden = state.hidden
-    if isinstance(hidden, tuple):
-        hidden = (hidden[0].index_select(1, rows), hidden[1].index_select(1, rows))
-    else:
-        hidden = hidden.index_select(1, rows)
-    return DecoderState(hidden, None if state.feed is None else state.feed.index_select(0, rows))
+def _attention(state: StepState) -> Tensor | None:
+    """α_t (B, S) of the last step: what the decoders trace."""
+    return state.attention
 
 
 # -- registered variants ------------------------------------------------------------------------
@@ -576,6 +554,7 @@ _LUONG_CFG: dict = {"attention": "luong", "luong_score": "general", "input_feedi
     tasks=("seq2seq",),
     defaults=_BAHDANAU_CFG,
     test_overrides=_TEST,
+    meta={"num_params": 424_997, "macs": 7_890_688},
 )
 def seq2seq(**overrides) -> Seq2Seq:
     """RNN encoder–decoder with attention: bidirectional GRU encoder, GRU decoder, Bahdanau attention."""
@@ -589,6 +568,7 @@ def seq2seq(**overrides) -> Seq2Seq:
     tasks=("seq2seq",),
     defaults=_CONTEXT,
     test_overrides=_TEST,
+    meta={"num_params": 375_717, "macs": 6_754_048},
 )
 def seq2seq_context(**overrides) -> Seq2Seq:
     """RNN encoder–decoder without attention: one fixed context vector (Cho et al. 2014), the bottleneck baseline."""
@@ -602,6 +582,7 @@ def seq2seq_context(**overrides) -> Seq2Seq:
     tasks=("seq2seq",),
     defaults=_BAHDANAU_CFG,
     test_overrides=_TEST,
+    meta={"num_params": 424_997, "macs": 7_890_688},
 )
 def seq2seq_bahdanau(**overrides) -> Seq2Seq:
     """RNNsearch: additive attention queried by the previous decoder state (Bahdanau et al. 2015)."""
@@ -609,7 +590,8 @@ def seq2seq_bahdanau(**overrides) -> Seq2Seq:
 
 
 @register_model(
-    family="rnn", config=Seq2SeqConfig, paper=_LUONG, tasks=("seq2seq",), defaults=_LUONG_CFG, test_overrides=_TEST
+    family="rnn", config=Seq2SeqConfig, paper=_LUONG, tasks=("seq2seq",), defaults=_LUONG_CFG, test_overrides=_TEST,
+    meta={"num_params": 396_645, "macs": 7_326_208},
 )
 def seq2seq_luong(**overrides) -> Seq2Seq:
     """Global attention with the general score and input feeding (Luong et al. 2015)."""

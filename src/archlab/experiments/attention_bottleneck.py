@@ -1,4 +1,5 @@
-"""The seq2seq bottleneck: a fixed-size context vector vs attention, bucketed by source length.
+"""The seq2seq bottleneck (Cho et al. 2014, Fig. 4; Bahdanau et al. 2015, Fig. 2): a fixed-size
+context vector vs attention, bucketed by source length.
 
 Every run is an ordinary training run built from the shipped ``num2words_fr_en/<model>`` recipes
 with the experiment's budget; the test split is then decoded (greedy) by each trained model and
@@ -12,29 +13,29 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
+from pydantic import Field
 
-from archlab.config import apply_overrides, recipe_to_dict, shipped_recipes, validate_recipe
+from archlab.config import shipped_recipes
 from archlab.data import BatchLoader, load_dataset
 from archlab.engine import load_run
-from archlab.experiments.base import Experiment, ExperimentResult, figure_paths, register_experiment
-from archlab.experiments.compare import train_runs
+from archlab.experiments.base import (
+    Experiment,
+    ExperimentOptions,
+    ExperimentResult,
+    Trained,
+    figure_paths,
+    register_experiment,
+)
+from archlab.experiments.runs import RunSpec, build_recipe, spec
 from archlab.report.figures import lines
 from archlab.tasks.seq2seq import _trim, edit_distance
+from archlab.utils.errors import ConfigError
 
 MODELS = {
     "seq2seq_context": "context vector (Cho et al. 2014)",
     "seq2seq_bahdanau": "Bahdanau attention",
     "seq2seq_luong": "Luong attention",
 }
-
-
-def _recipe(data: str, model: str, overrides: dict[str, Any], name: str, seed: int) -> dict[str, Any]:
-    raw = yaml.safe_load(shipped_recipes()[f"{data}/{model}"].read_text())
-    raw["name"], raw["seed"] = name, seed
-    recipe = validate_recipe(apply_overrides(raw, overrides))
-    recipe.log.tensorboard = False
-    return recipe_to_dict(recipe)
 
 
 def _buckets(lengths: list[int], edges: list[int]) -> list[tuple[int, int]]:
@@ -59,7 +60,8 @@ def decode_by_length(run_dir: Path, split: str = "test", limit: int | None = Non
     if limit is not None and limit < len(ds):
         ds = ds.subset(torch.arange(limit), split)
     out = []
-    for x, y, lengths in BatchLoader(ds, 500, shuffle=False, drop_last=False):
+    for b in BatchLoader(ds, 500, shuffle=False, drop_last=False):
+        x, y, lengths = b.x, b.y, b.lengths
         tokens, _ = model.greedy_decode(x, lengths, max_len=y.shape[1] - 1)
         for n, hyp_row, ref_row in zip(lengths.tolist(), tokens.tolist(), y[:, 1:].tolist(), strict=True):
             hyp, ref = _trim(hyp_row, task.eos), _trim(ref_row, task.eos)
@@ -76,6 +78,16 @@ def decode_by_length(run_dir: Path, split: str = "test", limit: int | None = Non
     return out
 
 
+class AttentionBottleneckOptions(ExperimentOptions):
+    steps: int | None = Field(None, ge=1)  # optimiser steps per run (default 20 quick, 1500 full)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    data: str = "num2words_fr_en"  # a data set with a shipped recipe for each of the three models
+    # 16 units: a context of 32 numbers (two directions) must carry the whole source. At 128 every
+    # model reaches 100 % exact match on num2words_fr_en (measured), so nothing is left to compare.
+    hidden_size: int = Field(16, ge=1)
+    overrides: dict[str, Any] = Field(default_factory=dict)  # dotted recipe keys for every run
+
+
 @register_experiment
 class AttentionBottleneck(Experiment):
     name = "attention-bottleneck"
@@ -85,44 +97,44 @@ class AttentionBottleneck(Experiment):
         "longer; attention over the encoder states removes that bottleneck — Cho et al. 2014 (Fig. 4), "
         "Bahdanau et al. 2015 (Fig. 2)."
     )
-    options = ("steps", "seeds", "data", "hidden_size", "overrides")
+    Options = AttentionBottleneckOptions
 
-    def _settings(self, quick: bool, options: dict[str, Any]) -> dict[str, Any]:
-        steps = int(options.get("steps", 20 if quick else 1500))
-        # 16 units: a context of 32 numbers (two directions) must carry the whole source. At 128 every
-        # model reaches 100 % exact match on num2words_fr_en (measured), so nothing is left to compare.
-        hidden = int(options.get("hidden_size", 16))
-        seeds = list(options.get("seeds", [0]))
-        data = str(options.get("data", "num2words_fr_en"))
+    def settings(self, options: AttentionBottleneckOptions, quick: bool) -> dict[str, Any]:
+        steps = options.steps if options.steps is not None else (20 if quick else 1500)
         overrides = {
             "budget.steps": steps,
             "eval.every": steps,
             "checkpoint.every": steps,
             "log.every": max(1, steps // 40),
-            "model.hidden_size": hidden,
+            "model.hidden_size": options.hidden_size,
             "schedule.warmup_steps": max(1, steps // 20),
             **({"data.test_subset": 200} if quick else {}),
-            **options.get("overrides", {}),
+            **options.overrides,
         }
-        return {"steps": steps, "hidden": hidden, "seeds": seeds, "data": data, "overrides": overrides}
+        return {
+            "steps": steps,
+            "hidden": options.hidden_size,
+            "seeds": list(options.seeds),
+            "data": options.data,
+            "overrides": overrides,
+            "decode_limit": 200 if quick else None,
+        }
 
-    def validate(self, *, quick: bool = False, options: dict[str, Any] | None = None) -> None:
-        s = self._settings(quick, options or {})
+    def check(self, s: dict[str, Any]) -> None:
         for m in MODELS:
             if f"{s['data']}/{m}" not in shipped_recipes():
-                raise ValueError(f"data '{s['data']}' has no shipped recipe {s['data']}/{m}")
-            _recipe(s["data"], m, s["overrides"], m, 0)
+                raise ConfigError(f"data: '{s['data']}' has no shipped recipe {s['data']}/{m}")
 
-    def run(self, out_dir: Path, *, quick: bool = False, options: dict[str, Any] | None = None) -> ExperimentResult:
-        options = options or {}
-        s = self._settings(quick, options)
-        jobs_list = [
-            (m, seed, _recipe(s["data"], m, s["overrides"], f"{m}-s{seed}", seed), str(out_dir / f"{m}-s{seed}"))
+    def runs(self, s: dict[str, Any]) -> list[RunSpec]:
+        return [
+            spec(m, seed, build_recipe(f"{s['data']}/{m}", overrides=s["overrides"]), f"{m}-s{seed}")
             for m in MODELS
             for seed in s["seeds"]
         ]
-        summaries = train_runs(jobs_list, jobs=options.get("jobs"), on_run=options.get("on_run"))
-        limit = 200 if quick else None
+
+    def analyse(self, out_dir: Path, s: dict[str, Any], trained: Trained) -> ExperimentResult:
+        summaries = trained.summaries
+        limit = s["decode_limit"]
         per_model = {
             m: [decode_by_length(out_dir / f"{m}-s{seed}", "test", limit) for seed in s["seeds"]] for m in MODELS
         }
@@ -189,7 +201,7 @@ class AttentionBottleneck(Experiment):
             rows=rows,
             figures=figure_paths(out_dir),
             extra={
-                "settings": {k: v for k, v in s.items() if k != "overrides"},
+                "settings": {k: v for k, v in s.items() if k not in ("overrides", "decode_limit")},
                 "overrides": s["overrides"],
                 "params": {m: summaries[m, s["seeds"][0]]["params"] for m in MODELS},
             },

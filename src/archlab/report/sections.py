@@ -1,272 +1,39 @@
-"""Self-contained HTML reports: one file, inline CSS, figures embedded as base64 PNGs.
+"""The sections of a report, read from run files: a compare, an experiment, a single run.
 
-A report opens offline from anywhere (mailed, copied off a cluster): it references no external
-script, stylesheet, font or image. All text that comes from run files is escaped.
-
-Number formatting, used everywhere in reports:
-
-* accuracy (a fraction in run files) is shown as a percent with two decimals: ``0.935`` →
-  ``93.50%``; a mean ± std over seeds as ``93.50 ± 0.41%``;
-* counts (params, FLOPs) as ``812``, ``5.2K``, ``11.7M``, ``1.8G``;
-* other floats with four significant digits, integers with thousands separators;
-* durations as ``12.3 s``, ``4m 05s``, ``1h 02m``.
+Each ``*_section`` reads one directory's JSON files (a damaged or missing file is a one-line
+:class:`RunDirError`), writes its figures into the directory's ``figures/`` and returns a
+:class:`~archlab.report.page.Section`; ``write_*_report`` renders it as that directory's
+``report.html``.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import math
-import re
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from archlab.engine.rundir import read_metrics
 from archlab.report import figures as figs
+from archlab.report.formatting import (
+    _num,
+    fmt_count,
+    fmt_mean_std,
+    fmt_metric,
+    fmt_seconds,
+    fmt_seconds_stats,
+    fmt_value,
+    is_percent,
+)
+from archlab.report.page import Section, Table, render_page
 from archlab.tasks import higher_is_better
 from archlab.utils.errors import RunDirError
 from archlab.utils.io import atomic_write_text, read_json
 
-_NUMERIC = re.compile(r"[-+]?\d[\d.,]*[\sKMGT%smh±\d.,]*")  # "5.2K", "93.50 ± 0.41%", "4m 05s"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 RUN_METRICS = ("accuracy", "r2", "rmse", "mse", "mae")  # a run's headline metric, by preference
-
-# ----------------------------------------------------------------------------- formatting
-
-
-def _num(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def fmt_value(v: Any) -> str:
-    """A table cell: ``None`` → an em dash, ints with separators, floats to 4 significant digits."""
-    if v is None:
-        return "—"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return str(v)
-        if v != 0 and abs(v) >= 1e4:
-            return f"{v:,.0f}"
-        if v == int(v) and abs(v) < 1e4:
-            return f"{int(v)}"
-        return f"{v:.4g}"
-    if isinstance(v, list | tuple):
-        return ", ".join(fmt_value(x) for x in v)
-    if isinstance(v, dict):
-        return ", ".join(f"{k}={fmt_value(x)}" for k, x in v.items())
-    return str(v)
-
-
-def fmt_count(v: Any) -> str:
-    """Params / FLOPs: ``812``, ``5.2K``, ``11.7M``, ``1.8G``."""
-    if not _num(v) or not math.isfinite(v):
-        return fmt_value(v)
-    a = abs(v)
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if a >= scale:
-            return f"{v / scale:.1f}{unit}"
-    return f"{int(v)}" if v == int(v) else f"{v:.3g}"
-
-
-def is_percent(metric: str) -> bool:
-    return "accuracy" in metric
-
-
-def fmt_metric(metric: str, v: Any) -> str:
-    if not _num(v):
-        return fmt_value(v)
-    if is_percent(metric) and math.isfinite(v):
-        return f"{100 * v:.2f}%"
-    return fmt_value(float(v))
-
-
-def fmt_mean_std(metric: str, stats: Any) -> str:
-    """``{"mean", "std", "values"}`` → ``93.50 ± 0.41%`` (no ± for a single seed)."""
-    if _num(stats):
-        return fmt_metric(metric, stats)
-    if not isinstance(stats, dict) or not _num(stats.get("mean")):
-        return "—"
-    mean, std = stats["mean"], stats.get("std")
-    single = len(stats.get("values") or []) <= 1 and not std
-    if is_percent(metric):
-        if single or not _num(std):
-            return f"{100 * mean:.2f}%"
-        return f"{100 * mean:.2f} ± {100 * std:.2f}%"
-    if single or not _num(std):
-        return fmt_value(float(mean))
-    return f"{fmt_value(float(mean))} ± {float(std):.2g}"
-
-
-def fmt_seconds(v: Any) -> str:
-    if not _num(v) or not math.isfinite(v):
-        return fmt_value(v)
-    if v < 60:
-        return f"{v:.1f} s"
-    if v < 3600:
-        return f"{int(v // 60)}m {int(v % 60):02d}s"
-    return f"{int(v // 3600)}h {int(v % 3600 // 60):02d}m"
-
-
-def fmt_seconds_stats(stats: Any) -> str:
-    if _num(stats):
-        return fmt_seconds(stats)
-    if not isinstance(stats, dict) or not _num(stats.get("mean")):
-        return "—"
-    std = stats.get("std")
-    if _num(std) and std > 0 and len(stats.get("values") or []) > 1:
-        return f"{fmt_seconds(stats['mean'])} ± {fmt_seconds(std)}"
-    return fmt_seconds(stats["mean"])
-
-
-# ----------------------------------------------------------------------------- page model
-
-
-@dataclass
-class Table:
-    columns: list[str]
-    rows: list[list[Any]]
-    caption: str = ""
-    bold: set[tuple[int, int]] = field(default_factory=set)  # (row, column) cells to emphasise
-
-
-@dataclass
-class Section:
-    title: str
-    text: str | list[str] = ""  # paragraphs; a string is split on blank lines
-    tables: list[Table] = field(default_factory=list)
-    figures: list[Path | str | tuple[Path | str, str]] = field(default_factory=list)  # path or (path, caption)
-    facts: list[tuple[str, Any]] = field(default_factory=list)  # a key: value list under the title
-    verdict: str = ""  # shown in a highlighted box
-    supported: bool | None = None  # colours the verdict box: True green, False red, None neutral
-
-
-CSS = """
-body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
-padding:0 1em;color:#222;line-height:1.45}
-h1{border-bottom:2px solid #ddd;padding-bottom:.3em}
-h2{margin-top:2em;border-bottom:1px solid #eee;padding-bottom:.2em}
-table{border-collapse:collapse;margin:1em 0;font-size:.92em}
-th,td{border:1px solid #ddd;padding:.3em .7em;text-align:left;vertical-align:top}
-td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-th{background:#f4f4f4}
-tr:nth-child(even) td{background:#fafafa}
-caption{caption-side:top;text-align:left;font-weight:600;padding:.3em 0}
-dl.facts{display:grid;grid-template-columns:max-content auto;gap:.15em 1em;margin:.8em 0}
-dl.facts dt{font-weight:600;color:#555}
-dl.facts dd{margin:0}
-.verdict{border-left:5px solid #999;background:#f6f6f6;padding:.6em 1em;margin:1em 0}
-.verdict.yes{border-color:#2e7d32;background:#eef7ee}
-.verdict.no{border-color:#c62828;background:#fbeeee}
-figure{display:inline-block;width:calc(50% - 1.2em);min-width:320px;margin:.5em 1em .5em 0;vertical-align:top}
-figure img{width:100%;height:auto;border:1px solid #eee}
-figcaption{font-size:.85em;color:#555}
-.missing{color:#a00;font-style:italic}
-nav ul{columns:2}
-footer{margin-top:3em;color:#888;font-size:.85em}
-"""
-
-
-def _esc(v: Any) -> str:
-    return html.escape(str(v), quote=True)
-
-
-def _paragraphs(text: str | list[str]) -> list[str]:
-    if isinstance(text, str):
-        text = [p.strip() for p in text.split("\n\n")]
-    return [p for p in text if p]
-
-
-def _table_html(t: Table) -> str:
-    out = ["<table>"]
-    if t.caption:
-        out.append(f"<caption>{_esc(t.caption)}</caption>")
-    out.append("<thead><tr>" + "".join(f"<th>{_esc(c)}</th>" for c in t.columns) + "</tr></thead><tbody>")
-    for i, row in enumerate(t.rows):
-        cells = []
-        for j, v in enumerate(row):
-            text = _esc(v if isinstance(v, str) else fmt_value(v))
-            if (i, j) in t.bold:
-                text = f"<strong>{text}</strong>"
-            cls = ' class="n"' if _num(v) or (isinstance(v, str) and _NUMERIC.fullmatch(v)) else ""
-            cells.append(f"<td{cls}>{text}</td>")
-        out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</tbody></table>")
-    return "\n".join(out)
-
-
-def _figure_html(fig: Path | str | tuple[Path | str, str]) -> str:
-    path, caption = fig if isinstance(fig, tuple) else (fig, "")
-    path = Path(path)
-    caption = caption or path.stem.replace("-", " ")
-    try:
-        data = path.read_bytes()
-    except OSError:
-        data = b""
-    if not data.startswith(PNG_MAGIC):
-        return f'<p class="missing">figure missing or not a PNG: {_esc(path.name)}</p>'
-    b64 = base64.b64encode(data).decode("ascii")
-    return (
-        f'<figure><img src="data:image/png;base64,{b64}" alt="{_esc(caption)}">'
-        f"<figcaption>{_esc(caption)}</figcaption></figure>"
-    )
-
-
-def _slug(i: int, title: str) -> str:
-    s = "".join(c.lower() if c.isalnum() else "-" for c in title).strip("-")
-    return f"s{i}-{s[:40]}"
-
-
-def _section_html(i: int, s: Section) -> str:
-    out = [f'<section id="{_slug(i, s.title)}"><h2>{_esc(s.title)}</h2>']
-    if s.facts:
-        out.append(
-            '<dl class="facts">'
-            + "".join(
-                f"<dt>{_esc(k)}</dt><dd>{_esc(v if isinstance(v, str) else fmt_value(v))}</dd>" for k, v in s.facts
-            )
-            + "</dl>"
-        )
-    if s.verdict:
-        cls = {True: " yes", False: " no"}.get(s.supported, "")
-        out.append(f'<div class="verdict{cls}"><strong>Verdict:</strong> {_esc(s.verdict)}</div>')
-    out.extend(f"<p>{_esc(p)}</p>" for p in _paragraphs(s.text))
-    out.extend(_table_html(t) for t in s.tables)
-    if s.figures:
-        out.append('<div class="figures">' + "\n".join(_figure_html(f) for f in s.figures) + "</div>")
-    out.append("</section>")
-    return "\n".join(out)
-
-
-def render_page(title: str, sections: list[Section], *, intro: str | list[str] = "") -> str:
-    """One self-contained HTML page (inline CSS, embedded PNGs, no external references)."""
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>",
-        f"<h1>{_esc(title)}</h1>",
-    ]
-    parts.extend(f"<p>{_esc(p)}</p>" for p in _paragraphs(intro))
-    if len(sections) > 3:
-        parts.append(
-            "<nav><ul>"
-            + "".join(f'<li><a href="#{_slug(i, s.title)}">{_esc(s.title)}</a></li>' for i, s in enumerate(sections))
-            + "</ul></nav>"
-        )
-    parts.extend(_section_html(i, s) for i, s in enumerate(sections))
-    parts.append(f"<footer>written by archlab on {_esc(time.strftime('%Y-%m-%d %H:%M:%S'))}</footer>")
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
-
-
-# ----------------------------------------------------------------------------- reading run files
+DESCRIPTION_PREVIEW = 500  # characters of a recipe's description shown in a run's section
 
 
 def read_json_file(path: Path, what: str) -> dict[str, Any]:
@@ -555,11 +322,16 @@ def run_figures(
     return result
 
 
-def fmt_metrics(metrics: Any) -> str:
-    if not isinstance(metrics, dict) or not metrics:
-        return "—"
-    keys = sorted(metrics, key=lambda k: (k == "loss", k))  # headline metrics first, loss last
-    return ", ".join(f"{k} {fmt_metric(k, metrics[k])}" for k in keys)
+def recipe_description(run_dir: Path) -> str:
+    """The ``description`` of the run's saved ``recipe.yaml`` (bounded), or "" where there is none."""
+    try:
+        raw = yaml.safe_load((run_dir / "recipe.yaml").read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return ""
+    text = raw.get("description") if isinstance(raw, dict) else None
+    if not isinstance(text, str):
+        return ""
+    return text if len(text) <= DESCRIPTION_PREVIEW else text[:DESCRIPTION_PREVIEW] + "…"
 
 
 def run_section(run_dir: str | Path, *, title: str | None = None) -> Section:
@@ -616,6 +388,7 @@ def run_section(run_dir: str | Path, *, title: str | None = None) -> Section:
     ]
     return Section(
         title=title or str(summary.get("name") or d.name),
+        text=recipe_description(d),
         tables=tables,
         figures=list(run_figures(d, summary, records)),
         facts=facts,

@@ -1,0 +1,249 @@
+"""What compare and every experiment share: recipes built from the shipped ones, a check of every
+run before a directory exists, the process pool that trains the runs, and the progress lines.
+
+- :func:`build_recipe` — shipped recipe → swap the model → apply overrides → validate (one helper
+  for every experiment; the runs are ordinary training runs).
+- :func:`check_runs` — :meth:`Trainer.check` on every distinct recipe (data, task, model and the
+  start-up probe), so a bad option fails before the compare or experiment directory is created.
+- :func:`train_runs` — the runs side by side in worker processes (one torch thread each), failing
+  fast at the first error, with overall progress (runs done / total, each running run's step and
+  ETA) read from the run dirs' ``timing.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from archlab.config import Recipe, apply_overrides, recipe_to_dict, shipped_recipes, validate_recipe
+from archlab.engine import Trainer
+from archlab.utils.errors import ArchlabError, ConfigError
+
+PROGRESS_EVERY_S = 15.0  # seconds between progress lines while runs train
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of a compare or an experiment: results are looked up by ``(key, seed)``;
+    the run dir is ``<compare or experiment dir>/<name>``."""
+
+    key: str
+    seed: int
+    recipe: dict[str, Any]  # a validated recipe, as a dict (it crosses a process boundary)
+    name: str
+
+
+# -- recipes ---------------------------------------------------------------------------------------
+def base_recipe(data: str, model: str) -> str:
+    """The shipped recipe to start ``model`` on ``data`` from: ``<data>/<model>`` when it ships,
+    otherwise the data set's ``<data>/default`` (its training set-up for any model)."""
+    shipped = shipped_recipes()
+    if f"{data}/{model}" in shipped:
+        return f"{data}/{model}"
+    if f"{data}/default" in shipped:
+        return f"{data}/default"
+    have = sorted(k.split("/")[0] for k in shipped if k.endswith("/default"))
+    raise ConfigError(
+        f"--data: no recipe '{data}/{model}' or '{data}/default' ships; compare works on data sets with a default "
+        f"recipe ({', '.join(have)}), or pass models that have a recipe for '{data}'"
+    )
+
+
+def build_recipe(
+    base: str,
+    model: str | dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    name: str | None = None,
+    seed: int | None = None,
+) -> Recipe:
+    """The shipped recipe ``base`` (e.g. ``"fashion_mnist/default"``) with ``model`` swapped in,
+    ``name``/``seed`` set, then ``overrides`` applied and the result validated; TensorBoard off.
+
+    ``model`` is a registry name or ``{"name": ..., **fields}``: when it names the base's own model
+    its fields update the base's (``adding/gru`` + ``hidden_size``), otherwise it replaces it. Without
+    ``name`` the run keeps the base's name, or is named ``<model>-<data>`` when the model changed.
+    Raises ConfigError naming the first bad key."""
+    shipped = shipped_recipes()
+    if base not in shipped:
+        raise ConfigError(f"no shipped recipe '{base}'")
+    raw = yaml.safe_load(shipped[base].read_text(encoding="utf-8"))
+    if model is not None:
+        spec = {"name": model} if isinstance(model, str) else dict(model)
+        same = raw["model"].get("name") == spec.get("name")
+        raw["model"] = {**raw["model"], **spec} if same else spec
+        if name is None and not same:
+            name = f"{spec['name']}-{raw['data']['name']}"
+    if name is not None:
+        raw["name"] = name
+    if seed is not None:
+        raw["seed"] = seed
+    recipe = validate_recipe(apply_overrides(raw, overrides or {}))
+    recipe.log.tensorboard = False
+    return recipe
+
+
+def spec(key: str, seed: int, recipe: Recipe, name: str) -> RunSpec:
+    """A :class:`RunSpec` for ``recipe`` with its seed and name set to the run's."""
+    r = recipe.model_copy(deep=True)
+    r.seed, r.name = seed, name
+    return RunSpec(key, seed, recipe_to_dict(r), name)
+
+
+# -- checking ----------------------------------------------------------------------------------------
+def check_runs(runs: list[RunSpec]) -> dict[str, int | None]:
+    """Build and probe every distinct recipe of ``runs`` (seeds and names aside) as the trainer
+    would, before any directory exists. Returns each run's optimiser steps by run name."""
+    steps: dict[str, int | None] = {}
+    seen: dict[str, int | None] = {}
+    for run in runs:
+        blob = json.dumps({**run.recipe, "seed": 0, "name": ""}, sort_keys=True)
+        if blob not in seen:
+            seen[blob] = Trainer.check(validate_recipe(run.recipe))
+        steps[run.name] = seen[blob]
+    return steps
+
+
+# -- training ----------------------------------------------------------------------------------------
+def default_jobs() -> int:
+    """Parallel training processes: ``ARCHLAB_JOBS`` or the number of cores."""
+    env = os.environ.get("ARCHLAB_JOBS")
+    return int(env) if env and env.isdigit() and int(env) > 0 else (os.cpu_count() or 1)
+
+
+def _train_one(recipe: dict[str, Any], run_dir: str, threads: int | None) -> dict[str, Any]:
+    """One run; a user-facing error comes back as data (it crosses a process boundary)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    try:
+        return Trainer(validate_recipe(recipe), run_dir=run_dir, quiet=True).fit()
+    except ArchlabError as e:
+        return {"error": str(e), "exit_code": e.exit_code}
+
+
+def _check(run: RunSpec, summary: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    if "error" in summary:
+        label = run.key.split(":")[0]
+        err = ArchlabError(f"{label} seed {run.seed} failed ({run_dir}): {summary['error']}")
+        err.exit_code = summary["exit_code"]
+        raise err
+    return summary
+
+
+def _duration(seconds: float) -> str:
+    s = max(0, round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class Progress:
+    """Overall progress of a batch of runs, as plain lines: runs done / total and, for each run in
+    progress, its step, total steps and ETA (from its ``timing.jsonl``: elapsed training time per
+    step so far). Polls the run dirs from a thread, so it works for in-process and worker runs."""
+
+    def __init__(self, out_dir: Path, runs: list[RunSpec], steps: dict[str, int | None], emit: Callable[[str], None]):
+        self.out_dir, self.runs, self.steps, self.emit = out_dir, runs, steps, emit
+        self.done: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="archlab-progress", daemon=True)
+
+    def __enter__(self) -> Progress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(PROGRESS_EVERY_S):
+            line = self.line()
+            if line:
+                self.emit(line)
+
+    def finished(self, run: RunSpec, summary: dict[str, Any]) -> str:
+        """Record a finished run; the line that announces it."""
+        self.done.add(run.name)
+        test = ", ".join(f"{k} {v:.4f}" for k, v in summary["test"].items())
+        return f"[{len(self.done)}/{len(self.runs)} runs] {run.name}: test {test} ({summary['wall_time_s']:.1f}s)"
+
+    def line(self) -> str | None:
+        """``[k/N runs] NAME step S/TOTAL, ETA 1m05s · …`` for the runs in progress (None if none)."""
+        parts = []
+        for run in self.runs:
+            if run.name in self.done:
+                continue
+            last = _last_record(self.out_dir / run.name / "timing.jsonl")
+            if last is None or not last.get("step"):
+                continue
+            step, total = int(last["step"]), self.steps.get(run.name)
+            text = f"{run.name} step {step:,}" + (f"/{total:,}" if total else "")
+            if total and last.get("time_s"):
+                text += f", ETA {_duration(float(last['time_s']) / step * (total - step))}"
+            parts.append(text)
+        if not parts:
+            return None
+        return f"[{len(self.done)}/{len(self.runs)} runs] " + " · ".join(parts)
+
+
+def _last_record(path: Path) -> dict[str, Any] | None:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line being written
+    return None
+
+
+def train_runs(
+    out_dir: Path,
+    runs: list[RunSpec],
+    *,
+    steps: dict[str, int | None] | None = None,
+    jobs: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """Train ``runs`` into ``out_dir/<name>``, in parallel processes when there are cores to spare;
+    stop at the first failure, naming it. ``progress`` receives the progress lines. Returns the
+    summaries by ``(key, seed)``."""
+    workers = max(1, min(jobs or default_jobs(), len(runs)))
+    summaries: dict[tuple[str, int], dict[str, Any]] = {}
+    report = Progress(out_dir, runs, steps or {}, progress or (lambda line: None))
+
+    def finish(run: RunSpec, summary: dict[str, Any]) -> None:
+        summaries[run.key, run.seed] = _check(run, summary, out_dir / run.name)
+        if progress:
+            progress(report.finished(run, summary))
+
+    with report:
+        if workers == 1:
+            for run in runs:
+                finish(run, _train_one(run.recipe, str(out_dir / run.name), None))
+            return summaries
+        # small models do not use two cores well: run independent jobs side by side, one thread
+        # each (a run's numbers depend on its thread count, which its summary records)
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = {pool.submit(_train_one, run.recipe, str(out_dir / run.name), threads): run for run in runs}
+            try:
+                for fut in as_completed(futures):
+                    finish(futures[fut], fut.result())
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)  # fail fast: the queued runs never start
+                raise
+    return summaries
