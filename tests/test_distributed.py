@@ -22,12 +22,21 @@ from archlab.utils.errors import ConfigError
 from conftest import tiny_recipe
 
 
-def torchrun(*args: str, nproc: int = 2, env: dict | None = None) -> subprocess.CompletedProcess:
+TESTS = Path(__file__).resolve().parent
+
+
+def torchrun(*args: str, nproc: int = 2, env: dict | None = None, toys: bool = False) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node=2 -m archlab ARGS`` (``toys``: through tests/toy_tasks.py,
+    which registers the contract tests' tasks first)."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **(env or {})}
     if not env or "ARCHLAB_FAULT" not in env:
         full_env.pop("ARCHLAB_FAULT", None)
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--standalone"]
-    cmd += ["-m", "archlab", *args]
+    if toys:
+        full_env["PYTHONPATH"] = os.pathsep.join([str(TESTS.parent / "src"), str(TESTS)])
+        cmd += [str(TESTS / "toy_tasks.py"), *args]
+    else:
+        cmd += ["-m", "archlab", *args]
     return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=600)
 
 
@@ -103,3 +112,27 @@ def test_ranks_take_contiguous_shards_of_the_same_global_batch():
         assert len(a) == len(b) == 4
         assert torch.equal(torch.cat([a.x, b.x]), whole.x) and torch.equal(torch.cat([a.y, b.y]), whole.y)
     assert [p.state_dict() for p in parts] == [full.state_dict()] * 2
+
+
+def test_a_task_that_owns_its_step_trains_on_two_processes_and_resumes_exactly(tmp_path):
+    """The toy GAN of the task-contract tests (two networks, two optimisers, ``custom_step``):
+    ``ctx.clip_and_step`` averages each group's gradients over the ranks; killed and resumed, it
+    ends on the uninterrupted run's weights and metrics."""
+    from test_task_contract import gan_recipe
+
+    recipe = tmp_path / "gan.yaml"
+    recipe.write_text(yaml.safe_dump(gan_recipe(**{"checkpoint.every": 4, "budget.steps": 12})))
+    ref = torchrun("train", str(recipe), "--runs-dir", str(tmp_path / "ref"), toys=True)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    killed = torchrun("train", str(recipe), "--runs-dir", str(tmp_path / "k"), env={"ARCHLAB_FAULT": "step:7"}, toys=True)
+    assert killed.returncode != 0
+    run = _only_run(tmp_path / "k")
+    resumed = torchrun("train", "--resume", str(run), toys=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    ref_run = _only_run(tmp_path / "ref")
+    a, b = _weights(ref_run, 12), _weights(run, 12)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (ref_run / "metrics.jsonl").read_bytes() == (run / "metrics.jsonl").read_bytes()
+    earlier = _weights(ref_run, 8)
+    for player in ("generator.", "discriminator."):  # both players trained between steps 8 and 12
+        assert any(not torch.equal(earlier[k], a[k]) for k in a if k.startswith(player)), player

@@ -437,17 +437,20 @@ class Trainer:
     # -- state -------------------------------------------------------------------------------
     def _state(self, task_json: Any = None) -> dict[str, Any]:
         rng_tensors, rng_meta = get_rng_state()
-        rng = {"tensors": {k: ckpt.encode_bytes_tensor(v) for k, v in rng_tensors.items()}, **rng_meta}
-        ranks = distributed.gather_json(rng, self.dist)  # a collective: every rank calls _state
+        own = {
+            "rng": {"tensors": {k: ckpt.encode_bytes_tensor(v) for k, v in rng_tensors.items()}, **rng_meta},
+            "window": {"sums": {k: float(v) for k, v in self.window.items()}, "n": self.window_n},
+        }
+        ranks = distributed.gather_json(own, self.dist)  # a collective: every rank calls _state
         return {
             "step": self.step,
             "data": self.loader.state_dict(),
-            "rng": ranks[0],
+            "rng": ranks[0]["rng"],
             "world_size": self.dist.world_size,
-            "rng_ranks": ranks[1:],  # ranks 1..N-1 of a torchrun job (rank 0's is "rng")
+            "ranks": ranks[1:],  # ranks 1..N-1 of a torchrun job: their RNG and log window
             "best": self.best,
             "last_eval": {"step": self.last_eval_step, "results": self.last_eval},
-            "window": {"sums": {k: float(v) for k, v in self.window.items()}, "n": self.window_n},
+            "window": ranks[0]["window"],
             "monitor": {
                 "intervals": {str(n): [float(acc[0]), acc[1]] for n, acc in self._monitors.items()},
                 "plateaus": {name: p.state_dict() for name, p in self.plateaus.items()},
@@ -469,12 +472,13 @@ class Trainer:
             )
         self.step = int(state["step"])
         self.loader.load_state_dict(state["data"])
-        rng = state["rng"] if self.dist.rank == 0 else state["rng_ranks"][self.dist.rank - 1]
+        own = state if self.dist.rank == 0 else state["ranks"][self.dist.rank - 1]
+        rng = own["rng"]
         set_rng_state({k: ckpt.decode_bytes_tensor(v) for k, v in rng["tensors"].items()}, rng)
         self.best = state["best"]
         self.last_eval_step = state["last_eval"]["step"]
         self.last_eval = state["last_eval"]["results"]
-        self.window, self.window_n = dict(state["window"]["sums"]), int(state["window"]["n"])
+        self.window, self.window_n = dict(own["window"]["sums"]), int(own["window"]["n"])
         self.elapsed = float(state["elapsed_s"])
         monitor = state.get("monitor") or {"intervals": {}, "plateaus": {}}
         for n, (total, count) in monitor["intervals"].items():
