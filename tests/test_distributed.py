@@ -21,7 +21,6 @@ from archlab.engine import checkpoint as ckpt
 from archlab.utils.errors import ConfigError
 from conftest import tiny_recipe
 
-
 TESTS = Path(__file__).resolve().parent
 
 
@@ -124,7 +123,9 @@ def test_a_task_that_owns_its_step_trains_on_two_processes_and_resumes_exactly(t
     recipe.write_text(yaml.safe_dump(gan_recipe(**{"checkpoint.every": 4, "budget.steps": 12})))
     ref = torchrun("train", str(recipe), "--runs-dir", str(tmp_path / "ref"), toys=True)
     assert ref.returncode == 0, ref.stderr[-3000:]
-    killed = torchrun("train", str(recipe), "--runs-dir", str(tmp_path / "k"), env={"ARCHLAB_FAULT": "step:7"}, toys=True)
+    killed = torchrun(
+        "train", str(recipe), "--runs-dir", str(tmp_path / "k"), env={"ARCHLAB_FAULT": "step:7"}, toys=True
+    )
     assert killed.returncode != 0
     run = _only_run(tmp_path / "k")
     resumed = torchrun("train", "--resume", str(run), toys=True)
