@@ -26,7 +26,7 @@ from archlab.experiments.base import (
     figure_paths,
     register_experiment,
 )
-from archlab.experiments.runs import RunSpec, build_recipe, spec
+from archlab.experiments.runs import RunSpec, budget, build_recipe, spec
 from archlab.report.figures import lines
 from archlab.tasks.seq2seq import _trim, edit_distance
 from archlab.utils.errors import ConfigError
@@ -102,10 +102,7 @@ class AttentionBottleneck(Experiment):
     def settings(self, options: AttentionBottleneckOptions, quick: bool) -> dict[str, Any]:
         steps = options.steps if options.steps is not None else (20 if quick else 1500)
         overrides = {
-            "budget.steps": steps,
-            "eval.every": steps,
-            "checkpoint.every": steps,
-            "log.every": max(1, steps // 40),
+            **budget(steps),
             "model.hidden_size": options.hidden_size,
             "schedule.warmup_steps": max(1, steps // 20),
             **({"data.test_subset": 200} if quick else {}),

@@ -23,8 +23,8 @@ from archlab.experiments.base import (
     figure_paths,
     register_experiment,
 )
-from archlab.experiments.recurrent_probes import adding_scores, budget, load_trained, median_step_ms, recurrent_params
-from archlab.experiments.runs import RunSpec, build_recipe, spec
+from archlab.experiments.recurrent_probes import adding_scores, load_trained, median_step_ms, recurrent_params
+from archlab.experiments.runs import RunSpec, budget, build_recipe, spec
 from archlab.registry import create_model
 from archlab.report.figures import bar
 from archlab.utils.counting import count_params

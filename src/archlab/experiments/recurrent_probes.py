@@ -38,12 +38,6 @@ from archlab.utils.seed import seed_everything
 LABELS = {"rnn": "RNN (tanh)", "lstm": "LSTM", "gru": "GRU"}
 
 
-def budget(steps: int) -> dict[str, Any]:
-    """Overrides for ``steps`` optimiser steps with no evaluation or checkpoint before the last step
-    (so the run's wall time is training time)."""
-    return {"budget.steps": steps, "eval.every": steps, "checkpoint.every": steps, "log.every": max(1, steps // 40)}
-
-
 def load_trained(run_dir: str | Path, *, initial: bool = False) -> tuple[nn.Module, Recipe]:
     """A run's model in eval mode with its final weights (the newest checkpoint) or, with
     ``initial=True``, the weights it started from: rebuilt from the run's seed in the trainer's order

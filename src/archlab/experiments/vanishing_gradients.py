@@ -26,12 +26,11 @@ from archlab.experiments.base import (
 from archlab.experiments.recurrent_probes import (
     LABELS,
     adding_scores,
-    budget,
     hidden_state_gradients,
     load_trained,
     sci,
 )
-from archlab.experiments.runs import RunSpec, build_recipe, spec
+from archlab.experiments.runs import RunSpec, budget, build_recipe, spec
 from archlab.report.figures import lines
 from archlab.utils.errors import ConfigError
 
