@@ -4,6 +4,7 @@ Each test launches ``python -m torch.distributed.run --nproc_per_node=2 -m archl
 real; the global batch is the recipe's ``data.batch_size`` (32), 16 examples per rank.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -70,6 +71,12 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
         torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6, msg=k)
     # only rank 0 wrote: one run dir, one summary, every checkpoint once
     run = _only_run(tmp_path / "two")
+    # evaluation is sharded over the ranks and its accumulators all-reduced: the 1-process numbers
+    s1, s2 = (json.loads((d / "summary.json").read_text()) for d in (one.run_dir, run))
+    assert s1["test"].keys() == s2["test"].keys() == {"loss", "accuracy"}
+    assert s2["test"]["accuracy"] == s1["test"]["accuracy"]
+    assert s2["test"]["loss"] == pytest.approx(s1["test"]["loss"], rel=1e-5)
+    assert s2["val"]["accuracy"] == s1["val"]["accuracy"]
     assert (run / "summary.json").exists() and len(ckpt.step_dirs(run / "checkpoints")) == 2
 
 

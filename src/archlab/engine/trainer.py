@@ -538,6 +538,12 @@ class Trainer:
         for batch in loader:
             yield _to(batch, self.device, self.recipe.channels_last)
 
+    @property
+    def _sharded_eval(self) -> bool:
+        """Data-parallel evaluation: each rank accumulates a contiguous shard of the split and the
+        accumulators' sums are all-reduced (tasks built from accumulators; others: rank 0 alone)."""
+        return self.dist.enabled and self.task.accumulates
+
     @torch.no_grad()
     def evaluate(self, split: str) -> dict[str, float]:
         ds = {"val": self.val_set, "test": self.test_set, "train": self.train_set}[split]
@@ -547,7 +553,19 @@ class Trainer:
         self.model.eval()
         try:
             with self._autocast():
-                return self.task.evaluate(self.forward_model, self._eval_batches(ds))
+                if not self._sharded_eval:
+                    return self.task.evaluate(self.forward_model, self._eval_batches(ds))
+                n, w, r = len(ds), self.dist.world_size, self.dist.rank
+                shard = ds.subset(torch.arange(n * r // w, n * (r + 1) // w), ds.split)
+                metrics = self.task.accumulate(self.forward_model, self._eval_batches(shard))
+                sums = torch.cat([m.as_tensor() for m in metrics.values()])
+                distributed.all_reduce_(sums, self.dist)  # the sums over every rank's shard
+                offset = 0
+                for m in metrics.values():
+                    k = len(m.fields)
+                    m.load_tensor(sums[offset : offset + k])
+                    offset += k
+                return metrics.compute()
         finally:
             self.model.train(was)
 
@@ -785,7 +803,10 @@ class Trainer:
         distributed.barrier(self.dist)  # rank 0 has written the last checkpoint (and best/)
         if r.eval.restore_best and best_dir.exists():
             self._load_task_state(best_dir, ckpt.load_checkpoint(best_dir, self.model, None, self.device))
-            final_test = distributed.broadcast_json(self.evaluate("test") if self.dist.is_main else None, self.dist)
+            if self._sharded_eval:
+                final_test = self.evaluate("test")
+            else:
+                final_test = distributed.broadcast_json(self.evaluate("test") if self.dist.is_main else None, self.dist)
         if tb is not None:
             tb.close()
         summary = self._summary(status, final_test)
@@ -798,12 +819,13 @@ class Trainer:
         """Evaluate val (if any) and test; track the best; return True to stop early."""
         r = self.recipe
         results = {}
-        if self.dist.is_main:  # rank 0 evaluates the whole split; every rank receives the numbers
+        if self.dist.is_main or self._sharded_eval:  # sharded: every rank takes part, all get the sums
             for split in ("val", "test"):
                 m = self.evaluate(split)
                 if m:
                     results[split] = {**m, **self.task.on_evaluate(self.model, split, m)}
-        results = distributed.broadcast_json(results, self.dist)
+        if not self._sharded_eval:  # rank 0 evaluated the whole split alone: send its numbers
+            results = distributed.broadcast_json(results, self.dist)
         for split, m in results.items():
             self._log(split, m, tb)
         self.last_eval, self.last_eval_step = results, self.step

@@ -252,8 +252,21 @@ class Task:
         return MetricSet({k: cls() for k, cls in self.metrics.items()})
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
+    def accumulate(self, model: nn.Module, batches: Iterable[Batch]) -> MetricSet:
+        """Feed every batch of a split into fresh accumulators (:meth:`new_metrics`) and return
+        them: sums a data-parallel evaluation adds over ranks before computing the values."""
         raise NotImplementedError
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
+        """Metrics over a whole split, ``{name: value}``: ``accumulate(...).compute()``. A task may
+        override this instead of ``accumulate``; data-parallel runs then evaluate it on rank 0."""
+        return self.accumulate(model, batches).compute()
+
+    @property
+    def accumulates(self) -> bool:
+        """Whether this task's evaluation is built from accumulators (``accumulate``)."""
+        return type(self).accumulate is not Task.accumulate
 
 
 TASKS: Registry[type[Task]] = Registry("task")

@@ -17,7 +17,7 @@ from torch import nn
 
 from archlab.tasks.base import Batch, Task, register_task, split_batch
 from archlab.tasks.losses import bce_with_logits, cross_entropy, perceptron_criterion
-from archlab.tasks.metrics import Accuracy, Loss
+from archlab.tasks.metrics import Accuracy, Loss, MetricSet
 
 
 @register_task
@@ -60,11 +60,11 @@ class ClassificationTask(Task):
         return objective, {"loss": plain, "objective": objective.detach(), "accuracy": acc}
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
+    def accumulate(self, model: nn.Module, batches: Iterable[Batch]) -> MetricSet:
         m = self.new_metrics()
         for batch in batches:
             x, y, kw = split_batch(model, batch)
             logits = model(x, **kw).float()
             m["loss"].update(self.loss_fn(logits, y, smoothing=0.0) * len(y), len(y))
             m["accuracy"].update((logits.argmax(-1) == y).sum(), len(y))
-        return m.compute()
+        return m

@@ -67,7 +67,7 @@ class ForecastingTask(RegressionTask):
         return m
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
+    def accumulate(self, model: nn.Module, batches: Iterable[Batch]) -> MetricSet:
         mean, std = forecast_scaler(self.info.name)
         h, m_ = self.spec_.horizon, self.spec_.season
         m = self.new_metrics()
@@ -83,4 +83,4 @@ class ForecastingTask(RegressionTask):
                 m[f"{prefix}mase"].update(err.abs().sum(), err.numel())
                 m[f"{prefix}rmse"].update((err**2).sum(), err.numel())
             m["skill"].update(errors[""].abs().sum(), errors["naive_"].abs().sum())
-        return m.compute()
+        return m

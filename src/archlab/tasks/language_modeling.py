@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from archlab.data.text import vocab as text_vocab
 from archlab.layers.decoding import check_sampling
 from archlab.tasks.base import Batch, Task, register_task, split_batch
-from archlab.tasks.metrics import Accuracy, BitsPerToken, Loss, Perplexity
+from archlab.tasks.metrics import Accuracy, BitsPerToken, Loss, MetricSet, Perplexity
 from archlab.utils.errors import ConfigError, ShapeError
 
 
@@ -54,7 +54,7 @@ class LanguageModelingTask(Task):
         return batch.y.numel()
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
+    def accumulate(self, model: nn.Module, batches: Iterable[Batch]) -> MetricSet:
         m = self.new_metrics()
         for batch in batches:
             logits, y = self._logits(model, batch)
@@ -62,7 +62,7 @@ class LanguageModelingTask(Task):
             for k in ("loss", "perplexity", "bpc"):
                 m[k].update(nll, y.numel())
             m["accuracy"].update((logits.argmax(-1) == y).sum(), y.numel())
-        return m.compute()
+        return m
 
     def sample(
         self,

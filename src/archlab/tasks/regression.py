@@ -9,7 +9,14 @@ from torch import nn
 
 from archlab.tasks.base import Batch, Task, register_task, split_batch
 from archlab.tasks.losses import mae, mse
-from archlab.tasks.metrics import Loss, MeanAbsoluteError, MeanSquaredError, R2Score, RootMeanSquaredError
+from archlab.tasks.metrics import (
+    Loss,
+    MeanAbsoluteError,
+    MeanSquaredError,
+    MetricSet,
+    R2Score,
+    RootMeanSquaredError,
+)
 from archlab.utils.errors import ShapeError
 
 
@@ -45,7 +52,7 @@ class RegressionTask(Task):
         return loss, {"loss": loss.detach()}
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
+    def accumulate(self, model: nn.Module, batches: Iterable[Batch]) -> MetricSet:
         m = self.new_metrics()
         for batch in batches:
             x, y, kw = split_batch(model, batch)
@@ -56,4 +63,4 @@ class RegressionTask(Task):
             m["rmse"].update(sq, y.numel())
             m["mae"].update(ab, y.numel())
             m["r2"].update(p, y)
-        return m.compute()
+        return m

@@ -159,7 +159,7 @@ class Seq2SeqTask(Task):
         )
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
+    def accumulate(self, model: nn.Module, batches: Iterable[Batch]) -> MetricSet:
         m = self.new_metrics()
         for batch in batches:
             x, y, lengths = self._unpack(batch)
@@ -186,7 +186,7 @@ class Seq2SeqTask(Task):
             m[self.error_rate].update(edits, ref_tokens)
             m["bleu"].update(hyp_toks, ref_toks)
             m["chrf"].update(hyps, refs)
-        return m.compute()
+        return m
 
     @torch.no_grad()
     def translate(self, model: nn.Module, text: str) -> tuple[list[str], list[str], torch.Tensor | None]:
