@@ -100,6 +100,10 @@ def test_killed_two_process_run_resumes_to_the_uninterrupted_weights(tmp_path):
         [sys.executable, "-m", "archlab", "train", "--resume", str(run)], capture_output=True, text=True, timeout=300
     )
     assert one.returncode == 2
+    assert one.stderr.strip().splitlines() == [  # the refusal alone: no banner printed before it
+        f"archlab: error: {run} was trained by 2 process(es), this job has 1; resume with the same number "
+        "(torchrun --nproc_per_node=2)"
+    ]
 
 
 def test_global_batch_not_divisible_by_the_world_size_is_one_line():

@@ -193,7 +193,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(json.dumps(res, indent=2))
     else:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-        console.print(f"{res['split']} ({res['checkpoint']}, step {res['step']}, {res['precision']}): {shown}")
+        console.print(
+            f"{res['split']} ({res['checkpoint']}, step {res['step']}, {res['precision']}): {shown}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,  # one line, also when piped (| tail -1)
+        )
     return 0
 
 
@@ -541,7 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("compare", help="train models on the same data and budget; no arguments = the main job")
     s.add_argument("models", nargs="*", help="model names (default: the MNIST-1D inductive-bias set)")
-    s.add_argument("--data", help="data set (default: mnist1d)")
+    s.add_argument("--data", help="data set (needed with MODEL...; the main job, no models given, uses mnist1d)")
     s.add_argument("--budget", help="e.g. steps=2000 or epochs=5 or seconds=60 (comma-separated)")
     s.add_argument("--seeds", type=_positive_int, help="number of seeds (default 3)")
     s.add_argument("--quick", action="store_true", help="a short smoke run (300 steps, 1 seed)")
@@ -608,7 +613,8 @@ def main(argv: list[str] | None = None) -> int:
     from archlab.utils.errors import ArchlabError, one_line, os_error_message
 
     def fail(message: str, code: int) -> int:  # one line, however long or multi-line the message
-        err_console.print(f"archlab: error: {one_line(message)}", markup=False, highlight=False, soft_wrap=True)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun the ranks fail alike: rank 0 says it once
+            err_console.print(f"archlab: error: {one_line(message)}", markup=False, highlight=False, soft_wrap=True)
         return code
 
     debug = os.environ.get("ARCHLAB_DEBUG") == "1"

@@ -320,6 +320,18 @@ class _BoundedLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """A key written twice in one mapping is an error (PyYAML keeps the last one silently)."""
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                line = key_node.start_mark.line + 1
+                raise ConfigError(f"line {line}: duplicate key '{preview(key)}'; write each key once")
+            if isinstance(key, str | int | float | bool):
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
     def compose_document(self) -> yaml.Node | None:
         node = super().compose_document()
         sizes: dict[int, int] = {}

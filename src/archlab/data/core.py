@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 
 from archlab.data.batch import Batch
 from archlab.registry import Registry
-from archlab.utils.errors import ConfigError, UnknownDatasetError
+from archlab.utils.errors import ConfigError, UnknownDatasetError, preview
 from archlab.utils.options import check_options
 from archlab.utils.seed import derive_seed
 
@@ -214,6 +215,11 @@ def load_dataset(
     info = dataset_info(name, options)
     if split not in info.splits:
         raise ConfigError(f"data.split: dataset '{name}' has splits {sorted(info.splits)}, not '{split}'")
+    if data_dir is not None and not Path(data_dir).is_dir():  # never fall back silently to another copy
+        raise ConfigError(
+            f"data.data_dir: '{preview(str(data_dir))}' is not a directory; pass the folder that holds "
+            f"the '{name}' files (or leave --data-dir out)"
+        )
     ds = entry.loader(split, data_dir=data_dir, **dataset_options(name, options))
     ds.name, ds.split = name, split
     return ds

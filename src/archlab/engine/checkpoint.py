@@ -229,12 +229,13 @@ def _check_fits(path: Path, model: nn.Module) -> None:
             )
 
 
-def read_recipe_hash(root: Path) -> tuple[Path, str] | None:
-    """``(checkpoint, recipe hash)`` from the newest checkpoint under ``root`` whose state.json reads;
-    every checkpoint of a run is written by the same recipe."""
+def read_recipe_hash(root: Path) -> tuple[Path, str, int] | None:
+    """``(checkpoint, recipe hash, world size)`` from the newest checkpoint under ``root`` whose
+    state.json reads; every checkpoint of a run is written by the same recipe and process count."""
     for d in step_dirs(root):
         try:
-            return d, str(read_json(d / "state.json")["recipe_hash"])
+            state = read_json(d / "state.json")
+            return d, str(state["recipe_hash"]), int(state.get("world_size", 1))
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return None

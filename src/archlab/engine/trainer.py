@@ -275,6 +275,12 @@ class Trainer:
                     f"{saved} is not the recipe that wrote {written[0]} (recipe hash {recipe_hash(saved_recipe)}, "
                     f"checkpoint {written[1]}): a resumed run keeps its recipe; undo the edit or start a new run"
                 )
+            world = distributed.env_info().world_size
+            if written is not None and written[2] != world:
+                raise CheckpointError(
+                    f"{run_dir} was trained by {written[2]} process(es), this job has {world}; "
+                    f"resume with the same number (torchrun --nproc_per_node={written[2]})"
+                )
             trainer = cls(saved_recipe, run_dir=run_dir, resume=True, quiet=quiet)
         except BaseException:
             lock.__exit__()
@@ -737,7 +743,8 @@ class Trainer:
                 if self.dist.is_main:
                     self.metrics.truncate_after(self.step)
                     self.timing.truncate_after(self.step)
-                log.info("resumed %s at step %d", self.run_dir, self.step)
+                if self.dist.is_main:
+                    log.info("resumed %s at step %d", self.run_dir, self.step)
         elif self.dist.is_main:
             atomic_write_text(self.run_dir / "recipe.yaml", recipe_to_yaml(r))
 
@@ -801,15 +808,19 @@ class Trainer:
         best_dir = self.ckpt_dir / "best"
         final_test = self.last_eval.get("test", {})
         distributed.barrier(self.dist)  # rank 0 has written the last checkpoint (and best/)
+        final_val = self.last_eval.get("val", {})
         if r.eval.restore_best and best_dir.exists():
+            # the summary's val and test numbers both come from the weights it reports (the best)
             self._load_task_state(best_dir, ckpt.load_checkpoint(best_dir, self.model, None, self.device))
-            if self._sharded_eval:
-                final_test = self.evaluate("test")
-            else:
-                final_test = distributed.broadcast_json(self.evaluate("test") if self.dist.is_main else None, self.dist)
+            if self._sharded_eval or self.dist.is_main:
+                final_test, final_val = self.evaluate("test"), self.evaluate("val")
+            if not self._sharded_eval:
+                final_test, final_val = distributed.broadcast_json(
+                    [final_test, final_val] if self.dist.is_main else None, self.dist
+                )
         if tb is not None:
             tb.close()
-        summary = self._summary(status, final_test)
+        summary = self._summary(status, final_test, final_val)
         if self.dist.is_main:
             atomic_write_json(self.run_dir / "summary.json", summary)
         distributed.barrier(self.dist)  # no rank returns before the run is complete on disk
@@ -911,7 +922,7 @@ class Trainer:
             return None
         return SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step or None)
 
-    def _summary(self, status: str, final_test: dict[str, float]) -> dict[str, Any]:
+    def _summary(self, status: str, final_test: dict[str, float], final_val: dict[str, float]) -> dict[str, Any]:
         r = self.recipe
         try:
             example = tuple(t.to(self.device) for t in example_inputs(self.model))
@@ -939,7 +950,7 @@ class Trainer:
             "wall_time_s": round(self.elapsed, 3),
             "samples_per_s": round(samples / self.elapsed, 1) if self.elapsed > 0 else None,
             "test": final_test,
-            "val": self.last_eval.get("val", {}),
+            "val": final_val,
             "best": self._best_summary(),
             "versions": versions(),
             "hardware": hardware(self.device),
@@ -1017,6 +1028,8 @@ def _choose_checkpoint(root: Path, checkpoint: str, recipe: Recipe) -> Path:
     """
     available = ", ".join([p.name for p in ckpt.step_dirs(root)] + (["best"] if (root / "best").is_dir() else []))
     available = available or "none"
+    if available == "none":
+        raise CheckpointError(f"{root.parent} has no checkpoint to load (the run stopped before it saved one)")
     if checkpoint == "auto":
         if recipe.eval.restore_best and (root / "best").is_dir():
             return root / "best"

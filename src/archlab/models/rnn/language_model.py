@@ -28,20 +28,20 @@ from archlab.layers import decoding
 from archlab.layers.decoding import select_rows
 from archlab.layers.recurrent import RECURRENT_LAYERS
 from archlab.registry import register_model
-from archlab.registry.config import ModelConfig
+from archlab.registry.config import ModelConfig, PositiveInt, Probability
 from archlab.utils.shapes import check_shape
 
 
 @dataclass
 class RecurrentLMConfig(ModelConfig):
-    in_shape: tuple[int] = (64,)  # (T,): the training window (any length works at inference)
-    num_classes: int = 75  # V outputs (filled from the data)
-    vocab_size: int = 75  # V inputs (filled from the data)
+    in_shape: tuple[PositiveInt] = (64,)  # (T,): the training window (any length works at inference)
+    num_classes: PositiveInt = 75  # V outputs (filled from the data)
+    vocab_size: PositiveInt = 75  # V inputs (filled from the data)
     cell: Literal["rnn", "lstm", "gru"] = "lstm"
-    embed_dim: int = 64  # E
-    hidden_size: int = 256  # H
-    num_layers: int = 2  # L (char-rnn: 2–3)
-    dropout: float = 0.1  # between layers and before the output layer
+    embed_dim: PositiveInt = 64  # E
+    hidden_size: PositiveInt = 256  # H
+    num_layers: PositiveInt = 2  # L (char-rnn: 2–3)
+    dropout: Probability = 0.1  # between layers and before the output layer
     tie_weights: bool = False
     impl: Literal["fused", "cells"] = "fused"
 

@@ -62,7 +62,7 @@ from archlab.layers.attention import LUONG_SCORES, AdditiveAttention, Multiplica
 from archlab.layers.decoding import gnmt_length_penalty, select_rows
 from archlab.layers.recurrent import RECURRENT_LAYERS, RecurrentBase, last_state
 from archlab.registry import register_model
-from archlab.registry.config import ModelConfig
+from archlab.registry.config import ModelConfig, NonNegativeInt, PositiveInt, Probability
 from archlab.utils.errors import ShapeError
 from archlab.utils.tokens import EOS_ID, PAD_ID, SOS_ID, UNK_ID  # both vocabularies
 
@@ -94,22 +94,22 @@ HiddenState = Tensor | tuple[Tensor, Tensor]  # h (n, B, H); LSTM (h, c)
 
 @dataclass
 class Seq2SeqConfig(ModelConfig):
-    in_shape: tuple[int] = (20,)  # (S,) padded source length of the data; informational, any S is accepted
-    src_vocab_size: int = 32  # source vocabulary incl. the 4 specials (num2words_fr_en: 32)
-    num_classes: int = 37  # V, target vocabulary incl. the 4 specials: the decoder's classes
+    in_shape: tuple[PositiveInt] = (20,)  # (S,) padded source length of the data; informational, any S is accepted
+    src_vocab_size: PositiveInt = 32  # source vocabulary incl. the 4 specials (num2words_fr_en: 32)
+    num_classes: PositiveInt = 37  # V, target vocabulary incl. the 4 specials: the decoder's classes
     cell: Cell = "gru"  # encoder and decoder cell (Cho et al. 2014 / Bahdanau et al. 2015: GRU)
-    embed_dim: int = 64  # E (RNNsearch: 620; scaled to the bundled sets)
-    hidden_size: int = 128  # H, per direction in the encoder and in the decoder (RNNsearch: 1000)
-    num_layers: int = 1  # n, in the encoder and in the decoder
+    embed_dim: PositiveInt = 64  # E (RNNsearch: 620; scaled to the bundled sets)
+    hidden_size: PositiveInt = 128  # H, per direction in the encoder and in the decoder (RNNsearch: 1000)
+    num_layers: PositiveInt = 1  # n, in the encoder and in the decoder
     bidirectional: bool = True  # bidirectional encoder (RNNsearch); D = 2H
     bridge: Literal["tanh", "zeros"] = "tanh"  # decoder initial state: tanh(W_b [h→; h←] + b_b), or 0
-    dropout: float = 0.0  # on embeddings, between stacked layers and before the output layer
+    dropout: Probability = 0.0  # on embeddings, between stacked layers and before the output layer
     attention: AttentionKind = "bahdanau"  # none (fixed context c), bahdanau (additive), luong (global)
     luong_score: Literal["dot", "general", "concat"] = "general"  # Luong's score; dot needs D = H
-    attention_size: int = 0  # A of the additive/concat scoring network; 0 → H
+    attention_size: NonNegativeInt = 0  # A of the additive/concat scoring network; 0 → H
     input_feeding: bool = True  # Luong: feed h̃_{t−1} with the next input (Luong et al. §3.3)
     impl: Literal["fused", "cells"] = "fused"  # torch's fused kernels, or our equation-level loop
-    max_decode_len: int = 64  # default cap on decoded tokens (greedy_decode / beam_search)
+    max_decode_len: PositiveInt = 64  # default cap on decoded tokens (greedy_decode / beam_search)
 
     @property
     def tgt_vocab_size(self) -> int:
