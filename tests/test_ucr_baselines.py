@@ -220,6 +220,12 @@ def test_ucr_recipe_follows_fawaz_setup(recipe):
     assert (r.optim.name, r.optim.lr, r.optim.eps, r.optim.weight_decay) == ("adam", 1e-3, 1e-7, 0.0)
     assert r.budget.epochs == {"fcn1d": 2000, "resnet1d": 1500, "lstm": 2000}[r.model.name]
     assert r.data.augment == [] and r.description
+    # ReduceLROnPlateau(monitor='loss', factor=0.5, patience=50, min_lr=1e-4) once an epoch, Keras' min_delta 1e-4
+    s = r.schedule
+    assert (s.name, s.factor, s.patience, s.min_lr, s.threshold, s.interval) == ("plateau", 0.5, 50, 1e-4, 1e-4, None)
+    # ModelCheckpoint(monitor='loss', save_best_only=True), then the test on those weights
+    assert (r.eval.select, r.eval.restore_best, r.checkpoint.best) == ("train_loss", True, True)
+    assert "lack" not in r.description and "constant learning rate" not in r.description
 
 
 @pytest.mark.parametrize("recipe", UCR_RECIPES)
