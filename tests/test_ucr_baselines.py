@@ -260,9 +260,9 @@ def test_auto_batch_size_is_fawaz_rule(n_train, cap, want):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("data.batch_size=big", "data.batch_size: must be a whole number ≥ 1 or 'auto' (got 'big')"),
-        ("data.batch_size=0", "data.batch_size: must be a whole number ≥ 1 or 'auto' (got 0)"),
-        ("data.batch_size=true", "data.batch_size: must be a whole number ≥ 1 or 'auto' (got True)"),
+        ("data.batch_size=big", "data.batch_size: must be an integer ≥ 1 or 'auto' (got 'big')"),
+        ("data.batch_size=0", "data.batch_size: must be an integer ≥ 1 or 'auto' (got 0)"),
+        ("data.batch_size=true", "data.batch_size: must be an integer ≥ 1 or 'auto' (got True)"),
         ("data.max_batch_size=0", "data.max_batch_size: Input should be greater than or equal to 1 (got 0)"),
     ],
 )

@@ -117,7 +117,7 @@ class DataSpec(_Strict):
         if value == "auto" and isinstance(value, str):
             return value
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError("must be a whole number ≥ 1 or 'auto'")
+            raise ValueError("must be an integer ≥ 1 or 'auto'")
         return value
 
     @model_validator(mode="after")
