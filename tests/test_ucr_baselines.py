@@ -1,5 +1,6 @@
 """Wang et al.'s FCN and ResNet time-series baselines (fcn1d, resnet1d) and their UCR recipes."""
 
+import json
 import warnings
 
 import pytest
@@ -10,6 +11,7 @@ import yaml
 from archlab import count_params, create_model
 from archlab.cli import main
 from archlab.config import load_recipe, shipped_recipes
+from archlab.data.timeseries import UCR_BUNDLED
 from archlab.layers.conv1d import SameConv1d, same_padding
 from archlab.utils.errors import ConfigError, ShapeError
 
@@ -220,6 +222,12 @@ def test_ucr_recipe_follows_fawaz_setup(recipe):
     assert (r.optim.name, r.optim.lr, r.optim.eps, r.optim.weight_decay) == ("adam", 1e-3, 1e-7, 0.0)
     assert r.budget.epochs == {"fcn1d": 2000, "resnet1d": 1500, "lstm": 2000}[r.model.name]
     assert r.data.augment == [] and r.description
+    # ReduceLROnPlateau(monitor='loss', factor=0.5, patience=50, min_lr=1e-4) once an epoch, Keras' min_delta 1e-4
+    s = r.schedule
+    assert (s.name, s.factor, s.patience, s.min_lr, s.threshold, s.interval) == ("plateau", 0.5, 50, 1e-4, 1e-4, None)
+    # ModelCheckpoint(monitor='loss', save_best_only=True), then the test on those weights
+    assert (r.eval.select, r.eval.restore_best, r.checkpoint.best) == ("train_loss", True, True)
+    assert "lack" not in r.description and "constant learning rate" not in r.description
 
 
 @pytest.mark.parametrize("recipe", UCR_RECIPES)
@@ -229,3 +237,77 @@ def test_ucr_recipe_trains_from_the_cli(recipe, tmp_path):
     assert main(argv) == 0
     run = next(tmp_path.iterdir())
     assert yaml.safe_load((run / "recipe.yaml").read_text())["model"]["name"] == recipe.split("/")[1]
+
+
+# ---- the default recipe for any bundled UCR/UEA classification set -------------------------------
+
+UCR_SETS = sorted(k for k, u in UCR_BUNDLED.items() if u.classes)  # the regression problems aside
+
+
+@pytest.mark.parametrize(
+    ("n_train", "cap", "want"),
+    [(36, 16, 3), (50, 16, 5), (67, 64, 6), (270, 16, 16), (270, 64, 27), (537, 64, 53), (1000, None, 100),
+     (19, 16, 2), (5, 16, 2), (1, 16, 1)],
+)  # fmt: skip
+def test_auto_batch_size_is_fawaz_rule(n_train, cap, want):
+    """int(min(n_train / 10, cap)) as in dl-4-tsc, at least 2 for batch norm, at most n_train."""
+    from archlab.config import DataSpec
+
+    assert DataSpec(name="x", batch_size="auto", max_batch_size=cap).batch_size_for(n_train) == want
+    assert DataSpec(name="x", batch_size=7).batch_size_for(n_train) == 7  # a whole number stays as it is
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.batch_size=big", "data.batch_size: must be an integer ≥ 1 or 'auto' (got 'big')"),
+        ("data.batch_size=0", "data.batch_size: must be an integer ≥ 1 or 'auto' (got 0)"),
+        ("data.batch_size=true", "data.batch_size: must be an integer ≥ 1 or 'auto' (got True)"),
+        ("data.max_batch_size=0", "data.max_batch_size: Input should be greater than or equal to 1 (got 0)"),
+    ],
+)
+def test_auto_batch_size_bad_input(override, message):
+    from archlab.config import apply_overrides, parse_overrides, validate_recipe
+
+    raw = yaml.safe_load(shipped_recipes()["ucr/fcn1d"].read_text())
+    with pytest.raises(ConfigError) as e:
+        validate_recipe(apply_overrides(raw, parse_overrides([override])))
+    assert str(e.value) == message
+
+
+def test_a_cap_without_auto_is_refused(capsys, tmp_path):
+    argv = ["train", "gunpoint/fcn1d", "data.max_batch_size=16", "--runs-dir", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "data.max_batch_size: caps batch_size: auto only; with batch_size 5 remove it" in err
+    assert "Traceback" not in err and not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_the_ucr_default_on_gunpoint_is_the_gunpoint_recipe(model):
+    """ucr/<model> is gunpoint/<model> with the batch size computed instead of written down."""
+    a, b = load_recipe(f"ucr/{model}").model_dump(), load_recipe(f"gunpoint/{model}").model_dump()
+    for r in (a, b):
+        del r["name"], r["description"], r["data"]["batch_size"], r["data"]["max_batch_size"]
+    assert a == b
+
+
+@pytest.mark.parametrize(
+    ("model", "data"),
+    [
+        # ResNet on PLAID trains on batches of 53 series of 1,344 steps: a minute on a busy core
+        pytest.param(m, d, marks=pytest.mark.slow) if (m, d) == ("resnet1d", "plaid") else (m, d)
+        for m in MODELS
+        for d in UCR_SETS
+    ],
+)
+def test_the_ucr_default_trains_on_every_bundled_set(model, data, tmp_path):
+    argv = [
+        "train", f"ucr/{model}", f"data.name={data}", "budget.steps=2", "data.test_subset=16", "log.progress=false",
+        "log.tensorboard=false", "--runs-dir", str(tmp_path),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    s = json.loads((next(tmp_path.iterdir()) / "summary.json").read_text())
+    n = UCR_BUNDLED[data].train
+    assert s["dataset"] == data and s["steps"] == 2 and s["train_examples"] == n
+    assert s["batch_size"] == max(2, int(min(n / 10, {"fcn1d": 16, "resnet1d": 64}[model])))

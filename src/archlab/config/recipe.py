@@ -99,7 +99,10 @@ class ModelSpec(BaseModel):
 
 class DataSpec(_Strict):
     name: str
-    batch_size: int = Field(64, ge=1)
+    # a whole number, or `auto`: the training-set-size rule of Fawaz et al. 2019 (dl-4-tsc), see
+    # :meth:`batch_size_for`; `max_batch_size` is its cap (their FCN 16, ResNet 64; None: no cap)
+    batch_size: int | Literal["auto"] = 64
+    max_batch_size: int | None = Field(None, ge=1)
     eval_batch_size: int = Field(1000, ge=1)
     val_fraction: float = Field(0.0, ge=0.0, lt=1.0)  # held out of train for early stopping / best
     train_subset: int | None = Field(None, ge=1)  # first N (seeded shuffle) training examples
@@ -107,6 +110,36 @@ class DataSpec(_Strict):
     data_dir: str | None = None
     augment: list[str] = Field(default_factory=list)  # e.g. ["crop:4", "hflip"], ["shift:3"], ["noise:0.1"]
     options: dict[str, Any] = Field(default_factory=dict)  # a parametric set's options, e.g. {length: 100}
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch_size_or_auto(cls, value: Any) -> Any:
+        if value == "auto" and isinstance(value, str):
+            return value
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError("must be an integer ≥ 1 or 'auto'")
+        return value
+
+    @model_validator(mode="after")
+    def _cap_only_with_auto(self) -> DataSpec:
+        if self.max_batch_size is not None and self.batch_size != "auto":
+            raise ValueError(
+                f".max_batch_size: caps batch_size: auto only; with batch_size {self.batch_size} remove it "
+                "(or set batch_size: auto)"
+            )
+        return self
+
+    def batch_size_for(self, n_train: int) -> int:
+        """The training batch size for ``n_train`` training examples (after ``val_fraction`` and
+        ``train_subset``). A whole ``batch_size`` is returned as it is; ``auto`` is Fawaz et al.'s
+        (2019, dl-4-tsc ``classifiers/fcn.py``) ``int(min(n_train / 10, max_batch_size))``, raised
+        to 2 — batch normalisation needs two examples, where Keras would train on single series
+        below 20 — and never above ``n_train``. ArrowHead (36 series), cap 16: 3; JapaneseVowels
+        (270), cap 16: 16, cap 64: 27."""
+        if self.batch_size != "auto":
+            return self.batch_size
+        cap = n_train / 10 if self.max_batch_size is None else min(n_train / 10, self.max_batch_size)
+        return max(1, min(n_train, max(2, int(cap))))
 
     @field_validator("augment")
     @classmethod

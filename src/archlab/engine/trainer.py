@@ -341,7 +341,8 @@ class Trainer:
             raise ConfigError(
                 f"data.augment: mixup needs a task that scores mixed targets (classification), not {r.task.name}"
             )
-        self.loader = self._train_loader(r.data.batch_size, shard=True)
+        self.batch_size = r.data.batch_size_for(len(self.train_set))  # `auto`: from the training-set size
+        self.loader = self._train_loader(self.batch_size, shard=True)
         spe = self.loader.steps_per_epoch
         limits = []
         if r.budget.steps is not None:
@@ -402,7 +403,7 @@ class Trainer:
         running statistics), gradient and the task's own state is restored afterwards, so the run
         is bit-identical to one without the probe."""
         r = self.recipe
-        n = min(r.data.batch_size, PROBE_MAX_BATCH, len(self.train_set))
+        n = min(self.batch_size, PROBE_MAX_BATCH, len(self.train_set))
         rng = get_rng_state()
         buffers = [(b, b.detach().clone()) for b in self.model.buffers()]
         task_state = copy.deepcopy(self.task.state_dict())
@@ -431,7 +432,7 @@ class Trainer:
         r = self.recipe
         if "Expected more than 1 value per channel when training" in text:
             return (
-                f"data.batch_size: {r.data.batch_size} is too small for batch normalisation, which needs at least 2 "
+                f"data.batch_size: {self.batch_size} is too small for batch normalisation, which needs at least 2 "
                 "examples per batch in training; set data.batch_size ≥ 2 (or turn the model's batch norm off)"
             )
         return (
@@ -758,7 +759,7 @@ class Trainer:
         status = "completed"
         start = time.perf_counter() - self.elapsed
         self.model.train()
-        samples_per_step = r.data.batch_size * r.optim.accum_steps
+        samples_per_step = self.batch_size * r.optim.accum_steps
         t_window, steps_window = time.perf_counter(), 0
         try:
             while True:
@@ -929,7 +930,7 @@ class Trainer:
             flops = count_flops(self.model, example)
         except Exception:  # noqa: BLE001 - FLOP counting is informative only
             flops = None
-        samples = self.step * r.data.batch_size * r.optim.accum_steps
+        samples = self.step * self.batch_size * r.optim.accum_steps
         return {
             "name": r.name,
             "run_dir": str(self.run_dir),
@@ -946,6 +947,7 @@ class Trainer:
             "steps": self.step,
             "epochs": round(self.loader.epochs_done, 4),
             "train_examples": len(self.train_set),
+            "batch_size": self.batch_size,
             "test_examples": len(self.test_set),
             "wall_time_s": round(self.elapsed, 3),
             "samples_per_s": round(samples / self.elapsed, 1) if self.elapsed > 0 else None,
