@@ -440,6 +440,9 @@ def test_bad_config_values_are_one_line_errors_from_create_model():
     from archlab import create_model
     from archlab.utils.errors import ConfigError
 
-    for bad, message in [({"attention_size": -1}, "attention_size must be ≥ 0"), ({"dropout": 1.5}, "dropout must be")]:
+    for bad, message in [
+        ({"attention_size": -1}, r"model\.attention_size: Input should be greater than or equal to 0 \(got -1\)"),
+        ({"dropout": 1.5}, r"model\.dropout: Input should be less than 1 \(got 1\.5\)"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             create_model("seq2seq", **bad)
