@@ -499,6 +499,7 @@ def test_env_data_dir_beats_debian_and_data_dir_root_with_subfolder(tmp_path, fa
 
 
 def test_missing_everywhere_says_where_and_how_to_fix(tmp_path, fake_debian):
+    (tmp_path / "empty").mkdir()  # a folder without the files (a folder that does not exist is its own error)
     with pytest.raises(DataError) as e:
         load_dataset("fashion_mnist", "train", data_dir=str(tmp_path / "empty"))
     msg = str(e.value)
