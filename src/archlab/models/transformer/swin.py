@@ -49,7 +49,9 @@ from archlab.registry import register_model
 from archlab.registry.config import ImageShape, ModelConfig, PositiveFloat, PositiveInt, Probability, Shape
 from archlab.utils.shapes import AtLeast, check_shape
 
-PAPER = "Liu et al., Swin Transformer: Hierarchical Vision Transformer using Shifted Windows (ICCV 2021), arXiv:2103.14030"
+PAPER = (
+    "Liu et al., Swin Transformer: Hierarchical Vision Transformer using Shifted Windows (ICCV 2021), arXiv:2103.14030"
+)
 TEST_OVERRIDES = {
     "in_shape": (3, 32, 32),
     "num_classes": 10,
@@ -155,8 +157,8 @@ class WindowAttention(nn.Module):
             x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))  # cyclic shift up-left (Fig. 4)
         windows = window_partition(x, m)  # (B·nW, N, C)
         bw, n, _ = windows.shape
-        qkv = self.qkv(windows).view(bw, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (3, B·nW, h, N, d)
-        q, k, v = qkv.unbind(0)
+        qkv = self.qkv(windows).view(bw, n, 3, self.num_heads, self.head_dim)  # (B·nW, N, 3, h, d)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B·nW, h, N, d)
         logits = (q * self.head_dim**-0.5) @ k.transpose(-2, -1)  # QKᵀ/√d: (B·nW, h, N, N)
         logits = logits + self.relative_position_bias()  # + B
         if any(shift):
@@ -269,9 +271,15 @@ class SwinTransformer(nn.Module):
                 shift = 0 if j % 2 == 0 else config.window_size // 2  # W-MSA, SW-MSA alternate
                 blocks.append(
                     SwinBlock(
-                        dim, nh, config.window_size, shift, config.mlp_ratio, config.dropout,
-                        config.attention_dropout, rate,
-                    )  # fmt: skip
+                        dim,
+                        nh,
+                        config.window_size,
+                        shift,
+                        config.mlp_ratio,
+                        config.dropout,
+                        config.attention_dropout,
+                        rate,
+                    )
                 )
                 i += 1
             self.stages.append(nn.Sequential(*blocks))
