@@ -4,6 +4,7 @@ to fit the data, and may own the whole training step (a GAN's two optimisers).""
 from archlab.tasks.base import TASKS, Task, build_task, higher_is_better
 from archlab.tasks.classification import ClassificationTask
 from archlab.tasks.forecasting import ForecastingTask
+from archlab.tasks.graph import GraphClassificationTask, GraphRegressionTask, NodeClassificationTask
 from archlab.tasks.language_modeling import LanguageModelingTask
 from archlab.tasks.regression import RegressionTask
 from archlab.tasks.seq2seq import Seq2SeqTask
@@ -13,7 +14,10 @@ __all__ = [
     "higher_is_better",
     "ClassificationTask",
     "ForecastingTask",
+    "GraphClassificationTask",
+    "GraphRegressionTask",
     "LanguageModelingTask",
+    "NodeClassificationTask",
     "RegressionTask",
     "Seq2SeqTask",
     "Task",
