@@ -131,7 +131,7 @@ def check_widths(graphs: Sequence[Graph], name: str) -> tuple[int, int]:
     """The common node-feature width F and edge-feature width D (0 without) of ``graphs``;
     :class:`DataError` naming the first graph whose width differs."""
     if not graphs:
-        raise DataError(f"{name}: no graphs")
+        raise DataError(f"{name}: this split holds no graph; the set is too small for its split fractions")
     f = graphs[0].x.shape[1]
     d = 0 if graphs[0].edge_attr is None else graphs[0].edge_attr.shape[1]
     for i, g in enumerate(graphs):
