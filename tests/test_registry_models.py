@@ -291,7 +291,8 @@ def test_wrong_input_shape_says_expected_vs_got():
         create_model("mlp")(torch.zeros(2, 1, 41))
 
 
-_TOKEN_TASKS = {"language_modeling", "seq2seq"}  # token-id models: their inputs come from example_inputs
+# token-id and graph models: their inputs (token ids; nodes with an edge index) come from example_inputs
+_TOKEN_TASKS = {"language_modeling", "seq2seq", "node_classification", "graph_classification"}
 
 
 def _with_size(shape: tuple[int, ...], dim: int, size: int) -> tuple[int, ...]:
@@ -410,8 +411,10 @@ def _example(model, batch: int) -> tuple[torch.Tensor, ...]:
 @pytest.mark.parametrize("name", list_models())
 def test_forward_features_and_head_compose(name):
     model = create_model(name, **get_model_entry(name).test_overrides).eval()
-    if not hasattr(model, "forward_features"):
-        pytest.skip(f"{name} is a per-step model (language model / decoder): no pooled features to compose")
+    if not all(callable(getattr(model, f, None)) for f in ("forward_features", "forward_head")):
+        pytest.skip(
+            f"{name} is a per-step or per-node model (language model, decoder, node-level GNN): nothing to compose"
+        )
     x = _example(model, 2)
     torch.testing.assert_close(model.forward_head(model.forward_features(*x)), model(*x))
 
