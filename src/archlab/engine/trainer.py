@@ -748,6 +748,7 @@ class Trainer:
                     log.info("resumed %s at step %d", self.run_dir, self.step)
         elif self.dist.is_main:
             atomic_write_text(self.run_dir / "recipe.yaml", recipe_to_yaml(r))
+            self.task.save_artifacts(self.run_dir)  # e.g. the tokenizer, for eval/sample
 
         tb = self._tensorboard()
         progress = Progress(
@@ -1080,6 +1081,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "auto") -> LoadedRun:
     seed_everything(recipe.seed)
     info = dataset_info(recipe.data.name, recipe.data.options)
     task = build_task(recipe.task, info, seed=recipe.seed)
+    task.load_artifacts(run_dir)  # the run's own tokenizer, not one rebuilt from today's data
     device = resolve_device(recipe.device)
     model = task.build_model(recipe.model).to(device)
     if recipe.channels_last:
