@@ -189,6 +189,8 @@ def text_tokenizer(info: DatasetInfo) -> Any:
     from archlab.data.tokenizers import CharTokenizer
 
     tok = getattr(info, "tokenizer", None)
+    if tok is not None and not hasattr(tok, "encode"):  # a zero-argument builder: trained on first use
+        tok = tok()
     if tok is not None or info.name not in _VOCABS:
         return tok
     v = vocab(info.name)
@@ -199,8 +201,8 @@ def text_tokenizer(info: DatasetInfo) -> Any:
 class TextInfo(DatasetInfo):
     """DatasetInfo of a token set; ``vocab_size`` sizes the embedding (``vocab(name)`` has the tokens).
 
-    ``tokenizer`` (a :class:`~archlab.data.tokenizers.Tokenizer`, or None for the sets whose
-    :class:`Vocab` is fixed) is what a run saves in its directory and reloads to sample."""
+    ``tokenizer`` (a :class:`~archlab.data.tokenizers.Tokenizer`, a zero-argument function that
+    trains it on first use, or None for the sets whose :class:`Vocab` is fixed) is what a run saves in its directory and reloads to sample."""
 
     vocab_size: int = 0
     tokenizer: Any = field(default=None, compare=False, repr=False)

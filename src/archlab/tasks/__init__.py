@@ -5,6 +5,7 @@ from archlab.tasks.base import TASKS, Task, build_task, higher_is_better
 from archlab.tasks.classification import ClassificationTask
 from archlab.tasks.forecasting import ForecastingTask
 from archlab.tasks.language_modeling import LanguageModelingTask
+from archlab.tasks.masked_lm import MaskedLMTask
 from archlab.tasks.regression import RegressionTask
 from archlab.tasks.seq2seq import Seq2SeqTask
 
@@ -14,6 +15,7 @@ __all__ = [
     "ClassificationTask",
     "ForecastingTask",
     "LanguageModelingTask",
+    "MaskedLMTask",
     "RegressionTask",
     "Seq2SeqTask",
     "Task",
