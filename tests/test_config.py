@@ -55,8 +55,15 @@ def test_every_shipped_recipe_validates_and_builds_its_model():
     from archlab.tasks import build_task
 
     shipped = shipped_recipes()
-    assert {"mnist1d/cnn1d", "mnist1d/mlp", "mnist1d/gru", "mnist1d/logistic_regression",
-            "fashion_mnist/mlp", "digits/mlp", "diabetes/mlp"} <= set(shipped)
+    assert {
+        "mnist1d/cnn1d",
+        "mnist1d/mlp",
+        "mnist1d/gru",
+        "mnist1d/logistic_regression",
+        "fashion_mnist/mlp",
+        "digits/mlp",
+        "diabetes/mlp",
+    } <= set(shipped)
     for name, path in shipped.items():
         if name.endswith("/default"):
             continue
