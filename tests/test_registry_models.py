@@ -266,7 +266,7 @@ def test_wrong_input_shape_says_expected_vs_got():
         create_model("mlp")(torch.zeros(2, 1, 41))
 
 
-_TOKEN_TASKS = {"language_modeling", "seq2seq"}  # token-id models: their inputs come from example_inputs
+_TOKEN_TASKS = {"language_modeling", "seq2seq", "masked_lm"}  # token-id models: their inputs come from example_inputs
 
 
 def _with_size(shape: tuple[int, ...], dim: int, size: int) -> tuple[int, ...]:

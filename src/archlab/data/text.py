@@ -202,7 +202,8 @@ class TextInfo(DatasetInfo):
     """DatasetInfo of a token set; ``vocab_size`` sizes the embedding (``vocab(name)`` has the tokens).
 
     ``tokenizer`` (a :class:`~archlab.data.tokenizers.Tokenizer`, a zero-argument function that
-    trains it on first use, or None for the sets whose :class:`Vocab` is fixed) is what a run saves in its directory and reloads to sample."""
+    trains it on first use, or None for the sets whose :class:`Vocab` is fixed) is what a run saves
+    in its directory and reloads to sample."""
 
     vocab_size: int = 0
     tokenizer: Any = field(default=None, compare=False, repr=False)

@@ -28,6 +28,7 @@ from torch.nn import functional as F
 from archlab.config import TaskSpec
 from archlab.data import DatasetInfo
 from archlab.data.text import text_tokenizer
+from archlab.data.tokenizers import Tokenizer
 from archlab.data.transforms import IGNORE_INDEX
 from archlab.tasks.base import Batch, Task, register_task, split_batch
 from archlab.tasks.metrics import Accuracy, Loss, Metric, MetricSet
@@ -66,14 +67,27 @@ class MaskedLMTask(Task):
         super().__init__(spec, info, seed=seed)
         if spec.label_smoothing:
             raise ConfigError("task.label_smoothing: BERT pre-training (masked_lm) has none; remove it")
-        self.tokenizer = text_tokenizer(info)  # saved in the run dir, for fine-tuning and inspection
+        self._tokenizer: Tokenizer | None = None
+
+    @property
+    def tokenizer(self) -> Tokenizer | None:
+        """The data's tokenizer, trained on first use (when the run saves it): building the task
+        alone, as ``archlab recipes`` checks do, trains nothing."""
+        if self._tokenizer is None:
+            self._tokenizer = text_tokenizer(self.info)
+        return self._tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, value: Tokenizer | None) -> None:  # load_artifacts puts the run's own back
+        self._tokenizer = value
 
     def _outputs(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         x, (labels, nsp_labels), kw = batch.x, batch.y, split_batch(model, batch)[2]
         out = model(x, **kw)
         if not (isinstance(out, tuple) and len(out) == 2):
             raise ShapeError(
-                "a masked_lm model returns (mlm_logits (B, T, V), nsp_logits (B, 2)); build it with model.head=pretraining"
+                "a masked_lm model returns (mlm_logits (B, T, V), nsp_logits (B, 2)); "
+                "build it with model.head=pretraining"
             )
         mlm_logits, nsp_logits = out[0].float(), out[1].float()
         if mlm_logits.shape[:2] != labels.shape or nsp_logits.shape != (len(x), 2):
@@ -87,7 +101,9 @@ class MaskedLMTask(Task):
         mlm_logits, nsp_logits, labels, nsp_labels = self._outputs(model, batch)
         chosen = labels != IGNORE_INDEX  # (B, T)
         n = chosen.sum().clamp_min(1)
-        mlm_sum = F.cross_entropy(mlm_logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
+        mlm_sum = F.cross_entropy(
+            mlm_logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
+        )
         mlm = mlm_sum / n  # mean over the masked tokens (0 when a batch has none)
         nsp = F.cross_entropy(nsp_logits, nsp_labels)
         with torch.no_grad():
