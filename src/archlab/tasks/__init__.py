@@ -4,6 +4,7 @@ to fit the data, and may own the whole training step (a GAN's two optimisers).""
 from archlab.tasks.base import TASKS, Task, build_task, higher_is_better
 from archlab.tasks.classification import ClassificationTask
 from archlab.tasks.forecasting import ForecastingTask
+from archlab.tasks.graph import GraphClassificationTask, GraphRegressionTask, NodeClassificationTask
 from archlab.tasks.language_modeling import LanguageModelingTask
 from archlab.tasks.masked_lm import MaskedLMTask
 from archlab.tasks.regression import RegressionTask
@@ -14,8 +15,11 @@ __all__ = [
     "higher_is_better",
     "ClassificationTask",
     "ForecastingTask",
+    "GraphClassificationTask",
+    "GraphRegressionTask",
     "LanguageModelingTask",
     "MaskedLMTask",
+    "NodeClassificationTask",
     "RegressionTask",
     "Seq2SeqTask",
     "Task",
