@@ -1,6 +1,12 @@
 """The literature's claims as runnable experiments (sweeps of recipes + a verdict), one file each."""
 
 from archlab.experiments import (  # noqa: F401  (each module registers its experiment)
+    ae_compression,
+    ae_features,
+    ae_latent_smoothness,
+    ae_robustness,
+    ae_sparsity,
+    ae_vs_classical,
     attention_bottleneck,
     cnn_vs_mlp,
     efficient_scaling,
