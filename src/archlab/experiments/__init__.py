@@ -9,6 +9,7 @@ from archlab.experiments import (  # noqa: F401  (each module registers its expe
     ae_vs_classical,
     attention_bottleneck,
     cnn_vs_mlp,
+    data_hunger,
     efficient_scaling,
     gru_vs_lstm,
     inductive_bias,

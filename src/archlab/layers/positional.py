@@ -25,6 +25,7 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from archlab.utils.errors import ShapeError
 
@@ -84,7 +85,8 @@ class LearnedPositionalEmbedding(nn.Module):
 
     def forward(self, t: int, offset: int = 0) -> Tensor:
         _check_range(offset, t, self.max_len)
-        return self.weight[offset : offset + t]
+        pos = torch.arange(offset, offset + t, device=self.weight.device)  # (T,)
+        return F.embedding(pos, self.weight)  # rows offset … offset + T − 1: (T, D)
 
     def extra_repr(self) -> str:
         return f"max_len={self.max_len}, d_model={self.d_model}"
