@@ -11,11 +11,12 @@ from archlab.experiments.ae_compression import UniformCodec, jpeg
 
 
 @pytest.fixture(autouse=True)
-def _fashion_or_skip(tmp_path, monkeypatch):
+def _fashion_or_skip(tmp_path_factory, monkeypatch):
     from archlab.data import load_dataset
     from archlab.utils.errors import DataError
 
-    monkeypatch.setenv("ARCHLAB_CACHE_DIR", str(tmp_path / "cache"))  # the feature classifier is cached there
+    # the feature classifier is cached there (outside tmp_path, where the experiment dir must be alone)
+    monkeypatch.setenv("ARCHLAB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     try:
         load_dataset("fashion_mnist", "test")
     except DataError as e:  # only "not found": a loader bug must fail, not skip
