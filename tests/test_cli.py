@@ -353,6 +353,7 @@ def test_experiment_options_are_the_typed_fields():
     assert {n: EXPERIMENTS.get(n).option_names() for n in EXPERIMENTS.names()} == {
         "attention-bottleneck": ("steps", "seeds", "data", "hidden_size", "overrides"),
         "cnn-vs-mlp": ("sizes", "steps", "seeds", "models", "overrides"),
+        "data-hunger": ("sizes", "steps", "seeds", "models", "overrides"),
         "efficient-scaling": ("steps", "subset", "seeds", "overrides"),
         "gru-vs-lstm": (
             "lengths",

@@ -8,6 +8,8 @@ from the table), and the input-size rules of each model.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -269,3 +271,24 @@ def test_signal_transformer_tokens_and_shape_rules():
         model(torch.zeros(3, 1, 44))
     with pytest.raises(ConfigError, match="signal length 40 is not a multiple of patch_size 3"):
         create_model("signal_transformer", patch_size=3)
+
+
+# -- experiments ----------------------------------------------------------------------------------
+def test_data_hunger_quick(quick_experiment):
+    exp, rec = quick_experiment("data-hunger")
+    rows = rec["table"]["rows"]
+    assert [r[0] for r in rows] == ["200"] * 3 + ["400"] * 3
+    assert [r[2] for r in rows[:3]] == [61_706, 62_020, 61_894]  # CNN, MLP, ViT: the same size
+    assert rec["figures"] == ["figures/accuracy_vs_data.png", "figures/gap_vs_data.png"]
+    assert "CNN (LeNet-5) leads the ViT (P7, 3×48) by" in rec["verdict"] and isinstance(rec["supported"], bool)
+    s = json.loads((exp / "vit_mini_p7-n200-s0" / "summary.json").read_text())
+    assert s["steps"] == 10 and s["train_examples"] == 200 and s["params"] == 61_894
+
+
+def test_data_hunger_needs_three_models(tmp_path, capsys):
+    from archlab.cli import main
+
+    assert main(["experiment", "data-hunger", "--set", "models={a: {name: mlp}}", "--runs-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "experiment data-hunger: bad option value (models: Dictionary should have at least 3 items" in err
+    assert not any(tmp_path.iterdir())
