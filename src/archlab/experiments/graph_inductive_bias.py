@@ -56,7 +56,8 @@ def sbm_probabilities(snr: float, blocks: int, block_size: int, degree: float) -
     if c_out < 0 or p_in > 1:
         raise ConfigError(
             f"experiment graph-inductive-bias: SNR {snr:g} is out of reach at mean degree {degree:g} "
-            f"with {blocks} blocks of {block_size} (needs SNR ≤ degree/{blocks} = {degree / blocks:g}); lower snrs or raise degree"
+            f"with {blocks} blocks of {block_size} (needs SNR ≤ degree/{blocks} = {degree / blocks:g}); "
+            "lower snrs or raise degree"
         )
     return p_in, p_out
 
