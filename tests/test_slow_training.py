@@ -33,7 +33,7 @@ def test_default_compare_is_the_inductive_bias_table(tmp_path, capsys):
     2 cores, is recorded in docs/RESULTS.md, not asserted: timings are not tests.)"""
     assert main(["compare", "--runs-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    for label in ("logistic regression", "MLP", "CNN", "GRU", "LSTM"):
+    for label in ("logistic regression", "MLP", "CNN", "GRU", "LSTM", "Transformer"):
         assert label in out
     for published in ("32%", "68%", "94%", "91%"):
         assert published in out

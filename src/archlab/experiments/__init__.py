@@ -2,6 +2,7 @@
 
 from archlab.experiments import (  # noqa: F401  (each module registers its experiment)
     attention_bottleneck,
+    attention_maps,
     cnn_vs_mlp,
     data_hunger,
     efficient_scaling,
