@@ -62,8 +62,7 @@ def test_bench_train_step_tiny_mlp():
 
 def test_bench_train_step_bf16_runs():
     model, batch = _tiny_mlp()
-    out = bench_train_step(model, batch, cross_entropy, steps=2, warmup=1, precision="bf16",
-                           peak_gflops=100.0)
+    out = bench_train_step(model, batch, cross_entropy, steps=2, warmup=1, precision="bf16", peak_gflops=100.0)
     assert out["precision"] == "bf16" and out["samples_per_s"] > 0
 
 
@@ -145,8 +144,15 @@ def test_lstm_flops_match_six_n_per_token():
 def test_runner_interleaves_and_write_results_markdown(tmp_path):
     order: list[str] = []
     workloads = [TINY_PEER, TINY_OURS, DIGITS]
-    rows, peaks = run_benchmarks(workloads, repeats=2, processes=False, steps=1, warmup=0, peak_n=128,
-                                 log=lambda msg: order.append(msg.split(": ")[1]))
+    rows, peaks = run_benchmarks(
+        workloads,
+        repeats=2,
+        processes=False,
+        steps=1,
+        warmup=0,
+        peak_n=128,
+        log=lambda msg: order.append(msg.split(": ")[1]),
+    )
     names = [w.name for w in workloads]
     assert order == ["matmul-peak", *names] * 2  # round-robin, not one workload's repeats in a row
     assert [r["workload"] for r in rows] == names and all(len(r["runs_step_ms"]) == 2 for r in rows)
@@ -177,7 +183,9 @@ def test_runner_refuses_workload_objects_in_workers_and_missing_extras():
 def test_worker_subprocess_prints_json():
     proc = subprocess.run(
         [sys.executable, "-m", "archlab.bench.worker", "lstm-torch", "--quick", "--json", "--peak", "0"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -54,35 +54,51 @@ def test_data_and_recipes_listing(capsys):
         (["data", "info", "mnist1"], "unknown dataset 'mnist1' (did you mean: mnist1d"),
         (["train", "mnist1d/cnn"], "did you mean: mnist1d/cnn1d"),
         (["train", "mnist1d/cnn1d", "optim.lrr=1"], "optim.lrr: unknown key (did you mean: lr?)"),
-        (["train", "mnist1d/cnn1d", "model.chanels=3"],
-         "model.chanels: unknown option for model 'cnn1d' (did you mean: channels?)"),
-        (["train", "mnist1d/cnn1d", "data.batch_size=zero"],
-         "data.batch_size: must be an integer ≥ 1 or 'auto' (got 'zero')"),
+        (
+            ["train", "mnist1d/cnn1d", "model.chanels=3"],
+            "model.chanels: unknown option for model 'cnn1d' (did you mean: channels?)",
+        ),
+        (
+            ["train", "mnist1d/cnn1d", "data.batch_size=zero"],
+            "data.batch_size: must be an integer ≥ 1 or 'auto' (got 'zero')",
+        ),
         (["train", "mnist1d/cnn1d", "data.name=mnist2d"], "unknown dataset 'mnist2d'"),
         (["train", "mnist1d/cnn1d", "model.in_shape=[1,30]"], "expected shape (B, 1, 30), got (64, 1, 40)"),
         (["train", "mnist1d/cnn1d", "device=foo"], "device: 'foo' is not a device"),
         (["train", "mnist1d/cnn1d", "data.augment=[shift:x]"], "data.augment: 'shift:x': 'x' is not a number"),
         (["train", "mnist1d/cnn1d", "data.augment=[shift:-2]"], "the argument must be a finite number ≥ 0"),
         (["train", "mnist1d/cnn1d", "data.augment=[shift:1.5]"], "needs a whole number of positions"),
-        (["train", "mnist1d/cnn1d", "eval.metric=acc"], "eval.metric: 'acc' is not reported by task 'classification' "
-                                                        "(did you mean: accuracy?)"),
-        (["train", "diabetes/mlp", "model.num_classes=3"], "model.num_classes: 3 does not match data set 'diabetes' "
-                                                           "(1 outputs); drop the override"),
-        (["train", "digits/perceptron", "task.label_smoothing=0.1"], "task.label_smoothing: applies to the "
-                                                                     "cross_entropy loss only"),
+        (
+            ["train", "mnist1d/cnn1d", "eval.metric=acc"],
+            "eval.metric: 'acc' is not reported by task 'classification' (did you mean: accuracy?)",
+        ),
+        (
+            ["train", "diabetes/mlp", "model.num_classes=3"],
+            "model.num_classes: 3 does not match data set 'diabetes' (1 outputs); drop the override",
+        ),
+        (
+            ["train", "digits/perceptron", "task.label_smoothing=0.1"],
+            "task.label_smoothing: applies to the cross_entropy loss only",
+        ),
         (["train", "--resume", "runs/x", "budget.steps=9"], "--resume continues a run with the recipe"),
         (["compare", "mlp", "--seeds", "0"], "must be at least 1"),
         (["compare", "cnn1d", "--data", "diabetes"], "no recipe 'diabetes/cnn1d' or"),
         (["compare", "mlp", "lstmm", "--data", "mnist1d"], "unknown model 'lstmm'"),
         # found by building the model for the data, before the compare dir exists (it was left behind)
-        (["compare", "cnn1d", "--data", "digits", "--budget", "steps=5", "--seeds", "1"],
-         "model.in_shape: Tuple should have at most 2 items"),
+        (
+            ["compare", "cnn1d", "--data", "digits", "--budget", "steps=5", "--seeds", "1"],
+            "model.in_shape: Tuple should have at most 2 items",
+        ),
         # found when the model is built for the data, or by the start-up probe (a training step on the first batch)
-        (["compare", "mlp", "model.num_classes=3", "--data", "diabetes"],
-         "model.num_classes: 3 does not match data set 'diabetes' (1 outputs)"),
+        (
+            ["compare", "mlp", "model.num_classes=3", "--data", "diabetes"],
+            "model.num_classes: 3 does not match data set 'diabetes' (1 outputs)",
+        ),
         (["compare", "--seeds", "1", "model.in_shape=[1,30]"], "expected shape (B, 1, 30), got (64, 1, 40)"),
-        (["experiment", "gru-vs-lstm", "--set", "overrides={model.num_classes: 3}"],
-         "model.num_classes: 3 does not match data set 'adding' (1 outputs)"),
+        (
+            ["experiment", "gru-vs-lstm", "--set", "overrides={model.num_classes: 3}"],
+            "model.num_classes: 3 does not match data set 'adding' (1 outputs)",
+        ),
         (["experiment", "vanishing"], "unknown experiment 'vanishing'"),
         (["eval", "/nonexistent/run"], "is not an archlab run"),
         (["train"], "train needs a RECIPE"),
@@ -108,8 +124,17 @@ def test_missing_data_file_is_a_clear_error(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("ARCHLAB_DOWNLOAD", raising=False)
     monkeypatch.delenv("ARCHLAB_DATA_DIR", raising=False)
-    code = main(["train", "digits/mlp", "data.name=mnist", f"data.data_dir={tmp_path}", "model.in_shape=[1,28,28]",
-                 "--runs-dir", str(tmp_path / "runs")])
+    code = main(
+        [
+            "train",
+            "digits/mlp",
+            "data.name=mnist",
+            f"data.data_dir={tmp_path}",
+            "model.in_shape=[1,28,28]",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ]
+    )
     err = _err(capsys)
     assert code == 2 and len(err.splitlines()) == 1
     assert "mnist" in err and "ARCHLAB_DOWNLOAD=1" in err
@@ -167,8 +192,21 @@ def test_cli_subprocess_has_no_traceback(tmp_path):
 
 
 def test_compare_quick_writes_table_json_and_report(tmp_path, capsys):
-    code = main(["compare", "logistic_regression", "mlp", "--data", "mnist1d", "--budget", "steps=40",
-                 "--seeds", "2", "--runs-dir", str(tmp_path)])
+    code = main(
+        [
+            "compare",
+            "logistic_regression",
+            "mlp",
+            "--data",
+            "mnist1d",
+            "--budget",
+            "steps=40",
+            "--seeds",
+            "2",
+            "--runs-dir",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "logistic regression" in out and "MLP" in out and "±" in out
@@ -254,8 +292,22 @@ def test_compare_prints_progress_lines_while_runs_train(tmp_path, capsys, monkey
     import archlab.experiments.runs as runs
 
     monkeypatch.setattr(runs, "PROGRESS_EVERY_S", 0.05)
-    argv = ["compare", "logistic_regression", "mlp", "log.every=5", "--data", "mnist1d", "--budget", "steps=300",
-            "--seeds", "1", "--jobs", "1", "--runs-dir", str(tmp_path)]
+    argv = [
+        "compare",
+        "logistic_regression",
+        "mlp",
+        "log.every=5",
+        "--data",
+        "mnist1d",
+        "--budget",
+        "steps=300",
+        "--seeds",
+        "1",
+        "--jobs",
+        "1",
+        "--runs-dir",
+        str(tmp_path),
+    ]
     assert main(argv) == 0
     err = capsys.readouterr().err  # not a terminal here: plain lines
     during = re.findall(r"\[([01])/2 runs\] (logistic_regression|mlp)-s0 step (\d+)/300, ETA \d+m\d\ds", err)
@@ -274,8 +326,21 @@ def test_run_names_follow_the_resolved_model_and_data(tmp_path):
     assert load_recipe("fashion_mnist/lenet5", {"model": {"name": "mlp"}}).name == "mlp-fashion_mnist"
     assert load_recipe("fashion_mnist/lenet5", {"data.name": "mnist", "name": "mine"}).name == "mine"
     assert load_recipe("fashion_mnist/lenet5", {"optim.lr": 1e-3}).name == "lenet5-fashion-mnist"
-    assert main(["train", "digits/logistic_regression", "model.name=perceptron", "budget.steps=2", "log.progress=false",
-                 "log.tensorboard=false", "--runs-dir", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "digits/logistic_regression",
+                "model.name=perceptron",
+                "budget.steps=2",
+                "log.progress=false",
+                "log.tensorboard=false",
+                "--runs-dir",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     (run,) = tmp_path.iterdir()
     assert run.name.startswith("perceptron-digits-"), run.name
     assert json.loads((run / "summary.json").read_text())["model"] == "perceptron"
@@ -288,12 +353,30 @@ def test_experiment_options_are_the_typed_fields():
     assert {n: EXPERIMENTS.get(n).option_names() for n in EXPERIMENTS.names()} == {
         "attention-bottleneck": ("steps", "seeds", "data", "hidden_size", "overrides"),
         "cnn-vs-mlp": ("sizes", "steps", "seeds", "models", "overrides"),
+        "data-hunger": ("sizes", "steps", "seeds", "models", "overrides"),
         "efficient-scaling": ("steps", "subset", "seeds", "overrides"),
-        "gru-vs-lstm": ("lengths", "hidden_size", "steps", "mnist1d_steps", "seeds", "equal_params",
-                        "bench_repeats", "overrides"),
+        "gru-vs-lstm": (
+            "lengths",
+            "hidden_size",
+            "steps",
+            "mnist1d_steps",
+            "seeds",
+            "equal_params",
+            "bench_repeats",
+            "overrides",
+        ),
         "inductive-bias": ("data", "models", "seeds", "overrides"),
         "resnet-degradation": ("subset", "steps", "seeds", "overrides"),
         "sequential-bottleneck": ("lengths", "width", "heads", "batch_size", "repeats", "threads"),
-        "vanishing-gradients": ("lengths", "models", "hidden_size", "steps", "lr", "batch_size", "seeds",
-                                "probe_length", "overrides"),
+        "vanishing-gradients": (
+            "lengths",
+            "models",
+            "hidden_size",
+            "steps",
+            "lr",
+            "batch_size",
+            "seeds",
+            "probe_length",
+            "overrides",
+        ),
     }

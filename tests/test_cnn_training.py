@@ -81,16 +81,14 @@ def test_resnet_degradation_quick(tmp_path, capsys, quick_experiment):
 def test_cnn_vs_mlp_quick(tmp_path, capsys, quick_experiment):
     exp, rec = quick_experiment("cnn-vs-mlp")
     rows = rec["table"]["rows"]
-    assert [(r[0], r[1]) for r in rows] == [
-        ("200", "CNN (LeNet-5)"),
-        ("200", "MLP (784-78-10)"),
-        ("400", "CNN (LeNet-5)"),
-        ("400", "MLP (784-78-10)"),
-    ]
-    cnn_params, mlp_params = rows[0][2], rows[1][2]
+    models = ["CNN (LeNet-5)", "MLP (784-78-10)", "ViT (P7, 3×48)"]
+    assert [(r[0], r[1]) for r in rows] == [(n, m) for n in ("200", "400") for m in models]
+    cnn_params, mlp_params, vit_params = rows[0][2], rows[1][2], rows[2][2]
     assert cnn_params == 61706 and mlp_params == 784 * 78 + 78 + 78 * 10 + 10  # matched within 1%
     assert abs(cnn_params - mlp_params) / cnn_params < 0.01
+    assert vit_params == 61_894 and abs(vit_params - cnn_params) / cnn_params < 0.01
     assert rec["figures"] == ["figures/accuracy_vs_data.png"]
+    assert "leads the ViT (P7, 3×48) by" in rec["verdict"]
 
 
 def test_efficient_scaling_quick(tmp_path, capsys, quick_experiment):

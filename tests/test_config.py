@@ -55,13 +55,20 @@ def test_every_shipped_recipe_validates_and_builds_its_model():
     from archlab.tasks import build_task
 
     shipped = shipped_recipes()
-    assert {"mnist1d/cnn1d", "mnist1d/mlp", "mnist1d/gru", "mnist1d/logistic_regression",
-            "fashion_mnist/mlp", "digits/mlp", "diabetes/mlp"} <= set(shipped)
+    assert {
+        "mnist1d/cnn1d",
+        "mnist1d/mlp",
+        "mnist1d/gru",
+        "mnist1d/logistic_regression",
+        "fashion_mnist/mlp",
+        "digits/mlp",
+        "diabetes/mlp",
+    } <= set(shipped)
     for name, path in shipped.items():
         if name.endswith("/default"):
             continue
         r = load_recipe(path)
-        task = build_task(r.task, dataset_info(r.data.name))
+        task = build_task(r.task, dataset_info(r.data.name, r.data.options))
         task.build_model(r.model)
 
 

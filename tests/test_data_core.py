@@ -100,9 +100,7 @@ def test_augmentations():
     # every crop is a window of the zero-padded image
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     for i in range(2):
-        assert any(
-            torch.equal(crop[i], padded[i, :, dy : dy + 4, dx : dx + 4]) for dy in range(5) for dx in range(5)
-        )
+        assert any(torch.equal(crop[i], padded[i, :, dy : dy + 4, dx : dx + 4]) for dy in range(5) for dx in range(5))
     sig = torch.arange(1, 11).float().view(1, 1, 10).repeat(3, 1, 1)
     shifted = random_shift(sig, torch.Generator().manual_seed(1), 3)
     for row in shifted[:, 0]:

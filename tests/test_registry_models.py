@@ -106,15 +106,40 @@ def test_config_built_without_the_registry_fails_like_create_model(name):
     directly, by the builder or by create_model (issue 9 §6)."""
     entry = get_model_entry(name)
     assert issubclass(entry.config, ModelConfig)
+    key = _an_int_field(entry.config)
     with pytest.raises(ConfigError) as direct:
-        entry.config(num_classes="ten")
+        entry.config(**{key: "ten"})
     with pytest.raises(ConfigError) as built:
-        entry.builder(num_classes="ten")
+        entry.builder(**{key: "ten"})
     with pytest.raises(ConfigError) as registered:
-        create_model(name, num_classes="ten")
+        create_model(name, **{key: "ten"})
     assert str(direct.value) == str(built.value) == str(registered.value)
-    assert str(direct.value).startswith("model.num_classes: Input should be a valid integer")
+    assert str(direct.value).startswith(f"model.{key}: Input should be a valid integer")
     assert str(direct.value).endswith("(got ten)")  # utils.errors.preview: a string as itself
+
+
+def _an_int_field(config: type) -> str:
+    """``num_classes`` where the model has class outputs, else the config's first integer field
+    (an autoencoder's ``latent_dim``)."""
+    import dataclasses
+
+    fields = dataclasses.fields(config)
+    names = [f.name for f in fields]
+    if "num_classes" in names:
+        return "num_classes"
+    return next(f.name for f in fields if type(f.default) is int)
+
+
+def _prediction(out):
+    """The predicted tensor of a forward call: the output itself, or the first field of a NamedTuple
+    output (an autoencoder's ``(recon, z, …)``)."""
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _output_tail(model, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Shape of one example's prediction: (num_classes,) for a model with class outputs, else the
+    input's own shape (a reconstruction)."""
+    return (model.config.num_classes,) if hasattr(model.config, "num_classes") else tuple(input_shape)
 
 
 def test_config_ranges_and_coercion():
@@ -231,7 +256,7 @@ def test_list_reads_the_catalog_without_importing_torch(tmp_path):
         assert "143,678,248" in text and "5,210" in text  # vgg19_bn, cnn1d: exact
     cached[0].write_text("{not json")  # a damaged catalog is rebuilt, not trusted
     assert "exit 0" in _cli_probe(tmp_path, "list", "--family", "rnn").stdout
-    assert json.loads(cached[0].read_text())[0]["name"] == "alexnet"
+    assert json.loads(cached[0].read_text())[0]["name"] == list_models()[0]  # rebuilt: alphabetical
     bad = _cli_probe(tmp_path, "list", "--family", "cnnn")
     assert "unknown family 'cnnn' (did you mean: cnn" in bad.stderr and "exit 2" in bad.stdout
 
@@ -266,7 +291,8 @@ def test_wrong_input_shape_says_expected_vs_got():
         create_model("mlp")(torch.zeros(2, 1, 41))
 
 
-_TOKEN_TASKS = {"language_modeling", "seq2seq"}  # token-id models: their inputs come from example_inputs
+# token-id and graph models: their inputs (token ids; nodes with an edge index) come from example_inputs
+_TOKEN_TASKS = {"language_modeling", "seq2seq", "node_classification", "graph_classification"}
 
 
 def _with_size(shape: tuple[int, ...], dim: int, size: int) -> tuple[int, ...]:
@@ -294,7 +320,8 @@ def test_shape_check_states_the_real_constraint(name):
                 model(torch.zeros(_with_size(canonical, dim, want.min - 1), device="meta"))
         else:
             accepted[dim] = canonical[dim] // 2 + 3
-    assert model(torch.zeros(accepted, device="meta")).shape == (2, model.config.num_classes)
+    pred = _prediction(model(torch.zeros(accepted, device="meta")))
+    assert pred.shape == (2, *_output_tail(model, accepted[1:]))
 
 
 def test_resnet18_takes_cifar_sized_images():
@@ -353,12 +380,15 @@ def test_model_forward_backward_and_roundtrip(name, tmp_path):
     overrides = get_model_entry(name).test_overrides
     model = create_model(name, **overrides)
     x = _example(model, 3)
-    out = model(*x)
-    assert out.shape[0] == 3 and out.shape[-1] == model.config.num_classes
-    if out.dim() > 2:  # per-step outputs (language models, decoders): (B, T, V)
+    outs = model(*x)
+    out = _prediction(outs)
+    tail = _output_tail(model, model.input_shape)
+    assert out.shape[0] == 3 and out.shape[-len(tail) :] == tail
+    if out.dim() > 2 and hasattr(model.config, "num_classes"):  # per-step outputs (LMs, decoders): (B, T, V)
         assert out.shape[1] == x[-1].shape[1]
-    assert torch.isfinite(out).all()
-    out.square().mean().backward()
+    every = list(outs) if isinstance(outs, tuple) else [outs]  # an autoencoder's code, μ, log σ² too
+    assert all(torch.isfinite(t).all() for t in every)
+    sum(t.square().mean() for t in every).backward()
     for pname, p in model.named_parameters():
         assert p.grad is not None, f"{name}.{pname} got no gradient"
         assert torch.isfinite(p.grad).all()
@@ -381,8 +411,10 @@ def _example(model, batch: int) -> tuple[torch.Tensor, ...]:
 @pytest.mark.parametrize("name", list_models())
 def test_forward_features_and_head_compose(name):
     model = create_model(name, **get_model_entry(name).test_overrides).eval()
-    if not hasattr(model, "forward_features"):
-        pytest.skip(f"{name} is a per-step model (language model / decoder): no pooled features to compose")
+    if not all(callable(getattr(model, f, None)) for f in ("forward_features", "forward_head")):
+        pytest.skip(
+            f"{name} is a per-step or per-node model (language model, decoder, node-level GNN): nothing to compose"
+        )
     x = _example(model, 2)
     torch.testing.assert_close(model.forward_head(model.forward_features(*x)), model(*x))
 

@@ -129,8 +129,7 @@ def test_checkpoint_files_are_safetensors_and_json(finished_run):
 
 def test_non_finite_loss_stops_before_the_step(tmp_path, write_recipe):
     # an absurd learning rate on SGD makes the loss overflow within a few steps
-    recipe = write_recipe(**{"optim.name": "sgd", "optim.lr": 1.0e12, "checkpoint.every": 1,
-                             "model.dropout": 0.0})
+    recipe = write_recipe(**{"optim.name": "sgd", "optim.lr": 1.0e12, "checkpoint.every": 1, "model.dropout": 0.0})
     r = run_cli("train", str(recipe), "--runs-dir", str(tmp_path / "runs"))
     assert r.returncode == 3, r.stderr
     assert "Traceback" not in r.stderr
@@ -142,8 +141,9 @@ def test_non_finite_loss_stops_before_the_step(tmp_path, write_recipe):
     # the checkpoints that exist are the good ones from before the divergence
     good, skipped = ckpt.find_resumable(run / "checkpoints")
     assert good is not None and not skipped
-    assert ckpt.load_checkpoint(good, create_model("mlp", in_shape=(1, 8, 8), depth=2, width=32))["step"] <= (
-        report["step"]
+    assert (
+        ckpt.load_checkpoint(good, create_model("mlp", in_shape=(1, 8, 8), depth=2, width=32))["step"]
+        <= (report["step"])
     )
 
 
@@ -154,8 +154,7 @@ def test_non_finite_gradient_is_caught_before_clipping_and_the_step(tmp_path, cl
     from archlab.engine import Trainer
     from archlab.utils.errors import NonFiniteError
 
-    trainer = Trainer(load_recipe(tiny_recipe(**{"budget.steps": 5, "model.dropout": 0.0, **clip})),
-                      runs_dir=tmp_path)
+    trainer = Trainer(load_recipe(tiny_recipe(**{"budget.steps": 5, "model.dropout": 0.0, **clip})), runs_dir=tmp_path)
     first = next(trainer.model.parameters())
     calls = {"n": 0}
 

@@ -226,8 +226,12 @@ def test_sequential_bottleneck_quick(tmp_path, capsys, quick_experiment):
     rows = rec["table"]["rows"]
     assert [r[0] for r in rows] == [16, 64] and [r[1] for r in rows] == [16, 64] and [r[2] for r in rows] == [1, 1]
     assert all(r[3] > 0 and r[4] > 0 for r in rows)
-    assert rec["figures"] == ["figures/time_vs_length.png"]
-    assert rec["torch_threads"] == 1 and "stand-in" in rec["note"]
+    assert rec["torch_threads"] == 1 and "Transformer encoder layer of layers.transformer" in rec["note"]
+    assert rec["figures"] == ["figures/memory_vs_length.png", "figures/time_vs_length.png"]
+    lstm_kib, fused_kib, written_kib = zip(*(r[7:10] for r in rows))  # at T = 16, 64
+    assert written_kib[1] > fused_kib[1] > 0 and lstm_kib[1] > lstm_kib[0] > 0
+    # the written-out weights (B, H, T, T) = 32·4·T² floats are kept: at least that much more at T = 64
+    assert (written_kib[1] - fused_kib[1]) * 1024 >= 32 * 4 * 64 * 64 * 4
 
 
 def test_experiment_options_are_checked(tmp_path, capsys):

@@ -32,8 +32,17 @@ def toys():
 
 
 def gan_recipe(**changes) -> dict:
-    r = tiny_recipe(**{"task": {"name": "toy_gan"}, "data.name": "digits_toy_gan", "data.val_fraction": 0.0,
-                       "optim.weight_decay": 0.0, "budget.steps": 20, "eval.every": 10, "log.every": 1})
+    r = tiny_recipe(
+        **{
+            "task": {"name": "toy_gan"},
+            "data.name": "digits_toy_gan",
+            "data.val_fraction": 0.0,
+            "optim.weight_decay": 0.0,
+            "budget.steps": 20,
+            "eval.every": 10,
+            "log.every": 1,
+        }
+    )
     r["optim"] = {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999]}
     for dotted, value in changes.items():
         cur = r
@@ -58,8 +67,10 @@ def _toy_cli(*args, env=None):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["model.batch_norm=true", "data.batch_size=1"],
-         "data.batch_size: 1 is too small for batch normalisation, which needs at least 2 examples"),
+        (
+            ["model.batch_norm=true", "data.batch_size=1"],
+            "data.batch_size: 1 is too small for batch normalisation, which needs at least 2 examples",
+        ),
         (["model.num_classes=3"], "model.num_classes: 3 does not match data set 'digits' (10 outputs)"),
         (["optim.name=adm"], "optim.name: unknown optimizer 'adm' (did you mean: adam, adamw?)"),
         (["optim.lr=.inf"], "optim.lr: Input should be a finite number"),
@@ -86,8 +97,9 @@ def test_the_probe_runs_a_real_training_step_and_leaves_no_trace(tmp_path, monke
 
     def spy(self, model, ctx):
         original(self, model, ctx)
-        seen.append((model.training, ctx.dry_run, len(ctx.next_batch()),
-                     all(p.grad is not None for p in model.parameters())))
+        seen.append(
+            (model.training, ctx.dry_run, len(ctx.next_batch()), all(p.grad is not None for p in model.parameters()))
+        )
 
     monkeypatch.setattr(ClassificationTask, "probe", spy)
     a = Trainer(recipe, runs_dir=tmp_path / "a")
@@ -153,11 +165,22 @@ def test_custom_step_task_through_the_cli_resumes_bit_identically_after_sigkill(
 
 # -- 2. optimisers per parameter group ----------------------------------------------------------------------------
 def test_each_group_has_its_own_optimiser_lr_and_schedule(tmp_path, toys):
-    groups = {"generator": {"name": "sgd", "lr": 0.1, "momentum": 0.5, "schedule": {"name": "linear"}},
-              "discriminator": {"name": "rmsprop", "lr": 0.01, "weight_decay": 0.1}}
-    trainer = Trainer(load_recipe(gan_recipe(**{"optim.groups": groups, "budget.steps": 10,
-                                                "schedule": {"name": "step", "step_size": 5, "gamma": 0.5}})),
-                      runs_dir=tmp_path)
+    groups = {
+        "generator": {"name": "sgd", "lr": 0.1, "momentum": 0.5, "schedule": {"name": "linear"}},
+        "discriminator": {"name": "rmsprop", "lr": 0.01, "weight_decay": 0.1},
+    }
+    trainer = Trainer(
+        load_recipe(
+            gan_recipe(
+                **{
+                    "optim.groups": groups,
+                    "budget.steps": 10,
+                    "schedule": {"name": "step", "step_size": 5, "gamma": 0.5},
+                }
+            )
+        ),
+        runs_dir=tmp_path,
+    )
     g, d = trainer.optimizers["generator"], trainer.optimizers["discriminator"]
     assert isinstance(g, torch.optim.SGD) and g.defaults["momentum"] == 0.5
     assert isinstance(d, torch.optim.RMSprop) and d.defaults["alpha"] == 0.99
@@ -172,10 +195,15 @@ def test_each_group_has_its_own_optimiser_lr_and_schedule(tmp_path, toys):
 @pytest.mark.parametrize(
     ("groups", "message"),
     [
-        ({"generatr": {"lr": 0.1}}, "optim.groups.generatr: task 'toy_gan' has no parameter group 'generatr' "
-                                    "(did you mean: generator?); its groups: generator, discriminator"),
-        ({"generator": {"name": "adamx"}},
-         "optim.groups.generator.name: unknown optimizer 'adamx' (did you mean: adam"),
+        (
+            {"generatr": {"lr": 0.1}},
+            "optim.groups.generatr: task 'toy_gan' has no parameter group 'generatr' "
+            "(did you mean: generator?); its groups: generator, discriminator",
+        ),
+        (
+            {"generator": {"name": "adamx"}},
+            "optim.groups.generator.name: unknown optimizer 'adamx' (did you mean: adam",
+        ),
         ({"generator": {"betas": [0.5, 1.5]}}, "optim.groups.generator.betas.1: Input should be less than 1"),
     ],
 )
@@ -187,16 +215,28 @@ def test_bad_group_settings_are_one_line_before_the_run_dir(tmp_path, toys, grou
 
 
 def test_rmsprop_from_the_registry_learns(tmp_path):
-    s = Trainer(load_recipe(tiny_recipe(**{"optim": {"name": "rmsprop", "lr": 3e-3}, "budget.steps": 100,
-                                           "model.dropout": 0.0, "checkpoint.every": None})),
-                runs_dir=tmp_path).fit()
+    s = Trainer(
+        load_recipe(
+            tiny_recipe(
+                **{
+                    "optim": {"name": "rmsprop", "lr": 3e-3},
+                    "budget.steps": 100,
+                    "model.dropout": 0.0,
+                    "checkpoint.every": None,
+                }
+            )
+        ),
+        runs_dir=tmp_path,
+    ).fit()
     assert s["test"]["accuracy"] > 0.8
 
 
 # -- 3. the step context ------------------------------------------------------------------------------------------
 def test_clip_and_step_clips_per_group_and_guards_against_nan(tmp_path, toys):
-    groups = {"generator": {"name": "sgd", "lr": 1.0, "momentum": 0.0, "grad_clip_norm": 1e-3},
-              "discriminator": {"name": "sgd", "lr": 1.0, "momentum": 0.0}}
+    groups = {
+        "generator": {"name": "sgd", "lr": 1.0, "momentum": 0.0, "grad_clip_norm": 1e-3},
+        "discriminator": {"name": "sgd", "lr": 1.0, "momentum": 0.0},
+    }
     trainer = Trainer(load_recipe(gan_recipe(**{"optim.groups": groups, "budget.steps": 3})), runs_dir=tmp_path)
     gen = list(trainer.model["generator"].parameters())
     dis = list(trainer.model["discriminator"].parameters())
@@ -219,8 +259,15 @@ def test_clip_and_step_clips_per_group_and_guards_against_nan(tmp_path, toys):
 
 # -- 4. hooks and task state ----------------------------------------------------------------------------------------
 def test_task_state_survives_sigkill_and_resume_bit_identically(tmp_path):
-    raw = tiny_recipe(**{"task": {"name": "classification_ema"}, "data.name": "digits_classification_ema",
-                         "budget.steps": 24, "checkpoint.every": 4, "eval.every": 8})
+    raw = tiny_recipe(
+        **{
+            "task": {"name": "classification_ema"},
+            "data.name": "digits_classification_ema",
+            "budget.steps": 24,
+            "checkpoint.every": 4,
+            "eval.every": 8,
+        }
+    )
     recipe = tmp_path / "ema.yaml"
     recipe.write_text(yaml.safe_dump(raw))
     assert _toy_cli("train", str(recipe), "--runs-dir", str(tmp_path / "ref")).returncode == 0
@@ -245,8 +292,14 @@ def test_task_state_survives_sigkill_and_resume_bit_identically(tmp_path):
 
 
 def test_altered_task_state_is_refused(tmp_path, toys):
-    s = Trainer(load_recipe(tiny_recipe(**{"task": {"name": "classification_ema"}, "budget.steps": 4,
-                                           "data.name": "digits_classification_ema"})), runs_dir=tmp_path).fit()
+    s = Trainer(
+        load_recipe(
+            tiny_recipe(
+                **{"task": {"name": "classification_ema"}, "budget.steps": 4, "data.name": "digits_classification_ema"}
+            )
+        ),
+        runs_dir=tmp_path,
+    ).fit()
     newest = ckpt.step_dirs(Path(s["run_dir"]) / "checkpoints")[0]
     f = newest / "task.safetensors"
     f.write_bytes(f.read_bytes()[:-1] + b"\x00")
@@ -285,8 +338,10 @@ def _rel(a: dict, b: dict) -> float:
 
 SHIPPED = {  # a shipped recipe of each task, made small (no dropout: the two runs must compute the same function)
     "seq2seq": ("num2words_en_digits/seq2seq_bahdanau", {"embed_dim": 16, "hidden_size": 32}),
-    "language_modeling": ("shakespeare_char64/gru_lm", {"embed_dim": 8, "hidden_size": 16, "num_layers": 1,
-                                                        "dropout": 0.0}),
+    "language_modeling": (
+        "shakespeare_char64/gru_lm",
+        {"embed_dim": 8, "hidden_size": 16, "num_layers": 1, "dropout": 0.0},
+    ),
     "forecasting": ("airline/gru", {"hidden_size": 8}),
 }
 
@@ -336,9 +391,17 @@ def test_plateau_follows_keras_reduce_lr_on_plateau():
 
 
 def test_plateau_in_a_run_and_training_loss_selection(tmp_path):
-    raw = tiny_recipe(**{"schedule": {"name": "plateau", "interval": 2, "patience": 1, "threshold": 10.0,
-                                      "min_lr": 1e-3}, "budget.steps": 10, "log.every": 1, "data.val_fraction": 0.0,
-                         "eval.select": "train_loss", "eval.restore_best": True, "eval.every": 100})
+    raw = tiny_recipe(
+        **{
+            "schedule": {"name": "plateau", "interval": 2, "patience": 1, "threshold": 10.0, "min_lr": 1e-3},
+            "budget.steps": 10,
+            "log.every": 1,
+            "data.val_fraction": 0.0,
+            "eval.select": "train_loss",
+            "eval.restore_best": True,
+            "eval.every": 100,
+        }
+    )
     s = Trainer(load_recipe(raw), runs_dir=tmp_path).fit()
     train = [r for r in _lines(s["run_dir"]) if r["split"] == "train"]
     # threshold 10: only the first interval improves; every later one halves lr, down to min_lr
@@ -353,8 +416,14 @@ def test_plateau_in_a_run_and_training_loss_selection(tmp_path):
 def test_plateau_state_resumes_bit_identically(tmp_path, write_recipe):
     from conftest import run_cli
 
-    recipe = write_recipe(**{"schedule": {"name": "plateau", "interval": 3, "patience": 1, "threshold": 0.05},
-                             "budget.steps": 30, "log.every": 1, "eval.select": "train_loss"})
+    recipe = write_recipe(
+        **{
+            "schedule": {"name": "plateau", "interval": 3, "patience": 1, "threshold": 0.05},
+            "budget.steps": 30,
+            "log.every": 1,
+            "eval.select": "train_loss",
+        }
+    )
     ref = run_cli("train", str(recipe), "--runs-dir", str(tmp_path / "ref"))
     assert ref.returncode == 0, ref.stderr
     k = run_cli("train", str(recipe), "--runs-dir", str(tmp_path / "k"), env={"ARCHLAB_FAULT": "step:14"})
@@ -370,9 +439,16 @@ def test_plateau_state_resumes_bit_identically(tmp_path, write_recipe):
 
 
 def test_a_group_can_have_its_own_plateau_interval(tmp_path):
-    raw = tiny_recipe(**{"schedule": {"name": "constant", "warmup_steps": 0}, "budget.steps": 10, "log.every": 1,
-                         "optim.groups": {"main": {"schedule": {"name": "plateau", "interval": 3, "patience": 1,
-                                                                "threshold": 10.0}}}})
+    raw = tiny_recipe(
+        **{
+            "schedule": {"name": "constant", "warmup_steps": 0},
+            "budget.steps": 10,
+            "log.every": 1,
+            "optim.groups": {
+                "main": {"schedule": {"name": "plateau", "interval": 3, "patience": 1, "threshold": 10.0}}
+            },
+        }
+    )
     s = Trainer(load_recipe(raw), runs_dir=tmp_path).fit()
     lrs = [r["lr"] for r in _lines(s["run_dir"]) if r["split"] == "train"]
     assert lrs == pytest.approx([3e-3] * 6 + [1.5e-3] * 3 + [7.5e-4])  # intervals end after steps 3, 6, 9

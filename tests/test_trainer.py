@@ -23,8 +23,13 @@ def _fit(tmp_path, **changes):
 
 
 def test_gradient_accumulation_matches_the_large_batch(tmp_path):
-    common = {"model.dropout": 0.0, "budget.steps": 6, "optim.weight_decay": 0.0, "schedule.name": "constant",
-              "schedule.warmup_steps": 0}
+    common = {
+        "model.dropout": 0.0,
+        "budget.steps": 6,
+        "optim.weight_decay": 0.0,
+        "schedule.name": "constant",
+        "schedule.warmup_steps": 0,
+    }
     big = _fit(tmp_path / "a", **common, **{"data.batch_size": 32})
     acc = _fit(tmp_path / "b", **common, **{"data.batch_size": 16, "optim.accum_steps": 2})
     wa, wb = _weights(big), _weights(acc)
@@ -35,8 +40,15 @@ def test_gradient_accumulation_matches_the_large_batch(tmp_path):
 
 def test_early_stopping_and_restore_best(tmp_path):
     # min_delta larger than any possible gain: only the first evaluation counts as an improvement
-    s = _fit(tmp_path, **{"eval.every": 5, "eval.early_stopping.patience": 2, "eval.early_stopping.min_delta": 2.0,
-                          "eval.restore_best": True})
+    s = _fit(
+        tmp_path,
+        **{
+            "eval.every": 5,
+            "eval.early_stopping.patience": 2,
+            "eval.early_stopping.min_delta": 2.0,
+            "eval.restore_best": True,
+        },
+    )
     assert s["status"] == "early_stopped" and s["steps"] == 15
     assert s["best"]["step"] == 5
     lines = [json.loads(x) for x in (Path(s["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
@@ -51,22 +63,42 @@ def test_early_stopping_needs_validation(tmp_path):
 
 
 def test_time_and_epoch_budgets(tmp_path):
-    s = _fit(tmp_path / "t", **{"budget": {"steps": 10_000_000, "seconds": 0.5}, "checkpoint.every": 1000,
-                                "eval.every": 1})
+    s = _fit(
+        tmp_path / "t", **{"budget": {"steps": 10_000_000, "seconds": 0.5}, "checkpoint.every": 1000, "eval.every": 1}
+    )
     assert s["status"] == "time_budget" and 0 < s["steps"] < 10_000_000
-    evals = [json.loads(x)["step"] for x in (Path(s["run_dir"]) / "metrics.jsonl").read_text().splitlines()
-             if json.loads(x)["split"] == "val"]
+    evals = [
+        json.loads(x)["step"]
+        for x in (Path(s["run_dir"]) / "metrics.jsonl").read_text().splitlines()
+        if json.loads(x)["split"] == "val"
+    ]
     assert evals == list(range(1, s["steps"] + 1))  # every step evaluated once: no repeated final evaluation
     s = _fit(tmp_path / "e", **{"budget": {"epochs": 2}})
     assert s["steps"] == 50 and s["epochs"] == pytest.approx(2.0)  # 808 examples / 32 = 25 steps per epoch
 
 
-@pytest.mark.parametrize("optim", [{"name": "sgd", "momentum": 0.9, "nesterov": True, "lr": 0.1},
-                                   {"name": "adam", "lr": 1e-2}, {"name": "adamw", "lr": 1e-2}])
+@pytest.mark.parametrize(
+    "optim",
+    [
+        {"name": "sgd", "momentum": 0.9, "nesterov": True, "lr": 0.1},
+        {"name": "adam", "lr": 1e-2},
+        {"name": "adamw", "lr": 1e-2},
+    ],
+)
 @pytest.mark.parametrize("schedule", ["constant", "step", "cosine", "linear"])
 def test_optimisers_and_schedules_learn(tmp_path, optim, schedule):
-    s = _fit(tmp_path, **{"optim": optim, "schedule.name": schedule, "schedule.step_size": 50, "schedule.gamma": 0.5,
-                          "budget.steps": 150, "checkpoint.every": None, "model.dropout": 0.0})
+    s = _fit(
+        tmp_path,
+        **{
+            "optim": optim,
+            "schedule.name": schedule,
+            "schedule.step_size": 50,
+            "schedule.gamma": 0.5,
+            "budget.steps": 150,
+            "checkpoint.every": None,
+            "model.dropout": 0.0,
+        },
+    )
     assert s["test"]["accuracy"] > 0.8, (optim, schedule, s["test"])
 
 
@@ -90,16 +122,27 @@ def test_lr_follows_the_schedule_in_the_log(tmp_path):
 
 
 def test_bf16_and_channels_last_run(tmp_path):
-    s = _fit(tmp_path, **{"precision": "bf16", "channels_last": True, "budget.steps": 150, "optim.lr": 1e-2,
-                          "model.dropout": 0.0})
+    s = _fit(
+        tmp_path,
+        **{"precision": "bf16", "channels_last": True, "budget.steps": 150, "optim.lr": 1e-2, "model.dropout": 0.0},
+    )
     assert s["test"]["accuracy"] > 0.8
 
 
 @pytest.mark.parametrize("clip", [{"optim.grad_clip_norm": 1e-3}, {"optim.grad_clip_value": 1e-4}])
 def test_gradient_clipping_bounds_each_update(tmp_path, clip):
     # plain SGD at lr 1: each step moves the weights by exactly the clipped gradient
-    recipe = load_recipe(tiny_recipe(**{"optim": {"name": "sgd", "lr": 1.0, "momentum": 0.0}, "budget.steps": 5,
-                                        "schedule": {"name": "constant"}, "log.every": 1, **clip}))
+    recipe = load_recipe(
+        tiny_recipe(
+            **{
+                "optim": {"name": "sgd", "lr": 1.0, "momentum": 0.0},
+                "budget.steps": 5,
+                "schedule": {"name": "constant"},
+                "log.every": 1,
+                **clip,
+            }
+        )
+    )
     trainer = Trainer(recipe, runs_dir=tmp_path)
     before = [p.detach().clone() for p in trainer.model.parameters()]
     s = trainer.fit()

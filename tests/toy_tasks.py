@@ -30,7 +30,6 @@ from archlab.tasks.metrics import Loss
 LATENT = 8
 
 
-
 class ToyGANTask(Task):
     """Generator z (B, 8) → (B, 1, 8, 8); discriminator (B, 1, 8, 8) → (B, 1) logit (Goodfellow et al.
     2014, the non-saturating generator loss)."""
@@ -48,15 +47,18 @@ class ToyGANTask(Task):
         return nn.ModuleDict({"generator": g, "discriminator": d})
 
     def param_groups(self, model):
-        return {"generator": list(model["generator"].parameters()),
-                "discriminator": list(model["discriminator"].parameters())}
+        return {
+            "generator": list(model["generator"].parameters()),
+            "discriminator": list(model["discriminator"].parameters()),
+        }
 
     @staticmethod
     def _losses(model, x, z):
         fake = model["generator"](z).view(-1, 1, 8, 8)
         real_logit, fake_logit = model["discriminator"](x), model["discriminator"](fake.detach())
-        d_loss = F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit)) + \
-            F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
+        d_loss = F.binary_cross_entropy_with_logits(
+            real_logit, torch.ones_like(real_logit)
+        ) + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
         return fake, d_loss
 
     def custom_step(self, model, ctx):

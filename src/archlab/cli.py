@@ -213,10 +213,21 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise _usage(f"--top-p must lie in (0, 1] (0.9: the fewest tokens holding 90% of the mass), got {args.top_p}")
     if not 0 <= args.seed < 2**63:
         raise _usage(f"--seed must be in [0, 2**63 − 1], got {args.seed}")
+    if not 1 <= args.n <= _MAX_AE_EXAMPLES:
+        raise _usage(f"--n must be in [1, {_MAX_AE_EXAMPLES:,}] examples, got {args.n}")
+    if not 2 <= args.steps <= _MAX_AE_STEPS:
+        raise _usage(f"--steps must be in [2, {_MAX_AE_STEPS}] points per interpolation path, got {args.steps}")
+    if not 1 <= args.pairs <= _MAX_AE_PAIRS:
+        raise _usage(f"--pairs must be in [1, {_MAX_AE_PAIRS}] interpolation strips, got {args.pairs}")
     run = load_run(args.run_dir, checkpoint=args.checkpoint)
+    from archlab.report.latent import is_autoencoder
+
+    if is_autoencoder(run.model):
+        return _sample_autoencoder(run, args)
     if not hasattr(run.task, "sample"):
         raise _usage(
-            f"{args.run_dir} is a {run.task.name} run; `archlab sample` continues text from a language-model run"
+            f"{args.run_dir} is a {run.task.name} run of {run.recipe.model.name}; `archlab sample` continues text "
+            "from a language-model run or draws figures of an autoencoder run"
         )
     text = run.task.sample(
         run.model,
@@ -228,6 +239,70 @@ def cmd_sample(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     print(text)
+    return 0
+
+
+_MAX_AE_EXAMPLES = 1024  # images in one grid
+_MAX_AE_STEPS = 64
+_MAX_AE_PAIRS = 32
+
+
+def _test_examples(run: Any, limit: int | None = None) -> tuple[Any, Any]:
+    """The run's test inputs and labels (its recipe's data set, options and test subset)."""
+    from archlab.data import load_dataset
+
+    data = run.recipe.data
+    ds = load_dataset(data.name, "test", data_dir=data.data_dir, options=data.options)
+    n = min(len(ds), *(v for v in (data.test_subset, limit) if v is not None))
+    y = ds.y[:n] if getattr(ds, "y", None) is not None else None
+    return ds.x[:n], y
+
+
+def _sample_autoencoder(run: Any, args: argparse.Namespace) -> int:
+    from archlab.report.latent import write_sample_figures
+
+    x, y = _test_examples(run)
+    out = Path(args.out) if args.out else Path(args.run_dir) / "figures"
+    written = write_sample_figures(
+        run.model, x, y, out, n=args.n, steps=args.steps, pairs=args.pairs, seed=args.seed, name=run.recipe.name
+    )
+    for path, _ in written:
+        console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from archlab.engine import load_run
+    from archlab.report.latent import is_autoencoder, write_embedding
+
+    if args.limit is not None and args.limit < 2:
+        raise _usage(f"--limit must be at least 2 test examples, got {args.limit}")
+    run = load_run(args.run_dir, checkpoint=args.checkpoint)
+    if not is_autoencoder(run.model):
+        raise _usage(
+            f"{args.run_dir} is a {run.task.name} run of {run.recipe.model.name}; `archlab embed` needs an "
+            "autoencoder run (a model with encode/decode, e.g. ae_mlp or vae_conv)"
+        )
+    x, y = _test_examples(run, args.limit)
+    out = Path(args.out) if args.out else Path(args.run_dir) / "latents"
+    res = write_embedding(
+        run.model,
+        x,
+        y,
+        out,
+        Path(args.run_dir) / "figures",
+        method=args.projection,
+        classes=getattr(run.info, "classes", ()) or (),
+        seed=args.seed,
+        name=run.recipe.name,
+    )
+    console.print(
+        f"{res['count']:,} codes of {res['latent_dim']} dimensions: {res['latents']}; scatter ({res['projection']}): "
+        f"{res['figure']}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     return 0
 
 
@@ -513,7 +588,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_eval)
 
-    s = sub.add_parser("sample", help="continue a prompt with a trained language model")
+    s = sub.add_parser(
+        "sample",
+        help="continue a prompt with a trained language model, or draw an autoencoder run's figures (prior "
+        "samples, reconstructions, interpolations, traversals)",
+    )
     s.add_argument("run_dir")
     s.add_argument("--prompt", default="\n", help="text to start from (default: a new line)")
     s.add_argument("--tokens", type=int, default=500, help="tokens to sample (default 500)")
@@ -527,7 +606,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--checkpoint", default="auto", help="auto | best | last | step-N (default auto)")
+    s.add_argument("--n", type=int, default=32, help="autoencoder: examples per grid (default 32)")
+    s.add_argument("--steps", type=int, default=10, help="autoencoder: points per interpolation/traversal (default 10)")
+    s.add_argument("--pairs", type=int, default=4, help="autoencoder: interpolation strips (default 4)")
+    s.add_argument("--out", default=None, help="autoencoder: folder for the PNGs (default RUN_DIR/figures)")
     s.set_defaults(fn=cmd_sample)
+
+    s = sub.add_parser("embed", help="an autoencoder run's latent codes of the test set (.npy) and a 2-D scatter")
+    s.add_argument("run_dir")
+    s.add_argument(
+        "--projection",
+        choices=("auto", "pca", "umap"),
+        default="auto",
+        help="latent_dim > 2: PCA (auto, pca) or UMAP (umap-learn); latent_dim = 2 is drawn as is",
+    )
+    s.add_argument("--limit", type=int, default=None, help="only the first N test examples")
+    s.add_argument("--seed", type=int, default=0, help="seed of the projection (UMAP)")
+    s.add_argument("--out", default=None, help="folder for latents.npy / labels.npy (default RUN_DIR/latents)")
+    s.add_argument("--checkpoint", default="auto", help="auto | best | last | step-N (default auto)")
+    s.set_defaults(fn=cmd_embed)
 
     s = sub.add_parser("attention", help="translate a text with a seq2seq run and save its attention heat map")
     s.add_argument("run_dir")

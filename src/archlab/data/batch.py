@@ -12,7 +12,8 @@ Letters: B examples, T time steps / tokens, N nodes, E edges.
 * ``token_type_ids``, ``attention_mask`` (B, T): segment ids and 1 = real token, 0 = padding;
 * ``views``: augmented copies of ``x`` (a tuple, each (B, ...)) for contrastive learning;
 * ``edge_index`` (2, E) and ``batch`` (N,): a batch of graphs in PyG's layout (nodes of every graph
-  stacked in ``x``, ``batch[n]`` the graph node n belongs to);
+  stacked in ``x``, ``batch[n]`` the graph node n belongs to), ``edge_attr`` (E, D) edge features
+  and ``node_mask`` (N,) bool: the nodes whose labels a split scores (node classification);
 * ``mixing`` (B,): the mixup coefficient λ of each example when ``y`` is a pair of targets.
 
 ``model_inputs(model, batch)`` hands a model the fields its ``forward`` declares, by name: a
@@ -31,9 +32,9 @@ from typing import Any
 import torch
 from torch import nn
 
-# fields a model may declare in ``forward``; ``y`` is the target and ``mixing`` a transform's
-# record, so neither is ever passed to a model
-_MODEL_FIELDS = ("lengths", "token_type_ids", "attention_mask", "views", "edge_index", "batch")
+# fields a model may declare in ``forward``; ``y`` is the target, ``mixing`` a transform's record and
+# ``node_mask`` the nodes a split scores, so none of them is ever passed to a model
+_MODEL_FIELDS = ("lengths", "token_type_ids", "attention_mask", "views", "edge_index", "batch", "edge_attr")
 
 
 @dataclass
@@ -48,6 +49,8 @@ class Batch:
     views: tuple[torch.Tensor, ...] | None = None
     edge_index: torch.Tensor | None = None
     batch: torch.Tensor | None = None
+    edge_attr: torch.Tensor | None = None
+    node_mask: torch.Tensor | None = None
     mixing: torch.Tensor | None = None
 
     def __len__(self) -> int:

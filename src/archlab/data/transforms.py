@@ -47,8 +47,8 @@ def random_crop(x: torch.Tensor, g: torch.Generator, padding: int) -> torch.Tens
     xp = F.pad(x, (padding, padding, padding, padding))
     dy = torch.randint(0, 2 * padding + 1, (b,), generator=g)
     dx = torch.randint(0, 2 * padding + 1, (b,), generator=g)
-    rows = (dy.view(b, 1) + torch.arange(h).view(1, h))  # (B, H)
-    cols = (dx.view(b, 1) + torch.arange(w).view(1, w))  # (B, W)
+    rows = dy.view(b, 1) + torch.arange(h).view(1, h)  # (B, H)
+    cols = dx.view(b, 1) + torch.arange(w).view(1, w)  # (B, W)
     idx_b = torch.arange(b).view(b, 1, 1)
     out = xp.movedim(-3, -1) if x.dim() == 4 else xp  # (B, Hp, Wp, C) for images
     out = out[idx_b, rows.view(b, h, 1), cols.view(b, 1, w)]  # (B, H, W, C)

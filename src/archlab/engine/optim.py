@@ -44,9 +44,7 @@ def _sgd(groups: list[dict[str, Any]], s: OptimSpec, where: str) -> torch.optim.
     momentum = 0.9 if s.momentum is None else s.momentum  # archlab's default: heavy-ball SGD
     if s.nesterov and momentum == 0:
         raise ConfigError(f"{where}.nesterov: needs {where}.momentum > 0")
-    return torch.optim.SGD(
-        groups, lr=s.lr, momentum=momentum, nesterov=s.nesterov, fused=fused_supported(groups)
-    )
+    return torch.optim.SGD(groups, lr=s.lr, momentum=momentum, nesterov=s.nesterov, fused=fused_supported(groups))
 
 
 @register_optimizer("adam")

@@ -3,6 +3,7 @@
 from archlab.experiments import (  # noqa: F401  (each module registers its experiment)
     attention_bottleneck,
     cnn_vs_mlp,
+    data_hunger,
     efficient_scaling,
     gru_vs_lstm,
     inductive_bias,

@@ -21,6 +21,7 @@ from archlab.engine.rundir import new_run_dir
 from archlab.experiments.runs import RunSpec, check_runs, default_jobs, recipe_on, spec, train_runs
 from archlab.registry import get_model_entry
 from archlab.report import write_compare_report
+from archlab.tasks import TASKS
 from archlab.utils.errors import ConfigError
 from archlab.utils.io import atomic_write_json
 
@@ -82,7 +83,8 @@ def compare_record(
     """The compare table from the runs' summaries; writes ``compare.json`` and ``report.html``."""
     models = list(recipes)
     info = dataset_info(data)
-    metric = "accuracy" if info.task == "classification" else "rmse"
+    # accuracy for every task that reports it (classification, node/graph classification), else RMSE
+    metric = "accuracy" if "accuracy" in TASKS.get(info.task).metrics else "rmse"
     rows = []
     for m in models:
         ss = [summaries[m, seed] for seed in seeds]

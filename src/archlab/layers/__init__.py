@@ -12,8 +12,17 @@ from archlab.layers.activations import (
     Tanh,
     get_activation,
 )
-from archlab.layers.attention import AdditiveAttention, MultiplicativeAttention, masked_softmax
+from archlab.layers.attention import (
+    AdditiveAttention,
+    KVCache,
+    MultiHeadAttention,
+    MultiplicativeAttention,
+    masked_softmax,
+    record_attention,
+    scaled_dot_product_attention,
+)
 from archlab.layers.conv import ConvNormAct, DropPath, LayerNorm2d, SqueezeExcite, drop_path, make_divisible
+from archlab.layers.positional import LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding
 from archlab.layers.recurrent import (
     GRU,
     LSTM,
@@ -26,12 +35,24 @@ from archlab.layers.recurrent import (
     detach_state,
     tbptt_chunks,
 )
+from archlab.layers.transformer import BlockCache, FeedForward, TransformerBlock, TransformerStack
 
 __all__ = [
     "ACTIVATIONS",
     "AdditiveAttention",
     "MultiplicativeAttention",
     "masked_softmax",
+    "KVCache",
+    "MultiHeadAttention",
+    "record_attention",
+    "scaled_dot_product_attention",
+    "LearnedPositionalEmbedding",
+    "RotaryEmbedding",
+    "SinusoidalPositionalEncoding",
+    "BlockCache",
+    "FeedForward",
+    "TransformerBlock",
+    "TransformerStack",
     "ELU",
     "GELU",
     "LeakyReLU",

@@ -27,7 +27,6 @@ def looks_numeric(v: Any) -> bool:
     return _num(v) or (isinstance(v, str) and _NUMERIC.fullmatch(v) is not None)
 
 
-
 def fmt_value(v: Any) -> str:
     """A table cell: ``None`` → an em dash, ints with separators, floats to 4 significant digits."""
     if v is None:

@@ -104,10 +104,15 @@ def _section(i: int, s: Section) -> dict[str, Any]:
 
 def render_page(title: str, sections: list[Section], *, intro: str | list[str] = "") -> str:
     """One self-contained HTML page (inline CSS, embedded PNGs, no external references)."""
-    return _environment().get_template("page.html.j2").render(
-        title=title,
-        intro=_paragraphs(intro),
-        nav=len(sections) > 3,
-        sections=[_section(i, s) for i, s in enumerate(sections)],
-        written=time.strftime("%Y-%m-%d %H:%M:%S"),
-    ) + "\n"
+    return (
+        _environment()
+        .get_template("page.html.j2")
+        .render(
+            title=title,
+            intro=_paragraphs(intro),
+            nav=len(sections) > 3,
+            sections=[_section(i, s) for i, s in enumerate(sections)],
+            written=time.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+        + "\n"
+    )

@@ -27,6 +27,7 @@ from archlab.report.formatting import (
     fmt_value,
     is_percent,
 )
+from archlab.report.latent import tool_figures
 from archlab.report.page import Section, Table, render_page
 from archlab.tasks import higher_is_better
 from archlab.utils.errors import RunDirError
@@ -287,11 +288,12 @@ def run_metric(summary: dict[str, Any], records: list[dict[str, Any]]) -> str | 
 def run_figures(
     run_dir: str | Path, summary: dict[str, Any] | None = None, records: list[dict[str, Any]] | None = None
 ) -> list[tuple[Path, str]]:
-    """Learning curves of one run (loss; headline metric) written into ``run_dir/figures/``."""
+    """Learning curves of one run (loss; headline metric) written into ``run_dir/figures/``, then the
+    figures ``archlab sample``/``embed`` wrote there (listed in ``figures/tools.json``)."""
     d = Path(run_dir)
     records = read_metrics(d) if records is None else records
     if not records:
-        return []
+        return tool_figures(d / "figures")
     summary = summary or {}
     out = _fig_dir(d)
     splits = ("train", "val", "test")
@@ -319,7 +321,7 @@ def run_figures(
                 f"{summary.get('name', d.name)}: {metric} vs step",
             )
         )
-    return result
+    return result + tool_figures(out)
 
 
 def recipe_description(run_dir: Path) -> str:

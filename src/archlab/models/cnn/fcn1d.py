@@ -62,6 +62,8 @@ PAPER = (
     "Wang, Yan & Oates, Time Series Classification from Scratch with Deep Neural Networks: "
     "A Strong Baseline (IJCNN 2017), arXiv:1611.06455"
 )
+
+
 @dataclass
 class FCN1dConfig(ModelConfig):
     in_shape: SignalShape = (1, 150)  # (C, T): a univariate series (GunPoint's T = 150)

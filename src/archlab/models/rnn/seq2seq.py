@@ -590,7 +590,12 @@ def seq2seq_bahdanau(**overrides) -> Seq2Seq:
 
 
 @register_model(
-    family="rnn", config=Seq2SeqConfig, paper=_LUONG, tasks=("seq2seq",), defaults=_LUONG_CFG, test_overrides=_TEST,
+    family="rnn",
+    config=Seq2SeqConfig,
+    paper=_LUONG,
+    tasks=("seq2seq",),
+    defaults=_LUONG_CFG,
+    test_overrides=_TEST,
     meta={"num_params": 396_645, "macs": 7_326_208},
 )
 def seq2seq_luong(**overrides) -> Seq2Seq:

@@ -1,0 +1,502 @@
+"""Real-format graph loaders: Planetoid (Cora, CiteSeer, PubMed raw files) and the TU
+graph-classification format, with the checksummed download path of the image sets.
+
+Neither set is on these machines (no internet); a user with the files passes ``--data-dir DIR``
+(or ``$ARCHLAB_DATA_DIR``), and ``ARCHLAB_DOWNLOAD=1`` fetches them over https, verified before
+use (``data/download.py``: ``.part`` file, checksum, rename). Tests write tiny files in both formats.
+
+**Planetoid** (Yang, Cohen & Salakhutdinov 2016; the files of github.com/kimiyoung/planetoid):
+``ind.<name>.{x,tx,allx,y,ty,ally,graph}`` and ``ind.<name>.test.index``. Seven of the eight files
+are Python 2 pickles (scipy CSR matrices, numpy arrays, a ``defaultdict`` of adjacency lists), and
+unpickling runs whatever callables a file names — archlab never calls ``pickle.load`` on them.
+They are read by :class:`RestrictedUnpickler`, which resolves only the globals needed to rebuild
+numpy arrays, scipy CSR matrices and dict/list containers (Python's documented "restricting
+globals" defence), refuses any other global in one line, caps each file at
+:data:`MAX_PICKLE_BYTES` and checks the type and shape of what comes out. We chose this over
+refusing the format because these files are the only published form of the three sets and every
+GNN paper's split is defined by them; no code from a file can run, and the remaining risk (a
+crafted file exhausting memory) is bounded by the size cap. The split is the published one
+(Kipf & Welling 2017): train = the first ``len(y)`` nodes (20 per class), val = the next 500,
+test = the 1,000 nodes of ``test.index``, whose rows are put back in graph order (as PyG does;
+CiteSeer's isolated test nodes get zero features).
+
+**TU** (Morris et al. 2020, chrsmrrs.com/graphkerneldatasets): plain text ``<DS>_A.txt`` (one
+``i, j`` edge per line, 1-based node ids over all graphs), ``<DS>_graph_indicator.txt`` (node →
+graph, 1-based), ``<DS>_graph_labels.txt``, optional ``<DS>_node_labels.txt`` (one-hot node
+features), ``<DS>_node_attributes.txt`` (real node features, before the one-hot labels), and
+``<DS>_edge_labels.txt`` (one-hot edge features). Read from a folder, or from the members of the
+official ``<DS>.zip`` without extracting it. Node ids must lie in their graph's range: an edge
+out of range is one line naming the line. Split: a seeded 80/10/10 random split of the graphs
+(the sets have no official split; GIN's protocol is 10-fold cross-validation).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from archlab.data.core import register_dataset
+from archlab.data.download import download
+from archlab.data.graph.core import Graph, GraphDataset, GraphInfo, NodeDataset, undirected
+from archlab.data.images import DOWNLOAD_ENV, _download_opted_in, _not_found, cache_dir, candidate_dirs
+from archlab.utils.errors import ConfigError, DataError
+
+MAX_PICKLE_BYTES = 1 << 30  # PubMed's largest raw file is ~40 MB
+MAX_TEXT_BYTES = 1 << 30  # a TU member (REDDIT-MULTI-12K's _A.txt is ~90 MB)
+
+# ------------------------------------------------------------------------------- restricted unpickling
+
+# (module, name) as written in the file → the object it may resolve to; nothing else resolves
+_ALLOWED: dict[tuple[str, str], str] = {}
+for _mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+    _ALLOWED[(_mod, "_reconstruct")] = "numpy.core.multiarray._reconstruct"
+    _ALLOWED[(_mod, "scalar")] = "numpy.core.multiarray.scalar"
+for _mod in ("scipy.sparse.csr", "scipy.sparse._csr"):
+    _ALLOWED[(_mod, "csr_matrix")] = "scipy.sparse.csr_matrix"
+_ALLOWED.update(
+    {
+        ("numpy", "ndarray"): "numpy.ndarray",
+        ("numpy", "dtype"): "numpy.dtype",
+        ("copy_reg", "_reconstructor"): "copyreg._reconstructor",
+        ("copyreg", "_reconstructor"): "copyreg._reconstructor",
+        ("__builtin__", "object"): "builtins.object",
+        ("builtins", "object"): "builtins.object",
+        ("__builtin__", "list"): "builtins.list",
+        ("builtins", "list"): "builtins.list",
+        ("collections", "defaultdict"): "collections.defaultdict",
+        ("_codecs", "encode"): "latin1_encode",  # how Python 3 writes bytes at protocol 2
+    }
+)
+
+
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """``_codecs.encode`` limited to what protocol-2 pickles use it for: str → bytes in latin-1."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise DataError(f"refusing _codecs.encode with {encoding!r}: only latin-1 bytes appear in array pickles")
+    return text.encode("latin-1")
+
+
+def _resolve(target: str) -> Any:
+    import builtins
+    import collections
+    import copyreg
+
+    import scipy.sparse
+
+    try:
+        from numpy._core import multiarray  # numpy ≥ 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core import multiarray
+    table = {
+        "numpy.core.multiarray._reconstruct": multiarray._reconstruct,
+        "numpy.core.multiarray.scalar": multiarray.scalar,
+        "scipy.sparse.csr_matrix": scipy.sparse.csr_matrix,
+        "numpy.ndarray": np.ndarray,
+        "numpy.dtype": np.dtype,
+        "copyreg._reconstructor": copyreg._reconstructor,
+        "builtins.object": builtins.object,
+        "builtins.list": builtins.list,
+        "collections.defaultdict": collections.defaultdict,
+        "latin1_encode": _latin1_encode,
+    }
+    return table[target]
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only the globals of numpy arrays, scipy CSR matrices and
+    ``defaultdict(list)`` (see :data:`_ALLOWED`); any other global — ``os.system``, ``eval``,
+    ``subprocess.Popen`` … — raises :class:`DataError` before it is looked up."""
+
+    def __init__(self, file: Any, where: str):
+        super().__init__(file, encoding="latin1")  # Python 2 pickles: str payloads are bytes
+        self.where = where
+
+    def find_class(self, module: str, name: str) -> Any:
+        target = _ALLOWED.get((module, name))
+        if target is None:
+            raise DataError(
+                f"{self.where}: refusing to unpickle '{module[:60]}.{name[:60]}' — a Planetoid file holds only "
+                "numpy arrays, scipy CSR matrices and adjacency lists; this one is not a Planetoid file"
+            )
+        return _resolve(target)
+
+
+def restricted_load(path: str | os.PathLike, max_bytes: int = MAX_PICKLE_BYTES) -> Any:
+    """Unpickle ``path`` with :class:`RestrictedUnpickler`, refusing files over ``max_bytes``."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise DataError(
+            f"{path}: {size} bytes is more than the {max_bytes} a Planetoid file can have; not a Planetoid file"
+        )
+    data = path.read_bytes()
+    try:
+        return RestrictedUnpickler(io.BytesIO(data), str(path)).load()
+    except DataError:
+        raise
+    except Exception as e:  # truncated or malformed pickle, a state numpy/scipy reject
+        raise DataError(f"{path}: not a readable Planetoid file ({type(e).__name__}: {str(e)[:100]})") from e
+
+
+# ------------------------------------------------------------------------------------------- Planetoid
+
+PLANETOID = {  # name → (node features F, classes C, nodes), as published (Yang et al. 2016, Table 2)
+    "cora": (1433, 7, 2708),
+    "citeseer": (3703, 6, 3327),
+    "pubmed": (500, 3, 19717),
+}
+PLANETOID_FILES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
+PLANETOID_URL = "https://github.com/kimiyoung/planetoid/raw/master/data"
+# sha256 of the published files; none is pinned here yet (no copy was reachable to hash), so a
+# download needs data.options.sha256 = the digests you trust, "file=digest,file=digest,..."
+
+
+def _dense(m: Any, where: str, rows_max: int) -> np.ndarray:
+    import scipy.sparse
+
+    if scipy.sparse.issparse(m):
+        if m.shape[0] > rows_max or m.shape[1] > 100_000:
+            raise DataError(f"{where}: a {m.shape} matrix is larger than any Planetoid set")
+        return np.asarray(m.todense(), dtype=np.float32)
+    if isinstance(m, np.ndarray) and m.dtype != object and m.ndim == 2:
+        return m.astype(np.float32)
+    raise DataError(f"{where}: expected a 2-D matrix, got {type(m).__name__}")
+
+
+def read_planetoid(directory: str | os.PathLike, name: str) -> Graph:
+    """The Planetoid graph ``name`` from the raw files in ``directory`` (see the module docstring)."""
+    d = Path(directory)
+    p = {k: d / f"ind.{name}.{k}" for k in PLANETOID_FILES}
+    missing = [str(f.name) for f in p.values() if not f.is_file()]
+    if missing:
+        raise DataError(f"{d}: missing {', '.join(missing)}; a Planetoid folder holds ind.{name}.{{x,tx,…,test.index}}")
+    limit = 100_000
+    x, tx, allx = (_dense(restricted_load(p[k]), str(p[k]), limit) for k in ("x", "tx", "allx"))
+    y, ty, ally = (_dense(restricted_load(p[k]), str(p[k]), limit) for k in ("y", "ty", "ally"))
+    graph = restricted_load(p["graph"])
+    if not isinstance(graph, dict) or not all(isinstance(v, list) for v in graph.values()):
+        raise DataError(f"{p['graph']}: expected a dict of adjacency lists, got {type(graph).__name__}")
+    try:
+        test_index = np.array([int(line) for line in p["test.index"].read_text().split()], dtype=np.int64)
+    except ValueError as e:
+        raise DataError(f"{p['test.index']}: expected one node id per line ({e})") from e
+    if tx.shape[1] != allx.shape[1] or x.shape[1] != allx.shape[1]:
+        raise DataError(
+            f"{d}: features of different widths (x {x.shape[1]}, tx {tx.shape[1]}, allx {allx.shape[1]}); "
+            "the files are not from one data set"
+        )
+    if len(ty) != len(tx) or len(ally) != len(allx) or len(y) != len(x) or len(test_index) != len(tx):
+        raise DataError(
+            f"{d}: row counts disagree (x/y, tx/ty/test.index, allx/ally); the files are not from one data set"
+        )
+    n_all = len(allx)
+    lo, hi = int(test_index.min()), int(test_index.max())
+    if lo < n_all:
+        raise DataError(f"{p['test.index']}: test node {lo} is among the {n_all} training/unlabelled nodes")
+    sorted_test = np.sort(test_index)
+    span = hi - lo + 1  # CiteSeer: isolated test nodes are missing from tx; they get zero rows
+    tx_ext, ty_ext = np.zeros((span, tx.shape[1]), np.float32), np.zeros((span, ty.shape[1]), np.float32)
+    tx_ext[sorted_test - lo], ty_ext[sorted_test - lo] = tx, ty
+    feats, labels = np.concatenate([allx, tx_ext]), np.concatenate([ally, ty_ext])
+    feats[test_index], labels[test_index] = feats[sorted_test], labels[sorted_test]  # back into graph order
+    n = len(feats)
+    src = [int(u) for u, vs in graph.items() for _ in vs]
+    dst = [int(v) for vs in graph.values() for v in vs]
+    edges = torch.tensor([src, dst], dtype=torch.long).reshape(2, -1)
+    if edges.numel() and (int(edges.min()) < 0 or int(edges.max()) >= n):
+        bad = int(edges.max()) if int(edges.max()) >= n else int(edges.min())
+        raise DataError(f"{p['graph']}: edge to node {bad} but the data set has {n} nodes (ids 0..{n - 1})")
+    masks = [torch.zeros(n, dtype=torch.bool) for _ in range(3)]
+    masks[0][: len(y)] = True
+    masks[1][len(y) : len(y) + 500] = True
+    masks[2][torch.from_numpy(test_index)] = True
+    g = Graph(torch.from_numpy(feats), undirected(edges), torch.from_numpy(labels.argmax(1)).long(), None, *masks)
+    return g.check(f"{name} ({d})")
+
+
+def _remote_digests(spec: str, option: str) -> dict[str, str]:
+    out = {}
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        fname, _, digest = item.partition("=")
+        if len(digest) != 64 or not all(c in "0123456789abcdefABCDEF" for c in digest):
+            raise ConfigError(f"data.options.{option}: '{item[:80]}' is not FILE=SHA256 (64 hex digits)")
+        out[fname.strip()] = digest.lower()
+    return out
+
+
+def _fetch_pinned(url: str, dest: Path, digests: dict[str, str], option: str) -> Path:
+    if dest.name not in digests:
+        raise ConfigError(
+            f"data.options.{option}: no sha256 pinned for {dest.name}; archlab never downloads an unverified file — "
+            f"pass {option}='{dest.name}=<sha256 you trust>,...' or place the files in a folder and pass --data-dir"
+        )
+    return download(url, dest, sha256=digests[dest.name])
+
+
+@functools.lru_cache(maxsize=4)
+def _planetoid_cached(directory: str, name: str) -> Graph:
+    return read_planetoid(directory, name)
+
+
+def resolve_planetoid_dir(name: str, data_dir: str | None, sha256: str) -> Path:
+    """The first candidate folder (``--data-dir``, ``$ARCHLAB_DATA_DIR``, the cache) with every
+    raw file of ``name``; else, with ``ARCHLAB_DOWNLOAD=1``, a checked download into the cache."""
+    files = [f"ind.{name}.{k}" for k in PLANETOID_FILES]
+    looked = candidate_dirs(name, data_dir)
+    for d in looked:
+        for c in (d, d / "raw", d / name / "raw"):
+            if all((c / f).is_file() for f in files):
+                return c
+    if not _download_opted_in():
+        raise _not_found(name, f"the Planetoid raw files ({files[0]} … {files[-1]})", looked, "")
+    dest, digests = cache_dir(name), _remote_digests(sha256, "sha256")
+    for f in files:
+        if not (dest / f).is_file():
+            _fetch_pinned(f"{PLANETOID_URL}/{f}", dest / f, digests, "sha256")
+    return dest
+
+
+def _planetoid_info(name: str, **o: Any) -> GraphInfo:
+    f, c, n = PLANETOID[name]
+    return GraphInfo(
+        name=name,
+        kind="graph",
+        task="node_classification",
+        input_shape=(f,),
+        num_classes=c,
+        splits={"train": 20 * c, "val": 500, "test": 1000},
+        source=f"Planetoid raw files ind.{name}.* (github.com/kimiyoung/planetoid), read without pickle.load",
+        licence="research use (Planetoid / LINQS)",
+        citation="Yang, Cohen & Salakhutdinov, Revisiting Semi-Supervised Learning with Graph Embeddings, ICML 2016",
+        reference={
+            "GCN (Kipf & Welling 2017, Table 2, published)": {"cora": "81.5%", "citeseer": "70.3%", "pubmed": "79.0%"}[
+                name
+            ]
+        },
+        notes=f"{n} nodes; not here: --data-dir DIR with the raw files, or {DOWNLOAD_ENV}=1 with data.options.sha256",
+        level="node",
+    )
+
+
+def _register_planetoid(name: str) -> None:
+    options = {"sha256": ""}
+
+    @register_dataset(_planetoid_info(name), options=options)
+    def load(split: str, data_dir: str | None = None, sha256: str = "") -> NodeDataset:
+        d = resolve_planetoid_dir(name, data_dir, sha256)
+        g = _planetoid_cached(str(d), name)
+        f, c, _ = PLANETOID[name]
+        if g.x.shape[1] != f or int(g.y.max()) >= c:
+            raise DataError(
+                f"{d}: {g.x.shape[1]} features and {int(g.y.max()) + 1} classes, but {name} has {f} and {c}"
+            )
+        return NodeDataset(g, g.mask(split), name, split)
+
+
+for _name in PLANETOID:
+    _register_planetoid(_name)
+
+# ------------------------------------------------------------------------------------------------- TU
+
+# name → (node features F, edge features D, graph classes C) of the sets users ask for most, read as
+# described above: one-hot node labels (+ node attributes where the set has them and use_attributes),
+# or a constant 1 for sets without node labels (IMDB-BINARY)
+TU_SETS = {
+    "MUTAG": (7, 4, 2),
+    "PROTEINS": (3, 0, 2),
+    "ENZYMES": (3, 0, 6),
+    "NCI1": (37, 0, 2),
+    "IMDB-BINARY": (1, 0, 2),
+}
+TU_URL = "https://www.chrsmrrs.com/graphkerneldatasets"
+TU_OPTIONS: dict[str, Any] = {"name": "MUTAG", "num_node_features": 0, "num_classes": 0, "split_seed": 0, "sha256": ""}
+TU_FRACTIONS = (0.8, 0.1)
+
+
+class _TUSource:
+    """The members of one TU set, from a folder or from the official zip (read in place, bounded)."""
+
+    def __init__(self, name: str, folder: Path | None = None, archive: Path | None = None):
+        self.name, self.folder, self.archive = name, folder, archive
+        self.zip = zipfile.ZipFile(archive) if archive is not None else None
+
+    def where(self, suffix: str) -> str:
+        return f"{self.archive or self.folder}:{self.name}_{suffix}.txt"
+
+    def has(self, suffix: str) -> bool:
+        member = f"{self.name}_{suffix}.txt"
+        if self.zip is not None:
+            return any(n.endswith(member) for n in self.zip.namelist())
+        return (self.folder / member).is_file()
+
+    def lines(self, suffix: str) -> list[str]:
+        member = f"{self.name}_{suffix}.txt"
+        if self.zip is not None:
+            info = next(i for i in self.zip.infolist() if i.filename.endswith(member))
+            if info.file_size > MAX_TEXT_BYTES:
+                raise DataError(f"{self.where(suffix)}: {info.file_size} bytes is more than a TU file can have")
+            with self.zip.open(info) as f:
+                data = f.read(MAX_TEXT_BYTES + 1)  # the header's size is not trusted: read at most the cap
+        else:
+            path = self.folder / member
+            if path.stat().st_size > MAX_TEXT_BYTES:
+                raise DataError(f"{path}: more than {MAX_TEXT_BYTES} bytes; not a TU file")
+            data = path.read_bytes()
+        if len(data) > MAX_TEXT_BYTES:
+            raise DataError(f"{self.where(suffix)}: more than {MAX_TEXT_BYTES} bytes; not a TU file")
+        return [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
+
+    def numbers(self, suffix: str, kind: type = int) -> np.ndarray:
+        rows = self.lines(suffix)
+        try:
+            arr = np.array([[kind(v) for v in line.replace(",", " ").split()] for line in rows])
+        except ValueError as e:
+            raise DataError(f"{self.where(suffix)}: not a table of numbers ({e})") from e
+        if arr.ndim != 2:
+            raise DataError(f"{self.where(suffix)}: rows of different lengths")
+        return arr
+
+
+def read_tu(source: _TUSource) -> list[Graph]:
+    """The graphs of a TU set (see the module docstring), each checked."""
+    ind = source.numbers("graph_indicator")[:, 0] - 1  # node → graph, 0-based
+    n = len(ind)
+    if n == 0 or (np.diff(ind) < 0).any() or ind[0] != 0:
+        raise DataError(f"{source.where('graph_indicator')}: graph ids must start at 1 and not decrease")
+    edges = source.numbers("A") - 1  # (E, 2), 0-based over all nodes
+    if edges.shape[1] != 2:
+        raise DataError(f"{source.where('A')}: expected 'i, j' per line")
+    bad = np.nonzero((edges < 0).any(1) | (edges >= n).any(1))[0]
+    if len(bad):
+        i, j = edges[bad[0]] + 1
+        raise DataError(
+            f"{source.where('A')}: line {bad[0] + 1} is edge ({i}, {j}) but there are {n} nodes (ids 1..{n}); "
+            "node ids are 1-based and below the number of lines of _graph_indicator.txt"
+        )
+    if (ind[edges[:, 0]] != ind[edges[:, 1]]).any():
+        k = int(np.nonzero(ind[edges[:, 0]] != ind[edges[:, 1]])[0][0])
+        raise DataError(f"{source.where('A')}: line {k + 1} joins nodes of two different graphs")
+    labels = source.numbers("graph_labels")[:, 0]
+    num_graphs = int(ind[-1]) + 1
+    if len(labels) != num_graphs:
+        raise DataError(f"{source.where('graph_labels')}: {len(labels)} labels for {num_graphs} graphs")
+    classes = np.unique(labels)
+    y = np.searchsorted(classes, labels)  # e.g. −1/1 → 0/1
+    parts = []
+    if source.has("node_attributes"):
+        attrs = source.numbers("node_attributes", float).astype(np.float32)
+        if len(attrs) != n:
+            raise DataError(f"{source.where('node_attributes')}: {len(attrs)} rows for {n} nodes")
+        parts.append(attrs)
+    if source.has("node_labels"):
+        nl = source.numbers("node_labels")[:, 0]
+        if len(nl) != n:
+            raise DataError(f"{source.where('node_labels')}: {len(nl)} rows for {n} nodes")
+        nl = nl - nl.min()
+        parts.append(np.eye(int(nl.max()) + 1, dtype=np.float32)[nl])
+    x = np.concatenate(parts, 1) if parts else np.ones((n, 1), np.float32)
+    ea = None
+    if source.has("edge_labels"):
+        el = source.numbers("edge_labels")[:, 0]
+        if len(el) != len(edges):
+            raise DataError(f"{source.where('edge_labels')}: {len(el)} rows for {len(edges)} edges")
+        el = el - el.min()
+        ea = np.eye(int(el.max()) + 1, dtype=np.float32)[el]
+    starts = np.searchsorted(ind, np.arange(num_graphs + 1))  # first node of each graph
+    edge_graph = ind[edges[:, 0]]
+    graphs = []
+    for g in range(num_graphs):
+        sel = edge_graph == g
+        lo, hi = starts[g], starts[g + 1]
+        graphs.append(
+            Graph(
+                x=torch.from_numpy(x[lo:hi]),
+                edge_index=torch.from_numpy(edges[sel].T - lo).long(),
+                y=torch.tensor(int(y[g])),
+                edge_attr=None if ea is None else torch.from_numpy(ea[sel]),
+            ).check(f"{source.name}: graph {g + 1}")
+        )
+    return graphs
+
+
+@functools.lru_cache(maxsize=4)
+def _tu_cached(folder: str, archive: str, name: str) -> tuple[Graph, ...]:
+    source = _TUSource(name, Path(folder) if folder else None, Path(archive) if archive else None)
+    return tuple(read_tu(source))
+
+
+def resolve_tu(name: str, data_dir: str | None, sha256: str) -> tuple[str, str]:
+    """(folder, "") or ("", zip) holding TU set ``name``; with ``ARCHLAB_DOWNLOAD=1`` a checked download."""
+    looked = candidate_dirs(name, data_dir)
+    for d in looked:
+        for c in (d, d / name, d / name / "raw", d / name / name):
+            if (c / f"{name}_A.txt").is_file():
+                return str(c), ""
+        if (d / f"{name}.zip").is_file():
+            return "", str(d / f"{name}.zip")
+    if not _download_opted_in():
+        raise _not_found(name, f"{name}_A.txt, {name}_graph_indicator.txt, … (or {name}.zip)", looked, "")
+    dest = cache_dir(name) / f"{name}.zip"
+    if not dest.is_file():
+        _fetch_pinned(f"{TU_URL}/{name}.zip", dest, _remote_digests(sha256, "sha256"), "sha256")
+    return "", str(dest)
+
+
+def _tu_widths(o: dict[str, Any]) -> tuple[int, int, int]:
+    known = TU_SETS.get(o["name"])
+    f = o["num_node_features"] or (known[0] if known else 0)
+    c = o["num_classes"] or (known[2] if known else 0)
+    if not f or not c:
+        raise ConfigError(
+            f"data.options.name: '{str(o['name'])[:60]}' is not one of {', '.join(TU_SETS)}; for another TU set "
+            "also set data.options.num_node_features and data.options.num_classes"
+        )
+    return f, (known[1] if known else 0), c
+
+
+def _tu_split(n: int, seed: int) -> dict[str, np.ndarray]:
+    perm = np.random.default_rng(seed).permutation(n)
+    a, b = int(TU_FRACTIONS[0] * n), int((TU_FRACTIONS[0] + TU_FRACTIONS[1]) * n)
+    return {"train": np.sort(perm[:a]), "val": np.sort(perm[a:b]), "test": np.sort(perm[b:])}
+
+
+def _tu_info(**o: Any) -> GraphInfo:
+    f, d, c = _tu_widths(o)
+    return GraphInfo(
+        name="tu",
+        kind="graph",
+        task="graph_classification",
+        input_shape=(f,),
+        num_classes=c,
+        splits={"train": 0, "val": 0, "test": 0},
+        source=f"TU graph-classification format ({TU_URL}/{o['name']}.zip), --data-dir or {DOWNLOAD_ENV}=1",
+        licence="per data set (TU collection)",
+        citation="Morris et al., TUDataset, ICML GRL+ workshop 2020",
+        notes="data.options.name picks the set; seeded 80/10/10 split of the graphs (split_seed)",
+        level="graph",
+        edge_dim=d,
+    )
+
+
+@register_dataset(_tu_info(**TU_OPTIONS), options=TU_OPTIONS, info_for=_tu_info)
+def tu(split: str, data_dir: str | None = None, **options: Any) -> GraphDataset:
+    o = {**TU_OPTIONS, **options}
+    f, d, _ = _tu_widths(o)
+    folder, archive = resolve_tu(o["name"], data_dir, o["sha256"])
+    graphs = _tu_cached(folder, archive, o["name"])
+    width = graphs[0].x.shape[1]
+    if width != f:
+        raise DataError(
+            f"{folder or archive}: {o['name']} graphs have {width} node features but the data set has {f}; "
+            f"set data.options.num_node_features={width} if these are your own files"
+        )
+    rows = _tu_split(len(graphs), o["split_seed"])[split]
+    return GraphDataset([graphs[i] for i in rows.tolist()], "tu", split)

@@ -1,0 +1,11 @@
+"""Graph family: one architecture per module; importing this package registers them all."""
+
+import importlib
+import pkgutil
+
+from archlab.models.gnn.base import GraphConfig, GraphNetwork
+
+__all__ = ["GraphConfig", "GraphNetwork"]
+
+for _m in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_m.name}")

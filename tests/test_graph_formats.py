@@ -1,0 +1,216 @@
+"""Real-format graph loaders on tiny files written here (issue 13 §1): Planetoid's raw pickles read by
+the restricted unpickler (no code from a file ever runs), the TU text format (folder or zip), the
+checksummed download path, and bad files as one line through the CLI."""
+
+import collections
+import hashlib
+import io
+import os
+import pickle
+import re
+import zipfile
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+import archlab.data.download as dl
+from archlab.cli import main
+from archlab.data import load_dataset
+from archlab.data.graph.formats import read_planetoid, restricted_load
+from archlab.utils.errors import ConfigError, DataError
+
+F, C = 1433, 7  # Cora's widths: the loader checks the files against them
+
+
+def _cli(argv, capsys, tmp_path, monkeypatch) -> tuple[int, str]:
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err[:3000]
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    return code, err
+
+
+def _dump(path, obj) -> None:
+    path.write_bytes(pickle.dumps(obj, protocol=2))
+
+
+@pytest.fixture(scope="module")
+def cora_dir(tmp_path_factory):
+    """A 12-node 'cora': 7 labelled training nodes (x/y), 8 training+unlabelled (allx/ally), and 4
+    test nodes (tx/ty) whose ids (8..11) are listed out of order in test.index."""
+    d = tmp_path_factory.mktemp("cora")
+    rng = np.random.default_rng(0)
+    allx = sp.random(8, F, density=0.01, format="csr", random_state=1, dtype=np.float32)
+    tx = sp.random(4, F, density=0.01, format="csr", random_state=2, dtype=np.float32)
+    labels = np.array([0, 1, 2, 3, 4, 5, 6, 0, 1, 2, 3, 4])
+    onehot = np.eye(C, dtype=np.float32)
+    test_index = [10, 8, 11, 9]  # row k of tx/ty is node test_index[k]
+    _dump(d / "ind.cora.x", allx[:7])
+    _dump(d / "ind.cora.allx", allx)
+    _dump(d / "ind.cora.tx", tx)
+    _dump(d / "ind.cora.y", onehot[labels[:7]])
+    _dump(d / "ind.cora.ally", onehot[labels[:8]])
+    _dump(d / "ind.cora.ty", onehot[labels[test_index]])
+    graph = collections.defaultdict(list, {0: [1, 8], 1: [0], 8: [0, 11], 11: [8], 5: [5]})
+    _dump(d / "ind.cora.graph", graph)
+    (d / "ind.cora.test.index").write_text("\n".join(map(str, test_index)) + "\n")
+    return d, allx, tx, labels, test_index, rng
+
+
+def test_planetoid_raw_files_load_in_graph_order_with_the_published_split(cora_dir):
+    d, allx, tx, labels, test_index, _ = cora_dir
+    g = read_planetoid(d, "cora")
+    assert g.num_nodes == 12 and g.x.shape == (12, F)
+    assert torch.equal(g.y, torch.from_numpy(labels))  # test rows put back in graph order
+    assert torch.equal(g.x[:8], torch.from_numpy(allx.toarray()))
+    for k, node in enumerate(test_index):
+        assert torch.equal(g.x[node], torch.from_numpy(tx.toarray()[k]))
+    assert g.train_mask.nonzero().flatten().tolist() == list(range(7))
+    assert g.val_mask.nonzero().flatten().tolist() == [7, 8, 9, 10, 11]  # the next 500, as many as exist
+    assert g.test_mask.nonzero().flatten().tolist() == [8, 9, 10, 11]
+    # undirected, the self-loop 5–5 dropped: {0–1, 0–8, 8–11} both ways
+    assert sorted(map(tuple, g.edge_index.t().tolist())) == [(0, 1), (0, 8), (1, 0), (8, 0), (8, 11), (11, 8)]
+    ds = load_dataset("cora", "test", data_dir=str(d))
+    assert int(ds[0].node_mask.sum()) == 4 and ds[0].x.shape == (12, F)
+
+
+def test_a_pickle_that_names_any_other_callable_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "ind.cora.x"
+    _dump(path, Evil())
+    with pytest.raises(DataError, match=re.escape(f"{path}: refusing to unpickle 'posix.system'")):
+        restricted_load(path)
+    assert not marker.exists()
+    path.write_bytes(pickle.dumps(np.arange(3))[:-5])  # truncated
+    with pytest.raises(DataError, match="not a readable Planetoid file"):
+        restricted_load(path)
+    path.write_bytes(b"\0" * 100)
+    with pytest.raises(DataError, match="more than the 50 a Planetoid file can have"):
+        restricted_load(path, max_bytes=50)
+
+
+def test_planetoid_bad_files_are_one_line_through_the_cli(cora_dir, tmp_path, capsys, monkeypatch):
+    src = cora_dir[0]
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in src.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    _dump(bad / "ind.cora.graph", {0: [1, 40]})  # node 40 of a 12-node graph
+    code, err = _cli(["train", "karate/mlp", "data.name=cora", "--data-dir", str(bad)], capsys, tmp_path, monkeypatch)
+    assert code == 2 and "ind.cora.graph: edge to node 40 but the data set has 12 nodes (ids 0..11)" in err
+    argv = ["train", "karate/mlp", "data.name=cora", "--data-dir", str(tmp_path / "missing")]
+    code, err = _cli(argv, capsys, tmp_path, monkeypatch)
+    assert code == 2 and "is not a directory" in err
+
+
+# -- TU -----------------------------------------------------------------------------------------------------------
+def _toy(copies: int = 5) -> dict[str, str]:
+    """``copies`` × (a triangle with label 1, an edge with label −1): 5 nodes and 8 A-lines per copy."""
+    files = dict.fromkeys(("A", "graph_indicator", "graph_labels", "node_labels", "edge_labels"), "")
+    for k in range(copies):
+        o = 5 * k  # nodes before this copy
+        pairs = [(1, 2), (2, 1), (2, 3), (3, 2), (1, 3), (3, 1), (4, 5), (5, 4)]
+        files["A"] += "".join(f"{i + o}, {j + o}\n" for i, j in pairs)
+        files["graph_indicator"] += f"{2 * k + 1}\n" * 3 + f"{2 * k + 2}\n" * 2
+        files["graph_labels"] += "1\n-1\n"
+        files["node_labels"] += "0\n2\n1\n0\n0\n"
+        files["edge_labels"] += "0\n0\n1\n1\n0\n0\n1\n1\n"
+    return files
+
+
+TOY = _toy()
+TOY_OPTIONS = {"name": "TOY", "num_node_features": 3, "num_classes": 2}
+
+
+def _write_tu(folder, files=TOY, name="TOY"):
+    folder.mkdir(parents=True, exist_ok=True)
+    for suffix, text in files.items():
+        (folder / f"{name}_{suffix}.txt").write_text(text)
+    return folder
+
+
+def _zip_bytes(files=TOY, name="TOY") -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for suffix, text in files.items():
+            z.writestr(f"{name}/{name}_{suffix}.txt", text)
+    return buf.getvalue()
+
+
+def _all_graphs(data_dir, **options):
+    parts = [
+        load_dataset("tu", s, data_dir=data_dir, options={**TOY_OPTIONS, **options}) for s in ("train", "val", "test")
+    ]
+    return [g for p in parts for g in p.graphs]
+
+
+def test_tu_text_files_become_graphs_with_one_hot_labels(tmp_path):
+    graphs = _all_graphs(str(_write_tu(tmp_path / "TOY")))
+    assert len(graphs) == 10 and sorted(g.num_nodes for g in graphs) == [2] * 5 + [3] * 5
+    tri, pair = sorted(graphs, key=lambda g: -g.num_nodes)[4:6]
+    assert torch.equal(tri.x, torch.eye(3)[[0, 2, 1]]) and torch.equal(pair.x, torch.eye(3)[[0, 0]])
+    assert tri.edge_index.t().tolist() == [[0, 1], [1, 0], [1, 2], [2, 1], [0, 2], [2, 0]]
+    assert pair.edge_index.t().tolist() == [[0, 1], [1, 0]]  # node ids restart in each graph
+    assert (int(tri.y), int(pair.y)) == (1, 0)  # labels 1 / −1 → classes 1 / 0
+    assert torch.equal(tri.edge_attr, torch.eye(2)[[0, 0, 1, 1, 0, 0]])
+
+
+def test_tu_zip_is_read_in_place_and_downloads_are_checksummed(tmp_path, monkeypatch):
+    blob = _zip_bytes()
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "TOY.zip").write_bytes(blob)
+    assert len(_all_graphs(str(tmp_path / "local"))) == 10
+    assert not (tmp_path / "local" / "TOY").exists()  # nothing extracted
+
+    class Response(io.BytesIO):
+        def geturl(self):
+            return "https://www.chrsmrrs.com/graphkerneldatasets/TOY.zip"
+
+    served = []
+    monkeypatch.setattr(dl, "_urlopen", lambda req, timeout: served.append(req.full_url) or Response(blob))
+    monkeypatch.setenv("ARCHLAB_DOWNLOAD", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("ARCHLAB_DATA_DIR", raising=False)
+    with pytest.raises(ConfigError, match="no sha256 pinned for TOY.zip; archlab never downloads an unverified file"):
+        load_dataset("tu", "train", options=TOY_OPTIONS)
+    with pytest.raises(DataError, match="sha256 mismatch"):
+        load_dataset("tu", "train", options={**TOY_OPTIONS, "sha256": "TOY.zip=" + "0" * 64})
+    assert not list((tmp_path / "cache").rglob("*.part")) and not list((tmp_path / "cache").rglob("TOY.zip"))
+    digest = hashlib.sha256(blob).hexdigest()
+    train = load_dataset("tu", "train", options={**TOY_OPTIONS, "sha256": f"TOY.zip={digest}"})
+    assert len(train) == 8 and served == ["https://www.chrsmrrs.com/graphkerneldatasets/TOY.zip"] * 2
+    assert (tmp_path / "cache" / "archlab" / "TOY" / "TOY.zip").read_bytes() == blob
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"A": TOY["A"] + "25, 99\n"}, "TOY_A.txt: line 41 is edge (25, 99) but there are 25 nodes (ids 1..25)"),
+        ({"A": TOY["A"] + "3, 4\n"}, "TOY_A.txt: line 41 joins nodes of two different graphs"),
+        ({"graph_labels": "1\n"}, "TOY_graph_labels.txt: 1 labels for 10 graphs"),
+        ({"node_labels": "0\n1\n" * 12 + "0\n"}, "TOY graphs have 2 node features but the data set has 3"),
+    ],
+)
+def test_bad_tu_files_are_one_line_through_the_cli(tmp_path, capsys, monkeypatch, change, message):
+    folder = _write_tu(tmp_path / "data" / "TOY", {**TOY, **change})
+    argv = ["train", "karate/mlp", "data.name=tu", "task.name=graph_classification",
+            "data.options={name: TOY, num_node_features: 3, num_classes: 2}",
+            "--data-dir", str(folder.parent)]  # fmt: skip
+    code, err = _cli(argv, capsys, tmp_path, monkeypatch)
+    assert code == 2 and message in err, err
+
+
+def test_an_unknown_tu_set_needs_its_widths():
+    with pytest.raises(ConfigError, match="data.options.name: 'NOPE' is not one of MUTAG"):
+        load_dataset("tu", "train", options={"name": "NOPE"})
