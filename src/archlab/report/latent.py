@@ -257,6 +257,7 @@ def latent_scatter(
     xlabel: str = "dimension 1",
     ylabel: str = "dimension 2",
     ax: Any = None,
+    legend: bool = True,
 ) -> Path | None:
     """Points (N, 2) coloured by integer class ``labels`` (legend from ``classes``). Draws into ``ax``
     when given (and returns None), else into a new figure saved at ``path``."""
@@ -277,7 +278,8 @@ def latent_scatter(
             m = labels == k
             name = classes[k] if 0 <= k < len(classes) else str(k)
             ax.scatter(xy[m, 0], xy[m, 1], s=size, color=cmap(int(k) % cmap.N), label=name, alpha=0.7, lw=0)
-        ax.legend(fontsize=7, markerscale=max(1.0, 12 / size), loc="best", framealpha=0.6)
+        if legend:
+            ax.legend(fontsize=7, markerscale=max(1.0, 12 / size), loc="best", framealpha=0.6)
     else:
         ax.scatter(xy[:, 0], xy[:, 1], s=size, alpha=0.7, lw=0)
     ax.set_xlabel(xlabel, fontsize=8)

@@ -7,6 +7,7 @@ from archlab.tasks.classification import ClassificationTask
 from archlab.tasks.forecasting import ForecastingTask
 from archlab.tasks.graph import GraphClassificationTask, GraphRegressionTask, NodeClassificationTask
 from archlab.tasks.language_modeling import LanguageModelingTask
+from archlab.tasks.masked_lm import MaskedLMTask
 from archlab.tasks.reconstruction import DenoisingTask, ReconstructionTask
 from archlab.tasks.regression import RegressionTask
 from archlab.tasks.seq2seq import Seq2SeqTask
@@ -24,6 +25,7 @@ __all__ = [
     "GraphClassificationTask",
     "GraphRegressionTask",
     "LanguageModelingTask",
+    "MaskedLMTask",
     "NodeClassificationTask",
     "RegressionTask",
     "Seq2SeqTask",
