@@ -138,7 +138,8 @@ def test_penultimate_features_are_the_input_of_the_output_layer():
 
 
 def test_the_feature_classifier_is_trained_once_then_loaded_from_its_cache(tmp_path, fashion):
-    from archlab.experiments.feature_classifier import entropy, feature_classifier
+    from archlab.config import recipe_hash
+    from archlab.experiments.feature_classifier import classifier_recipe, entropy, feature_classifier
 
     tiny = {"budget.steps": 2, "data.train_subset": 128, "data.test_subset": 32, "eval.every": 2}
     tiny["checkpoint.every"] = 2
@@ -157,8 +158,8 @@ def test_the_feature_classifier_is_trained_once_then_loaded_from_its_cache(tmp_p
     assert ((h >= 0) & (h <= np.log(10) + 1e-6)).all()
     assert clf.frechet(x[:32], x[:32]) == pytest.approx(0.0, abs=1e-6)
     assert clf.frechet(x[:32], torch.rand(32, 1, 28, 28)) > clf.frechet(x[:32], x[32:])
-    other = feature_classifier({**tiny, "seed": 1}, root=tmp_path)  # another recipe, another dir
-    assert other.run_dir != clf.run_dir
+    other = classifier_recipe({**tiny, "seed": 1})  # another recipe, another dir
+    assert recipe_hash(other) != clf.run_dir.name == recipe_hash(classifier_recipe(tiny))
 
 
 # -- latent paths ------------------------------------------------------------------------------------
@@ -260,3 +261,70 @@ def test_sample_figures_are_written_and_listed_for_the_report(tmp_path, vae):
     assert shown == ["curves-loss.png", *expected, "ae-embedding.png"]
     (tmp_path / "figures" / "tools.json").write_text("{damaged")
     assert [p.name for p, _ in run_figures(tmp_path, {"name": "tiny"})] == ["curves-loss.png"]
+
+
+# -- the CLI on autoencoder runs -----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory, fashion):
+    """A VAE run (2 steps, latent 4, 64 test images) trained from the shipped recipe."""
+    from archlab.cli import main
+
+    runs = tmp_path_factory.mktemp("runs")
+    argv = ["train", "fashion_mnist/vae_mlp", "budget.steps=2", "data.train_subset=128", "data.test_subset=64"]
+    argv += ["model.latent_dim=4", "checkpoint.every=2", "eval.every=2", "log.progress=false", "--runs-dir", str(runs)]
+    assert main(argv) == 0
+    return next(runs.iterdir())
+
+
+def test_sample_and_embed_an_autoencoder_run_and_show_them_in_its_report(vae_run, capsys):
+    from archlab.cli import main
+
+    assert main(["sample", str(vae_run), "--n", "16", "--steps", "5", "--pairs", "2"]) == 0
+    out = capsys.readouterr().out
+    figs = vae_run / "figures"
+    for name in ("prior-samples", "reconstructions", "interpolation-linear", "interpolation-spherical", "traversals"):
+        assert f"ae-{name}.png" in out and (figs / f"ae-{name}.png").stat().st_size > 1000
+    assert main(["embed", str(vae_run), "--projection", "pca"]) == 0
+    z, y = np.load(vae_run / "latents" / "latents.npy"), np.load(vae_run / "latents" / "labels.npy")
+    assert z.shape == (64, 4) and y.shape == (64,) and set(y.tolist()) <= set(range(10))
+    assert "64 codes of 4 dimensions" in capsys.readouterr().out
+    assert main(["report", str(vae_run.parent)]) == 0
+    html = (vae_run.parent / "report.html").read_text()
+    assert "prior z ~ N(0, I)" in html and "spherical interpolation" in html and "latent codes of 64 test" in html
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sample", "{run}", "--n", "0"], "--n must be in [1, 1,024] examples"),
+        (["sample", "{run}", "--steps", "1"], "--steps must be in [2, 64]"),
+        (["sample", "{run}", "--pairs", "100"], "--pairs must be in [1, 32]"),
+        (["embed", "{run}", "--limit", "1"], "--limit must be at least 2"),
+        (["embed", "{run}", "--projection", "tsne"], "invalid choice: 'tsne'"),
+        (["embed", "/nonexistent/run"], "/nonexistent/run is not an archlab run"),
+    ],
+)
+def test_bad_input_to_sample_and_embed_is_one_line(vae_run, args, message, capsys):
+    from archlab.cli import main
+
+    code = None
+    try:
+        code = main([a.replace("{run}", str(vae_run)) for a in args])
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_embed_refuses_a_classifier_run(tmp_path, capsys, fashion):
+    from archlab.cli import main
+
+    argv = ["train", "fashion_mnist/mlp", "budget.steps=1", "data.train_subset=128", "data.test_subset=32"]
+    assert main([*argv, "log.progress=false", "checkpoint.every=1", "--runs-dir", str(tmp_path)]) == 0
+    run = next(tmp_path.iterdir())
+    capsys.readouterr()
+    assert main(["embed", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "`archlab embed` needs an autoencoder run" in err and err.count("\n") == 1
+    assert main(["sample", str(run)]) == 2
+    assert "draws figures of an autoencoder run" in capsys.readouterr().err

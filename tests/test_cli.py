@@ -356,6 +356,17 @@ def test_experiment_options_are_the_typed_fields():
         "cnn-vs-mlp": ("sizes", "steps", "seeds", "models", "overrides"),
         "data-hunger": ("sizes", "steps", "seeds", "models", "overrides"),
         "efficient-scaling": ("steps", "subset", "seeds", "overrides"),
+        "graph-inductive-bias": (
+            "snrs",
+            "models",
+            "seeds",
+            "steps",
+            "blocks",
+            "block_size",
+            "degree",
+            "feature_noise",
+            "overrides",
+        ),
         "gru-vs-lstm": (
             "lengths",
             "hidden_size",
@@ -367,6 +378,7 @@ def test_experiment_options_are_the_typed_fields():
             "overrides",
         ),
         "inductive-bias": ("data", "models", "seeds", "overrides"),
+        "oversmoothing": ("depths", "seeds", "steps", "hidden", "overrides"),
         "resnet-degradation": ("subset", "steps", "seeds", "overrides"),
         "sequential-bottleneck": ("lengths", "width", "heads", "batch_size", "repeats", "threads"),
         "vanishing-gradients": (

@@ -68,7 +68,7 @@ def test_every_shipped_recipe_validates_and_builds_its_model():
         if name.endswith("/default"):
             continue
         r = load_recipe(path)
-        task = build_task(r.task, dataset_info(r.data.name))
+        task = build_task(r.task, dataset_info(r.data.name, r.data.options))
         task.build_model(r.model)
 
 

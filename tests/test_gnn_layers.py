@@ -15,6 +15,8 @@ from archlab.layers.message_passing import (
     MessagePassing,
     SAGEConv,
     SeedConv,
+    SparseFeatures,
+    TensorCache,
     check_graph,
     dropout,
     gcn_norm,
@@ -189,3 +191,39 @@ def test_dropout_keeps_the_distribution():
     assert out.mean().item() == pytest.approx(1.0, abs=0.01)  # unbiased
     assert dropout(x, 0.5, training=False) is x
     assert (dropout(x, 0.6) != 0).float().mean().item() == pytest.approx(0.4, abs=0.005)
+
+
+def test_sparse_features_path_equals_the_dense_one(graph):
+    """X·Wᵀ through SparseFeatures (CSR X and Xᵀ) gives the dense product and the same weight gradient;
+    its dropout touches the stored entries only and keeps the dense dropout's distribution."""
+    _, ei = graph
+    g = torch.Generator().manual_seed(7)
+    x = (torch.rand(N, 40, generator=g) < 0.05).float() * torch.randn(N, 40, generator=g)
+    xs = SparseFeatures.from_dense(x)
+    assert xs is not None and SparseFeatures.from_dense(torch.randn(N, 40)) is None  # dense stays dense
+    for conv in (GCNConv(40, 5), GATConv(40, 3, heads=2), SeedConv(40, 4)):
+        conv.eval()
+        dense = conv(x, ei)
+        w_grad = torch.autograd.grad((dense * dense).sum(), conv.lin.weight)[0]
+        sparse = conv(xs, ei)
+        torch.testing.assert_close(sparse, dense, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(torch.autograd.grad((sparse * sparse).sum(), conv.lin.weight)[0], w_grad)
+    torch.manual_seed(8)
+    ones = SparseFeatures.from_dense((torch.rand(300, 300) < 0.1).float())
+    dropped = ones.dropout(0.5)
+    dense = dropped.csr()[0].to_dense()
+    assert set(dense.unique().tolist()) == {0.0, 2.0} and dropped.values.numel() == ones.values.numel()
+    assert (dense != 0).sum().item() / ones.values.numel() == pytest.approx(0.5, abs=0.03)
+    torch.testing.assert_close(dropped.csr()[1].to_dense(), dense.T)  # Xᵀ shares the dropped values
+
+
+def test_tensor_cache_recomputes_for_another_or_modified_tensor():
+    cache, calls = TensorCache(), []
+    a = torch.tensor([1, 2])
+    for _ in range(2):
+        cache.get(a, 3, lambda: calls.append("a"))
+    cache.get(a.clone(), 3, lambda: calls.append("clone"))  # equal values, another tensor
+    cache.get(a, 4, lambda: calls.append("other extra"))
+    a.add_(1)
+    cache.get(a, 4, lambda: calls.append("modified"))
+    assert calls == ["a", "clone", "other extra", "modified"]

@@ -128,3 +128,18 @@ def test_gcn_learns_karate_club_from_one_label_per_faction():
         opt.step()
     correct = int((model.eval()(x, ei).argmax(1) == y).sum())
     assert correct >= 30, correct
+
+
+@pytest.mark.parametrize("name", ["gcn", "gat"])
+def test_bag_of_words_input_takes_the_sparse_path_with_the_same_result(name):
+    """Mostly-zero features come back every step (full-batch training): from the second call on, the
+    first layer gets them as SparseFeatures — same outputs and gradients as the dense path."""
+    torch.manual_seed(9)
+    x = (torch.rand(20, 30) < 0.05).float()
+    _, ei, _ = _graphs(1, 20)
+    model = create_model(name, in_shape=(30,), num_classes=3).eval()
+    first = model(x, ei)
+    assert not model._sparse_x.holds(x)  # first sight: dense
+    second = model(x, ei)
+    assert model._sparse_x.holds(x) and model._sparse_x.value is not None
+    torch.testing.assert_close(second, first, atol=1e-5, rtol=1e-5)

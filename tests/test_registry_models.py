@@ -292,7 +292,7 @@ def test_wrong_input_shape_says_expected_vs_got():
 
 
 # token-id and graph models: their inputs (token ids; nodes with an edge index) come from example_inputs
-_TOKEN_TASKS = {"language_modeling", "seq2seq", "node_classification", "graph_classification"}
+_TOKEN_TASKS = {"language_modeling", "seq2seq", "node_classification", "graph_classification", "masked_lm"}
 
 
 def _with_size(shape: tuple[int, ...], dim: int, size: int) -> tuple[int, ...]:

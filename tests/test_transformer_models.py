@@ -238,3 +238,19 @@ def test_encoder_decoder_scheduled_sampling_at_p1_equals_teacher_forcing(encdec_
         torch.testing.assert_close(loop, ours(src, lengths, tgt), atol=1e-5, rtol=1e-5)
     with pytest.raises(ShapeError, match="src: expected token ids"):
         ours(src.float(), lengths, tgt)
+
+
+# -- benchmarks ---------------------------------------------------------------------------------------
+def test_gpt_bench_workloads_build_and_keep_their_own_precision(hf):
+    from archlab.bench.runner import run_workload
+    from archlab.bench.workloads import BENCH_TOKENS, GPT_BENCH, Workload, _gpt_recipe, get_workload, lm_loss
+
+    assert get_workload("gpt-char").peer == get_workload("gpt-char-bf16").peer == "hf-gpt2-char"
+    recipe = _gpt_recipe(precision="bf16")
+    recipe["model"].update(n_layer=1, n_head=2, n_embd=16)
+    assert recipe["data"]["name"] == BENCH_TOKENS and recipe["task"]["name"] == "language_modeling"
+    out = run_workload(Workload("tiny-gpt-bf16", "tiny", recipe=recipe), steps=1, warmup=1, peak_gflops=1.0)
+    assert out["precision"] == "bf16" and out["batch"] == GPT_BENCH["batch"] and out["final_loss"] > 0
+    peer, (x, y), loss = get_workload("hf-gpt2-char").build()
+    assert x.shape == y.shape == (8, 256) and loss is lm_loss
+    assert peer.model.config._attn_implementation == "sdpa" and peer.model.config.n_layer == 6

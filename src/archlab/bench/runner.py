@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from archlab.bench.measuring import load_average, matmul_peak, measure_peaks, throughput, time_steps
-from archlab.bench.workloads import Workload, get_workload, list_workloads, prepare
+from archlab.bench.workloads import Workload, get_workload, list_workloads, prepare, workload_precision
 from archlab.utils.env import native_bf16
 
 
@@ -46,7 +46,7 @@ def run_workload(
         "through_trainer": w.through_trainer,
         "params": prepared.params,
         "optimizer": optimizer,
-        "precision": precision,
+        "precision": workload_precision(w, precision),
         **timed,
         **throughput(timed, batch=prepared.batch, forward_flops=prepared.forward_flops, peak_gflops=peak_gflops),
         "threads": torch.get_num_threads(),

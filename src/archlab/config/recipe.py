@@ -85,6 +85,9 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     name: str
+    # a finished run whose weights start this model (fine-tuning): every tensor whose name and shape
+    # match is copied in (a pre-trained BERT's encoder into a classifier), the rest keep their init
+    init_from: str | None = None
 
     @model_validator(mode="after")
     def _numbers_in_range(self) -> ModelSpec:

@@ -16,6 +16,7 @@ loading the same split again in one process costs only the uint8 → float32 con
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from archlab.data.anomaly import check_normal_class, one_class_vs_rest
 from archlab.data.core import ArrayDataset, DatasetInfo, register_dataset
 from archlab.data.download import download, extract_tar
 from archlab.data.formats import CIFAR10_BATCHES, CIFAR10_DIRNAME, read_cifar10, read_idx
@@ -287,31 +289,57 @@ _fashion_mnist = _idx_loader("fashion_mnist", FASHION_MNIST_REMOTES, fix="`apt-g
 _mnist = _idx_loader("mnist", MNIST_REMOTES)
 
 
-@register_dataset(
-    DatasetInfo(
-        name="fashion_mnist",
-        source=(
-            "Zalando Research, IDX .gz files; Debian package dataset-fashion-mnist "
-            "(/usr/share/datasets/fashion-mnist) or https://fashion-mnist.s3-website.eu-central-1.amazonaws.com"
-        ),
-        licence="MIT",
-        citation=(
-            "Xiao, Rasul & Vollgraf, Fashion-MNIST: a Novel Image Dataset for Benchmarking Machine Learning "
-            "Algorithms, arXiv:1708.07747, 2017"
-        ),
-        classes=FASHION_MNIST_CLASSES,
-        reference={
-            "2 conv + pooling, no preprocessing": "87.6–91.6%",
-            "2 conv + 3 FC (~1.8M params), normalisation": "93.2%",
-            "CNN with shortcuts, dense-like connectivity, augmentation + random erasing": "94.7%",
-        },
-        notes="reference figures: submitted benchmarks in the README shipped with the Debian package "
-        "(not re-tested by Zalando); x is pixel/255 in [0, 1]",
-        **_MNIST_LIKE,
+_AE_TASKS = ("reconstruction", "vae", "denoising")  # what an image set serves besides classification
+
+
+def _fashion_mnist_info(normal_class: int = -1) -> DatasetInfo:
+    """The plain 10-class set, or with ``normal_class`` = k the one-class anomaly view (class k normal,
+    the rest anomalies: see :mod:`archlab.data.anomaly`)."""
+    if normal_class == -1:
+        return FASHION_MNIST_INFO
+    check_normal_class(normal_class, FASHION_MNIST_CLASSES)
+    return dataclasses.replace(
+        FASHION_MNIST_INFO,
+        task="anomaly",
+        tasks=("anomaly", *_AE_TASKS),
+        num_classes=2,
+        classes=(f"normal ({FASHION_MNIST_CLASSES[normal_class]})", "anomaly (any other class)"),
+        splits={"train": 6000, "test": 10000},
+        reference={},
+        notes=f"one class vs the rest: train holds class {normal_class} only; test y = 1 for the other nine "
+        "classes (90%); x is pixel/255",
     )
+
+
+FASHION_MNIST_INFO = DatasetInfo(
+    name="fashion_mnist",
+    source=(
+        "Zalando Research, IDX .gz files; Debian package dataset-fashion-mnist "
+        "(/usr/share/datasets/fashion-mnist) or https://fashion-mnist.s3-website.eu-central-1.amazonaws.com"
+    ),
+    licence="MIT",
+    citation=(
+        "Xiao, Rasul & Vollgraf, Fashion-MNIST: a Novel Image Dataset for Benchmarking Machine Learning "
+        "Algorithms, arXiv:1708.07747, 2017"
+    ),
+    classes=FASHION_MNIST_CLASSES,
+    reference={
+        "2 conv + pooling, no preprocessing": "87.6–91.6%",
+        "2 conv + 3 FC (~1.8M params), normalisation": "93.2%",
+        "CNN with shortcuts, dense-like connectivity, augmentation + random erasing": "94.7%",
+    },
+    notes="reference figures: submitted benchmarks in the README shipped with the Debian package "
+    "(not re-tested by Zalando); x is pixel/255 in [0, 1]; data.options.normal_class=k: class k "
+    "as normal vs the rest (anomaly detection)",
+    tasks=_AE_TASKS,
+    **_MNIST_LIKE,
 )
-def fashion_mnist(split: str, data_dir: str | None = None) -> ArrayDataset:
-    return _fashion_mnist(split, data_dir)
+
+
+@register_dataset(FASHION_MNIST_INFO, options={"normal_class": -1}, info_for=_fashion_mnist_info)
+def fashion_mnist(split: str, data_dir: str | None = None, normal_class: int = -1) -> ArrayDataset:
+    ds = _fashion_mnist(split, data_dir)
+    return ds if normal_class == -1 else one_class_vs_rest(ds, normal_class, split, FASHION_MNIST_CLASSES)
 
 
 @register_dataset(

@@ -60,6 +60,7 @@ _COMMON = dict(
     licence="Apache-2.0",
     citation="Greydanus & Kobak, Scaling Down Deep Learning with MNIST-1D, ICML 2024",
     classes=tuple(str(i) for i in range(10)),
+    tasks=("reconstruction", "vae", "denoising"),  # besides classification: the autoencoders' signals
 )
 
 

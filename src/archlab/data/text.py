@@ -34,13 +34,15 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from archlab.data.core import ArrayDataset, DatasetInfo, TokenStream, register_dataset
 from archlab.data.timeseries import package_dir
-from archlab.utils.errors import ConfigError, DataError, UnknownDatasetError
+from archlab.utils.errors import ConfigError, DataError, UnknownDatasetError, preview
 from archlab.utils.tokens import EOS, PAD, PAD_ID, SOS, UNK  # the special tokens, declared once
 
 # ---------------------------------------------------------------------------------------------
@@ -179,11 +181,32 @@ def vocab(name: str) -> Vocab:
     return _VOCABS[name]()
 
 
+def text_tokenizer(info: DatasetInfo) -> Any:
+    """The :class:`~archlab.data.tokenizers.Tokenizer` of a language-modelling set: the one its
+    info carries (a text file's, trained on its train split), or the character vocabulary of a
+    shipped set (Shakespeare) as a :class:`~archlab.data.tokenizers.CharTokenizer` with the same
+    ids; None for a set without one."""
+    from archlab.data.tokenizers import CharTokenizer
+
+    tok = getattr(info, "tokenizer", None)
+    if tok is not None and not hasattr(tok, "encode"):  # a zero-argument builder: trained on first use
+        tok = tok()
+    if tok is not None or info.name not in _VOCABS:
+        return tok
+    v = vocab(info.name)
+    return CharTokenizer(v.itos) if v.level == "char" and v.pad is None and v.unk is None else None
+
+
 @dataclass(frozen=True)
 class TextInfo(DatasetInfo):
-    """DatasetInfo of a token set; ``vocab_size`` sizes the embedding (``vocab(name)`` has the tokens)."""
+    """DatasetInfo of a token set; ``vocab_size`` sizes the embedding (``vocab(name)`` has the tokens).
+
+    ``tokenizer`` (a :class:`~archlab.data.tokenizers.Tokenizer`, a zero-argument function that
+    trains it on first use, or None for the sets whose :class:`Vocab` is fixed) is what a run saves
+    in its directory and reloads to sample."""
 
     vocab_size: int = 0
+    tokenizer: Any = field(default=None, compare=False, repr=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,3 +408,144 @@ def rotten_tomatoes(split: str, data_dir: str | None = None) -> ArrayDataset:
 
 
 _VOCABS["rotten_tomatoes"] = _rt_vocab
+
+
+# ---------------------------------------------------------------------------------------------
+# any UTF-8 text file
+
+_TEXT_FILE_FRACTIONS = (0.9, 0.05, 0.05)  # train, val, test: consecutive stretches of the characters
+_WHERE = {"train": "the first 90%", "val": "the next 5%", "test": "the last 5%"}
+_TEXT_FILE_OPTIONS = {"path": "", "block": 64, "tokenizer": "char", "vocab_size": 512, "sampling": "windows"}
+
+
+def read_text_file(path: str) -> str:
+    """The whole of the UTF-8 file ``path`` (a BOM is dropped); :class:`DataError` (one line saying
+    how to fix it) when it is missing, not a file, unreadable, empty or not UTF-8."""
+    if not path:
+        raise ConfigError("data.options.path: give the text file to train on, e.g. data.options.path=my_text.txt")
+    p = Path(path).expanduser()
+    shown = preview(str(p))
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"data.options.path: '{shown}' does not exist; give the path of a UTF-8 text file") from None
+    except IsADirectoryError:
+        raise DataError(f"data.options.path: '{shown}' is a directory; give the path of a UTF-8 text file") from None
+    except OSError as e:
+        raise DataError(f"data.options.path: cannot read '{shown}' ({e.strerror or e})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"data.options.path: '{shown}' is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+            "convert it first, e.g. iconv -f latin1 -t utf-8"
+        ) from None
+    if not text.strip():
+        raise DataError(f"data.options.path: '{shown}' is empty; give a file with text to train on")
+    return text
+
+
+def split_text(text: str, fractions: Sequence[float] = _TEXT_FILE_FRACTIONS) -> dict[str, str]:
+    """``text`` cut by characters into consecutive train/val/test stretches (90/5/5): the
+    chronological split of a language-modelling corpus, no character in two splits."""
+    a = int(fractions[0] * len(text))
+    b = int((fractions[0] + fractions[1]) * len(text))
+    return {"train": text[:a], "val": text[a:b], "test": text[b:]}
+
+
+@functools.lru_cache(maxsize=4)
+def _text_file(path: str, stamp: tuple[int, int], kind: str, vocab_size: int) -> tuple[Any, dict[str, torch.Tensor]]:
+    """(tokenizer trained on the train split, {split: token ids}) of a file; ``stamp`` (mtime, size)
+    keys the cache, so an edited file is read again."""
+    from archlab.data.tokenizers import BPETokenizer, CharTokenizer
+
+    splits = split_text(read_text_file(path))
+    if kind == "char":  # characters seen only after the training stretch become <unk>
+        tok = CharTokenizer.train([splits["train"]], specials=(UNK,))
+    else:
+        try:
+            tok = BPETokenizer.train([splits["train"]], vocab_size)
+        except ValueError as e:
+            raise ConfigError(f"data.options.vocab_size: {e}") from None
+    ids = {s: torch.as_tensor(tok.encode(t, lossy=True), dtype=torch.long) for s, t in splits.items()}
+    return tok, ids
+
+
+def _text_file_data(path: str, block: int, tokenizer: str, vocab_size: int) -> tuple[Any, dict[str, torch.Tensor]]:
+    if tokenizer not in ("char", "bpe"):
+        raise ConfigError(f"data.options.tokenizer: 'char' or 'bpe', not '{preview(tokenizer)}'")
+    if block < 1:
+        raise ConfigError(f"data.options.block: the context must be at least 1 token, got {block}")
+    text = read_text_file(path)  # the one-line errors, before the cache
+    p = Path(path).expanduser().resolve()
+    st = p.stat()
+    tok, ids = _text_file(str(p), (st.st_mtime_ns, st.st_size), tokenizer, vocab_size)
+    for split, t in ids.items():
+        if len(t) <= block:
+            raise DataError(
+                f"data.options.path: '{preview(path)}' ({len(text):,} characters) leaves {len(t)} {tokenizer} tokens "
+                f"in its {split} split ({_WHERE[split]}), not more than "
+                f"data.options.block={block}; use a longer text or a smaller block"
+            )
+    return tok, ids
+
+
+def token_windows(ids: torch.Tensor, block: int, offset: int = 0) -> ArrayDataset:
+    """Non-overlapping ``block``-token windows of ``ids`` (N,): ``x`` (W, block) and ``y`` = ``x``
+    shifted by one, with ``spans`` (W, 2) the tokens each window reads (as :func:`char_windows`),
+    counted from ``offset``: the split's first token in the whole file, so the spans of different
+    splits never overlap (:func:`~archlab.data.shared_points` is 0)."""
+    n = (len(ids) - 1) // block
+    x = ids[: n * block].view(n, block)  # (W, block)
+    y = ids[1 : n * block + 1].view(n, block)  # (W, block), shifted by one
+    start = offset + torch.arange(n) * block
+    return ArrayDataset(x, y, spans=torch.stack([start, start + block + 1], 1))
+
+
+def _text_file_info(
+    path: str = "", block: int = 64, tokenizer: str = "char", vocab_size: int = 512, sampling: str = "windows"
+) -> TextInfo:
+    base = dict(
+        name="text_file",
+        kind="text",
+        task="language_modeling",
+        source="any UTF-8 text file: data.options.path",
+        licence="the file's own",
+        citation="",
+        notes=(
+            "consecutive 90/5/5 train/val/test split by characters; tokenizer (char, or byte-level BPE of "
+            "data.options.vocab_size) trained on the train split only and saved in the run directory; "
+            "non-overlapping windows of data.options.block tokens, y = x shifted by one"
+        ),
+    )
+    if not path:  # the registry's description (`archlab data list`): no file chosen yet
+        return TextInfo(**base, input_shape=(block,), num_classes=None, splits={"train": 0, "val": 0, "test": 0})
+    tok, ids = _text_file_data(path, block, tokenizer, vocab_size)
+    return TextInfo(
+        **base,
+        input_shape=(block,),
+        num_classes=tok.vocab_size,
+        splits={s: (len(t) - 1) // block for s, t in ids.items()},
+        vocab_size=tok.vocab_size,
+        tokenizer=tok,
+    )
+
+
+@register_dataset(_text_file_info(), options=dict(_TEXT_FILE_OPTIONS), info_for=_text_file_info)
+def text_file(
+    split: str,
+    data_dir: str | None = None,
+    path: str = "",
+    block: int = 64,
+    tokenizer: str = "char",
+    vocab_size: int = 512,
+    sampling: str = "windows",
+) -> ArrayDataset | TokenStream:
+    """Language modelling on the file ``path`` (``data.name=text_file data.options.path=FILE``)."""
+    if sampling not in ("windows", "random"):
+        raise ConfigError(f"data.options.sampling: 'windows' or 'random', not '{preview(sampling)}'")
+    _, ids = _text_file_data(path, block, tokenizer, vocab_size)
+    if sampling == "random" and split == "train":
+        return TokenStream(ids[split], block)
+    offset = {"train": 0, "val": len(ids["train"]), "test": len(ids["train"]) + len(ids["val"])}[split]
+    return token_windows(ids[split], block, offset)

@@ -204,3 +204,57 @@ def build_transform(names: list[str]) -> BatchTransform | None:
         return mixup(batch if first is None else first(batch, g), g, mix_alpha)
 
     return apply
+
+
+# ---------------------------------------------------------------------------------------------
+# masked language modelling (BERT)
+
+IGNORE_INDEX = -100  # a label position that is not scored (torch's cross_entropy default)
+
+
+class MLMMasking:
+    """BERT's masked-LM corruption (Devlin et al. 2019, "BERT", NAACL, arXiv:1810.04805, §3.1
+    "Task #1: Masked LM" and App. A.1) as a whole-batch transform.
+
+    Each position of ``batch.x`` (B, T) that holds a real token — not padding, not a special token
+    such as ``[CLS]``/``[SEP]`` (``special_ids``) — is chosen with probability ``p`` (15%); a chosen
+    token is replaced by ``[MASK]`` with probability 0.8, by a uniformly random ordinary token
+    (ids ``≥ first_ordinary_id``) with probability 0.1, and left unchanged with probability 0.1.
+    The MLM targets are the original ids at the chosen positions and :data:`IGNORE_INDEX`
+    elsewhere. With ``batch.y`` a tuple ``(mlm, nsp)``, the transform fills its first element and
+    keeps the rest (the next-sentence labels); otherwise ``y`` becomes the MLM targets.
+
+    Every draw comes from the generator the loader seeds with the batch position, so a masked batch
+    is reproducible (and a resumed run sees the same masks).
+    """
+
+    def __init__(
+        self,
+        mask_id: int,
+        vocab_size: int,
+        special_ids: tuple[int, ...],
+        p: float = 0.15,
+        replace: tuple[float, float, float] = (0.8, 0.1, 0.1),
+        first_ordinary_id: int | None = None,
+    ):
+        if not 0.0 < p < 1.0 or abs(sum(replace) - 1.0) > 1e-9 or min(replace) < 0:
+            raise ValueError("MLM masking needs 0 < p < 1 and mask/random/keep probabilities that sum to 1")
+        self.mask_id, self.vocab_size, self.p, self.replace = mask_id, vocab_size, p, replace
+        self.special_ids = torch.as_tensor(sorted(set(special_ids)), dtype=torch.long)
+        self.first_ordinary_id = max(special_ids) + 1 if first_ordinary_id is None else first_ordinary_id
+
+    def __call__(self, batch: Batch, g: torch.Generator) -> Batch:
+        ids = batch.x  # (B, T) token ids
+        can = ~torch.isin(ids, self.special_ids)  # (B, T): real tokens only
+        if batch.attention_mask is not None:
+            can &= batch.attention_mask.bool()
+        chosen = (torch.rand(ids.shape, generator=g) < self.p) & can  # (B, T)
+        u = torch.rand(ids.shape, generator=g)  # one draw picks [MASK] / random / keep
+        to_mask = chosen & (u < self.replace[0])
+        to_random = chosen & (u >= self.replace[0]) & (u < self.replace[0] + self.replace[1])
+        random_ids = torch.randint(self.first_ordinary_id, self.vocab_size, ids.shape, generator=g)
+        x = torch.where(to_mask, torch.full_like(ids, self.mask_id), ids)
+        x = torch.where(to_random, random_ids, x)
+        labels = torch.where(chosen, ids, torch.full_like(ids, IGNORE_INDEX))  # (B, T)
+        y = (labels, *batch.y[1:]) if isinstance(batch.y, tuple) else labels
+        return batch.replace(x=x, y=y)

@@ -297,6 +297,31 @@ def load_checkpoint(
     return state
 
 
+def load_matching_weights(directory: Path, model: nn.Module) -> tuple[list[str], list[str]]:
+    """Verify the checkpoint ``directory``, then copy each of its weights whose name and shape match
+    a tensor of ``model`` into it (fine-tuning from another run: the encoder of a pre-trained model
+    into a classifier). Returns (names copied, names of ``model`` left as they were). Raises
+    :class:`CheckpointError` for a bad checkpoint or one that shares no tensor with ``model``."""
+    directory = Path(directory)
+    verify_checkpoint(directory)
+    weights = directory / "model.safetensors"
+    try:
+        saved = load_file(str(weights))
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{weights} cannot be read: {str(e).splitlines()[0]}") from None
+    bad = first_non_finite(saved)
+    if bad:
+        raise NonFiniteStateError(f"{weights} holds non-finite weights ({bad[1]} in '{bad[0]}')", bad[0])
+    own = model.state_dict()
+    copied = [k for k, t in own.items() if k in saved and saved[k].shape == t.shape]
+    if not copied:
+        raise CheckpointError(f"{weights} shares no tensor (name and shape) with this model; is it the same family?")
+    with torch.no_grad():
+        for k in copied:
+            own[k].copy_(saved[k])
+    return copied, [k for k in own if k not in set(copied)]
+
+
 def load_task_tensors(directory: Path, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """The task's tensor state saved beside a (verified) checkpoint; ``{}`` when it has none."""
     path = Path(directory) / TASK_FILE

@@ -58,6 +58,7 @@ from archlab.utils.errors import (
     NonFiniteError,
     RunDirError,
     did_you_mean,
+    preview,
 )
 from archlab.utils.io import atomic_write_json, atomic_write_text, read_json
 from archlab.utils.seed import derive_seed, get_rng_state, seed_everything, set_rng_state
@@ -326,6 +327,8 @@ class Trainer:
         self.eval_mode = r.eval.mode or ("max" if higher_is_better(self.eval_metric) else "min")
 
         self.model: nn.Module = self.task.build_model(r.model).to(self.device)
+        if r.model.init_from is not None and not self._resuming:  # a resumed run has its own weights
+            self._init_from(r.model.init_from)
         if r.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.model_entry = get_model_entry(r.model.name)
@@ -381,6 +384,23 @@ class Trainer:
         self.n_params = count_params(self.model)
         self.last_eval: dict[str, dict[str, float]] = {}
         self.last_eval_step: int | None = None
+
+    def _init_from(self, run_dir: str) -> None:
+        """``model.init_from``: start from the weights of another run's checkpoint (the one its
+        summary reports), every tensor whose name and shape match; one-line ConfigError otherwise."""
+        from archlab.config import load_recipe
+
+        path = Path(run_dir).expanduser()
+        if not (path / "recipe.yaml").is_file():
+            raise ConfigError(f"model.init_from: '{preview(str(path))}' is not an archlab run (no recipe.yaml)")
+        try:
+            chosen = _choose_checkpoint(path / "checkpoints", "auto", load_recipe(path / "recipe.yaml"))
+            copied, kept = ckpt.load_matching_weights(chosen, self.model)
+        except ArchlabError as e:
+            raise ConfigError(f"model.init_from: {e}") from None
+        self.init_report = {"from": str(chosen), "copied": len(copied), "kept": kept}
+        if not self.quiet:
+            log.info("initialised %d tensors from %s; %d kept their init: %s", len(copied), chosen, len(kept), kept[:6])
 
     def _train_loader(self, batch_size: int, shard: bool = False) -> BatchLoader:
         """The training loader; ``shard``: this rank's part of each global batch under torchrun
@@ -748,6 +768,7 @@ class Trainer:
                     log.info("resumed %s at step %d", self.run_dir, self.step)
         elif self.dist.is_main:
             atomic_write_text(self.run_dir / "recipe.yaml", recipe_to_yaml(r))
+            self.task.save_artifacts(self.run_dir)  # e.g. the tokenizer, for eval/sample
 
         tb = self._tensorboard()
         progress = Progress(
@@ -1063,8 +1084,8 @@ def _choose_checkpoint(root: Path, checkpoint: str, recipe: Recipe) -> Path:
 
 
 def load_run(run_dir: str | Path, checkpoint: str = "auto") -> LoadedRun:
-    """Rebuild a finished (or interrupted) run's model from its checkpoint: ``best``, ``last``,
-    ``auto`` (the weights summary.json reports) or ``step-N``.
+    """Rebuild a finished (or interrupted) run's model and task state from its checkpoint:
+    ``best``, ``last``, ``auto`` (the weights summary.json reports) or ``step-N``.
 
     Raises :class:`CheckpointError` (one line) when the run or the checkpoint is missing, when a file
     fails its manifest, when the weights do not fit the model the run's recipe.yaml builds (naming the
@@ -1080,11 +1101,14 @@ def load_run(run_dir: str | Path, checkpoint: str = "auto") -> LoadedRun:
     seed_everything(recipe.seed)
     info = dataset_info(recipe.data.name, recipe.data.options)
     task = build_task(recipe.task, info, seed=recipe.seed)
+    task.load_artifacts(run_dir)  # the run's own tokenizer, not one rebuilt from today's data
     device = resolve_device(recipe.device)
     model = task.build_model(recipe.model).to(device)
     if recipe.channels_last:
         model = model.to(memory_format=torch.channels_last)
     state = ckpt.load_checkpoint(chosen, model, None, device)
+    # the task's own state (an EMA of the weights …) belongs to the checkpoint as the weights do
+    task.load_state_dict(_join_tensors(state.get("task") or {}, ckpt.load_task_tensors(chosen, device)))
     model.eval()
     return LoadedRun(recipe, info, task, model, chosen, int(state["step"]), device)
 
@@ -1124,6 +1148,7 @@ def evaluate_run(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
     with torch.no_grad(), autocast:
         metrics = task.evaluate(forward, batches)
+        metrics = {**metrics, **task.on_evaluate(model, split, metrics)}  # the task's own metrics, as in training
     return {
         "run_dir": str(run_dir),
         "checkpoint": str(run.checkpoint),

@@ -1,13 +1,21 @@
 """The literature's claims as runnable experiments (sweeps of recipes + a verdict), one file each."""
 
 from archlab.experiments import (  # noqa: F401  (each module registers its experiment)
+    ae_compression,
+    ae_features,
+    ae_latent_smoothness,
+    ae_robustness,
+    ae_sparsity,
+    ae_vs_classical,
     attention_bottleneck,
     attention_maps,
     cnn_vs_mlp,
     data_hunger,
     efficient_scaling,
+    graph_inductive_bias,
     gru_vs_lstm,
     inductive_bias,
+    oversmoothing,
     resnet_degradation,
     sequential_bottleneck,
     vanishing_gradients,

@@ -36,6 +36,7 @@ G graphs in a batch. Shapes: x (N, F), edge_index (2, E) int64, batch (N,) node 
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal, get_args
 
 import torch
@@ -56,6 +57,7 @@ __all__ = [
     "READOUTS",
     "SAGEConv",
     "SeedConv",
+    "TensorCache",
     "add_self_loops",
     "check_graph",
     "dropout",
@@ -63,7 +65,9 @@ __all__ = [
     "global_pool",
     "num_graphs",
     "scatter",
+    "linear",
     "segment_softmax",
+    "SparseFeatures",
 ]
 
 Aggregation = Literal["sum", "mean", "max"]
@@ -181,6 +185,102 @@ def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     return x * mask
 
 
+class TensorCache:
+    """One value computed from a tensor, reused while the *same tensor object*, unmodified
+    (``_version``), comes back with the same ``extra`` key — a full-batch training loop passes the
+    same graph every step. The cache holds a reference to the tensor, so its memory cannot be reused
+    by another tensor that would then look equal; any other tensor recomputes."""
+
+    def __init__(self) -> None:
+        self.key: tuple | None = None
+        self.value = None
+
+    def holds(self, t: Tensor, extra=None) -> bool:
+        """Whether the cached value was computed from ``t`` as it is now (and ``extra``)."""
+        return self.key is not None and self.key[0] is t and self.key[1] == t._version and self.key[2] == extra
+
+    def get(self, t: Tensor, extra, compute):
+        if self.holds(t, extra):
+            return self.value
+        self.value = compute()
+        self.key = (t, t._version, extra)
+        return self.value
+
+    def __deepcopy__(self, memo) -> TensorCache:
+        return TensorCache()  # a copied module recomputes (and never shares a cached tensor)
+
+
+class SparseFeatures:
+    """A mostly-zero feature matrix X (N, F) — a bag of words: Cora's features are 1.3 % ones — held
+    in CSR form twice, X and Xᵀ, sharing one value vector, so that X·Wᵀ and its weight gradient
+    Xᵀ·G are each one sparse × dense kernel (torch's autograd through a COO product is ~20× slower
+    here). :meth:`dropout` draws masks for the stored entries only: a zero stays zero whatever its
+    mask, so it is dense dropout's distribution at the cost of the non-zeros. Gradients reach the
+    weights, not X (an input). Shapes: ``shape`` = (N, F).
+    """
+
+    def __init__(self, crow: Tensor, col: Tensor, crow_t: Tensor, col_t: Tensor, perm: Tensor, values: Tensor, shape):
+        self.crow, self.col, self.crow_t, self.col_t, self.perm = crow, col, crow_t, col_t, perm
+        self.values = values  # in X's (row-major) order; Xᵀ's values are values[perm]
+        self.shape = torch.Size(shape)
+
+    @staticmethod
+    def from_dense(x: Tensor, max_density: float = 0.1) -> SparseFeatures | None:
+        """``x`` (N, F) in this form when at most ``max_density`` of its entries are non-zero, else None."""
+        if x.device.type == "meta" or x.dim() != 2 or x.numel() == 0:
+            return None
+        if int(torch.count_nonzero(x)) > max_density * x.numel():
+            return None
+        n, f = x.shape
+        rows, cols = x.nonzero(as_tuple=True)  # row-major: CSR order of X
+        perm = torch.argsort(cols * n + rows)  # CSR order of Xᵀ
+
+        def crow(index: Tensor, size: int) -> Tensor:
+            return torch.cat([index.new_zeros(1), torch.bincount(index, minlength=size).cumsum(0)])
+
+        return SparseFeatures(crow(rows, n), cols, crow(cols, f), rows[perm], perm, x[rows, cols], (n, f))
+
+    def with_values(self, values: Tensor) -> SparseFeatures:
+        return SparseFeatures(self.crow, self.col, self.crow_t, self.col_t, self.perm, values, self.shape)
+
+    def dropout(self, p: float, training: bool = True) -> SparseFeatures:
+        return self if not training or p == 0.0 else self.with_values(dropout(self.values, p))
+
+    def csr(self) -> tuple[Tensor, Tensor]:
+        """(X, Xᵀ) as torch CSR tensors."""
+        n, f = self.shape
+        with warnings.catch_warnings():  # torch calls its CSR support "beta" once per process
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            x = torch.sparse_csr_tensor(self.crow, self.col, self.values, (n, f), check_invariants=False)
+            xt = torch.sparse_csr_tensor(
+                self.crow_t, self.col_t, self.values[self.perm], (f, n), check_invariants=False
+            )
+        return x, xt
+
+
+class _SparseLinear(torch.autograd.Function):
+    """X·Wᵀ for a sparse X given as CSR X and Xᵀ: forward X·Wᵀ, backward ∂W = (Xᵀ·G)ᵀ."""
+
+    @staticmethod
+    def forward(ctx, weight: Tensor, x: Tensor, xt: Tensor) -> Tensor:
+        ctx.save_for_backward(xt)
+        return torch.sparse.mm(x, weight.t().contiguous())  # (N, C)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
+        (xt,) = ctx.saved_tensors
+        return torch.sparse.mm(xt, grad.contiguous()).t(), None, None  # (C, F)
+
+
+def linear(x: Tensor | SparseFeatures, lin: nn.Linear) -> Tensor:
+    """``lin(x)`` for a dense ``x``, or the same product for :class:`SparseFeatures` (N, F) by one sparse ×
+    dense kernel each way (gradients reach ``lin``'s parameters, not ``x``). Shapes: (N, F) → (N, C)."""
+    if not isinstance(x, SparseFeatures):
+        return lin(x)
+    out = _SparseLinear.apply(lin.weight, *x.csr())
+    return out + lin.bias if lin.bias is not None else out
+
+
 # -- the base ----------------------------------------------------------------------------------
 class MessagePassing(nn.Module):
     """Message passing base (Gilmer et al. 2017, Eq. 1–2): :meth:`propagate` gathers the source rows
@@ -189,6 +289,8 @@ class MessagePassing(nn.Module):
 
     Raises :class:`ConfigError` for an unknown ``aggr``. Shapes: x (N, ...) → (N, ...).
     """
+
+    accepts_sparse = False  # whether forward takes x as SparseFeatures
 
     def __init__(self, aggr: Aggregation = "sum"):
         super().__init__()
@@ -227,6 +329,8 @@ class SeedConv(MessagePassing):
     Shapes: x (N, F) → (N, C).
     """
 
+    accepts_sparse = True  # the first operation on x is a linear map (see :func:`linear`)
+
     def __init__(self, in_channels: int, out_channels: int, aggr: Aggregation = "sum", activation: str = "relu"):
         super().__init__(aggr)
         self.lin = nn.Linear(in_channels, out_channels, bias=False)  # W
@@ -234,7 +338,7 @@ class SeedConv(MessagePassing):
         self.act = get_activation(activation)  # σ
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        return self.propagate(edge_index, self.lin(x))  # Σ_u W h_u (N, C)
+        return self.propagate(edge_index, linear(x, self.lin))  # Σ_u W h_u (N, C); x may be SparseFeatures
 
     def update(self, aggregated: Tensor) -> Tensor:
         return self.act(aggregated + self.bias)
@@ -247,11 +351,13 @@ class GCNConv(MessagePassing):
     PyG's ``GCNConv`` layout (``lin.weight`` (C, F) without bias, then ``bias`` (C,)).
 
     ``cached``: the normalised adjacency is kept as a sparse (coalesced COO) matrix and reused while the same
-    ``edge_index`` tensor (same storage, unmodified) and node count come back — a full-batch
+    ``edge_index`` tensor object (unmodified) and node count come back (:class:`TensorCache`) — a full-batch
     (transductive) training loop pays for the normalisation once; any other graph recomputes it.
     ``sparse``: aggregate by a sparse-matrix product (one sparse × dense kernel) instead of gather +
     ``index_add_``; the two paths agree to float precision (tested). Shapes: x (N, F) → (N, C).
     """
+
+    accepts_sparse = True  # the first operation on x is a linear map (see :func:`linear`)
 
     def __init__(
         self,
@@ -268,24 +374,24 @@ class GCNConv(MessagePassing):
         self.lin = nn.Linear(in_channels, out_channels, bias=False)  # W
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None  # b
         nn.init.xavier_uniform_(self.lin.weight)  # Glorot & Bengio 2010, as the paper (§5.2)
-        self._cache: tuple[tuple, Tensor, Tensor, Tensor | None] | None = None
+        self._cache = TensorCache()
 
     def normalized(self, edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor, Tensor | None]:
         """(edge_index of Â, weights, sparse matrix of D̂^{-1/2} Â D̂^{-1/2} or None), cached (see the class)."""
-        key = (edge_index.data_ptr(), edge_index.shape, edge_index._version, num_nodes, edge_index.device)
-        if self.cached and self._cache is not None and self._cache[0] == key:
-            return self._cache[1], self._cache[2], self._cache[3]
+        if self.cached:
+            return self._cache.get(edge_index, num_nodes, lambda: self._normalize(edge_index, num_nodes))
+        return self._normalize(edge_index, num_nodes)
+
+    def _normalize(self, edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor, Tensor | None]:
         ei, w = gcn_norm(edge_index, num_nodes, self.self_loops)
         adj = None
         if self.sparse and edge_index.device.type != "meta":
             # row v holds the weights of v's in-edges: out = adj @ h sums the messages at their targets
             adj = torch.sparse_coo_tensor(ei.flip(0), w, (num_nodes, num_nodes), check_invariants=False).coalesce()
-        if self.cached:
-            self._cache = (key, ei, w, adj)
         return ei, w, adj
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        h = self.lin(x)  # H W (N, C)
+        h = linear(x, self.lin)  # H W (N, C); x may be SparseFeatures (a bag of words)
         ei, w, adj = self.normalized(edge_index, x.shape[0])
         out = torch.sparse.mm(adj, h) if adj is not None else self.propagate(ei, h, weight=w)  # (N, C)
         return out + self.bias if self.bias is not None else out
@@ -347,6 +453,8 @@ class GATConv(MessagePassing):
     N(v) ∪ {v}. Shapes: x (N, F) → (N, K·C) with ``concat``, else (N, C).
     """
 
+    accepts_sparse = True  # the first operation on x is a linear map (see :func:`linear`)
+
     def __init__(
         self,
         in_channels: int,
@@ -367,26 +475,23 @@ class GATConv(MessagePassing):
         self.bias = nn.Parameter(torch.zeros(heads * out_channels if concat else out_channels)) if bias else None
         for w in (self.lin.weight, self.att_src, self.att_dst):
             nn.init.xavier_uniform_(w)  # Glorot (§3.3)
-        self._loops: tuple[tuple, Tensor] | None = None
+        self._loops = TensorCache()  # the same graph again: reuse its self-looped edges (full-batch training)
 
     def _with_loops(self, edge_index: Tensor, num_nodes: int) -> Tensor:
         if not self.self_loops:
             return edge_index
-        key = (edge_index.data_ptr(), edge_index.shape, edge_index._version, num_nodes, edge_index.device)
-        if self._loops is None or self._loops[0] != key:  # the same graph again: reuse (full-batch training)
-            self._loops = (key, add_self_loops(edge_index, num_nodes))
-        return self._loops[1]
+        return self._loops.get(edge_index, num_nodes, lambda: add_self_loops(edge_index, num_nodes))
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         n, k, c = x.shape[0], self.heads, self.out_channels
-        h = self.lin(x).view(n, k, c)  # W h (N, K, C)
+        h = linear(x, self.lin).view(n, k, c)  # W h (N, K, C); x may be SparseFeatures
         ei = self._with_loops(edge_index, n)
         src, dst = ei
         a_src = (h * self.att_src).sum(-1)  # a_srcᵀ W h_u (N, K)
         a_dst = (h * self.att_dst).sum(-1)  # a_dstᵀ W h_v (N, K)
         e = F.leaky_relu(a_src.index_select(0, src) + a_dst.index_select(0, dst), self.negative_slope)  # (E, K)
         alpha = segment_softmax(e, dst, n)  # (E, K), Σ over each node's in-edges = 1
-        alpha = F.dropout(alpha, self.dropout, self.training)
+        alpha = dropout(alpha, self.dropout, self.training)
         out = self.propagate(ei, h, num_nodes=n, alpha=alpha)  # (N, K, C)
         out = out.reshape(n, k * c) if self.concat else out.mean(dim=1)  # (N, K·C) or (N, C)
         return out + self.bias if self.bias is not None else out

@@ -18,12 +18,15 @@ step computes, the trainer owns precision, clipping, the NaN guard, checkpoints 
   and ``on_evaluate(model, split, metrics)``; ``state_dict()``/``load_state_dict()`` carry a task's
   own state through checkpoints.
 * ``evaluate(model, batches)`` returns metrics over a whole split.
+* ``save_artifacts(run_dir)`` / ``load_artifacts(run_dir)``: files a run needs besides its weights
+  (a text task's tokenizer, ``tokenizer.json``), written when the run starts, read by eval/sample.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import torch
@@ -31,6 +34,7 @@ from torch import nn
 
 from archlab.config import ModelSpec, TaskSpec
 from archlab.data import Batch, DatasetInfo, model_inputs
+from archlab.data.tokenizers import TOKENIZER_FILE, Tokenizer, load_tokenizer, save_tokenizer
 from archlab.registry import Registry, create_model, model_config_fields
 from archlab.tasks.metrics import Metric, MetricSet, declare_direction, higher_is_better  # noqa: F401
 from archlab.utils.errors import ConfigError, UnknownNameError, did_you_mean
@@ -126,6 +130,7 @@ class Task:
     default_options: ClassVar[dict[str, Any]] = {}  # task.options a recipe may set, with their defaults
     has_custom_step: ClassVar[bool] = False
     supports_mixup: ClassVar[bool] = False  # scores a mixup batch (y a pair of targets, batch.mixing = λ)
+    tokenizer: Tokenizer | None = None  # text tasks: saved in the run dir (save_artifacts), reloaded to sample
 
     def __init__(self, spec: TaskSpec, info: DatasetInfo, seed: int = 0):
         if self.name not in info.tasks:
@@ -234,6 +239,19 @@ class Task:
         """Called after each split's evaluation with its metrics; returns extra metrics to log
         beside them (e.g. the EMA weights' accuracy). Default: none."""
         return {}
+
+    def save_artifacts(self, run_dir: Path) -> None:
+        """Write what a run needs besides its weights to be evaluated or sampled later: the
+        tokenizer (``tokenizer.json``) when the task has one. Called once, when a run starts."""
+        if self.tokenizer is not None:
+            save_tokenizer(self.tokenizer, Path(run_dir) / TOKENIZER_FILE)
+
+    def load_artifacts(self, run_dir: Path) -> None:
+        """Read back what :meth:`save_artifacts` wrote (``archlab eval`` / ``sample`` of a run): the
+        run's own tokenizer replaces the one rebuilt from the data. Raises DataError for a bad file."""
+        path = Path(run_dir) / TOKENIZER_FILE
+        if path.exists():
+            self.tokenizer = load_tokenizer(path)
 
     def state_dict(self) -> dict[str, Any]:
         """The task's own training state (an EMA of the weights, a counter …) for checkpoints:

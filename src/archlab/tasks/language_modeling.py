@@ -4,22 +4,27 @@ Metrics over every predicted token of a split: ``loss`` (cross-entropy, nats per
 ``perplexity`` = e^loss, ``bpc`` = loss / ln 2 (bits per character on a character set) and
 ``accuracy`` (the most likely next token is the true one). :meth:`LanguageModelingTask.sample`
 continues a prompt with a temperature, top-k and top-p, through the model's own ``generate`` (the
-shared decoders of archlab.layers.decoding).
+shared decoders of archlab.layers.decoding), encoding the prompt with the run's own tokenizer (the
+``tokenizer.json`` it saved: characters, or byte-level BPE for a text file). A prompt the tokenizer
+cannot encode, or longer than the model's context, is a one-line ConfigError.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from archlab.data.text import vocab as text_vocab
+from archlab.config import TaskSpec
+from archlab.data import DatasetInfo
+from archlab.data.text import text_tokenizer
 from archlab.layers.decoding import check_sampling
 from archlab.tasks.base import Batch, Task, register_task, split_batch
 from archlab.tasks.metrics import Accuracy, BitsPerToken, Loss, MetricSet, Perplexity
-from archlab.utils.errors import ConfigError, ShapeError
+from archlab.utils.errors import ConfigError, ShapeError, preview
 
 
 @register_task
@@ -29,6 +34,19 @@ class LanguageModelingTask(Task):
     default_loss = "cross_entropy"
     metrics = {"loss": Loss, "perplexity": Perplexity, "bpc": BitsPerToken, "accuracy": Accuracy}
     default_metric = "loss"
+
+    def __init__(self, spec: TaskSpec, info: DatasetInfo, seed: int = 0):
+        super().__init__(spec, info, seed=seed)
+        self.tokenizer = text_tokenizer(info)  # saved in the run dir; load_run puts the saved one back
+
+    def data_hints(self) -> dict[str, Any]:
+        """The data's hints, with the vocabulary size of the tokenizer in use: the run's saved
+        ``tokenizer.json`` once :meth:`load_artifacts` has read it, so a run whose text file has
+        changed since still rebuilds the model it trained."""
+        hints = super().data_hints()
+        if self.tokenizer is not None and "vocab_size" in hints:
+            hints["vocab_size"] = hints["num_classes"] = self.tokenizer.vocab_size
+        return hints
 
     def _logits(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         x, y, kw = split_batch(model, batch)
@@ -84,13 +102,38 @@ class LanguageModelingTask(Task):
             raise ConfigError(str(e)) from None
         if not hasattr(model, "generate"):
             raise ConfigError(f"model {type(model).__name__} cannot generate text (it has no generate method)")
-        v = text_vocab(self.info.name)
-        unknown = sorted({t for t in v.tokenize(prompt) if t not in v})
+        tok = self.tokenizer
+        if tok is None:
+            raise ConfigError(f"prompt: data set '{self.info.name}' has no tokenizer to encode a prompt with")
+        unknown = tok.unknown(prompt)
         if unknown:
-            raise ConfigError(f"prompt: {unknown!r} not in the '{self.info.name}' vocabulary")
-        ids = torch.tensor([v.encode(prompt)], dtype=torch.long, device=next(model.parameters()).device)
+            raise ConfigError(
+                f"prompt: {preview(unknown)} not in the '{self.info.name}' vocabulary (the run's {tok.kind} "
+                f"tokenizer, {tok.vocab_size} tokens); use only characters of its training text"
+            )
+        ids = torch.tensor([tok.encode(prompt)], dtype=torch.long, device=next(model.parameters()).device)
         if ids.shape[1] == 0:
             raise ConfigError("prompt: give at least one token to start from")
+        context = context_length(model)
+        if context is not None and ids.shape[1] > context:
+            raise ConfigError(
+                f"prompt: {ids.shape[1]} tokens, longer than the model's context of {context}; "
+                f"give at most its last {context} tokens"
+            )
         g = torch.Generator(device=ids.device).manual_seed(seed)
         out = model.generate(ids, length, temperature=temperature, top_k=top_k, top_p=top_p, generator=g)
-        return v.decode(out[0].tolist())
+        return tok.decode(out[0].tolist())
+
+
+_CONTEXT_FIELDS = ("block_size", "context_length", "max_position_embeddings", "n_positions", "max_len")
+
+
+def context_length(model: nn.Module) -> int | None:
+    """The longest sequence ``model`` takes (a Transformer's learned positions), from its config;
+    None for a model without a limit (a recurrent LM)."""
+    config = getattr(getattr(model, "_orig_mod", model), "config", None)
+    for name in _CONTEXT_FIELDS:
+        value = getattr(config, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None

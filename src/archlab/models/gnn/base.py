@@ -29,6 +29,8 @@ from archlab.layers.activations import get_activation
 from archlab.layers.message_passing import (
     AttentionReadout,
     Readout,
+    SparseFeatures,
+    TensorCache,
     check_graph,
     dropout,
     global_pool,
@@ -80,6 +82,10 @@ class GraphNetwork(nn.Module):
             widths.append(out)
         self.convs = nn.ModuleList(convs)
         self.act = get_activation(config.activation)
+        # bag-of-words inputs (mostly zeros) go to the first layer as a sparse matrix, cached per graph:
+        # dropout then draws masks for the non-zeros only and X·W is a sparse × dense product
+        self._sparse_x = TensorCache() if getattr(self.convs[0], "accepts_sparse", False) else None
+        self._seen_x = TensorCache()  # the features of the last call: converted when they come back
         self.readout = None
         self.head = None
         if node:  # the last graph layer is the head: no pooled features to compose (N, D) → (N, K) with
@@ -107,7 +113,7 @@ class GraphNetwork(nn.Module):
         h = x
         last = len(self.convs) - 1
         for i in range(len(self.convs)):
-            out = self.conv(i, dropout(h, p, training), edge_index)
+            out = self.conv(i, self.input_dropout(h) if i == 0 else dropout(h, p, training), edge_index)
             if not (self.config.level == "node" and i == last):
                 out = self.act(out)
                 if self.config.residual and out.shape == h.shape:
@@ -115,6 +121,19 @@ class GraphNetwork(nn.Module):
             h = out
             states.append(h)
         return states
+
+    def input_dropout(self, x: Tensor) -> Tensor | SparseFeatures:
+        """Dropout of the node features; a mostly-zero x (≤ 10 % non-zeros, e.g. a bag of words) is
+        passed on as :class:`SparseFeatures` when the first layer takes them — the same distribution (a zero
+        stays zero whatever its mask) at the cost of the non-zeros. The conversion is made when the same
+        feature tensor comes back (full-batch training), so a stream of new batches never pays for it."""
+        p, training = self.config.dropout, self.training
+        if self._sparse_x is None or not self._seen_x.holds(x):
+            if self._sparse_x is not None:
+                self._seen_x.get(x, None, lambda: None)
+            return dropout(x, p, training)
+        xs = self._sparse_x.get(x, None, lambda: SparseFeatures.from_dense(x))
+        return dropout(x, p, training) if xs is None else xs.dropout(p, training)
 
     def forward_features(self, x: Tensor, edge_index: Tensor, batch: Tensor | None = None) -> Tensor:
         """Graph level: the read-out h_G (G, ·). Node level: the last hidden states (N, D)."""

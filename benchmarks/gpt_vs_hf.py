@@ -1,0 +1,161 @@
+"""GPT (6 layers, 6 heads, 384 wide, ctx 256, vocab 65, batch 8, AdamW) beside HF GPT2LMHeadModel, in one
+process, interleaved; then generation with and without the KV cache beside HF ``generate``.
+
+    python benchmarks/gpt_vs_hf.py --rounds 8 --gen-rounds 3
+
+Training: one step of each variant per round, round after round, so every variant sees the same
+machine state; reported: median wall and CPU time per step, tokens/s and the ratio to HF fp32
+(above 1: faster than HF). CPU time (the process's, ``--threads`` threads) is the steadier figure on
+a shared machine. Variants: HF's GPT2LMHeadModel (sdpa) in the plain PyTorch loop (the peer), in
+fp32 and under bf16 autocast; archlab's gpt2 through the trainer's own step (fp32 and
+``precision: bf16``); archlab's network alone in the peer's plain loop.
+
+Generation: the same random weights in both (HF's copied into ours through the key map), batch 1,
+a 1-token prompt, ``--new-tokens`` greedy tokens; archlab ``generate`` with the KV cache and without
+(re-reading the whole window at every token), and HF ``generate`` (its cache on). Needs transformers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+from archlab.bench.measuring import machine_info, plain_step  # noqa: E402
+from archlab.bench.workloads import (  # noqa: E402
+    GPT_BENCH,
+    _hf_gpt2,
+    get_workload,
+    hf_gpt2_bench_model,
+    prepare,
+)
+from archlab.utils.env import native_bf16  # noqa: E402
+
+
+def _timed(fn) -> tuple[float, float]:
+    c0, t0 = time.process_time(), time.perf_counter()
+    fn()
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def training(rounds: int) -> None:
+    tokens = GPT_BENCH["batch"] * GPT_BENCH["block_size"]
+    model, batch, loss = _hf_gpt2()
+    variants = {"HF GPT2LMHeadModel fp32 (peer, plain loop)": plain_step(model, batch, loss)}
+    if native_bf16("cpu"):
+        m2, b2, l2 = _hf_gpt2()
+        variants["HF GPT2LMHeadModel bf16 autocast (plain loop)"] = plain_step(m2, b2, l2, precision="bf16")
+    keep = []
+    for name, workload in (
+        ("archlab gpt2, trainer step, fp32", "gpt-char"),
+        ("archlab gpt2, trainer step, bf16 autocast", "gpt-char-bf16"),
+        ("archlab gpt2 network, plain loop, fp32", "gpt-char-plain"),
+    ):
+        if "bf16" in workload and not native_bf16("cpu"):
+            continue
+        prepared = prepare(get_workload(workload))
+        keep.append(prepared)
+        variants[name] = prepared.step
+    for step in variants.values():
+        step(), step()  # warm-up
+    wall: dict[str, list[float]] = {n: [] for n in variants}
+    cpu: dict[str, list[float]] = {n: [] for n in variants}
+    load = os.getloadavg()
+    for _ in range(rounds):
+        for n, step in variants.items():
+            w, c = _timed(step)
+            wall[n].append(w)
+            cpu[n].append(c)
+    print(f"training, {rounds} rounds; load average (1 min) {load[0]:.2f} → {os.getloadavg()[0]:.2f}\n")
+    peer = next(iter(variants))
+    pw, pc = statistics.median(wall[peer]), statistics.median(cpu[peer])
+    print("| variant | wall ms | tokens/s (wall) | vs HF fp32 (wall) | CPU ms | vs HF fp32 (CPU) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for n in variants:
+        w, c = statistics.median(wall[n]), statistics.median(cpu[n])
+        print(f"| {n} | {1e3 * w:.0f} | {tokens / w:,.0f} | {pw / w:.3f}× | {1e3 * c:.0f} | {pc / c:.3f}× |")
+    for p in keep:
+        p.cleanup()
+
+
+def generation(rounds: int, new_tokens: int) -> None:
+    from archlab.models.transformer.gpt import hf_gpt2_key_map
+    from archlab.registry import create_model
+
+    torch.manual_seed(0)
+    hf = hf_gpt2_bench_model().eval()
+    c = GPT_BENCH
+    ours = create_model(
+        "gpt2", n_layer=c["n_layer"], n_head=c["n_head"], n_embd=c["n_embd"], block_size=c["block_size"],
+        vocab_size=c["vocab"], num_classes=c["vocab"], in_shape=(c["block_size"],), dropout=0.0,
+    ).eval()  # fmt: skip
+    sd = hf.state_dict()
+    with torch.no_grad():
+        for name, (hf_name, transpose) in hf_gpt2_key_map(c["n_layer"]).items():
+            ours.get_parameter(name).copy_(sd[hf_name].t() if transpose else sd[hf_name])
+    prompt = torch.zeros(1, 1, dtype=torch.long)
+    variants = {
+        "HF generate (KV cache; peer)": lambda: hf.generate(
+            prompt,
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            attention_mask=torch.ones_like(prompt),
+            pad_token_id=0,
+        ),  # fmt: skip
+        "archlab generate, KV cache": lambda: ours.generate(prompt, new_tokens, temperature=0.0),
+        "archlab generate, no cache": lambda: ours.generate(prompt, new_tokens, temperature=0.0, use_cache=False),
+    }
+    outs = {n: fn() for n, fn in variants.items()}  # warm-up, and the tokens agree
+    same = all(torch.equal(o[:, : new_tokens + 1], outs["archlab generate, KV cache"]) for o in outs.values())
+    wall: dict[str, list[float]] = {n: [] for n in variants}
+    cpu: dict[str, list[float]] = {n: [] for n in variants}
+    load = os.getloadavg()
+    with torch.no_grad():
+        for _ in range(rounds):
+            for n, fn in variants.items():
+                w, cp = _timed(fn)
+                wall[n].append(w)
+                cpu[n].append(cp)
+    print(
+        f"\ngeneration: batch 1, 1-token prompt, {new_tokens} greedy tokens, {rounds} rounds; same tokens from all "
+        f"three: {same}; load average (1 min) {load[0]:.2f} → {os.getloadavg()[0]:.2f}\n"
+    )
+    peer = next(iter(variants))
+    pw, pc = statistics.median(wall[peer]), statistics.median(cpu[peer])
+    print("| variant | tokens/s (wall) | vs HF (wall) | tokens/s (CPU) | vs HF (CPU) |")
+    print("|---|---:|---:|---:|---:|")
+    for n in variants:
+        w, cp = statistics.median(wall[n]), statistics.median(cpu[n])
+        print(f"| {n} | {new_tokens / w:,.0f} | {pw / w:.3f}× | {new_tokens / cp:,.0f} | {pc / cp:.3f}× |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=8)
+    p.add_argument("--gen-rounds", type=int, default=3)
+    p.add_argument("--new-tokens", type=int, default=255)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--skip-training", action="store_true")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    m = machine_info()
+    print(
+        f"{m['cpu']} ({m['cores']} cores), native bf16: {m['native_bf16']}, {args.threads} thread(s), "
+        f"torch {m['torch']}"
+    )
+    if not args.skip_training:
+        training(args.rounds)
+    if args.gen_rounds:
+        generation(args.gen_rounds, args.new_tokens)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
