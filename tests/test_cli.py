@@ -351,6 +351,21 @@ def test_experiment_options_are_the_typed_fields():
     from archlab.experiments import EXPERIMENTS
 
     assert {n: EXPERIMENTS.get(n).option_names() for n in EXPERIMENTS.names()} == {
+        "ae-vs-classical": ("latents", "steps", "n_fit", "n_eval", "umap", "kernel_pca_max", "overrides"),
+        "compression": ("latents", "bits", "qualities", "steps", "n_fit", "n_eval", "overrides"),
+        "features": ("latent_dim", "labels", "steps", "n_eval", "overrides"),
+        "latent-smoothness": ("latent_dim", "steps", "samples", "pairs", "points", "classifier", "overrides"),
+        "robustness": (
+            "latent_dim",
+            "corruption",
+            "noise_level",
+            "contractive_weight",
+            "sigma",
+            "steps",
+            "n_eval",
+            "overrides",
+        ),
+        "sparsity": ("latent_dim", "weights", "target", "threshold", "steps", "n_eval", "overrides"),
         "attention-bottleneck": ("steps", "seeds", "data", "hidden_size", "overrides"),
         "attention-maps": ("gpt_steps", "seq2seq_steps", "text", "source", "alignment_examples", "overrides"),
         "cnn-vs-mlp": ("sizes", "steps", "seeds", "models", "overrides"),
