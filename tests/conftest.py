@@ -85,23 +85,24 @@ def quick_experiment(tmp_path, capsys):
 
 # -- long training checks, trained in the background while the rest of the suite runs -------------
 # Most of the suite keeps one core busy (small tensors, Python); a slow check marked
-# ``@pytest.mark.background_run("RECIPE", "key=value", ...)`` has its `archlab train` started, one
-# thread, when collection ends, and its test (fixture ``background_run``) waits for the result.
-# The runs go one after another, in the order of the tests, on the otherwise idle core.
+# ``@pytest.mark.background_run("train", "RECIPE", "key=value", ...)`` has its `archlab ARGS
+# --runs-dir DIR` started, one thread, when collection ends, and its test (fixture
+# ``background_run``) waits for the result. The commands run one after another, in the order of the
+# tests, on the otherwise idle core.
 
 
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
-        "background_run(recipe, *overrides): train RECIPE with one thread in the background from the start of "
-        "the session; the test reads the result through the background_run fixture",
+        "background_run(*args): run `archlab ARGS --runs-dir DIR` with one thread in the background from the end "
+        "of collection; the test reads the result through the background_run fixture",
     )
 
 
 class BackgroundRuns:
     def __init__(self, jobs: dict[str, tuple[str, ...]]):
         self.root = Path(tempfile.mkdtemp(prefix="archlab-bg-"))
-        self.jobs = jobs  # test node id -> (recipe, *overrides)
+        self.jobs = jobs  # test node id -> archlab arguments
         self.done = {k: threading.Event() for k in jobs}
         self.results: dict[str, tuple[subprocess.CompletedProcess, Path]] = {}
         self.stop = False
@@ -112,9 +113,9 @@ class BackgroundRuns:
     def _run_all(self) -> None:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
         env.pop("ARCHLAB_FAULT", None)
-        for i, (key, (recipe, *overrides)) in enumerate(self.jobs.items()):
+        for i, (key, args) in enumerate(self.jobs.items()):
             runs = self.root / f"run{i}"
-            argv = [sys.executable, "-m", "archlab", "train", recipe, *overrides, "--runs-dir", str(runs)]
+            argv = [sys.executable, "-m", "archlab", *args, "--runs-dir", str(runs)]
             try:
                 if not self.stop:
                     self.proc = subprocess.Popen(
@@ -160,7 +161,7 @@ def pytest_sessionfinish(session):
 
 @pytest.fixture
 def background_run(request):
-    """``background_run(timeout)`` → (CompletedProcess of `archlab train`, its runs dir) for this
+    """``background_run(timeout)`` → (CompletedProcess of the `archlab` command, its runs dir) for this
     test's ``background_run`` mark (started when collection ended)."""
 
     def wait(timeout: float = 1800) -> tuple[subprocess.CompletedProcess, Path]:

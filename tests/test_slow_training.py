@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from archlab.cli import main
-
 pytestmark = pytest.mark.slow
 
 
@@ -27,9 +25,9 @@ def _summary(result: tuple[subprocess.CompletedProcess, Path]) -> dict:
     return json.loads((next(runs.iterdir()) / "summary.json").read_text())
 
 
-# The two Fashion-MNIST checks train in the background (conftest.py: one thread each, one after the
-# other, from the start of the session) while the rest of the suite runs on the other core.
-@pytest.mark.background_run("fashion_mnist/mlp", "log.progress=false")
+# These checks train in the background (conftest.py: one thread each, one after the other, from the
+# end of collection) while the rest of the suite runs on the other core.
+@pytest.mark.background_run("train", "fashion_mnist/mlp", "log.progress=false")
 @pytest.mark.timeout(1800)
 def test_mlp_fashion_mnist_reaches_88_percent(background_run):
     _fashion_mnist_or_skip()
@@ -39,19 +37,23 @@ def test_mlp_fashion_mnist_reaches_88_percent(background_run):
 
 # The main job trains 15 runs; its three GRU runs dominate (torch runs the GRU as ~4,000 small ATen
 # ops per training step on CPU, the LSTM as one oneDNN kernel): 2–3 minutes on 2 quiet Intel cores,
-# but each GRU run took 276–395 s on a 2-core AMD EPYC (AVX2). The suite-wide 900 s limit is there to
-# catch hangs, not to time a compute-bound test on a slow or busy machine.
+# but each GRU run took 276–395 s on a 2-core AMD EPYC (AVX2). It trains in the background too (one
+# run at a time, one thread: `--jobs 1` changes the order of the runs, not what each computes). The
+# suite-wide 900 s limit is there to catch hangs, not to time a compute-bound job on a slow or busy
+# machine.
+@pytest.mark.background_run("compare", "--jobs", "1")
 @pytest.mark.timeout(3600)
-def test_default_compare_is_the_inductive_bias_table(tmp_path, capsys):
+def test_default_compare_is_the_inductive_bias_table(background_run):
     """`archlab compare` with no arguments: CNN ≥ 94 %, MLP ≥ 68 %. (Its wall time, 2–3 minutes on
     2 cores, is recorded in docs/RESULTS.md, not asserted: timings are not tests.)"""
-    assert main(["compare", "--runs-dir", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
+    done, runs = background_run(3500)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
     for label in ("logistic regression", "MLP", "CNN", "GRU", "LSTM"):
         assert label in out
     for published in ("32%", "68%", "94%", "91%"):
         assert published in out
-    exp = next(Path(tmp_path).iterdir())
+    exp = next(runs.iterdir())
     record = json.loads((exp / "compare.json").read_text())
     acc = {m["model"]: m["test"]["accuracy"]["mean"] for m in record["models"]}
     assert acc["cnn1d"] >= 0.94, acc
@@ -61,7 +63,7 @@ def test_default_compare_is_the_inductive_bias_table(tmp_path, capsys):
     assert (exp / "experiment.json").exists() and (exp / "report.html").exists()
 
 
-@pytest.mark.background_run("fashion_mnist/lenet5_modern", "log.progress=false")
+@pytest.mark.background_run("train", "fashion_mnist/lenet5_modern", "log.progress=false")
 @pytest.mark.timeout(1800)
 def test_lenet5_fashion_mnist_reaches_90_percent(background_run):
     """The issue's LeNet-5 target: ≥ 90 % test accuracy with the shipped recipe (20 epochs; measured
