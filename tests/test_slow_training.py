@@ -49,7 +49,7 @@ def test_default_compare_is_the_inductive_bias_table(background_run):
     done, runs = background_run(3500)
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
-    for label in ("logistic regression", "MLP", "CNN", "GRU", "LSTM"):
+    for label in ("logistic regression", "MLP", "CNN", "GRU", "LSTM", "Transformer"):
         assert label in out
     for published in ("32%", "68%", "94%", "91%"):
         assert published in out
