@@ -245,3 +245,24 @@ def test_pretrain_then_fine_tune_from_the_run(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1
         assert sorted(ft_runs.iterdir()) == before
+
+
+def test_init_from_copies_the_matching_weights_of_another_run(tmp_path, write_recipe):
+    from safetensors.torch import load_file
+
+    from archlab.config import load_recipe
+    from archlab.engine import Trainer
+
+    first = Trainer(load_recipe(write_recipe(**{"budget.steps": 5})), runs_dir=tmp_path / "a", quiet=True)
+    first.fit()
+    saved = load_file(str(next((first.run_dir / "checkpoints").glob("step-*")) / "model.safetensors"))
+    # the same network: every tensor is copied before the first step (another seed would init it apart)
+    recipe = load_recipe(write_recipe(**{"model.init_from": str(first.run_dir), "seed": 99}))
+    second = Trainer(recipe, runs_dir=tmp_path / "b", quiet=True)
+    own = second.model.state_dict()
+    assert second.init_report["copied"] == len(saved) and second.init_report["kept"] == []
+    for k, t in saved.items():
+        assert torch.equal(own[k], t), k
+    deeper = load_recipe(write_recipe(**{"model.init_from": str(first.run_dir), "model.depth": 3}))
+    third = Trainer(deeper, runs_dir=tmp_path / "c", quiet=True)
+    assert third.init_report["kept"] and third.init_report["copied"] < len(third.model.state_dict())
