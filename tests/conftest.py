@@ -1,6 +1,9 @@
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -78,3 +81,90 @@ def quick_experiment(tmp_path, capsys):
         return exp, rec
 
     return run
+
+
+# -- long training checks, trained in the background while the rest of the suite runs -------------
+# Most of the suite keeps one core busy (small tensors, Python); a slow check marked
+# ``@pytest.mark.background_run("train", "RECIPE", "key=value", ...)`` has its `archlab ARGS
+# --runs-dir DIR` started, one thread, when collection ends, and its test (fixture
+# ``background_run``) waits for the result. The commands run one after another, in the order of the
+# tests, on the otherwise idle core.
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "background_run(*args): run `archlab ARGS --runs-dir DIR` with one thread in the background from the end "
+        "of collection; the test reads the result through the background_run fixture",
+    )
+
+
+class BackgroundRuns:
+    def __init__(self, jobs: dict[str, tuple[str, ...]]):
+        self.root = Path(tempfile.mkdtemp(prefix="archlab-bg-"))
+        self.jobs = jobs  # test node id -> archlab arguments
+        self.done = {k: threading.Event() for k in jobs}
+        self.results: dict[str, tuple[subprocess.CompletedProcess, Path]] = {}
+        self.stop = False
+        self.proc: subprocess.Popen | None = None
+        self.thread = threading.Thread(target=self._run_all, daemon=True)
+        self.thread.start()
+
+    def _run_all(self) -> None:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+        env.pop("ARCHLAB_FAULT", None)
+        for i, (key, args) in enumerate(self.jobs.items()):
+            runs = self.root / f"run{i}"
+            argv = [sys.executable, "-m", "archlab", *args, "--runs-dir", str(runs)]
+            try:
+                if not self.stop:
+                    self.proc = subprocess.Popen(
+                        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+                    )
+                    out, err = self.proc.communicate()
+                    self.results[key] = (subprocess.CompletedProcess(argv, self.proc.returncode, out, err), runs)
+            finally:
+                self.done[key].set()
+
+    def result(self, key: str, timeout: float) -> tuple[subprocess.CompletedProcess, Path]:
+        assert self.done[key].wait(timeout), f"the background run of {key} did not finish in {timeout:.0f} s"
+        return self.results[key]
+
+    def close(self) -> None:
+        self.stop = True
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        self.thread.join(timeout=30)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+_BACKGROUND = pytest.StashKey[BackgroundRuns]()
+
+
+def pytest_collection_finish(session):
+    if session.config.option.collectonly:
+        return
+    jobs = {}
+    for item in session.items:
+        mark = item.get_closest_marker("background_run")
+        if mark is not None:
+            jobs[item.nodeid] = tuple(mark.args)
+    if jobs:
+        session.config.stash[_BACKGROUND] = BackgroundRuns(jobs)
+
+
+def pytest_sessionfinish(session):
+    runs = session.config.stash.get(_BACKGROUND, None)
+    if runs is not None:
+        runs.close()
+
+
+@pytest.fixture
+def background_run(request):
+    """``background_run(timeout)`` → (CompletedProcess of the `archlab` command, its runs dir) for this
+    test's ``background_run`` mark (started when collection ended)."""
+
+    def wait(timeout: float = 1800) -> tuple[subprocess.CompletedProcess, Path]:
+        return request.config.stash[_BACKGROUND].result(request.node.nodeid, timeout)
+
+    return wait

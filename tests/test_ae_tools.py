@@ -138,7 +138,8 @@ def test_penultimate_features_are_the_input_of_the_output_layer():
 
 
 def test_the_feature_classifier_is_trained_once_then_loaded_from_its_cache(tmp_path, fashion):
-    from archlab.experiments.feature_classifier import entropy, feature_classifier
+    from archlab.config import recipe_hash
+    from archlab.experiments.feature_classifier import classifier_recipe, entropy, feature_classifier
 
     tiny = {"budget.steps": 2, "data.train_subset": 128, "data.test_subset": 32, "eval.every": 2}
     tiny["checkpoint.every"] = 2
@@ -157,8 +158,8 @@ def test_the_feature_classifier_is_trained_once_then_loaded_from_its_cache(tmp_p
     assert ((h >= 0) & (h <= np.log(10) + 1e-6)).all()
     assert clf.frechet(x[:32], x[:32]) == pytest.approx(0.0, abs=1e-6)
     assert clf.frechet(x[:32], torch.rand(32, 1, 28, 28)) > clf.frechet(x[:32], x[32:])
-    other = feature_classifier({**tiny, "seed": 1}, root=tmp_path)  # another recipe, another dir
-    assert other.run_dir != clf.run_dir
+    other = classifier_recipe({**tiny, "seed": 1})  # another recipe, another dir
+    assert recipe_hash(other) != clf.run_dir.name == recipe_hash(classifier_recipe(tiny))
 
 
 # -- latent paths ------------------------------------------------------------------------------------

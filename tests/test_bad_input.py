@@ -216,12 +216,17 @@ def _billion_laughs(path: Path) -> Path:
     return path
 
 
+# The bounds below are on this process's CPU time (time.process_time), not the wall clock: an
+# expansion that explodes burns CPU here, while a machine busy with other jobs only stretches the
+# wall time (1.6 s for a refusal that takes ~0.1 s of CPU, at load average 17 on 2 cores).
+
+
 def test_billion_laughs_recipe_is_refused_at_once(capsys, tmp_path, monkeypatch):
     path = _billion_laughs(tmp_path / "laughs.yaml")
     assert path.stat().st_size < 1024
-    t = time.perf_counter()
+    t = time.process_time()
     code, err = _cli(["train", str(path)], capsys, tmp_path, monkeypatch)
-    seconds = time.perf_counter() - t
+    seconds = time.process_time() - t
     assert code == 2 and seconds < 0.5, seconds
     assert err == (
         f"archlab: error: {path}: expands to more than {MAX_YAML_NODES:,} values through YAML "
@@ -233,14 +238,14 @@ def test_shared_references_from_python_are_previewed_not_expanded():
     bomb: list = ["x"] * 9
     for _ in range(8):
         bomb = [bomb] * 9  # 9**9 leaves, 9 distinct lists
-    t = time.perf_counter()
+    t = time.process_time()
     with pytest.raises(ConfigError) as e:  # a wrong type: the message shows a preview of the value
         validate_recipe({**tiny_recipe(), "description": bomb})
     assert str(e.value).startswith("description: Input should be a valid string (got [[[[")
     assert len(str(e.value)) < 200
     with pytest.raises(ConfigError, match=rf"^model\.w\.0\.0\.0.*: more than {MAX_YAML_NODES:,} values"):
         validate_recipe({**tiny_recipe(), "model": {"name": "mlp", "w": bomb}})  # numbers are walked, bounded
-    assert time.perf_counter() - t < 2.0
+    assert time.process_time() - t < 2.0
 
 
 @pytest.mark.parametrize(
@@ -257,10 +262,10 @@ def test_shared_references_from_python_are_previewed_not_expanded():
 def test_hostile_recipe_files_fail_fast_in_one_line(content, message, capsys, tmp_path, monkeypatch):
     path = tmp_path / "hostile.yaml"
     path.write_bytes(content)
-    t = time.perf_counter()
+    t = time.process_time()
     code, err = _cli(["train", str(path)], capsys, tmp_path, monkeypatch)
     assert code == 2 and message in err, err
-    assert time.perf_counter() - t < 1.0
+    assert time.process_time() - t < 1.0
 
 
 def test_recipe_from_an_endless_device_is_refused(capsys, tmp_path, monkeypatch):
@@ -296,9 +301,9 @@ def test_preview_and_did_you_mean_are_bounded():
     assert len(long) == 80 and long.endswith("a" * 16 + "TAIL") and "…" in long
     assert preview("line\nbreak") == "line\\nbreak"  # one line, always
     assert preview(10**5000).startswith("<int")  # repr() itself would raise
-    t = time.perf_counter()
+    t = time.process_time()
     assert did_you_mean("x" * 10_000_000, ["mlp", "cnn1d"]) == ""
-    assert time.perf_counter() - t < 0.1
+    assert time.process_time() - t < 0.1
 
 
 # -- §1/5: command-line flags -------------------------------------------------------------------

@@ -1,13 +1,17 @@
 """Data-parallel training under torchrun: 2 CPU processes (gloo) against 1 process, and resume.
 
-Each test launches ``python -m torch.distributed.run --nproc_per_node=2 -m archlab train …`` for
-real; the global batch is the recipe's ``data.batch_size`` (32), 16 examples per rank.
+The runs are real ``python -m torch.distributed.run --nproc_per_node=2`` launches of ``archlab
+train`` (several runs per launch: tests/torchrun_jobs.py); the global batch is the recipe's
+``data.batch_size`` (32), 16 examples per rank.
 """
 
+import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from archlab.cli import main
 from archlab.config import load_recipe
 from archlab.data import BatchLoader, load_dataset
 from archlab.engine import Trainer
@@ -25,19 +30,22 @@ from conftest import tiny_recipe
 TESTS = Path(__file__).resolve().parent
 
 
-def torchrun(*args: str, nproc: int = 2, env: dict | None = None, toys: bool = False) -> subprocess.CompletedProcess:
-    """``torchrun --standalone --nproc_per_node=2 -m archlab ARGS`` (``toys``: through tests/toy_tasks.py,
-    which registers the contract tests' tasks first)."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **(env or {})}
-    if not env or "ARCHLAB_FAULT" not in env:
-        full_env.pop("ARCHLAB_FAULT", None)
+def torchrun(*jobs: dict, nproc: int = 2) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node=2 tests/torchrun_jobs.py`` running ``jobs`` (each
+    ``{"argv": [...], "env": {...}}``) one after another in the same processes: one launch for
+    several runs (each launch starts three Python processes that import torch)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    env.pop("ARCHLAB_FAULT", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS.parent / "src"), str(TESTS)])
+    spec = Path(tempfile.mkdtemp()) / "jobs.json"
+    spec.write_text(json.dumps(list(jobs)))
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--standalone"]
-    if toys:
-        full_env["PYTHONPATH"] = os.pathsep.join([str(TESTS.parent / "src"), str(TESTS)])
-        cmd += [str(TESTS / "toy_tasks.py"), *args]
-    else:
-        cmd += ["-m", "archlab", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=600)
+    return subprocess.run([*cmd, str(TESTS / "torchrun_jobs.py"), str(spec)], capture_output=True, text=True,
+                          env=env, timeout=900)  # fmt: skip
+
+
+def job(*argv: str, fault: str | None = None) -> dict:
+    return {"argv": list(argv), "env": {"ARCHLAB_FAULT": fault} if fault else {}}
 
 
 def _only_run(root: Path) -> Path:
@@ -58,19 +66,54 @@ def _write(tmp_path: Path, name: str, **changes) -> Path:
     return path
 
 
-def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory):
+    """The runs of the three tests below in three torchrun launches (seven before): the uninterrupted
+    ones, then the killed ones (a kill ends its launch), then both resumes."""
+    from test_task_contract import gan_recipe
+
+    root = tmp_path_factory.mktemp("dist")
     # no dropout: the only randomness is the data order, which every rank draws identically
-    recipe = _write(tmp_path, "nodrop", **{"model.dropout": 0.0})
-    one = Trainer(load_recipe(recipe), runs_dir=tmp_path / "one", quiet=True)
+    nodrop = _write(root, "nodrop", **{"model.dropout": 0.0})
+    # dropout draws from each rank's own RNG stream: resume must restore every rank's state
+    drop = _write(root, "drop")
+    gan = root / "gan.yaml"
+    gan.write_text(yaml.safe_dump(gan_recipe(**{"checkpoint.every": 4, "budget.steps": 12})))
+    first = torchrun(
+        job("train", str(nodrop), "--runs-dir", str(root / "two")),
+        job("train", str(drop), "--runs-dir", str(root / "ref")),
+        job("train", str(gan), "--runs-dir", str(root / "gan-ref")),
+        job("train", str(drop), "--runs-dir", str(root / "killed"), fault="step:15"),
+    )
+    killed_gan = torchrun(job("train", str(gan), "--runs-dir", str(root / "gan-k"), fault="step:7"))
+    runs = {"root": root, "nodrop": nodrop, "first": first, "killed_gan": killed_gan}
+    if (root / "killed").is_dir() and (root / "gan-k").is_dir():
+        killed = _only_run(root / "killed")
+        runs["killed_state"] = (
+            (killed / "summary.json").exists(),
+            ckpt.step_dirs(killed / "checkpoints")[0].name if ckpt.step_dirs(killed / "checkpoints") else None,
+        )
+        # the 2-process checkpoint cannot be resumed by one process (in-process: WORLD_SIZE is unset here)
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            runs["one_process"] = (main(["train", "--resume", str(killed)]), err.getvalue())
+        runs["resumed"] = torchrun(
+            job("train", "--resume", str(killed)), job("train", "--resume", str(_only_run(root / "gan-k")))
+        )
+    return runs
+
+
+def test_two_processes_match_one_process_with_the_same_global_batch(launched):
+    root = launched["root"]
+    assert launched["first"].returncode != 0 and (root / "two").is_dir(), launched["first"].stderr[-3000:]
+    one = Trainer(load_recipe(launched["nodrop"]), runs_dir=root / "one", quiet=True)
     one.fit()
-    two = torchrun("train", str(recipe), "--runs-dir", str(tmp_path / "two"))
-    assert two.returncode == 0, two.stderr[-3000:]
-    a, b = _weights(one.run_dir), _weights(_only_run(tmp_path / "two"))
+    a, b = _weights(one.run_dir), _weights(_only_run(root / "two"))
     assert a.keys() == b.keys()
     for k in a:  # equal up to the order of floating-point sums (1 × 32 vs 2 × 16 examples)
         torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6, msg=k)
     # only rank 0 wrote: one run dir, one summary, every checkpoint once
-    run = _only_run(tmp_path / "two")
+    run = _only_run(root / "two")
     # evaluation is sharded over the ranks and its accumulators all-reduced: the 1-process numbers
     s1, s2 = (json.loads((d / "summary.json").read_text()) for d in (one.run_dir, run))
     assert s1["test"].keys() == s2["test"].keys() == {"loss", "accuracy"}
@@ -80,30 +123,27 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     assert (run / "summary.json").exists() and len(ckpt.step_dirs(run / "checkpoints")) == 2
 
 
-def test_killed_two_process_run_resumes_to_the_uninterrupted_weights(tmp_path):
-    # dropout draws from each rank's own RNG stream: resume must restore every rank's state
-    recipe = _write(tmp_path, "drop")
-    ref = torchrun("train", str(recipe), "--runs-dir", str(tmp_path / "ref"))
-    assert ref.returncode == 0, ref.stderr[-3000:]
-    killed = torchrun("train", str(recipe), "--runs-dir", str(tmp_path / "killed"), env={"ARCHLAB_FAULT": "step:15"})
-    assert killed.returncode != 0
-    run = _only_run(tmp_path / "killed")
-    assert not (run / "summary.json").exists() and ckpt.step_dirs(run / "checkpoints")[0].name.endswith("10")
+def test_killed_two_process_run_resumes_to_the_uninterrupted_weights(launched):
+    root = launched["root"]
+    # the first launch trained the reference, then the same recipe until the kill at step 15
+    assert launched["first"].returncode != 0
+    assert (root / "ref").is_dir() and (_only_run(root / "ref") / "summary.json").exists()
+    run = _only_run(root / "killed")
+    finished, newest = launched["killed_state"]
+    assert not finished and newest.endswith("10")
     # the 2-process checkpoint cannot be resumed by one process: one line, exit 2
-    one = subprocess.run(
-        [sys.executable, "-m", "archlab", "train", "--resume", str(run)], capture_output=True, text=True, timeout=300
-    )
-    assert one.returncode == 2
-    assert one.stderr.strip().splitlines() == [  # the refusal alone: no banner printed before it
+    code, err = launched["one_process"]
+    assert code == 2
+    assert err.strip().splitlines() == [  # the refusal alone: no banner printed before it
         f"archlab: error: {run} was trained by 2 process(es), this job has 1; resume with the same number "
         "(torchrun --nproc_per_node=2)"
     ]
-    resumed = torchrun("train", "--resume", str(run))
+    resumed = launched["resumed"]
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    a, b = _weights(_only_run(tmp_path / "ref")), _weights(run)
+    a, b = _weights(_only_run(root / "ref")), _weights(run)
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    assert (run / "metrics.jsonl").read_bytes() == (_only_run(tmp_path / "ref") / "metrics.jsonl").read_bytes()
+    assert (run / "metrics.jsonl").read_bytes() == (_only_run(root / "ref") / "metrics.jsonl").read_bytes()
 
 
 def test_global_batch_not_divisible_by_the_world_size_is_one_line():
@@ -124,24 +164,16 @@ def test_ranks_take_contiguous_shards_of_the_same_global_batch():
     assert [p.state_dict() for p in parts] == [full.state_dict()] * 2
 
 
-def test_a_task_that_owns_its_step_trains_on_two_processes_and_resumes_exactly(tmp_path):
+def test_a_task_that_owns_its_step_trains_on_two_processes_and_resumes_exactly(launched):
     """The toy GAN of the task-contract tests (two networks, two optimisers, ``custom_step``):
     ``ctx.clip_and_step`` averages each group's gradients over the ranks; killed and resumed, it
     ends on the uninterrupted run's weights and metrics."""
-    from test_task_contract import gan_recipe
-
-    recipe = tmp_path / "gan.yaml"
-    recipe.write_text(yaml.safe_dump(gan_recipe(**{"checkpoint.every": 4, "budget.steps": 12})))
-    ref = torchrun("train", str(recipe), "--runs-dir", str(tmp_path / "ref"), toys=True)
-    assert ref.returncode == 0, ref.stderr[-3000:]
-    killed = torchrun(
-        "train", str(recipe), "--runs-dir", str(tmp_path / "k"), env={"ARCHLAB_FAULT": "step:7"}, toys=True
-    )
-    assert killed.returncode != 0
-    run = _only_run(tmp_path / "k")
-    resumed = torchrun("train", "--resume", str(run), toys=True)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    ref_run = _only_run(tmp_path / "ref")
+    root = launched["root"]
+    assert (_only_run(root / "gan-ref") / "summary.json").exists(), launched["first"].stderr[-3000:]
+    assert launched["killed_gan"].returncode != 0
+    run = _only_run(root / "gan-k")
+    assert launched["resumed"].returncode == 0, launched["resumed"].stderr[-3000:]
+    ref_run = _only_run(root / "gan-ref")
     a, b = _weights(ref_run, 12), _weights(run, 12)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert (ref_run / "metrics.jsonl").read_bytes() == (run / "metrics.jsonl").read_bytes()

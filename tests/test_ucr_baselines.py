@@ -301,13 +301,55 @@ def test_the_ucr_default_on_gunpoint_is_the_gunpoint_recipe(model):
         for d in UCR_SETS
     ],
 )
-def test_the_ucr_default_trains_on_every_bundled_set(model, data, tmp_path):
-    argv = [
-        "train", f"ucr/{model}", f"data.name={data}", "budget.steps=2", "data.test_subset=16", "log.progress=false",
-        "log.tensorboard=false", "--runs-dir", str(tmp_path),
-    ]  # fmt: skip
+def test_the_ucr_default_builds_and_probes_on_every_bundled_set(model, data, tmp_path):
+    """Every bundled set with ``ucr/<model>``: both splits load, the batch size follows from the
+    training-set size, and the trainer's start-up probe takes one real training step (train mode,
+    forward and backward on a batch of that size). Training and evaluating end to end from the CLI
+    is covered once per model (test_ucr_recipe_trains_from_the_cli, the UCR compare test): no
+    part of a run but the data and the shapes depends on the set."""
+    from archlab.data import load_dataset
+    from archlab.engine import Trainer
+
+    recipe = load_recipe(f"ucr/{model}", {"data.name": data, "budget.steps": 2, "log.progress": False})
+    trainer = Trainer(recipe, runs_dir=tmp_path, quiet=True)  # builds everything and runs the probe
+    u, n = UCR_BUNDLED[data], UCR_BUNDLED[data].train
+    assert trainer.recipe.data.name == data and len(trainer.train_set) == n and trainer.total_steps == 2
+    assert trainer.batch_size == max(2, int(min(n / 10, {"fcn1d": 16, "resnet1d": 64}[model])))
+    test = load_dataset(data, "test")
+    assert len(test) == u.test and tuple(test[0].x.shape) == tuple(trainer.train_set[0].x.shape)
+
+
+# ---- compare on any UCR set: the ucr/* recipes stand in for <set>/<model> -------------------------
+
+
+def test_compare_recipes_on_a_ucr_set_fall_back_to_the_ucr_recipes():
+    from archlab.experiments import recipe_for
+    from archlab.experiments.runs import base_recipe
+
+    assert base_recipe("arrow_head", "fcn1d") == "ucr/fcn1d"
+    assert base_recipe("arrow_head", "gru") == "ucr/default"
+    assert base_recipe("gunpoint", "fcn1d") == "gunpoint/fcn1d"  # a set's own recipe first
+    assert base_recipe("gunpoint", "gru") == "ucr/default"
+    for model in ("fcn1d", "resnet1d", "gru"):
+        r = recipe_for(model, "arrow_head")
+        assert (r.model.name, r.data.name, r.data.batch_size) == (model, "arrow_head", "auto")
+        assert (r.optim.name, r.optim.lr, r.schedule.name, r.eval.select) == ("adam", 1e-3, "plateau", "train_loss")
+    assert recipe_for("resnet1d", "arrow_head").data.max_batch_size == 64
+    assert recipe_for("gru", "arrow_head").budget.epochs == 2000
+    with pytest.raises(ConfigError, match="no recipe 'sunspots/fcn1d' or 'sunspots/default' ships"):
+        recipe_for("fcn1d", "sunspots")  # a forecasting set is not a UCR classification set
+
+
+def test_default_compare_on_a_ucr_set_trains_every_model(tmp_path, capsys):
+    """`archlab compare --data arrow_head`: the inductive-bias models on ArrowHead (failed before:
+    no 'arrow_head/default' recipe)."""
+    argv = ["compare", "--data", "arrow_head", "--budget", "steps=2", "--seeds", "1", "--jobs", "1"]
+    argv += ["--runs-dir", str(tmp_path)]
     assert main(argv) == 0
-    s = json.loads((next(tmp_path.iterdir()) / "summary.json").read_text())
-    n = UCR_BUNDLED[data].train
-    assert s["dataset"] == data and s["steps"] == 2 and s["train_examples"] == n
-    assert s["batch_size"] == max(2, int(min(n / 10, {"fcn1d": 16, "resnet1d": 64}[model])))
+    exp = next(tmp_path.iterdir())
+    record = json.loads((exp / "compare.json").read_text())
+    assert record["dataset"] == "arrow_head" and record["budget"]["steps"] == 2
+    assert [m["model"] for m in record["models"]] == ["logistic_regression", "mlp", "cnn1d", "gru", "lstm"]
+    for m in record["models"]:
+        run = json.loads((exp / m["runs"][0] / "summary.json").read_text())
+        assert (run["dataset"], run["steps"], run["batch_size"]) == ("arrow_head", 2, 3)  # int(36 / 10)

@@ -1084,8 +1084,8 @@ def _choose_checkpoint(root: Path, checkpoint: str, recipe: Recipe) -> Path:
 
 
 def load_run(run_dir: str | Path, checkpoint: str = "auto") -> LoadedRun:
-    """Rebuild a finished (or interrupted) run's model from its checkpoint: ``best``, ``last``,
-    ``auto`` (the weights summary.json reports) or ``step-N``.
+    """Rebuild a finished (or interrupted) run's model and task state from its checkpoint:
+    ``best``, ``last``, ``auto`` (the weights summary.json reports) or ``step-N``.
 
     Raises :class:`CheckpointError` (one line) when the run or the checkpoint is missing, when a file
     fails its manifest, when the weights do not fit the model the run's recipe.yaml builds (naming the
@@ -1107,6 +1107,8 @@ def load_run(run_dir: str | Path, checkpoint: str = "auto") -> LoadedRun:
     if recipe.channels_last:
         model = model.to(memory_format=torch.channels_last)
     state = ckpt.load_checkpoint(chosen, model, None, device)
+    # the task's own state (an EMA of the weights …) belongs to the checkpoint as the weights do
+    task.load_state_dict(_join_tensors(state.get("task") or {}, ckpt.load_task_tensors(chosen, device)))
     model.eval()
     return LoadedRun(recipe, info, task, model, chosen, int(state["step"]), device)
 
@@ -1146,6 +1148,7 @@ def evaluate_run(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
     with torch.no_grad(), autocast:
         metrics = task.evaluate(forward, batches)
+        metrics = {**metrics, **task.on_evaluate(model, split, metrics)}  # the task's own metrics, as in training
     return {
         "run_dir": str(run_dir),
         "checkpoint": str(run.checkpoint),

@@ -2,7 +2,8 @@
 
 Each (model, seed) is an ordinary training run (its own run dir inside the compare dir), built
 from the shipped recipe ``<data>/<model>`` when there is one and otherwise from the data set's
-default recipe with the model swapped in. Every model gets the same optimiser step budget,
+default recipe with the model swapped in (on a bundled UCR/UEA set: ``ucr/<model>`` or
+``ucr/default``, Fawaz et al.'s protocol for any set). Every model gets the same optimiser step budget,
 batch size and data split; only the recipe's model-specific learning rate may differ.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 from archlab.config import Recipe
 from archlab.data import dataset_info
 from archlab.engine.rundir import new_run_dir
-from archlab.experiments.runs import RunSpec, base_recipe, build_recipe, check_runs, default_jobs, spec, train_runs
+from archlab.experiments.runs import RunSpec, check_runs, default_jobs, recipe_on, spec, train_runs
 from archlab.registry import get_model_entry
 from archlab.report import write_compare_report
 from archlab.tasks import TASKS
@@ -25,22 +26,23 @@ from archlab.utils.errors import ConfigError
 from archlab.utils.io import atomic_write_json
 
 # the MNIST-1D inductive-bias comparison (Greydanus & Kobak 2024, Table 1 and Fig. 3)
-INDUCTIVE_BIAS_MODELS = ["logistic_regression", "mlp", "cnn1d", "gru", "lstm"]
+INDUCTIVE_BIAS_MODELS = ["logistic_regression", "mlp", "cnn1d", "gru", "lstm", "signal_transformer"]
 LABELS = {
     "logistic_regression": "logistic regression",
     "mlp": "MLP",
     "cnn1d": "CNN",
     "gru": "GRU",
     "lstm": "LSTM",
-    "transformer": "Transformer",
+    "signal_transformer": "Transformer",
 }
 
 
 def recipe_for(model: str, data: str, overrides: dict[str, Any] | None = None) -> Recipe:
-    """The shipped ``<data>/<model>`` recipe, or ``<data>/default`` with the model swapped in."""
+    """The shipped ``<data>/<model>`` recipe, or ``<data>/default`` with the model swapped in; on a
+    bundled UCR/UEA set without either, ``ucr/<model>`` or ``ucr/default`` with ``data.name=<data>``."""
     get_model_entry(model)  # unknown model → UnknownModelError with close names
     dataset_info(data)  # unknown data → UnknownDatasetError
-    return build_recipe(base_recipe(data, model), model, overrides)
+    return recipe_on(data, model, overrides)
 
 
 def compare_runs(

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from archlab.config import Recipe, apply_overrides, recipe_to_dict, shipped_recipes, validate_recipe
+from archlab.data.timeseries import UCR_BUNDLED
 from archlab.engine import Trainer
 from archlab.utils.errors import ArchlabError, ConfigError
 
@@ -45,17 +46,39 @@ class RunSpec:
 # -- recipes ---------------------------------------------------------------------------------------
 def base_recipe(data: str, model: str) -> str:
     """The shipped recipe to start ``model`` on ``data`` from: ``<data>/<model>`` when it ships,
-    otherwise the data set's ``<data>/default`` (its training set-up for any model)."""
+    otherwise the data set's ``<data>/default`` (its training set-up for any model); for a bundled
+    UCR/UEA classification set without either, ``ucr/<model>`` or ``ucr/default`` (Fawaz et al.'s
+    protocol, for any such set once ``data.name`` is set: :func:`recipe_on` does that).
+    Raises ConfigError when none of them ships."""
     shipped = shipped_recipes()
-    if f"{data}/{model}" in shipped:
-        return f"{data}/{model}"
-    if f"{data}/default" in shipped:
-        return f"{data}/default"
+    candidates = [f"{data}/{model}", f"{data}/default"]
+    if is_ucr_classification(data):
+        candidates += [f"ucr/{model}", "ucr/default"]
+    for name in candidates:
+        if name in shipped:
+            return name
     have = sorted(k.split("/")[0] for k in shipped if k.endswith("/default"))
     raise ConfigError(
         f"--data: no recipe '{data}/{model}' or '{data}/default' ships; compare works on data sets with a default "
-        f"recipe ({', '.join(have)}), or pass models that have a recipe for '{data}'"
+        f"recipe ({', '.join(have)}, any bundled UCR/UEA classification set), or pass models that have a recipe "
+        f"for '{data}'"
     )
+
+
+def is_ucr_classification(data: str) -> bool:
+    """Whether ``data`` is one of the bundled UCR/UEA classification sets (the ``ucr/*`` recipes' domain)."""
+    u = UCR_BUNDLED.get(data)
+    return u is not None and bool(u.classes)
+
+
+def recipe_on(data: str, model: str, overrides: dict[str, Any] | None = None, *, name: str | None = None) -> Recipe:
+    """``model``'s recipe on ``data`` (:func:`base_recipe`), with ``data.name`` set when the recipe is
+    the any-UCR-set one, then ``overrides``. Raises ConfigError."""
+    base = base_recipe(data, model)
+    if base.startswith("ucr/"):
+        overrides = {"data.name": data, **(overrides or {})}
+        name = name or f"{model}-{data}"
+    return build_recipe(base, model, overrides, name=name)
 
 
 def build_recipe(

@@ -345,7 +345,7 @@ def write_sample_figures(
         with torch.no_grad():
             samples = model.sample_prior(n, generator=g).float().cpu()
         cap = f"{label}{n} samples from the prior z ~ N(0, I), decoded (seed {seed})"
-        written.append((image_grid(samples, out / "ae-prior-samples.png", title=cap), cap))
+        written.append((image_grid(samples, out / "ae-prior-samples.png", title=f"{label}prior samples"), cap))
 
     idx = torch.randperm(len(x), generator=g)[: min(n, len(x))]
     inputs = x[idx]
@@ -356,7 +356,9 @@ def write_sample_figures(
         rows += [inputs[i : i + cols], recon[i : i + cols]]
         labels += ["input", "recon."]
     cap = f"{label}test inputs (odd rows) and their reconstructions decode(encode(x)) (even rows)"
-    written.append((image_rows(rows, out / "ae-reconstructions.png", row_labels=labels, title=cap), cap))
+    written.append(
+        (image_rows(rows, out / "ae-reconstructions.png", row_labels=labels, title=f"{label}reconstructions"), cap)
+    )
 
     chosen = pick_pairs(len(x), y, pairs, g)
     ends = torch.tensor([i for p in chosen for i in p], dtype=torch.long)
@@ -370,7 +372,9 @@ def write_sample_figures(
             f"{label}{mode} interpolation between the codes of two test examples "
             f"(first and last columns: the inputs; {steps} decoded points between)"
         )
-        written.append((image_rows(strips, out / f"ae-interpolation-{mode}.png", title=cap), cap))
+        written.append(
+            (image_rows(strips, out / f"ae-interpolation-{mode}.png", title=f"{label}{mode} interpolation"), cap)
+        )
 
     codes = encode_all(model, x[: min(len(x), 2000)])
     mean, std = codes.mean(0), codes.std(0) if len(codes) > 1 else torch.ones(codes.shape[1])
@@ -382,7 +386,15 @@ def write_sample_figures(
         f"swept over mean ± {TRAVERSAL_SPAN:g} std, the others held at the first test example's code"
     )
     written.append(
-        (image_rows(strips, out / "ae-traversals.png", row_labels=[f"z[{d}]" for d in dims], title=cap), cap)
+        (
+            image_rows(
+                strips,
+                out / "ae-traversals.png",
+                row_labels=[f"z[{d}]" for d in dims],
+                title=f"{label}traversals, mean ± 3 std",
+            ),
+            cap,
+        )
     )
     record_figures(out, written)
     return written
@@ -417,7 +429,7 @@ def write_embedding(
     xy, how = project_2d(z, method, seed)
     label = f"{name}: " if name else ""
     cap = f"{label}latent codes of {len(z):,} test examples, {how}, coloured by class"
-    fig = latent_scatter(xy, labels, figs / "ae-embedding.png", classes=classes, title=cap if len(cap) < 90 else None)
+    fig = latent_scatter(xy, labels, figs / "ae-embedding.png", classes=classes, title=f"{label}{how}"[:100])
     record_figures(figs, [(fig, cap)])
     return {
         "latents": out / "latents.npy",

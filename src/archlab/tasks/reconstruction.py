@@ -131,7 +131,10 @@ class ReconstructionTask(Task):
         """The forward pass whose terms are scored (a VAE overrides it to sample z)."""
         return model(x)
 
-    def _score_batch(self, model: nn.Module, x: torch.Tensor, m: MetricSet, g: torch.Generator) -> None:
+    def _score_batch(
+        self, model: nn.Module, x: torch.Tensor, m: MetricSet, g: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        """Add one batch to the accumulators; returns the model's loss terms on it."""
         n = len(x)
         out = self._model_out(model, x, g)
         terms = model.loss_terms(x, out)
@@ -143,6 +146,7 @@ class ReconstructionTask(Task):
         x_hat = model.decode(model.encode(x)).float()
         m["mse"].update((x_hat - x).square().sum(), x.numel())
         self._image_scores(m, x_hat, x, "")
+        return terms
 
     def _image_scores(self, m: MetricSet, x_hat: torch.Tensor, x: torch.Tensor, suffix: str) -> None:
         if f"psnr{suffix}" in m:
@@ -204,11 +208,14 @@ class DenoisingTask(ReconstructionTask):
             return model.corrupt(x, g)
         return corrupt(x, self.options["corruption"], self.options["noise_level"], g)
 
-    def _score_batch(self, model: nn.Module, x: torch.Tensor, m: MetricSet, g: torch.Generator) -> None:
-        super()._score_batch(model, x, m, g)
+    def _score_batch(
+        self, model: nn.Module, x: torch.Tensor, m: MetricSet, g: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        terms = super()._score_batch(model, x, m, g)
         x_tilde = self.corrupt(model, x, g)
         x_hat = model.decode(model.encode(x_tilde)).float()
         m["mse_denoised"].update((x_hat - x).square().sum(), x.numel())
         if "psnr_corrupted" in m:
             m["psnr_corrupted"].update(psnr_per_image(x_tilde.clamp(0, 1), x).sum(), len(x))
         self._image_scores(m, x_hat, x, "_denoised")
+        return terms

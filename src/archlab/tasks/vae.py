@@ -65,10 +65,11 @@ class VAETask(ReconstructionTask):
     def _model_out(self, model: nn.Module, x: torch.Tensor, g: torch.Generator) -> Any:
         return model(x, sample=True, generator=g)  # the ELBO's z ~ q(z | x), reproducibly
 
-    def _score_batch(self, model: nn.Module, x: torch.Tensor, m: MetricSet, g: torch.Generator) -> None:
-        super()._score_batch(model, x, m, g)
-        out = self._model_out(model, x, g)
-        terms = model.loss_terms(x, out)
+    def _score_batch(
+        self, model: nn.Module, x: torch.Tensor, m: MetricSet, g: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        terms = super()._score_batch(model, x, m, g)  # reconstruction and kl with one z ~ q(z | x)
         m["elbo"].update(-(terms["reconstruction"] + terms["kl"]) * len(x), len(x))
         if "log_likelihood" in m:
             m["log_likelihood"].update(model.iwae_bound(x, self.options["iwae_samples"], g).sum(), len(x))
+        return terms

@@ -33,7 +33,8 @@ class RecurrentClassifierConfig(ModelConfig):
     bidirectional: bool = False
     dropout: Probability = 0.0  # between stacked layers
     readout: Literal["last", "mean", "max", "attention", "flatten"] = "last"
-    impl: Literal["fused", "cells"] = "fused"  # torch's fused kernel, or our equation-level loop
+    # torch's fused kernel, our equation-level loop, or (GRU only) its written-out backward pass
+    impl: Literal["fused", "cells", "scan"] = "fused"
     vocab_size: NonNegativeInt = 0  # > 0: inputs are token ids (B, T), in_shape (T,), embedded to embed_dim
     embed_dim: PositiveInt = 64  # E
 
