@@ -252,13 +252,13 @@ def test_compare_banner_names_the_models_it_trains(tmp_path, capsys, monkeypatch
     monkeypatch.setattr(base, "train_runs", stop)
     assert main(["compare", "--runs-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert trained == ["logistic_regression", "mlp", "cnn1d", "gru", "lstm"]
+    assert trained == ["logistic_regression", "mlp", "cnn1d", "gru", "lstm", "signal_transformer"]
     banner = next(line for line in err.splitlines() if line.startswith("archlab compare:"))
     assert banner == (
         "archlab compare: inductive biases on mnist1d "
         f"({', '.join(LABELS[m] for m in trained)}; same data, same budget)"
     )
-    assert "LSTM" in banner
+    assert "LSTM" in banner and "Transformer" in banner
 
 
 def test_shuffled_compare_uses_its_own_recipe(tmp_path):
@@ -351,7 +351,23 @@ def test_experiment_options_are_the_typed_fields():
     from archlab.experiments import EXPERIMENTS
 
     assert {n: EXPERIMENTS.get(n).option_names() for n in EXPERIMENTS.names()} == {
+        "ae-vs-classical": ("latents", "steps", "n_fit", "n_eval", "umap", "kernel_pca_max", "overrides"),
+        "compression": ("latents", "bits", "qualities", "steps", "n_fit", "n_eval", "overrides"),
+        "features": ("latent_dim", "labels", "steps", "n_eval", "overrides"),
+        "latent-smoothness": ("latent_dim", "steps", "samples", "pairs", "points", "classifier", "overrides"),
+        "robustness": (
+            "latent_dim",
+            "corruption",
+            "noise_level",
+            "contractive_weight",
+            "sigma",
+            "steps",
+            "n_eval",
+            "overrides",
+        ),
+        "sparsity": ("latent_dim", "weights", "target", "threshold", "steps", "n_eval", "overrides"),
         "attention-bottleneck": ("steps", "seeds", "data", "hidden_size", "overrides"),
+        "attention-maps": ("gpt_steps", "seq2seq_steps", "text", "source", "alignment_examples", "overrides"),
         "cnn-vs-mlp": ("sizes", "steps", "seeds", "models", "overrides"),
         "data-hunger": ("sizes", "steps", "seeds", "models", "overrides"),
         "efficient-scaling": ("steps", "subset", "seeds", "overrides"),

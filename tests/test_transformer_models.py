@@ -254,3 +254,20 @@ def test_gpt_bench_workloads_build_and_keep_their_own_precision(hf):
     peer, (x, y), loss = get_workload("hf-gpt2-char").build()
     assert x.shape == y.shape == (8, 256) and loss is lm_loss
     assert peer.model.config._attn_implementation == "sdpa" and peer.model.config.n_layer == 6
+
+
+def test_bert_bench_gathered_head_equals_the_full_head_at_the_masked_positions():
+    pytest.importorskip("archlab.models.transformer.bert")
+    from archlab.bench.workloads import MLMGathered
+
+    torch.manual_seed(0)
+    bert = create_model(
+        "bert_mini", head="pretraining", vocab_size=40, in_shape=(8,), hidden_size=16, num_attention_heads=2,
+        num_hidden_layers=1, intermediate_size=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+    ).eval()  # fmt: skip
+    x = torch.randint(1, 40, (3, 8))
+    labels = torch.full_like(x, -100)
+    labels[0, 2], labels[2, 5], labels[2, 7] = 4, 9, 11
+    with torch.no_grad():
+        full = bert(x)[0]
+        torch.testing.assert_close(MLMGathered(bert, labels)(x), full[labels != -100], atol=1e-5, rtol=1e-5)

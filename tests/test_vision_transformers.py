@@ -292,3 +292,40 @@ def test_data_hunger_needs_three_models(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "experiment data-hunger: bad option value (models: Dictionary should have at least 3 items" in err
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_attention_maps_quick(quick_experiment):
+    """Two 5-step runs (GPT, encoder–decoder), then the recorded maps: every GPT head's weights are causal
+    and sum to one per row; the figures and the per-head table are written."""
+    exp, rec = quick_experiment("attention-maps")
+    assert rec["figures"] == [
+        "figures/cross_attention.png",
+        "figures/cross_attention_heads.png",
+        "figures/gpt_layer0.png",
+        "figures/gpt_layer3.png",
+    ]
+    rows = rec["table"]["rows"]
+    assert len(rows) == 4 * 4 + 1 and rows[0][0] == "GPT layer 0, head 0"
+    assert all(0.0 <= r[1] <= 1.0 and 0.0 <= r[2] <= 1.0 for r in rows[:-1])
+    assert rec["gpt"]["above_diagonal"] == 0.0  # causal: no weight on a later character
+    assert rec["seq2seq"]["output"] and -1.0 <= rec["seq2seq"]["rho"] <= 1.0
+    assert "BERT heads are not measured" in rec["verdict"] and rec["supported"] is None
+
+
+def test_attention_maps_refuses_text_outside_the_vocabulary(tmp_path, capsys):
+    from archlab.cli import main
+
+    assert main(["experiment", "attention-maps", "--set", "text=héllo", "--runs-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "text: characters ['é'] are not in the GPT's vocabulary" in err and len(err.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())
+
+
+def test_spearman_of_the_alignment():
+    from archlab.experiments.attention_maps import spearman
+
+    assert spearman([0, 1, 2, 3], [0, 2, 5, 9]) == pytest.approx(1.0)
+    assert spearman([0, 1, 2, 3], [3, 2, 1, 0]) == pytest.approx(-1.0)
+    assert spearman([0, 1, 2], [1, 1, 1]) == 0.0  # a constant side: no order to correlate
+    assert spearman([0, 1, 2, 3], [0, 0, 1, 1]) == pytest.approx(0.894, abs=1e-3)

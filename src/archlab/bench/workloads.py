@@ -399,6 +399,77 @@ def _gpt_recipe(**extra: Any) -> dict[str, Any]:
     return recipe
 
 
+BERT_BENCH = {"layers": 4, "hidden": 256, "heads": 4, "ffn": 1024, "vocab": 30_522, "seq": 128, "batch": 16}  # PEERS.md
+
+
+class MLMLogits(nn.Module):
+    """A masked LM returning only its (B, T, V) MLM logits (HF's ``.logits``; archlab BERT's first output)."""
+
+    def __init__(self, model: nn.Module, hf: bool):
+        super().__init__()
+        self.model, self.hf = model, hf
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=x).logits if self.hf else self.model(x)[0]
+
+
+def mlm_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy on the masked positions only (labels −100 elsewhere, as HF's)."""
+    return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=-100)
+
+
+def _mlm_batch(seed: int = 0) -> Batch:
+    """Random ids (16, 128) and labels at a random 15 % of the positions (−100 elsewhere)."""
+    g = torch.Generator().manual_seed(seed)
+    c = BERT_BENCH
+    x = torch.randint(0, c["vocab"], (c["batch"], c["seq"]), generator=g)
+    masked = torch.rand(c["batch"], c["seq"], generator=g) < 0.15
+    return x, torch.where(masked, torch.randint(0, c["vocab"], x.shape, generator=g), torch.full_like(x, -100))
+
+
+def _hf_bert_mlm() -> tuple[nn.Module, Batch, LossFn]:
+    from transformers import BertConfig, BertForMaskedLM
+
+    c = BERT_BENCH
+    cfg = BertConfig(
+        vocab_size=c["vocab"], hidden_size=c["hidden"], num_hidden_layers=c["layers"], num_attention_heads=c["heads"],
+        intermediate_size=c["ffn"], max_position_embeddings=512, attn_implementation="sdpa",
+    )  # fmt: skip
+    torch.manual_seed(0)
+    return MLMLogits(BertForMaskedLM(cfg), hf=True), _mlm_batch(), mlm_loss
+
+
+def _archlab_bert_mlm() -> tuple[nn.Module, Batch, LossFn]:
+    from archlab.registry import create_model
+
+    c = BERT_BENCH
+    torch.manual_seed(0)
+    model = create_model("bert_mini", head="pretraining", vocab_size=c["vocab"], in_shape=(c["seq"],))
+    return MLMLogits(model, hf=False), _mlm_batch(), mlm_loss
+
+
+class MLMGathered(nn.Module):
+    """archlab BERT with the MLM head on the masked positions only — the original BERT's
+    ``gather_indexes`` (google-research/bert run_pretraining.py): h_N is gathered at the M positions
+    whose label is not −100 before the (D × V) decoder, so the head costs M/(B·T) of the full one.
+    Shapes: x (B, T) → logits (M, V) for the fixed batch's mask."""
+
+    def __init__(self, model: nn.Module, labels: torch.Tensor):
+        super().__init__()
+        self.model = model
+        self.register_buffer("chosen", labels != -100, persistent=False)  # (B, T)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.model.forward_features(x)  # (B, T, D)
+        return self.model.mlm(h[self.chosen])  # (M, V)
+
+
+def _archlab_bert_mlm_gathered() -> tuple[nn.Module, Batch, LossFn]:
+    model, (x, y), _ = _archlab_bert_mlm()
+    gathered = MLMGathered(model.model, y)
+    return gathered, (x, y), lambda logits, labels: F.cross_entropy(logits.float(), labels[labels != -100])
+
+
 def _prepare_plain(w: Workload, optimizer: str, precision: str) -> Prepared:
     assert w.build is not None
     model, batch, loss_fn = w.build()
@@ -493,6 +564,31 @@ WORKLOADS: dict[str, Workload] = {
             "archlab gpt2 alone in the peer's plain loop (same batch and loss as hf-gpt2-char)",
             build=_archlab_gpt_plain,
             peer="hf-gpt2-char",
+        ),
+        Workload(
+            "hf-bert-mini-mlm",
+            "peer: HF BertForMaskedLM (sdpa), 4 layers, 256 wide, 4 heads, FFN 1024, vocab 30522, seq 128, "
+            "batch 16, dropout 0.1, MLM loss on 15 % of positions, AdamW, plain PyTorch loop",
+            build=_hf_bert_mlm,
+            requires=("transformers",),
+            reference="PEERS.md: 1,522 tokens/s, 53% MFU (HF BertForMaskedLM, 2-core Intel reference machine)",
+            tags=("peer",),
+        ),
+        Workload(
+            "bert-mini-mlm",
+            "archlab bert_mini (head=pretraining; the MLM logits) in the peer's plain loop, same batch and loss "
+            "as hf-bert-mini-mlm",
+            build=_archlab_bert_mlm,
+            peer="hf-bert-mini-mlm",
+            requires=("archlab.models.transformer.bert",),
+        ),
+        Workload(
+            "bert-mini-mlm-gathered",
+            "as bert-mini-mlm with the MLM decoder on the masked positions only (the original BERT's "
+            "gather_indexes), same batch and loss",
+            build=_archlab_bert_mlm_gathered,
+            peer="hf-bert-mini-mlm",
+            requires=("archlab.models.transformer.bert",),
         ),
         Workload(
             "lstm-torch",

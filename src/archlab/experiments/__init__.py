@@ -8,6 +8,7 @@ from archlab.experiments import (  # noqa: F401  (each module registers its expe
     ae_sparsity,
     ae_vs_classical,
     attention_bottleneck,
+    attention_maps,
     cnn_vs_mlp,
     data_hunger,
     efficient_scaling,

@@ -89,7 +89,7 @@ class CompressionOptions(ExperimentOptions):
     latents: list[int] = Field(default_factory=lambda: [8, 16, 32], min_length=1)  # code sizes of the conv AEs
     bits: list[int] = Field(default_factory=lambda: [2, 3, 4, 6], min_length=1)  # quantiser bits per number
     qualities: list[int] = Field(default_factory=lambda: [5, 10, 25, 50, 75, 95], min_length=1)  # JPEG
-    steps: int | None = Field(None, ge=1)  # optimiser steps per run (default 4 quick, 6000 full)
+    steps: int | None = Field(None, ge=1)  # optimiser steps per run (4 quick; 3000 full, the recipes’ budget)
     n_fit: int | None = Field(None, ge=10)  # training images for the quantiser ranges, histograms and PCA
     n_eval: int | None = Field(None, ge=2)  # test images (200 quick, 2,000 full)
     overrides: dict[str, Any] = Field(default_factory=dict)
@@ -116,7 +116,7 @@ class Compression(Experiment):
             "latents": sorted(o.latents),
             "bits": sorted(o.bits),
             "qualities": sorted(o.qualities),
-            "steps": o.steps or (4 if quick else 6000),
+            "steps": o.steps or (4 if quick else 3000),
             "n_fit": o.n_fit or (500 if quick else 10000),
             "n_eval": o.n_eval or (200 if quick else 2000),
             "quick": quick,

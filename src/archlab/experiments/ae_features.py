@@ -45,7 +45,7 @@ def linear_probe(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y
 class FeaturesOptions(ExperimentOptions):
     latent_dim: int = Field(32, ge=1)
     labels: list[int] | None = Field(None, min_length=1)  # labelled training images (default [100, 1000, 60000])
-    steps: int | None = Field(None, ge=1)  # optimiser steps per run (default 4 quick, 6000 full)
+    steps: int | None = Field(None, ge=1)  # optimiser steps per run (4 quick; 3000 full, the recipes’ budget)
     n_eval: int | None = Field(None, ge=2)  # test images (300 quick, all 10,000 full)
     overrides: dict[str, Any] = Field(default_factory=dict)
 
@@ -70,7 +70,7 @@ class Features(Experiment):
         return {
             "latent_dim": o.latent_dim,
             "labels": sorted(labels),
-            "steps": o.steps or (4 if quick else 6000),
+            "steps": o.steps or (4 if quick else 3000),
             "n_eval": o.n_eval or (300 if quick else 10000),
             "quick": quick,
             "overrides": dict(o.overrides),

@@ -49,7 +49,7 @@ QUICK_CLASSIFIER = {
 
 class LatentSmoothnessOptions(ExperimentOptions):
     latent_dim: int = Field(16, ge=1)
-    steps: int | None = Field(None, ge=1)  # optimiser steps per run (default 4 quick, 6000 full)
+    steps: int | None = Field(None, ge=1)  # optimiser steps per run (4 quick; 3000 full, the recipes’ budget)
     samples: int | None = Field(None, ge=2)  # prior samples and real images compared (200 / 2,000)
     pairs: int | None = Field(None, ge=1)  # interpolation paths (4 / 100)
     points: int = Field(11, ge=3)  # points per path, ends included
@@ -71,7 +71,7 @@ class LatentSmoothness(Experiment):
     def settings(self, o: LatentSmoothnessOptions, quick: bool) -> dict[str, Any]:
         return {
             "latent_dim": o.latent_dim,
-            "steps": o.steps or (4 if quick else 6000),
+            "steps": o.steps or (4 if quick else 3000),
             "samples": o.samples or (200 if quick else 2000),
             "pairs": o.pairs or (4 if quick else 100),
             "points": o.points,

@@ -46,7 +46,7 @@ class RobustnessOptions(ExperimentOptions):
     noise_level: float = Field(0.25, ge=0.0)
     contractive_weight: float = Field(0.1, gt=0.0)  # λ of the CAE
     sigma: float = Field(0.01, gt=0.0)  # std of the input perturbation of part 2 (pixels in [0, 1])
-    steps: int | None = Field(None, ge=1)  # optimiser steps per run (default 4 quick, 6000 full)
+    steps: int | None = Field(None, ge=1)  # optimiser steps per run (4 quick; 3000 full, the recipes’ budget)
     n_eval: int | None = Field(None, ge=2)  # test images (200 quick, 2,000 full)
     overrides: dict[str, Any] = Field(default_factory=dict)
 
@@ -75,7 +75,7 @@ class Robustness(Experiment):
             "noise_level": o.noise_level,
             "contractive_weight": o.contractive_weight,
             "sigma": o.sigma,
-            "steps": o.steps or (4 if quick else 6000),
+            "steps": o.steps or (4 if quick else 3000),
             "n_eval": o.n_eval or (200 if quick else 2000),
             "quick": quick,
             "overrides": dict(o.overrides),

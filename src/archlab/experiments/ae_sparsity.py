@@ -37,7 +37,7 @@ class SparsityOptions(ExperimentOptions):
     weights: list[float] = Field(default_factory=lambda: [0.3, 1.0, 3.0], min_length=1)  # λ of the sparse AEs (> 0)
     target: float = Field(0.05, gt=0.0, lt=1.0)  # ρ
     threshold: float = Field(0.1, gt=0.0, lt=1.0)  # a unit is active above this activation
-    steps: int | None = Field(None, ge=1)  # optimiser steps per run (default 4 quick, 6000 full)
+    steps: int | None = Field(None, ge=1)  # optimiser steps per run (4 quick; 3000 full, the recipes’ budget)
     n_eval: int | None = Field(None, ge=2)  # test images measured (200 quick, all 10,000 full)
     overrides: dict[str, Any] = Field(default_factory=dict)
 
@@ -63,7 +63,7 @@ class Sparsity(Experiment):
             "weights": [0.0, *sorted(o.weights)],
             "target": o.target,
             "threshold": o.threshold,
-            "steps": o.steps or (4 if quick else 6000),
+            "steps": o.steps or (4 if quick else 3000),
             "n_eval": o.n_eval or (200 if quick else 10000),
             "quick": quick,
             "overrides": dict(o.overrides),

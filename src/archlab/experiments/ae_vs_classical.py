@@ -39,9 +39,9 @@ MODELS = {"AE": "ae_mlp", "VAE": "vae_mlp"}
 
 class AeVsClassicalOptions(ExperimentOptions):
     latents: list[int] = Field(default_factory=lambda: [2, 16], min_length=1)  # latent sizes (each ≥ 1)
-    steps: int | None = Field(None, ge=1)  # optimiser steps per AE/VAE run (default 4 quick, 6000 full)
-    n_fit: int | None = Field(None, ge=10)  # training examples for the classical methods and k-NN (300 / 5,000)
-    n_eval: int | None = Field(None, ge=10)  # test examples measured (200 / 2,000)
+    steps: int | None = Field(None, ge=1)  # steps per AE/VAE run (4 quick; 3000 full, the recipes’ budget)
+    n_fit: int | None = Field(None, ge=10)  # training examples for the classical methods and k-NN (150 / 5,000)
+    n_eval: int | None = Field(None, ge=10)  # test examples measured (100 / 2,000)
     umap: bool | None = None  # include UMAP (default: full only; its numba compilation alone takes ~10 s)
     kernel_pca_max: int = Field(2000, ge=10)  # kernel PCA fits on at most this many (O(n²) memory, O(n³) time)
     overrides: dict[str, Any] = Field(default_factory=dict)  # dotted recipe keys for the AE/VAE runs
@@ -65,7 +65,7 @@ class AeVsClassical(Experiment):
             raise ConfigError(f"experiment {self.name}: latents must be ≥ 1, got {o.latents}")
         return {
             "latents": list(o.latents),
-            "steps": o.steps or (4 if quick else 6000),
+            "steps": o.steps or (4 if quick else 3000),
             "n_fit": o.n_fit or (150 if quick else 5000),
             "n_eval": o.n_eval or (100 if quick else 2000),
             "umap": o.umap if o.umap is not None else not quick,

@@ -26,14 +26,14 @@ from archlab.utils.errors import ConfigError
 from archlab.utils.io import atomic_write_json
 
 # the MNIST-1D inductive-bias comparison (Greydanus & Kobak 2024, Table 1 and Fig. 3)
-INDUCTIVE_BIAS_MODELS = ["logistic_regression", "mlp", "cnn1d", "gru", "lstm"]
+INDUCTIVE_BIAS_MODELS = ["logistic_regression", "mlp", "cnn1d", "gru", "lstm", "signal_transformer"]
 LABELS = {
     "logistic_regression": "logistic regression",
     "mlp": "MLP",
     "cnn1d": "CNN",
     "gru": "GRU",
     "lstm": "LSTM",
-    "transformer": "Transformer",
+    "signal_transformer": "Transformer",
 }
 
 

@@ -245,7 +245,11 @@ class SequentialBottleneck(Experiment):
             + (
                 " and attention is faster at every length measured"
                 if faster
-                else f"; attention is faster until its T² term catches up (slower from T={crossing})"
+                else (
+                    "; the attention layer is slower at every length measured"
+                    if crossing == lengths[0]
+                    else f"; attention is faster until its T² term catches up (slower from T={crossing})"
+                )
             )
             + ". "
         )

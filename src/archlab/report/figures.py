@@ -329,3 +329,40 @@ def attention_heatmap(
     if title:
         ax.set_title(title, fontsize=10)
     return _save(fig, path)
+
+
+def attention_grid(
+    maps: Sequence[Any],
+    columns: Sequence[str],
+    rows: Sequence[str],
+    titles: Sequence[str],
+    path: str | Path,
+    *,
+    title: str | None = None,
+    ncols: int = 2,
+) -> Path:
+    """Several attention maps side by side (one per head or layer): each (len(rows), len(columns)),
+    weights in [0, 1]; queries down, keys across."""
+    n = len(maps)
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    cell = max(2.2, 0.07 * len(columns) + 1.2)  # inches per panel
+    ratio = min(1.5, max(0.4, len(rows) / max(len(columns), 1)))
+    fig = Figure(figsize=(cell * ncols + 0.8, cell * ratio * nrows + 0.8), dpi=DPI)
+    FigureCanvasAgg(fig)
+    im = None
+    for i, (weights, name) in enumerate(zip(maps, titles)):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        im = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
+        ax.set_title(name, fontsize=8)
+        ax.set_xticks(range(len(columns)), list(columns), rotation=90, fontsize=6)
+        ax.set_yticks(range(len(rows)), list(rows), fontsize=6)
+    if im is not None:
+        fig.colorbar(im, ax=fig.axes, fraction=0.02, pad=0.02, label="attention weight")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, format="png", bbox_inches="tight")
+    fig.clear()
+    return path

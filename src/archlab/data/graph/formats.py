@@ -306,15 +306,15 @@ for _name in PLANETOID:
 
 # ------------------------------------------------------------------------------------------------- TU
 
-# name → (node features F, edge features D, graph classes C) of the sets users ask for most, read as
+# name → (node features F, edge features D, graph classes C, graphs) of the sets users ask for most, read as
 # described above: one-hot node labels (+ node attributes where the set has them and use_attributes),
 # or a constant 1 for sets without node labels (IMDB-BINARY)
 TU_SETS = {
-    "MUTAG": (7, 4, 2),
-    "PROTEINS": (3, 0, 2),
-    "ENZYMES": (3, 0, 6),
-    "NCI1": (37, 0, 2),
-    "IMDB-BINARY": (1, 0, 2),
+    "MUTAG": (7, 4, 2, 188),
+    "PROTEINS": (3, 0, 2, 1113),
+    "ENZYMES": (3, 0, 6, 600),
+    "NCI1": (37, 0, 2, 4110),
+    "IMDB-BINARY": (1, 0, 2, 1000),
 }
 TU_URL = "https://www.chrsmrrs.com/graphkerneldatasets"
 TU_OPTIONS: dict[str, Any] = {"name": "MUTAG", "num_node_features": 0, "num_classes": 0, "split_seed": 0, "sha256": ""}
@@ -462,21 +462,28 @@ def _tu_widths(o: dict[str, Any]) -> tuple[int, int, int]:
     return f, (known[1] if known else 0), c
 
 
+def _tu_sizes(n: int) -> tuple[int, int]:
+    """Graphs in train and in train + val of an 80/10/10 split of ``n`` graphs."""
+    return int(TU_FRACTIONS[0] * n), int((TU_FRACTIONS[0] + TU_FRACTIONS[1]) * n)
+
+
 def _tu_split(n: int, seed: int) -> dict[str, np.ndarray]:
     perm = np.random.default_rng(seed).permutation(n)
-    a, b = int(TU_FRACTIONS[0] * n), int((TU_FRACTIONS[0] + TU_FRACTIONS[1]) * n)
+    a, b = _tu_sizes(n)
     return {"train": np.sort(perm[:a]), "val": np.sort(perm[a:b]), "test": np.sort(perm[b:])}
 
 
 def _tu_info(**o: Any) -> GraphInfo:
     f, d, c = _tu_widths(o)
+    n = TU_SETS.get(o["name"], (0, 0, 0, 0))[3]  # 0: a set of the user's own, sizes known once read
+    a, b = _tu_sizes(n)
     return GraphInfo(
         name="tu",
         kind="graph",
         task="graph_classification",
         input_shape=(f,),
         num_classes=c,
-        splits={"train": 0, "val": 0, "test": 0},
+        splits={"train": a, "val": b - a, "test": n - b},
         source=f"TU graph-classification format ({TU_URL}/{o['name']}.zip), --data-dir or {DOWNLOAD_ENV}=1",
         licence="per data set (TU collection)",
         citation="Morris et al., TUDataset, ICML GRL+ workshop 2020",

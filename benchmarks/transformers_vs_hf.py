@@ -1,7 +1,8 @@
 """GPT (6 layers, 6 heads, 384 wide, ctx 256, vocab 65, batch 8, AdamW) beside HF GPT2LMHeadModel, in one
-process, interleaved; then generation with and without the KV cache beside HF ``generate``.
+process, interleaved; generation with and without the KV cache beside HF ``generate``; BERT-mini (MLM)
+beside HF BertForMaskedLM.
 
-    python benchmarks/gpt_vs_hf.py --rounds 8 --gen-rounds 3
+    python benchmarks/transformers_vs_hf.py --rounds 8 --gen-rounds 3 --bert-rounds 8
 
 Training: one step of each variant per round, round after round, so every variant sees the same
 machine state; reported: median wall and CPU time per step, tokens/s and the ratio to HF fp32
@@ -12,7 +13,12 @@ fp32 and under bf16 autocast; archlab's gpt2 through the trainer's own step (fp3
 
 Generation: the same random weights in both (HF's copied into ours through the key map), batch 1,
 a 1-token prompt, ``--new-tokens`` greedy tokens; archlab ``generate`` with the KV cache and without
-(re-reading the whole window at every token), and HF ``generate`` (its cache on). Needs transformers.
+(re-reading the whole window at every token), and HF ``generate`` (its cache on).
+
+BERT-mini (4 layers, 256 wide, 4 heads, FFN 1024, vocab 30522, seq 128, batch 16, dropout 0.1, MLM loss on
+15 % of the positions), all in the plain loop on one batch: HF BertForMaskedLM (the peer), archlab's
+bert_mini computing the MLM logits at every position as HF does, and with the decoder on the masked
+positions only (the original BERT's gather_indexes). Needs transformers.
 """
 
 from __future__ import annotations
@@ -136,12 +142,51 @@ def generation(rounds: int, new_tokens: int) -> None:
         print(f"| {n} | {new_tokens / w:,.0f} | {pw / w:.3f}× | {new_tokens / cp:,.0f} | {pc / cp:.3f}× |")
 
 
+def _rounds(variants: dict, rounds: int, unit: float, label: str, what: str = "tokens/s") -> None:
+    for step in variants.values():
+        step(), step()  # warm-up
+    wall: dict[str, list[float]] = {n: [] for n in variants}
+    cpu: dict[str, list[float]] = {n: [] for n in variants}
+    load = os.getloadavg()
+    for _ in range(rounds):
+        for n, step in variants.items():
+            w, c = _timed(step)
+            wall[n].append(w)
+            cpu[n].append(c)
+    print(f"\n{label}, {rounds} rounds; load average (1 min) {load[0]:.2f} → {os.getloadavg()[0]:.2f}\n")
+    peer = next(iter(variants))
+    pw, pc = statistics.median(wall[peer]), statistics.median(cpu[peer])
+    print(f"| variant | wall ms | {what} (wall) | vs peer (wall) | CPU ms | vs peer (CPU) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for n in variants:
+        w, c = statistics.median(wall[n]), statistics.median(cpu[n])
+        print(f"| {n} | {1e3 * w:.0f} | {unit / w:,.0f} | {pw / w:.3f}× | {1e3 * c:.0f} | {pc / c:.3f}× |")
+
+
+def bert(rounds: int) -> None:
+    from archlab.bench.workloads import BERT_BENCH
+
+    variants = {}
+    for name, workload in (
+        ("HF BertForMaskedLM (peer, plain loop)", "hf-bert-mini-mlm"),
+        ("archlab bert_mini, MLM logits at every position (as HF)", "bert-mini-mlm"),
+        ("archlab bert_mini, MLM decoder on the masked positions (gather_indexes)", "bert-mini-mlm-gathered"),
+    ):
+        w = get_workload(workload)
+        if not w.available():
+            print(f"\nBERT: {workload} is not available here ({', '.join(w.requires)}); skipped")
+            return
+        variants[name] = prepare(w).step
+    _rounds(variants, rounds, BERT_BENCH["batch"] * BERT_BENCH["seq"], "BERT-mini MLM training step")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--gen-rounds", type=int, default=3)
     p.add_argument("--new-tokens", type=int, default=255)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--bert-rounds", type=int, default=0)
     p.add_argument("--skip-training", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -154,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         training(args.rounds)
     if args.gen_rounds:
         generation(args.gen_rounds, args.new_tokens)
+    if args.bert_rounds:
+        bert(args.bert_rounds)
     return 0
 
 
