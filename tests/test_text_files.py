@@ -123,3 +123,21 @@ def test_a_bpe_run_saves_its_tokenizer_and_samples_with_it_after_the_file_change
     (run_dir / "tokenizer.json").write_text("{}")
     assert main(sample) == 2
     assert "tokenizer.json is not a tokenizer archlab wrote" in capsys.readouterr().err
+
+
+def test_a_prompt_with_unknown_characters_or_longer_than_the_context_is_one_line(text_path):
+    from archlab import create_model
+    from archlab.config import TaskSpec
+    from archlab.tasks import build_task
+    from archlab.utils.errors import ConfigError
+
+    info = dataset_info("text_file", {"path": str(text_path), "block": 16})
+    task = build_task(TaskSpec(name="language_modeling"), info)
+    v = info.vocab_size
+    gpt = create_model("gpt_char", vocab_size=v, num_classes=v, block_size=16, in_shape=(16,), n_layer=1, n_embd=16)
+    assert task.sample(gpt.eval(), "CITIZEN 1", 5, seed=0).startswith("CITIZEN 1")
+    with pytest.raises(ConfigError, match=r"prompt: \['Ω', '☃'\] not in the 'text_file' vocabulary") as e:
+        task.sample(gpt, "Ω☃ CITIZEN", 5)
+    assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="prompt: 17 tokens, longer than the model's context of 16"):
+        task.sample(gpt, "CITIZEN 1: We are", 5)

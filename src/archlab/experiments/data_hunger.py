@@ -81,7 +81,9 @@ class DataHunger(CnnVsMlp):
             + text
             + " "
             + (
-                f"The {vit} beats the {mlp} (no spatial prior either) from {over_mlp[0]:,} examples on."
+                f"The {vit} beats the {mlp} (no spatial prior either) at "
+                + ("every size" if len(over_mlp) == len(sizes) else ", ".join(f"{n:,}" for n in over_mlp) + " examples")
+                + "."
                 if over_mlp
                 else f"The {vit} does not beat the {mlp} at any size measured."
             )
