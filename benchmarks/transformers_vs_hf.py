@@ -170,7 +170,10 @@ def bert(rounds: int) -> None:
     for name, workload in (
         ("HF BertForMaskedLM (peer, plain loop)", "hf-bert-mini-mlm"),
         ("archlab bert_mini, MLM logits at every position (as HF)", "bert-mini-mlm"),
-        ("archlab bert_mini, MLM decoder on the masked positions (gather_indexes)", "bert-mini-mlm-gathered"),
+        (
+            "archlab bert_mini as the masked_lm task runs it: MLM decoder on the masked positions (gather_indexes)",
+            "bert-mini-mlm-gathered",
+        ),
     ):
         w = get_workload(workload)
         if not w.available():

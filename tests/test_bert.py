@@ -210,3 +210,19 @@ def test_init_from_copies_the_matching_weights_of_another_run(tmp_path, write_re
     deeper = load_recipe(write_recipe(**{"model.init_from": str(first.run_dir), "model.depth": 3}))
     third = Trainer(deeper, runs_dir=tmp_path / "c", quiet=True)
     assert third.init_report["kept"] and third.init_report["copied"] < len(third.model.state_dict())
+
+
+def test_mlm_head_at_chosen_positions_equals_the_full_logits_there():
+    """forward(..., mlm_positions=M) computes the MLM decoder at the M positions only (BERT's
+    gather_indexes): the same logits as the full (B, T, V) output picked at those positions."""
+    torch.manual_seed(0)
+    model = create_model("bert_mini", head="pretraining", vocab_size=50, in_shape=(12,)).eval()
+    x = torch.randint(0, 50, (3, 12))
+    chosen = torch.rand(3, 12) < 0.3
+    full, nsp_full = model(x)
+    picked, nsp = model(x, mlm_positions=chosen)
+    assert picked.shape == (int(chosen.sum()), 50)
+    torch.testing.assert_close(picked, full[chosen], rtol=0, atol=1e-6)
+    torch.testing.assert_close(nsp, nsp_full, rtol=0, atol=0)
+    with pytest.raises(ShapeError, match="mlm_positions: expected shape"):
+        model(x, mlm_positions=chosen[:, :5])

@@ -449,7 +449,7 @@ def _archlab_bert_mlm() -> tuple[nn.Module, Batch, LossFn]:
 
 
 class MLMGathered(nn.Module):
-    """archlab BERT with the MLM head on the masked positions only — the original BERT's
+    """archlab BERT as the masked_lm task runs it: the MLM head on the masked positions only — the original BERT's
     ``gather_indexes`` (google-research/bert run_pretraining.py): h_N is gathered at the M positions
     whose label is not −100 before the (D × V) decoder, so the head costs M/(B·T) of the full one.
     Shapes: x (B, T) → logits (M, V) for the fixed batch's mask."""
@@ -460,8 +460,7 @@ class MLMGathered(nn.Module):
         self.register_buffer("chosen", labels != -100, persistent=False)  # (B, T)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.model.forward_features(x)  # (B, T, D)
-        return self.model.mlm(h[self.chosen])  # (M, V)
+        return self.model(x, mlm_positions=self.chosen)[0]  # (M, V): what the masked_lm task runs
 
 
 def _archlab_bert_mlm_gathered() -> tuple[nn.Module, Batch, LossFn]:

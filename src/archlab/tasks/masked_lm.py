@@ -18,6 +18,8 @@ position is the original one) and ``nsp_accuracy``.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Iterable
 from typing import ClassVar
 
@@ -82,7 +84,13 @@ class MaskedLMTask(Task):
         self._tokenizer = value
 
     def _outputs(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(mlm_logits (M, V), nsp_logits (B, 2), mlm_targets (M,), nsp_labels (B,)) over the M masked
+        positions. A model whose forward takes ``mlm_positions`` (archlab's BERT) computes its MLM
+        output there only, as the original BERT does; for any other the (B, T, V) logits are gathered."""
         x, (labels, nsp_labels), kw = batch.x, batch.y, split_batch(model, batch)[2]
+        chosen = labels != IGNORE_INDEX  # (B, T)
+        if _takes_positions(type(model)):
+            kw = {**kw, "mlm_positions": chosen}
         out = model(x, **kw)
         if not (isinstance(out, tuple) and len(out) == 2):
             raise ShapeError(
@@ -90,24 +98,23 @@ class MaskedLMTask(Task):
                 "build it with model.head=pretraining"
             )
         mlm_logits, nsp_logits = out[0].float(), out[1].float()
-        if mlm_logits.shape[:2] != labels.shape or nsp_logits.shape != (len(x), 2):
+        if mlm_logits.dim() == 3 and mlm_logits.shape[:2] == labels.shape:
+            mlm_logits = mlm_logits[chosen]  # (M, V)
+        m = int(chosen.sum())
+        if mlm_logits.dim() != 2 or len(mlm_logits) != m or nsp_logits.shape != (len(x), 2):
             raise ShapeError(
-                f"masked_lm: expected (B, T, V) and (B, 2) logits for x {tuple(x.shape)}, got "
-                f"{tuple(mlm_logits.shape)} and {tuple(nsp_logits.shape)}"
+                f"masked_lm: expected (B, T, V) or ({m}, V) MLM logits and (B, 2) NSP logits for x "
+                f"{tuple(x.shape)}, got {tuple(out[0].shape)} and {tuple(out[1].shape)}"
             )
-        return mlm_logits, nsp_logits, labels, nsp_labels
+        return mlm_logits, nsp_logits, labels[chosen], nsp_labels
 
     def training_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        mlm_logits, nsp_logits, labels, nsp_labels = self._outputs(model, batch)
-        chosen = labels != IGNORE_INDEX  # (B, T)
-        n = chosen.sum().clamp_min(1)
-        mlm_sum = F.cross_entropy(
-            mlm_logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
-        )
-        mlm = mlm_sum / n  # mean over the masked tokens (0 when a batch has none)
+        mlm_logits, nsp_logits, targets, nsp_labels = self._outputs(model, batch)
+        n = max(len(targets), 1)
+        mlm = F.cross_entropy(mlm_logits, targets, reduction="sum") / n  # mean over the masked tokens (0 if none)
         nsp = F.cross_entropy(nsp_logits, nsp_labels)
         with torch.no_grad():
-            mlm_acc = ((mlm_logits.argmax(-1) == labels) & chosen).sum() / n
+            mlm_acc = (mlm_logits.argmax(-1) == targets).sum() / n
             nsp_acc = (nsp_logits.argmax(-1) == nsp_labels).float().mean()
         logs = {"loss": (mlm + nsp).detach(), "mlm_loss": mlm.detach(), "nsp_loss": nsp.detach()}
         return mlm + nsp, {**logs, "mlm_accuracy": mlm_acc, "nsp_accuracy": nsp_acc}
@@ -116,16 +123,19 @@ class MaskedLMTask(Task):
     def accumulate(self, model: nn.Module, batches: Iterable[Batch]) -> MetricSet:
         m = self.new_metrics()
         for batch in batches:
-            mlm_logits, nsp_logits, labels, nsp_labels = self._outputs(model, batch)
-            chosen = labels != IGNORE_INDEX
-            n_mlm, n_nsp = chosen.sum(), len(nsp_labels)
-            mlm_nll = F.cross_entropy(
-                mlm_logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
-            )
+            mlm_logits, nsp_logits, targets, nsp_labels = self._outputs(model, batch)
+            n_mlm, n_nsp = len(targets), len(nsp_labels)
+            mlm_nll = F.cross_entropy(mlm_logits, targets, reduction="sum")
             nsp_nll = F.cross_entropy(nsp_logits, nsp_labels, reduction="sum")
             m["loss"].update(mlm_nll, n_mlm, nsp_nll, n_nsp)
             m["mlm_loss"].update(mlm_nll, n_mlm)
             m["nsp_loss"].update(nsp_nll, n_nsp)
-            m["mlm_accuracy"].update(((mlm_logits.argmax(-1) == labels) & chosen).sum(), n_mlm)
+            m["mlm_accuracy"].update((mlm_logits.argmax(-1) == targets).sum(), n_mlm)
             m["nsp_accuracy"].update((nsp_logits.argmax(-1) == nsp_labels).sum(), n_nsp)
         return m
+
+
+@functools.cache
+def _takes_positions(cls: type) -> bool:
+    """Whether ``cls.forward`` declares ``mlm_positions`` (computes its MLM output at chosen positions)."""
+    return "mlm_positions" in inspect.signature(cls.forward).parameters

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from archlab.layers.transformer import TransformerStack
@@ -105,8 +106,14 @@ class BertMLMHead(nn.Module):
         self.decoder.weight = word_embeddings.weight  # tied: E_tokᵀ
         self.bias = nn.Parameter(torch.zeros(c.vocab_size))  # b_v
 
-    def forward(self, h: Tensor) -> Tensor:
-        return self.decoder(self.norm(self.act(self.dense(h)))) + self.bias  # (B, T, V)
+    def forward(self, h: Tensor, positions: Tensor | None = None) -> Tensor:
+        """h (B, T, D) → logits (B, T, V); with ``positions`` (B, T) bool, the logits (M, V) of the M
+        chosen positions only, in row-major order — the original BERT's ``gather_indexes``
+        (google-research/bert, run_pretraining.py), so the (D × V) decoder costs M/(B·T) of the full one."""
+        if positions is not None:
+            h = h[positions]  # (M, D)
+        # the output bias b_v rides in the decoder's matmul (one addmm instead of a separate add)
+        return F.linear(self.norm(self.act(self.dense(h))), self.decoder.weight, self.bias)
 
 
 class Bert(nn.Module):
@@ -197,16 +204,24 @@ class Bert(nn.Module):
         h, _ = self.encoder(h, key_padding_mask=valid)
         return h
 
-    def forward_head(self, h: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+    def forward_head(self, h: Tensor, mlm_positions: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
         pooled = self.pooler(h)  # (B, D)
         if self.config.head == "pretraining":
-            return self.mlm(h), self.nsp(pooled)  # (B, T, V), (B, 2)
+            return self.mlm(h, mlm_positions), self.nsp(pooled)  # (B, T, V) or (M, V); (B, 2)
         return self.classifier(self.dropout(pooled))  # (B, K)
 
     def forward(
-        self, x: Tensor, token_type_ids: Tensor | None = None, attention_mask: Tensor | None = None
+        self,
+        x: Tensor,
+        token_type_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        mlm_positions: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
-        return self.forward_head(self.forward_features(x, token_type_ids, attention_mask))
+        """``mlm_positions`` (B, T) bool: compute the MLM logits at these positions only, (M, V)
+        (the masked_lm task passes its masked positions); ignored by the classification head."""
+        if mlm_positions is not None and mlm_positions.shape != x.shape:
+            raise ShapeError(f"mlm_positions: expected shape {tuple(x.shape)} like x, got {tuple(mlm_positions.shape)}")
+        return self.forward_head(self.forward_features(x, token_type_ids, attention_mask), mlm_positions)
 
 
 def hf_bert_key_map(num_layers: int, head: str = "pretraining") -> dict[str, str]:
