@@ -363,3 +363,19 @@ def test_corrupt_json_and_metrics_files_raise_the_caught_error(tmp_path):
     lines = ['{"step": 1, "loss": 0.5}', "[" * 100_000, "[1, 2]", '{"step": "x"}', '{"step": 2', '{"step": 3}']
     (tmp_path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     assert [r["step"] for r in read_metrics(tmp_path)] == [1, 3]
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "linear"])
+def test_decaying_schedule_without_a_horizon_fails_before_the_run_dir_also_with_warmup(
+    schedule, capsys, tmp_path, monkeypatch
+):
+    """digits/mlp warms up for 20 steps; a time-only budget used to pass the step-0 check inside the
+    warm-up and fail at step 20, with a run dir left behind."""
+    code, err = _cli(
+        ["train", "digits/mlp", "budget.epochs=null", "budget.seconds=5", f"schedule.name={schedule}"],
+        capsys,
+        tmp_path,
+        monkeypatch,
+    )
+    assert code == 2
+    assert err == f"archlab: error: schedule.name: '{schedule}' needs budget.steps or budget.epochs to know its length"

@@ -122,15 +122,19 @@ def fused_supported(groups: list[dict[str, Any]]) -> bool | None:
 
 def lr_factor(step: int, spec: ScheduleSpec, total_steps: int | None) -> float:
     """Multiplier of the base learning rate for optimiser step ``step`` (0-based); for ``plateau``
-    the warm-up only (the reductions are :class:`Plateau`'s, which depend on the losses)."""
+    the warm-up only (the reductions are :class:`Plateau`'s, which depend on the losses).
+
+    Raises ConfigError for a decaying schedule (cosine, linear) without a horizon — at any step,
+    also inside the warm-up, so the trainer's step-0 check finds it before a run starts."""
+    if total_steps is None and spec.name not in ("constant", "plateau", "step"):
+        raise ConfigError(f"schedule.name: '{spec.name}' needs budget.steps or budget.epochs to know its length")
     if spec.warmup_steps and step < spec.warmup_steps:
         return (step + 1) / spec.warmup_steps  # linear warm-up (Goyal et al. 2017)
     if spec.name in ("constant", "plateau"):
         return 1.0
     if spec.name == "step":
         return spec.gamma ** ((step - spec.warmup_steps) // spec.step_size)
-    if total_steps is None:
-        raise ConfigError(f"schedule.name: '{spec.name}' needs budget.steps or budget.epochs to know its length")
+    assert total_steps is not None  # checked above
     span = max(total_steps - spec.warmup_steps, 1)
     progress = min(max(step - spec.warmup_steps, 0) / span, 1.0)
     lo = spec.min_lr_ratio
