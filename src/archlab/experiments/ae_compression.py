@@ -219,20 +219,27 @@ class Compression(Experiment):
             return max(got) if got else None
 
         ae = [p for p in points if p["method"] == "conv AE"]
-        beats_pca = [p["psnr"] > (best_at("PCA", p["bpp"]) or -np.inf) for p in ae]
-        beats_jpeg = [p["psnr"] > (best_at("JPEG", p["bpp"], "bpp_payload") or -np.inf) for p in ae]
+        # only where the other codec reaches a rate this low is there a comparison (JPEG's headers alone cost
+        # more than a 28×28 AE code; its smallest payload is still far above the AE's rates)
+        pca_at = [(p, best_at("PCA", p["bpp"])) for p in ae]
+        jpeg_at = [(p, best_at("JPEG", p["bpp"], "bpp_payload")) for p in ae]
+        beats_pca = [p["psnr"] > b for p, b in pca_at if b is not None]
+        beats_jpeg = [p["psnr"] > b for p, b in jpeg_at if b is not None]
         best = max(ae, key=lambda p: p["psnr"])
         low = min(ae, key=lambda p: p["bpp"])
         jpeg_pts = [p for p in points if p["method"] == "JPEG"]
         j_low = min(jpeg_pts, key=lambda p: p["bpp"])
-        supported = all(beats_pca) and all(beats_jpeg)
+        supported = bool(beats_pca) and all(beats_pca) and all(beats_jpeg)
         verdict = (
             f"The conv AE codec spans {low['bpp']:.3f}–{max(p['bpp'] for p in ae):.3f} bpp (PSNR {low['psnr']:.2f}–"
             f"{best['psnr']:.2f} dB); JPEG's smallest file (quality {j_low['setting'].split()[-1]}) costs "
             f"{j_low['bpp']:.2f} bpp ({j_low['bpp_payload']:.2f} without headers) at {j_low['psnr']:.2f} dB. At a rate "
-            f"no higher, the AE beats PCA's best PSNR at {sum(beats_pca)}/{len(ae)} of its settings and "
-            f"JPEG's (headers "
-            f"not counted) at {sum(beats_jpeg)}/{len(ae)}. "
+            f"no higher, the AE beats PCA's best PSNR at {sum(beats_pca)}/{len(beats_pca)} of the comparable "
+            + (
+                f"settings and JPEG's (headers not counted) at {sum(beats_jpeg)}/{len(beats_jpeg)}. "
+                if beats_jpeg
+                else "settings; JPEG reaches none of the AE's rates, even without its headers. "
+            )
             + ("The claim holds at every setting." if supported else "The claim does NOT hold at every setting.")
         )
         return verdict, supported
