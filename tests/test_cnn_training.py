@@ -9,7 +9,16 @@ import yaml
 from archlab.cli import main
 from archlab.config import shipped_recipes
 
-CNN_RECIPES = sorted(k for k in shipped_recipes() if k.startswith("fashion_mnist/") and not k.endswith("/mlp"))
+
+def _family(recipe: str) -> str:
+    from archlab.registry import get_model_entry
+
+    return get_model_entry(yaml.safe_load(shipped_recipes()[recipe].read_text())["model"]["name"]).family
+
+
+FASHION_RECIPES = sorted(k for k in shipped_recipes() if k.startswith("fashion_mnist/") and not k.endswith("/mlp"))
+CNN_RECIPES = [k for k in FASHION_RECIPES if _family(k) == "cnn"]
+OTHER_RECIPES = [k for k in FASHION_RECIPES if _family(k) != "cnn"]  # ViT, autoencoders: their own set-ups
 
 
 @pytest.fixture(autouse=True)
@@ -64,6 +73,26 @@ def test_fashion_recipe_trains_from_the_cli(recipe, tmp_path, capsys):
     saved = yaml.safe_load((run / "recipe.yaml").read_text())
     assert saved["precision"] == raw.get("precision", "fp32")
     assert saved["channels_last"] == raw.get("channels_last", False)
+
+
+def test_the_recipe_families_are_what_they_seem():
+    assert "fashion_mnist/lenet5" in CNN_RECIPES and "fashion_mnist/vae_mlp" in OTHER_RECIPES
+    assert "fashion_mnist/vit_mini_p7" in OTHER_RECIPES
+
+
+@pytest.mark.parametrize("recipe", OTHER_RECIPES)
+def test_other_fashion_recipes_train_from_the_cli(recipe, tmp_path, capsys):
+    """Every non-CNN Fashion-MNIST recipe (ViT, the autoencoders) trains 2 steps from the CLI and
+    reports finite test metrics of its own task."""
+    import math
+
+    raw = yaml.safe_load(shipped_recipes()[recipe].read_text())
+    argv = ["train", recipe, "budget.steps=2", "data.train_subset=256", "data.test_subset=64", "log.progress=false",
+            "checkpoint.every=2", "--runs-dir", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    s = json.loads((next(tmp_path.iterdir()) / "summary.json").read_text())
+    assert s["model"] == raw["model"]["name"] and s["steps"] == 2
+    assert s["test"] and all(math.isfinite(v) for v in s["test"].values() if isinstance(v, float)), s["test"]
 
 
 def test_resnet_degradation_quick(tmp_path, capsys, quick_experiment):

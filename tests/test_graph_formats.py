@@ -229,3 +229,47 @@ def test_the_shipped_real_format_recipes_train_on_tiny_files(cora_dir, tmp_path)
     tu = Trainer(load_recipe("tu/gin", over), runs_dir=tmp_path).fit()
     assert tu["task"] == "graph_classification" and tu["train_examples"] == 8 and tu["test_examples"] == 1
     assert tu["test"]["accuracy"] in (0.0, 1.0)  # one test graph
+
+
+def test_planetoid_downloads_check_the_pinned_digests(tmp_path, monkeypatch):
+    """The published Planetoid files' sha256 are pinned (hashed from kimiyoung/planetoid, the files
+    PyG downloads): a download needs no digest from the user, and a file that is not the published
+    one is refused, nothing kept. A file we could not hash (ind.pubmed.allx) still needs the user's."""
+    from archlab.data.graph.formats import PLANETOID_FILES, PLANETOID_SHA256
+
+    assert {f"ind.cora.{k}" for k in PLANETOID_FILES} <= set(PLANETOID_SHA256)
+    assert {f"ind.citeseer.{k}" for k in PLANETOID_FILES} <= set(PLANETOID_SHA256)
+    assert PLANETOID_SHA256["ind.cora.test.index"] == "297ce89af2b51a6a194181c7dbe1796c6a1cf9cd9349a88383b1b1e227867875"
+
+    served = []
+
+    class Response(io.BytesIO):
+        def geturl(self):
+            return served[-1]
+
+    def fake(req, timeout):
+        served.append(req.full_url)
+        return Response(b"not the published file")
+
+    monkeypatch.setattr(dl, "_urlopen", fake)
+    monkeypatch.setenv("ARCHLAB_DOWNLOAD", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("ARCHLAB_DATA_DIR", raising=False)
+    with pytest.raises(DataError, match="sha256 mismatch"):
+        load_dataset("cora", "train")
+    assert served == ["https://github.com/kimiyoung/planetoid/raw/master/data/ind.cora.x"]
+    assert not list((tmp_path / "cache").rglob("ind.cora.*"))  # neither the file nor its .part
+    with pytest.raises(ConfigError, match="no sha256 pinned for ind.pubmed.allx"):
+        _pubmed_allx(tmp_path)
+
+
+def _pubmed_allx(tmp_path):
+    """Every pubmed file but allx already in the cache: only allx is fetched, and it has no pin."""
+    from archlab.data.graph.formats import PLANETOID_FILES
+
+    cache = tmp_path / "cache" / "archlab" / "pubmed"
+    cache.mkdir(parents=True)
+    for k in PLANETOID_FILES:
+        if k != "allx":
+            (cache / f"ind.pubmed.{k}").write_bytes(b"")
+    return load_dataset("pubmed", "train")
