@@ -48,7 +48,7 @@ lint: $(STAMP)
 
 # The whole suite, slow training checks included (this is what CI runs).
 test: install lint
-	$(PY) -m pytest -m "slow or not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "slow or not slow" --durations=30 $(PYTEST_ARGS)
 
 # The fast suite only (a few minutes on 2 cores).
 test-fast: install lint

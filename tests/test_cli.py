@@ -230,7 +230,14 @@ def test_experiment_list_and_quick_run(tmp_path, capsys):
     exp = next(Path(tmp_path).iterdir())
     rec = json.loads((exp / "experiment.json").read_text())
     assert rec["name"] == "inductive-bias" and rec["quick"] is True
-    assert [row[0] for row in rec["table"]["rows"]] == ["logistic regression", "MLP", "CNN", "GRU", "LSTM"]
+    assert [row[0] for row in rec["table"]["rows"]] == [
+        "logistic regression",
+        "MLP",
+        "CNN",
+        "GRU",
+        "LSTM",
+        "Transformer",
+    ]
     assert isinstance(rec["supported"], bool)
     html = (exp / "report.html").read_text()
     assert "Greydanus" in html and "data:image/png;base64," in html

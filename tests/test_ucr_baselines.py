@@ -349,7 +349,14 @@ def test_default_compare_on_a_ucr_set_trains_every_model(tmp_path, capsys):
     exp = next(tmp_path.iterdir())
     record = json.loads((exp / "compare.json").read_text())
     assert record["dataset"] == "arrow_head" and record["budget"]["steps"] == 2
-    assert [m["model"] for m in record["models"]] == ["logistic_regression", "mlp", "cnn1d", "gru", "lstm"]
+    assert [m["model"] for m in record["models"]] == [
+        "logistic_regression",
+        "mlp",
+        "cnn1d",
+        "gru",
+        "lstm",
+        "signal_transformer",
+    ]
     for m in record["models"]:
         run = json.loads((exp / m["runs"][0] / "summary.json").read_text())
         assert (run["dataset"], run["steps"], run["batch_size"]) == ("arrow_head", 2, 3)  # int(36 / 10)

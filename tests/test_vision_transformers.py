@@ -269,8 +269,25 @@ def test_signal_transformer_tokens_and_shape_rules():
         assert model(torch.randn(3, 1, 40)).shape == (3, 10)
     with pytest.raises(ShapeError, match=r"expected shape \(B, 1, 40\), got \(3, 1, 44\)"):
         model(torch.zeros(3, 1, 44))
-    with pytest.raises(ConfigError, match="signal length 40 is not a multiple of patch_size 3"):
-        create_model("signal_transformer", patch_size=3)
+    # a length P does not divide is zero-padded at the end: 40 steps, P = 3 → 14 segments (2 padded steps)
+    padded = create_model("signal_transformer", patch_size=3).eval()
+    assert padded.num_tokens == 14 and padded.pad == 2
+    x = torch.randn(2, 1, 40)
+    with torch.no_grad():
+        same = padded(x)
+        explicit = padded.forward_head(
+            padded.encoder(
+                torch.cat(
+                    [
+                        padded.class_token.expand(2, -1, -1),
+                        padded.patch_embed(torch.nn.functional.pad(x, (0, 2))).transpose(1, 2),
+                    ],
+                    1,
+                )
+                + padded.pos_embedding
+            )[0][:, 0]
+        )
+    torch.testing.assert_close(same, explicit, rtol=0, atol=0)
 
 
 # -- experiments ----------------------------------------------------------------------------------

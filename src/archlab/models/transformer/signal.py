@@ -1,6 +1,6 @@
 """A small Transformer classifier for signals: ViT's recipe on a 1-D signal (the MNIST-1D comparison).
 
-The signal is cut into N = L/P non-overlapping segments of P steps (a 1-D patch embedding: one
+The signal is cut into N = ⌈L/P⌉ non-overlapping segments of P steps (a 1-D patch embedding: one
 convolution of kernel P and stride P over the C channels), a learned class token is prepended,
 learned position embeddings are added, and L_enc pre-LN encoder blocks
 (:class:`~archlab.layers.transformer.TransformerStack`: multi-head self-attention and a GELU MLP,
@@ -15,7 +15,9 @@ One block, not two, for the default compare's 4-minute budget: on MNIST-1D (seed
 recipe) two blocks (18,026 parameters) reached 90.2 % test accuracy at step 2,500 where one block had
 83.3 % (one block ends at 88.4 % after 6,000 steps), but cost 1.65× the CPU time per training step
 (16.0 vs 9.7 ms, batch 100, one thread; the GRU 24.3 ms, measured side by side on the loaded machine).
-A signal of another length is refused (the position table fixes L); L must be a multiple of P.
+A signal of another length than the configured L is refused (the position table fixes N); an L
+that is not a multiple of P is zero-padded at the end to N·P steps (ArrowHead's 251 steps: 63
+segments, the last with one padded step), so the model takes any UCR/UEA set.
 
 Letters: B batch, C channels, L signal length, P segment length, N = L/P tokens, D model width,
 K classes, E the segment projection, E_pos the position table ((N+1) × D), MSA multi-head
@@ -52,7 +54,7 @@ class SignalTransformerConfig(ModelConfig):
 
     in_shape: SignalShape = (1, 40)  # (C, L): MNIST-1D
     num_classes: PositiveInt = 10  # K
-    patch_size: PositiveInt = 4  # P, steps per token (L must be a multiple)
+    patch_size: PositiveInt = 4  # P, steps per token (L is zero-padded at the end to a multiple)
     d_model: PositiveInt = 32  # D
     num_layers: PositiveInt = 1  # encoder blocks (1: the default compare's time budget; see the module docstring)
     num_heads: PositiveInt = 4  # heads; D must be divisible by it
@@ -70,10 +72,9 @@ class SignalTransformer(nn.Module):
         self.input_shape = tuple(config.in_shape)
         c, length = config.in_shape
         p, d = config.patch_size, config.d_model
-        if length % p:
-            raise ValueError(f"signal length {length} is not a multiple of patch_size {p}; pick one that divides it")
         self.input_spec = (c, length)  # the position table fixes L
-        self.num_tokens = length // p  # N
+        self.num_tokens = -(-length // p)  # N = ⌈L/P⌉
+        self.pad = self.num_tokens * p - length  # zero steps appended so that P divides the padded length
         self.patch_embed = nn.Conv1d(c, d, kernel_size=p, stride=p)  # E on each segment
         self.class_token = nn.Parameter(torch.zeros(1, 1, d))
         self.pos_embedding = nn.Parameter(torch.empty(1, self.num_tokens + 1, d))
@@ -96,6 +97,8 @@ class SignalTransformer(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """z_0. Shapes: (B, C, L) → (B, N+1, D)."""
         check_shape(x, (None, *self.input_spec))
+        if self.pad:
+            x = nn.functional.pad(x, (0, self.pad))  # (B, C, N·P)
         tokens = self.patch_embed(x).transpose(1, 2)  # (B, N, D)
         cls = self.class_token.expand(x.shape[0], -1, -1)  # (B, 1, D)
         return self.dropout(torch.cat([cls, tokens], dim=1) + self.pos_embedding)
