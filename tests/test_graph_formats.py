@@ -1,5 +1,5 @@
-"""Real-format graph loaders on tiny files written here (issue 13 §1): Planetoid's raw pickles read by
-the restricted unpickler (no code from a file ever runs), the TU text format (folder or zip), the
+"""Real-format graph loaders on tiny files written here (issue 13 §1): Planetoid's raw pickles decoded
+opcode by opcode (nothing is unpickled, no code from a file ever runs), the TU text format (folder or zip), the
 checksummed download path, and bad files as one line through the CLI."""
 
 import collections
@@ -18,7 +18,7 @@ import torch
 import archlab.data.download as dl
 from archlab.cli import main
 from archlab.data import load_dataset
-from archlab.data.graph.formats import read_planetoid, restricted_load
+from archlab.data.graph.formats import read_planetoid, load_pickled_data
 from archlab.utils.errors import ConfigError, DataError
 
 F, C = 1433, 7  # Cora's widths: the loader checks the files against them
@@ -90,14 +90,34 @@ def test_a_pickle_that_names_any_other_callable_is_refused_and_never_runs(tmp_pa
     path = tmp_path / "ind.cora.x"
     _dump(path, Evil())
     with pytest.raises(DataError, match=re.escape(f"{path}: refusing to unpickle 'posix.system'")):
-        restricted_load(path)
+        load_pickled_data(path)
     assert not marker.exists()
     path.write_bytes(pickle.dumps(np.arange(3))[:-5])  # truncated
     with pytest.raises(DataError, match="not a readable Planetoid file"):
-        restricted_load(path)
+        load_pickled_data(path)
     path.write_bytes(b"\0" * 100)
     with pytest.raises(DataError, match="more than the 50 a Planetoid file can have"):
-        restricted_load(path, max_bytes=50)
+        load_pickled_data(path, max_bytes=50)
+
+
+def test_only_plain_data_opcodes_and_the_table_of_constructors_are_decoded(tmp_path):
+    """Protocol 0's INST (an instance built by calling its class), an object array and a call of an
+    allowed global with other arguments are refused; numbers, lists, dicts, arrays and CSR matrices
+    come back equal to what was pickled."""
+    from archlab.data.graph.pickled import decode_pickle_data
+
+    data = {"a": [1, 2.5, None, True], "b": np.arange(6, dtype=">i4").reshape(2, 3), "c": sp.csr_matrix(np.eye(3))}
+    out = decode_pickle_data(pickle.dumps(data, protocol=2), "t")
+    assert out["a"] == [1, 2.5, None, True] and out["b"].dtype == np.dtype(">i4")
+    np.testing.assert_array_equal(out["b"], data["b"])
+    assert (out["c"] != data["c"]).nnz == 0
+    np.testing.assert_array_equal(decode_pickle_data(pickle.dumps(np.eye(2).T, protocol=2), "t"), np.eye(2))
+    with pytest.raises(DataError, match="opcode INST is not plain data"):
+        decode_pickle_data(pickle.dumps(collections.OrderedDict(), protocol=0).replace(b"c", b"i", 1), "t")
+    with pytest.raises(DataError, match="an array of Python objects"):
+        decode_pickle_data(pickle.dumps(np.array([1, "x"], dtype=object), protocol=2), "t")
+    with pytest.raises(DataError, match="refusing to unpickle 'builtins.eval'"):
+        decode_pickle_data(b"\x80\x02cbuiltins\neval\nX\x01\x00\x00\x001\x85R.", "t")
 
 
 def test_planetoid_bad_files_are_one_line_through_the_cli(cora_dir, tmp_path, capsys, monkeypatch):

@@ -8,14 +8,12 @@ use (``data/download.py``: ``.part`` file, checksum, rename). Tests write tiny f
 **Planetoid** (Yang, Cohen & Salakhutdinov 2016; the files of github.com/kimiyoung/planetoid):
 ``ind.<name>.{x,tx,allx,y,ty,ally,graph}`` and ``ind.<name>.test.index``. Seven of the eight files
 are Python 2 pickles (scipy CSR matrices, numpy arrays, a ``defaultdict`` of adjacency lists), and
-unpickling runs whatever callables a file names — archlab never calls ``pickle.load`` on them.
-They are read by :class:`RestrictedUnpickler`, which resolves only the globals needed to rebuild
-numpy arrays, scipy CSR matrices and dict/list containers (Python's documented "restricting
-globals" defence), refuses any other global in one line, caps each file at
-:data:`MAX_PICKLE_BYTES` and checks the type and shape of what comes out. We chose this over
-refusing the format because these files are the only published form of the three sets and every
-GNN paper's split is defined by them; no code from a file can run, and the remaining risk (a
-crafted file exhausting memory) is bounded by the size cap. The split is the published one
+unpickling runs whatever callables a file names — archlab never unpickles them. Their opcodes are
+decoded by :mod:`archlab.data.graph.pickled`, which builds numpy arrays, CSR matrices and dicts
+from the plain values in the stream, refuses any other global or opcode in one line, and is given
+at most :data:`MAX_PICKLE_BYTES` per file. We chose this over refusing the format because these
+files are the only published form of the three sets and every GNN paper's split is defined by
+them; no code from a file can run, and a crafted file is bounded by the size cap. The split is the published one
 (Kipf & Welling 2017): train = the first ``len(y)`` nodes (20 per class), val = the next 500,
 test = the 1,000 nodes of ``test.index``, whose rows are put back in graph order (as PyG does;
 CiteSeer's isolated test nodes get zero features).
@@ -33,9 +31,7 @@ out of range is one line naming the line. Split: a seeded 80/10/10 random split 
 from __future__ import annotations
 
 import functools
-import io
 import os
-import pickle
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -46,104 +42,25 @@ import torch
 from archlab.data.core import register_dataset
 from archlab.data.download import download
 from archlab.data.graph.core import Graph, GraphDataset, GraphInfo, NodeDataset, undirected
+from archlab.data.graph.pickled import decode_pickle_data
 from archlab.data.images import DOWNLOAD_ENV, _download_opted_in, _not_found, cache_dir, candidate_dirs
 from archlab.utils.errors import ConfigError, DataError
 
 MAX_PICKLE_BYTES = 1 << 30  # PubMed's largest raw file is ~40 MB
 MAX_TEXT_BYTES = 1 << 30  # a TU member (REDDIT-MULTI-12K's _A.txt is ~90 MB)
 
-# ------------------------------------------------------------------------------- restricted unpickling
 
-# (module, name) as written in the file → the object it may resolve to; nothing else resolves
-_ALLOWED: dict[tuple[str, str], str] = {}
-for _mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
-    _ALLOWED[(_mod, "_reconstruct")] = "numpy.core.multiarray._reconstruct"
-    _ALLOWED[(_mod, "scalar")] = "numpy.core.multiarray.scalar"
-for _mod in ("scipy.sparse.csr", "scipy.sparse._csr"):
-    _ALLOWED[(_mod, "csr_matrix")] = "scipy.sparse.csr_matrix"
-_ALLOWED.update(
-    {
-        ("numpy", "ndarray"): "numpy.ndarray",
-        ("numpy", "dtype"): "numpy.dtype",
-        ("copy_reg", "_reconstructor"): "copyreg._reconstructor",
-        ("copyreg", "_reconstructor"): "copyreg._reconstructor",
-        ("__builtin__", "object"): "builtins.object",
-        ("builtins", "object"): "builtins.object",
-        ("__builtin__", "list"): "builtins.list",
-        ("builtins", "list"): "builtins.list",
-        ("collections", "defaultdict"): "collections.defaultdict",
-        ("_codecs", "encode"): "latin1_encode",  # how Python 3 writes bytes at protocol 2
-    }
-)
-
-
-def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
-    """``_codecs.encode`` limited to what protocol-2 pickles use it for: str → bytes in latin-1."""
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise DataError(f"refusing _codecs.encode with {encoding!r}: only latin-1 bytes appear in array pickles")
-    return text.encode("latin-1")
-
-
-def _resolve(target: str) -> Any:
-    import builtins
-    import collections
-    import copyreg
-
-    import scipy.sparse
-
-    try:
-        from numpy._core import multiarray  # numpy ≥ 2
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core import multiarray
-    table = {
-        "numpy.core.multiarray._reconstruct": multiarray._reconstruct,
-        "numpy.core.multiarray.scalar": multiarray.scalar,
-        "scipy.sparse.csr_matrix": scipy.sparse.csr_matrix,
-        "numpy.ndarray": np.ndarray,
-        "numpy.dtype": np.dtype,
-        "copyreg._reconstructor": copyreg._reconstructor,
-        "builtins.object": builtins.object,
-        "builtins.list": builtins.list,
-        "collections.defaultdict": collections.defaultdict,
-        "latin1_encode": _latin1_encode,
-    }
-    return table[target]
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only the globals of numpy arrays, scipy CSR matrices and
-    ``defaultdict(list)`` (see :data:`_ALLOWED`); any other global — ``os.system``, ``eval``,
-    ``subprocess.Popen`` … — raises :class:`DataError` before it is looked up."""
-
-    def __init__(self, file: Any, where: str):
-        super().__init__(file, encoding="latin1")  # Python 2 pickles: str payloads are bytes
-        self.where = where
-
-    def find_class(self, module: str, name: str) -> Any:
-        target = _ALLOWED.get((module, name))
-        if target is None:
-            raise DataError(
-                f"{self.where}: refusing to unpickle '{module[:60]}.{name[:60]}' — a Planetoid file holds only "
-                "numpy arrays, scipy CSR matrices and adjacency lists; this one is not a Planetoid file"
-            )
-        return _resolve(target)
-
-
-def restricted_load(path: str | os.PathLike, max_bytes: int = MAX_PICKLE_BYTES) -> Any:
-    """Unpickle ``path`` with :class:`RestrictedUnpickler`, refusing files over ``max_bytes``."""
+def load_pickled_data(path: str | os.PathLike, max_bytes: int = MAX_PICKLE_BYTES) -> Any:
+    """The arrays / CSR matrix / adjacency dict in a Planetoid pickle file, decoded by
+    :func:`~archlab.data.graph.pickled.decode_pickle_data` (nothing is unpickled); files over
+    ``max_bytes`` are refused. Raises DataError (one line)."""
     path = Path(path)
     size = path.stat().st_size
     if size > max_bytes:
         raise DataError(
             f"{path}: {size} bytes is more than the {max_bytes} a Planetoid file can have; not a Planetoid file"
         )
-    data = path.read_bytes()
-    try:
-        return RestrictedUnpickler(io.BytesIO(data), str(path)).load()
-    except DataError:
-        raise
-    except Exception as e:  # truncated or malformed pickle, a state numpy/scipy reject
-        raise DataError(f"{path}: not a readable Planetoid file ({type(e).__name__}: {str(e)[:100]})") from e
+    return decode_pickle_data(path.read_bytes(), str(path))
 
 
 # ------------------------------------------------------------------------------------------- Planetoid
@@ -205,9 +122,9 @@ def read_planetoid(directory: str | os.PathLike, name: str) -> Graph:
     if missing:
         raise DataError(f"{d}: missing {', '.join(missing)}; a Planetoid folder holds ind.{name}.{{x,tx,…,test.index}}")
     limit = 100_000
-    x, tx, allx = (_dense(restricted_load(p[k]), str(p[k]), limit) for k in ("x", "tx", "allx"))
-    y, ty, ally = (_dense(restricted_load(p[k]), str(p[k]), limit) for k in ("y", "ty", "ally"))
-    graph = restricted_load(p["graph"])
+    x, tx, allx = (_dense(load_pickled_data(p[k]), str(p[k]), limit) for k in ("x", "tx", "allx"))
+    y, ty, ally = (_dense(load_pickled_data(p[k]), str(p[k]), limit) for k in ("y", "ty", "ally"))
+    graph = load_pickled_data(p["graph"])
     if not isinstance(graph, dict) or not all(isinstance(v, list) for v in graph.values()):
         raise DataError(f"{p['graph']}: expected a dict of adjacency lists, got {type(graph).__name__}")
     try:
@@ -299,7 +216,7 @@ def _planetoid_info(name: str, **o: Any) -> GraphInfo:
         input_shape=(f,),
         num_classes=c,
         splits={"train": 20 * c, "val": 500, "test": 1000},
-        source=f"Planetoid raw files ind.{name}.* (github.com/kimiyoung/planetoid), read without pickle.load",
+        source=f"Planetoid raw files ind.{name}.* (github.com/kimiyoung/planetoid), decoded without unpickling",
         licence="research use (Planetoid / LINQS)",
         citation="Yang, Cohen & Salakhutdinov, Revisiting Semi-Supervised Learning with Graph Embeddings, ICML 2016",
         reference={
