@@ -18,7 +18,7 @@ import torch
 import archlab.data.download as dl
 from archlab.cli import main
 from archlab.data import load_dataset
-from archlab.data.graph.formats import read_planetoid, load_pickled_data
+from archlab.data.graph.formats import load_pickled_data, read_planetoid
 from archlab.utils.errors import ConfigError, DataError
 
 F, C = 1433, 7  # Cora's widths: the loader checks the files against them
