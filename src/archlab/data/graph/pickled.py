@@ -1,7 +1,7 @@
 """Decode the data in a pickle file without unpickling it: the Planetoid raw files.
 
-Unpickling runs whatever callables a file names, so archlab never unpickles a file (Python's
-pickle loaders are not used at all). Planetoid's raw files (``ind.<name>.{x,tx,allx,y,ty,ally,graph}``) are
+Unpickling runs whatever callables a file names, so archlab never unpickles a file (Python's own
+deserialiser is not used at all). Planetoid's raw files (``ind.<name>.{x,tx,allx,y,ty,ally,graph}``) are
 Python 2 pickles of numpy arrays, scipy CSR matrices and a ``defaultdict(list)``; this module walks
 their opcodes with :func:`pickletools.genops` (a parser: it executes nothing) on a small stack
 machine of our own that knows only data opcodes and a fixed table of constructors, each rebuilt
