@@ -206,11 +206,16 @@ class Trainer:
         run_dir: str | Path | None = None,
         resume: bool = False,
         quiet: bool = False,
+        probe: bool = True,
     ):
         """A new run in ``runs_dir/<name>-<time>`` (or in ``run_dir``, which must be empty), or,
-        with ``resume=True``, the continuation of the run in ``run_dir``."""
+        with ``resume=True``, the continuation of the run in ``run_dir``. ``probe=False`` skips the
+        start-up probe (one training step without the update, see ``_probe``) for a recipe the caller
+        has already passed through :meth:`check` — compare and the experiments check every run
+        first; the probe leaves no trace on a run, so skipping it changes nothing it computes."""
         self.recipe = recipe
         self.quiet = quiet
+        self._probe_on_setup = probe
         self._resuming = resume
         if resume and run_dir is None:
             raise ValueError("resume=True needs run_dir")
@@ -242,7 +247,7 @@ class Trainer:
         recipe before their own directory exists. Returns the run's optimiser steps (None under a
         time budget only); raises what ``Trainer(recipe)`` raises."""
         trainer = cls.__new__(cls)
-        trainer.recipe, trainer.quiet, trainer._resuming = recipe, True, False
+        trainer.recipe, trainer.quiet, trainer._resuming, trainer._probe_on_setup = recipe, True, False, True
         trainer._setup()
         return trainer.total_steps
 
@@ -371,7 +376,8 @@ class Trainer:
 
         self.step = 0
         self._position = self.loader.state_dict()
-        self._probe()
+        if self._probe_on_setup:
+            self._probe()
         if self.dist.enabled:
             distributed.broadcast_module_(self.model, self.dist)  # one set of initial weights
             if self.dist.rank:  # dropout masks etc. differ between ranks, as between examples of one batch
