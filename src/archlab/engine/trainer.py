@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from archlab.config import Recipe, recipe_hash, recipe_to_dict, recipe_to_yaml
-from archlab.data import Batch, BatchLoader, dataset_info, load_dataset, load_train_val
+from archlab.data import Batch, BatchLoader, dataset_info, load_dataset, load_train_val, num_examples
 from archlab.data.transforms import build_transform, uses_mixup
 from archlab.engine import checkpoint as ckpt
 from archlab.engine import distributed
@@ -973,9 +973,9 @@ class Trainer:
             "flops_per_example": flops,
             "steps": self.step,
             "epochs": round(self.loader.epochs_done, 4),
-            "train_examples": len(self.train_set),
+            "train_examples": num_examples(self.train_set),
             "batch_size": self.batch_size,
-            "test_examples": len(self.test_set),
+            "test_examples": num_examples(self.test_set),
             "wall_time_s": round(self.elapsed, 3),
             "samples_per_s": round(samples / self.elapsed, 1) if self.elapsed > 0 else None,
             "test": final_test,
