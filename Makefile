@@ -44,6 +44,7 @@ demo: install
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/lint-imports
 
 # The whole suite, slow training checks included (this is what CI runs).

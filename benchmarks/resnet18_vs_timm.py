@@ -52,15 +52,19 @@ def main(argv: list[str] | None = None) -> int:
             wall[n].append(time.perf_counter() - t0)
             cpu[n].append(time.process_time() - c0)
     m = machine_info()
-    print(f"{m['cpu']}, {args.threads} thread(s), torch {m['torch']}, {args.rounds} rounds; load average (1 min) "
-          f"{load[0]:.2f} → {os.getloadavg()[0]:.2f}")
+    print(
+        f"{m['cpu']}, {args.threads} thread(s), torch {m['torch']}, {args.rounds} rounds; load average (1 min) "
+        f"{load[0]:.2f} → {os.getloadavg()[0]:.2f}"
+    )
     peer = next(iter(variants))
     print("| variant | wall ms | vs timm (wall) | CPU ms | vs timm (CPU) |")
     print("|---|---:|---:|---:|---:|")
     for n in variants:
         w, c = statistics.median(wall[n]), statistics.median(cpu[n])
-        print(f"| {n} | {1e3 * w:.0f} | {statistics.median(wall[peer]) / w:.3f}× | {1e3 * c:.0f} | "
-              f"{statistics.median(cpu[peer]) / c:.3f}× |")
+        print(
+            f"| {n} | {1e3 * w:.0f} | {statistics.median(wall[peer]) / w:.3f}× | {1e3 * c:.0f} | "
+            f"{statistics.median(cpu[peer]) / c:.3f}× |"
+        )
     for v in variants.values():
         v.cleanup()
     return 0

@@ -27,15 +27,24 @@ HERE = Path(__file__).resolve().parent
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--only", nargs="+", metavar="NAME", choices=list_workloads(),
-                   help="workloads to run (default: every one whose optional packages are installed: "
-                   f"{', '.join(list_workloads())})")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        choices=list_workloads(),
+        help="workloads to run (default: every one whose optional packages are installed: "
+        f"{', '.join(list_workloads())})",
+    )
     p.add_argument("--repeats", type=int, default=3, help="interleaved runs per workload (≥ 3 for results)")
     p.add_argument("--steps", type=int, default=30, help="timed steps per run")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps per run")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads per worker (default: torch's; 1 avoids stalls on a shared machine)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per worker (default: torch's; 1 avoids stalls on a shared machine)",
+    )
     p.add_argument("--quick", action="store_true", help="3 steps, 1 warm-up: checks that everything runs")
     p.add_argument("--out", type=Path, default=HERE / "RESULTS.md", help="Markdown report path")
     args = p.parse_args(argv)
@@ -43,8 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     steps, warmup = (3, 1) if args.quick else (args.steps, args.warmup)
     try:
         rows, peaks = run_benchmarks(
-            args.only, repeats=args.repeats, processes=True, steps=steps, warmup=warmup,
-            precision=args.precision, threads=args.threads,
+            args.only,
+            repeats=args.repeats,
+            processes=True,
+            steps=steps,
+            warmup=warmup,
+            precision=args.precision,
+            threads=args.threads,
             log=lambda msg: print(msg, file=sys.stderr, flush=True),
         )
     except ValueError as e:  # bad settings (bf16 on a CPU without it): one line, exit 2

@@ -50,6 +50,37 @@ def _timed(fn) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
+def _interleaved(variants: dict, rounds: int) -> tuple[dict[str, list[float]], dict[str, list[float]], tuple]:
+    """One call of each variant per round, round after round, so every variant sees the same machine
+    state. Returns (wall, CPU) seconds of every call by variant, and the 1-minute load average before
+    and after."""
+    wall: dict[str, list[float]] = {n: [] for n in variants}
+    cpu: dict[str, list[float]] = {n: [] for n in variants}
+    before = os.getloadavg()[0]
+    for _ in range(rounds):
+        for n, fn in variants.items():
+            w, c = _timed(fn)
+            wall[n].append(w)
+            cpu[n].append(c)
+    return wall, cpu, (before, os.getloadavg()[0])
+
+
+def _rounds(variants: dict, rounds: int, unit: float, label: str, what: str = "tokens/s", peer: str = "peer") -> None:
+    """Two warm-up calls of each variant, then ``rounds`` interleaved rounds; prints the table of median
+    wall and CPU time per call, ``unit`` / time as ``what``, and the ratios to the first variant (``peer``)."""
+    for step in variants.values():
+        step(), step()  # warm-up
+    wall, cpu, load = _interleaved(variants, rounds)
+    print(f"{label}, {rounds} rounds; load average (1 min) {load[0]:.2f} → {load[1]:.2f}\n")
+    first = next(iter(variants))
+    pw, pc = statistics.median(wall[first]), statistics.median(cpu[first])
+    print(f"| variant | wall ms | {what} (wall) | vs {peer} (wall) | CPU ms | vs {peer} (CPU) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for n in variants:
+        w, c = statistics.median(wall[n]), statistics.median(cpu[n])
+        print(f"| {n} | {1e3 * w:.0f} | {unit / w:,.0f} | {pw / w:.3f}× | {1e3 * c:.0f} | {pc / c:.3f}× |")
+
+
 def training(rounds: int) -> None:
     tokens = GPT_BENCH["batch"] * GPT_BENCH["block_size"]
     model, batch, loss = _hf_gpt2()
@@ -68,24 +99,7 @@ def training(rounds: int) -> None:
         prepared = prepare(get_workload(workload))
         keep.append(prepared)
         variants[name] = prepared.step
-    for step in variants.values():
-        step(), step()  # warm-up
-    wall: dict[str, list[float]] = {n: [] for n in variants}
-    cpu: dict[str, list[float]] = {n: [] for n in variants}
-    load = os.getloadavg()
-    for _ in range(rounds):
-        for n, step in variants.items():
-            w, c = _timed(step)
-            wall[n].append(w)
-            cpu[n].append(c)
-    print(f"training, {rounds} rounds; load average (1 min) {load[0]:.2f} → {os.getloadavg()[0]:.2f}\n")
-    peer = next(iter(variants))
-    pw, pc = statistics.median(wall[peer]), statistics.median(cpu[peer])
-    print("| variant | wall ms | tokens/s (wall) | vs HF fp32 (wall) | CPU ms | vs HF fp32 (CPU) |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for n in variants:
-        w, c = statistics.median(wall[n]), statistics.median(cpu[n])
-        print(f"| {n} | {1e3 * w:.0f} | {tokens / w:,.0f} | {pw / w:.3f}× | {1e3 * c:.0f} | {pc / c:.3f}× |")
+    _rounds(variants, rounds, tokens, "training", peer="HF fp32")
     for p in keep:
         p.cleanup()
 
@@ -120,18 +134,11 @@ def generation(rounds: int, new_tokens: int) -> None:
     }
     outs = {n: fn() for n, fn in variants.items()}  # warm-up, and the tokens agree
     same = all(torch.equal(o[:, : new_tokens + 1], outs["archlab generate, KV cache"]) for o in outs.values())
-    wall: dict[str, list[float]] = {n: [] for n in variants}
-    cpu: dict[str, list[float]] = {n: [] for n in variants}
-    load = os.getloadavg()
     with torch.no_grad():
-        for _ in range(rounds):
-            for n, fn in variants.items():
-                w, cp = _timed(fn)
-                wall[n].append(w)
-                cpu[n].append(cp)
+        wall, cpu, load = _interleaved(variants, rounds)
     print(
         f"\ngeneration: batch 1, 1-token prompt, {new_tokens} greedy tokens, {rounds} rounds; same tokens from all "
-        f"three: {same}; load average (1 min) {load[0]:.2f} → {os.getloadavg()[0]:.2f}\n"
+        f"three: {same}; load average (1 min) {load[0]:.2f} → {load[1]:.2f}\n"
     )
     peer = next(iter(variants))
     pw, pc = statistics.median(wall[peer]), statistics.median(cpu[peer])
@@ -140,27 +147,6 @@ def generation(rounds: int, new_tokens: int) -> None:
     for n in variants:
         w, cp = statistics.median(wall[n]), statistics.median(cpu[n])
         print(f"| {n} | {new_tokens / w:,.0f} | {pw / w:.3f}× | {new_tokens / cp:,.0f} | {pc / cp:.3f}× |")
-
-
-def _rounds(variants: dict, rounds: int, unit: float, label: str, what: str = "tokens/s") -> None:
-    for step in variants.values():
-        step(), step()  # warm-up
-    wall: dict[str, list[float]] = {n: [] for n in variants}
-    cpu: dict[str, list[float]] = {n: [] for n in variants}
-    load = os.getloadavg()
-    for _ in range(rounds):
-        for n, step in variants.items():
-            w, c = _timed(step)
-            wall[n].append(w)
-            cpu[n].append(c)
-    print(f"\n{label}, {rounds} rounds; load average (1 min) {load[0]:.2f} → {os.getloadavg()[0]:.2f}\n")
-    peer = next(iter(variants))
-    pw, pc = statistics.median(wall[peer]), statistics.median(cpu[peer])
-    print(f"| variant | wall ms | {what} (wall) | vs peer (wall) | CPU ms | vs peer (CPU) |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for n in variants:
-        w, c = statistics.median(wall[n]), statistics.median(cpu[n])
-        print(f"| {n} | {1e3 * w:.0f} | {unit / w:,.0f} | {pw / w:.3f}× | {1e3 * c:.0f} | {pc / c:.3f}× |")
 
 
 def bert(rounds: int) -> None:
@@ -180,7 +166,7 @@ def bert(rounds: int) -> None:
             print(f"\nBERT: {workload} is not available here ({', '.join(w.requires)}); skipped")
             return
         variants[name] = prepare(w).step
-    _rounds(variants, rounds, BERT_BENCH["batch"] * BERT_BENCH["seq"], "BERT-mini MLM training step")
+    _rounds(variants, rounds, BERT_BENCH["batch"] * BERT_BENCH["seq"], "\nBERT-mini MLM training step")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -113,6 +113,7 @@ def test_karate_from_two_labels_structure_carries_the_signal(tmp_path, recipe, l
     r = load_recipe(_recipe(), short) if recipe == "dense" else load_recipe(recipe, short)
     s = Trainer(r, runs_dir=tmp_path, quiet=True).fit()
     assert low <= s["test"]["accuracy"] <= high, s["test"]
+    assert (s["train_examples"], s["test_examples"]) == (2, 32)  # labelled nodes, not the one graph
 
 
 def test_graph_regression_on_freesolv_reports_rmse_in_kcal_per_mol(tmp_path):

@@ -452,3 +452,29 @@ def test_a_group_can_have_its_own_plateau_interval(tmp_path):
     s = Trainer(load_recipe(raw), runs_dir=tmp_path).fit()
     lrs = [r["lr"] for r in _lines(s["run_dir"]) if r["split"] == "train"]
     assert lrs == pytest.approx([3e-3] * 6 + [1.5e-3] * 3 + [7.5e-4])  # intervals end after steps 3, 6, 9
+
+
+def test_compare_probes_each_distinct_recipe_once_before_its_directory_exists(tmp_path, monkeypatch):
+    """`check_runs` probes every distinct recipe before the compare dir exists; the runs trained
+    from those recipes do not probe again (the probe leaves no trace, so nothing else changes)."""
+    from archlab.experiments.compare import run_compare
+
+    probed: list[tuple[str, bool]] = []
+    original = Trainer._probe
+
+    def spy(self):
+        probed.append((self.recipe.model.name, tmp_path.joinpath("runs").exists()))
+        original(self)
+
+    monkeypatch.setattr(Trainer, "_probe", spy)
+    rec = run_compare(
+        ["logistic_regression", "mlp"],
+        "digits",
+        seeds=[0, 1],
+        overrides={"budget.steps": 3},
+        runs_dir=tmp_path / "runs",
+        jobs=1,
+    )
+    assert probed == [("logistic_regression", False), ("mlp", False)]  # two recipes, four runs
+    assert [m["model"] for m in rec["models"]] == ["logistic_regression", "mlp"]
+    assert all(len(m["runs"]) == 2 for m in rec["models"])

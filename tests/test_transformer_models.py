@@ -236,7 +236,7 @@ def test_encoder_decoder_scheduled_sampling_at_p1_equals_teacher_forcing(encdec_
     with torch.no_grad():
         loop = ours(src, lengths, tgt, teacher_forcing=0.999999, generator=torch.Generator().manual_seed(0))
         torch.testing.assert_close(loop, ours(src, lengths, tgt), atol=1e-5, rtol=1e-5)
-    with pytest.raises(ShapeError, match="src: expected token ids"):
+    with pytest.raises(ShapeError, match=r"src: expected integer token ids of shape \(B, S\), got torch.float32"):
         ours(src.float(), lengths, tgt)
 
 

@@ -536,6 +536,11 @@ def _usage(msg: str) -> _UsageError:
 
 
 # -- parser -------------------------------------------------------------------------------------
+def _add_set(parser: argparse.ArgumentParser, dest: str, text: str) -> None:
+    """The repeatable ``--set KEY=VALUE`` option, collected into ``dest`` (a list of strings)."""
+    parser.add_argument("--set", dest=dest, action="append", default=[], metavar="KEY=VALUE", help=text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _ArgumentParser(prog="archlab", description="Classic deep-learning architectures: create, train, compare.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -548,14 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("info", help="config, parameter count, MACs, paper and equations of a model")
     s.add_argument("name")
-    s.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a model option, e.g. --set width_mult=0.5 --set small_input=true",
-    )
+    _add_set(s, "overrides", "a model option, e.g. --set width_mult=0.5 --set small_input=true")
     s.set_defaults(fn=cmd_info)
 
     s = sub.add_parser("recipes", help="the recipes shipped inside the package")
@@ -647,14 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--budget", help="e.g. steps=2000 or epochs=5 or seconds=60 (comma-separated)")
     s.add_argument("--seeds", type=_positive_int, help="number of seeds (default 3)")
     s.add_argument("--quick", action="store_true", help="a short smoke run (300 steps, 1 seed)")
-    s.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="recipe override applied to every model, e.g. --set optim.lr=3e-3",
-    )
+    _add_set(s, "overrides", "recipe override applied to every model, e.g. --set optim.lr=3e-3")
     s.add_argument("--runs-dir", default="runs")
     s.add_argument("--data-dir", help="folder holding the data set's files (same as --set data.data_dir=DIR)")
     s.add_argument(
@@ -665,14 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("experiment", help="run a claim from the literature as an experiment")
     s.add_argument("name", nargs="?", help="experiment name; omit to list them")
     s.add_argument("--quick", action="store_true", help="a short version for a smoke test")
-    s.add_argument(
-        "--set",
-        dest="options",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="an experiment option, e.g. --set steps=3000 --set 'seeds=[0, 1, 2]'",
-    )
+    _add_set(s, "options", "an experiment option, e.g. --set steps=3000 --set 'seeds=[0, 1, 2]'")
     s.add_argument("--jobs", type=_positive_int, help="parallel training processes (default: ARCHLAB_JOBS or cores)")
     s.add_argument("--runs-dir", default="runs")
     s.set_defaults(fn=cmd_experiment)

@@ -47,6 +47,12 @@ class Dataset(Protocol):
     def subset(self, idx: torch.Tensor, split: str | None = None) -> Dataset: ...
 
 
+def num_examples(ds: Dataset) -> int:
+    """The examples a split scores: ``ds.num_examples`` where a set defines it (one graph whose
+    examples are its labelled nodes), else ``len(ds)``. The run summary's example counts."""
+    return int(getattr(ds, "num_examples", len(ds)))
+
+
 @dataclass
 class ArrayDataset:
     """Inputs ``x`` (N, ...) and targets ``y`` (N, ...) held as tensors.

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from archlab.config import Recipe, recipe_hash, recipe_to_dict, recipe_to_yaml
-from archlab.data import Batch, BatchLoader, dataset_info, load_dataset, load_train_val
+from archlab.data import Batch, BatchLoader, dataset_info, load_dataset, load_train_val, num_examples
 from archlab.data.transforms import build_transform, uses_mixup
 from archlab.engine import checkpoint as ckpt
 from archlab.engine import distributed
@@ -206,11 +206,16 @@ class Trainer:
         run_dir: str | Path | None = None,
         resume: bool = False,
         quiet: bool = False,
+        probe: bool = True,
     ):
         """A new run in ``runs_dir/<name>-<time>`` (or in ``run_dir``, which must be empty), or,
-        with ``resume=True``, the continuation of the run in ``run_dir``."""
+        with ``resume=True``, the continuation of the run in ``run_dir``. ``probe=False`` skips the
+        start-up probe (one training step without the update, see ``_probe``) for a recipe the caller
+        has already passed through :meth:`check` — compare and the experiments check every run
+        first; the probe leaves no trace on a run, so skipping it changes nothing it computes."""
         self.recipe = recipe
         self.quiet = quiet
+        self._probe_on_setup = probe
         self._resuming = resume
         if resume and run_dir is None:
             raise ValueError("resume=True needs run_dir")
@@ -242,7 +247,7 @@ class Trainer:
         recipe before their own directory exists. Returns the run's optimiser steps (None under a
         time budget only); raises what ``Trainer(recipe)`` raises."""
         trainer = cls.__new__(cls)
-        trainer.recipe, trainer.quiet, trainer._resuming = recipe, True, False
+        trainer.recipe, trainer.quiet, trainer._resuming, trainer._probe_on_setup = recipe, True, False, True
         trainer._setup()
         return trainer.total_steps
 
@@ -371,7 +376,8 @@ class Trainer:
 
         self.step = 0
         self._position = self.loader.state_dict()
-        self._probe()
+        if self._probe_on_setup:
+            self._probe()
         if self.dist.enabled:
             distributed.broadcast_module_(self.model, self.dist)  # one set of initial weights
             if self.dist.rank:  # dropout masks etc. differ between ranks, as between examples of one batch
@@ -967,9 +973,9 @@ class Trainer:
             "flops_per_example": flops,
             "steps": self.step,
             "epochs": round(self.loader.epochs_done, 4),
-            "train_examples": len(self.train_set),
+            "train_examples": num_examples(self.train_set),
             "batch_size": self.batch_size,
-            "test_examples": len(self.test_set),
+            "test_examples": num_examples(self.test_set),
             "wall_time_s": round(self.elapsed, 3),
             "samples_per_s": round(samples / self.elapsed, 1) if self.elapsed > 0 else None,
             "test": final_test,

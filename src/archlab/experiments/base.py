@@ -157,7 +157,7 @@ def run_experiment(
         on_start(out)
     t0 = time.perf_counter()
     workers = max(1, min(opts.jobs or jobs or default_jobs(), len(runs) or 1))
-    summaries = train_runs(out, runs, steps=steps, jobs=workers, progress=progress) if runs else {}
+    summaries = train_runs(out, runs, steps=steps, jobs=workers, progress=progress, checked=True) if runs else {}
     trained = Trained(summaries, time.perf_counter() - t0, workers)
     result = exp.analyse(out, s, trained)
     record = {

@@ -20,7 +20,7 @@ from archlab.experiments.base import (
     pm,
     register_experiment,
 )
-from archlab.experiments.runs import RunSpec, build_recipe, spec
+from archlab.experiments.runs import QUICK_DATA, RunSpec, build_recipe, spec
 from archlab.report.figures import lines
 from archlab.utils.errors import ConfigError
 
@@ -66,7 +66,7 @@ class CnnVsMlp(Experiment):
             "budget.steps": steps,
             "log.every": max(1, steps // 30),
             "checkpoint.every": steps,
-            **({"data.test_subset": 500} if quick else {}),
+            **(QUICK_DATA if quick else {}),
             **options.overrides,
         }
         return {

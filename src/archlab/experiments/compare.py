@@ -145,7 +145,7 @@ def run_compare(
         on_start(out)
     workers = max(1, min(jobs or default_jobs(), len(runs)))
     t0 = time.perf_counter()
-    summaries = train_runs(out, runs, steps=steps, jobs=workers, progress=progress)
+    summaries = train_runs(out, runs, steps=steps, jobs=workers, progress=progress, checked=True)
     record = compare_record(
         out,
         data,

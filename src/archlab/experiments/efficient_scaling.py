@@ -19,7 +19,7 @@ from archlab.experiments.base import (
     pm,
     register_experiment,
 )
-from archlab.experiments.runs import RunSpec, build_recipe, spec
+from archlab.experiments.runs import QUICK_DATA, RunSpec, build_recipe, spec
 from archlab.report.figures import lines
 
 DATA = "fashion_mnist"
@@ -71,7 +71,7 @@ class EfficientScaling(Experiment):
             "log.every": max(1, steps // 30),
             "checkpoint.every": steps,
             **({"data.train_subset": int(subset)} if subset else {}),
-            **({"data.test_subset": 500} if quick else {}),
+            **(QUICK_DATA if quick else {}),
             **options.overrides,
         }
         return {"steps": steps, "subset": subset, "seeds": list(options.seeds), "overrides": overrides}

@@ -21,7 +21,7 @@ from archlab.experiments.base import (
     pm,
     register_experiment,
 )
-from archlab.experiments.runs import RunSpec, build_recipe, spec
+from archlab.experiments.runs import QUICK_DATA, RunSpec, build_recipe, spec
 from archlab.report.figures import learning_curves
 
 DATA = "fashion_mnist"
@@ -57,7 +57,7 @@ class ResNetDegradation(Experiment):
             "budget.steps": steps,
             "log.every": max(1, steps // 40),
             "checkpoint.every": steps,
-            **({"data.test_subset": 500} if quick else {}),
+            **(QUICK_DATA if quick else {}),
             **options.overrides,
         }
         return {"subset": subset, "steps": steps, "seeds": list(options.seeds), "overrides": overrides}

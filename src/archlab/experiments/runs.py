@@ -30,6 +30,9 @@ from archlab.engine import Trainer
 from archlab.utils.errors import ArchlabError, ConfigError
 
 PROGRESS_EVERY_S = 15.0  # seconds between progress lines while runs train
+# `--quick` versions of the image experiments: small batches and a small test subset. They check the
+# plumbing (every run trains, evaluates and lands in the table), not the claim.
+QUICK_DATA: dict[str, Any] = {"data.batch_size": 32, "data.test_subset": 200}
 
 
 @dataclass(frozen=True)
@@ -143,14 +146,14 @@ def default_jobs() -> int:
     return int(env) if env and env.isdigit() and int(env) > 0 else (os.cpu_count() or 1)
 
 
-def _train_one(recipe: dict[str, Any], run_dir: str, threads: int | None) -> dict[str, Any]:
+def _train_one(recipe: dict[str, Any], run_dir: str, threads: int | None, probe: bool) -> dict[str, Any]:
     """One run; a user-facing error comes back as data (it crosses a process boundary)."""
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
     try:
-        return Trainer(validate_recipe(recipe), run_dir=run_dir, quiet=True).fit()
+        return Trainer(validate_recipe(recipe), run_dir=run_dir, quiet=True, probe=probe).fit()
     except ArchlabError as e:
         return {"error": str(e), "exit_code": e.exit_code}
 
@@ -239,10 +242,12 @@ def train_runs(
     steps: dict[str, int | None] | None = None,
     jobs: int | None = None,
     progress: Callable[[str], None] | None = None,
+    checked: bool = False,
 ) -> dict[tuple[str, int], dict[str, Any]]:
     """Train ``runs`` into ``out_dir/<name>``, in parallel processes when there are cores to spare;
-    stop at the first failure, naming it. ``progress`` receives the progress lines. Returns the
-    summaries by ``(key, seed)``."""
+    stop at the first failure, naming it. ``progress`` receives the progress lines. ``checked``:
+    :func:`check_runs` has probed every recipe of ``runs`` already (each run then skips its own
+    start-up probe). Returns the summaries by ``(key, seed)``."""
     workers = max(1, min(jobs or default_jobs(), len(runs)))
     summaries: dict[tuple[str, int], dict[str, Any]] = {}
     report = Progress(out_dir, runs, steps or {}, progress or (lambda line: None))
@@ -255,14 +260,16 @@ def train_runs(
     with report:
         if workers == 1:
             for run in runs:
-                finish(run, _train_one(run.recipe, str(out_dir / run.name), None))
+                finish(run, _train_one(run.recipe, str(out_dir / run.name), None, not checked))
             return summaries
         # small models do not use two cores well: run independent jobs side by side, one thread
         # each (a run's numbers depend on its thread count, which its summary records)
         threads = max(1, (os.cpu_count() or 1) // workers)
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {pool.submit(_train_one, run.recipe, str(out_dir / run.name), threads): run for run in runs}
+            futures = {
+                pool.submit(_train_one, run.recipe, str(out_dir / run.name), threads, not checked): run for run in runs
+            }
             try:
                 for fut in as_completed(futures):
                     finish(futures[fut], fut.result())

@@ -49,7 +49,9 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from archlab.utils.shapes import check_shape
 
 __all__ = [
     "Decoded",
@@ -58,6 +60,7 @@ __all__ = [
     "beam_search",
     "check_sampling",
     "choose_token",
+    "continue_prompt",
     "gnmt_length_penalty",
     "greedy",
     "sample",
@@ -203,6 +206,40 @@ def sample(
         return choose_token(z, temperature, top_k, top_p, generator)
 
     return _decode(step, state, start, max_len, choose, eos_id, pad_id, trace)
+
+
+@torch.no_grad()
+def continue_prompt(
+    model: nn.Module,
+    idx: Tensor,
+    max_new_tokens: int,
+    start: Callable[[Tensor], tuple[Tensor, State]],
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """A language model's ``generate``: each row of ``idx`` (B, T0) continued by ``max_new_tokens``
+    tokens from :func:`sample` over ``model.step`` → (B, T0 + n). ``start(idx)`` reads the prompt
+    (the "prefill") and returns (its last token (B,), the state holding the rest). ``model`` runs in
+    eval mode; its mode is restored after. Raises ValueError for bad sampling settings (τ < 0, k < 1,
+    p outside (0, 1]) or an empty prompt, ShapeError for ``idx`` not (B, T)."""
+    check_sampling(temperature, top_k, top_p)
+    check_shape(idx, (None, "T"), "idx")
+    if idx.shape[1] < 1:
+        raise ValueError("idx: give at least one token to start from, got an empty prompt (B, 0)")
+    was_training = model.training
+    model.eval()
+    try:
+        first, state = start(idx)
+        out = sample(
+            model.step, state, first, max_new_tokens,
+            temperature=temperature, top_k=top_k, top_p=top_p, generator=generator,
+        )  # fmt: skip
+    finally:
+        model.train(was_training)
+    return torch.cat([idx, out.tokens], 1)
 
 
 def _decode(

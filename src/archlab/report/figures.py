@@ -37,7 +37,10 @@ def _new_figure(size: tuple[float, float] = SIZE) -> tuple[Figure, Any]:
     return fig, ax
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def _save(fig: Figure, path: str | Path, ax: Any = None, title: str | None = None) -> Path:
+    """Writes ``fig`` as a PNG at ``path`` (folders made), ``title`` set on ``ax`` first; returns the path."""
+    if title:
+        ax.set_title(title, fontsize=10)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -62,9 +65,31 @@ def _human_minor(v: float, _pos: Any = None) -> str:
     return _human(v) if lead in (2.0, 3.0, 5.0) else ""
 
 
+def _no_data(ax: Any) -> None:
+    ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
+
+
+def _log_x(ax: Any, xs: Sequence[float], *, fit_short: bool = False) -> None:
+    """A log x axis with :func:`_human` labels; ``fit_short``: a range of less than a decade is padded
+    so that labels fit, and its minor ticks are labelled."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(_human))
+    if fit_short and max(xs) / min(xs) < 10:  # less than a decade: pad it so labels fit, label the minor ticks
+        ax.set_xlim(min(xs) / 1.5, max(xs) * 1.5)
+        ax.xaxis.set_minor_formatter(FuncFormatter(_human_minor))
+    else:
+        ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _step_axis(ax: Any) -> None:
     ax.set_xlabel("step")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _plot_curve(ax: Any, steps: Sequence[int], values: Sequence[float], label: str) -> Any:
+    """One metric against step; points marked while there are fewer than 12. Returns the line."""
+    (line,) = ax.plot(steps, values, marker="o" if len(steps) < 12 else None, ms=3, lw=1.5, label=label)
+    return line
 
 
 def _finite(v: Any) -> bool:
@@ -127,14 +152,7 @@ def learning_curves(
         m = [v * scale for v in means]
         s = [v * scale for v in stds]
         n = len([r for r in runs if curve(r, metric, split)])
-        (line,) = ax.plot(
-            steps,
-            m,
-            marker="o" if len(steps) < 12 else None,
-            ms=3,
-            lw=1.5,
-            label=f"{label} (n={n})" if n > 1 else str(label),
-        )
+        line = _plot_curve(ax, steps, m, f"{label} (n={n})" if n > 1 else str(label))
         if any(s):
             ax.fill_between(
                 steps,
@@ -146,14 +164,12 @@ def learning_curves(
             )
         plotted += 1
     if not plotted:
-        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
+        _no_data(ax)
     elif plotted > 1 or any(len(r) > 1 for r in series.values()):
         ax.legend(fontsize=8)
     _step_axis(ax)
     ax.set_ylabel(ylabel or f"{split} {metric}")
-    if title:
-        ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return _save(fig, path, ax, title)
 
 
 def split_curves(
@@ -174,24 +190,15 @@ def split_curves(
         if not c:
             continue
         steps = sorted(c)
-        ax.plot(
-            steps,
-            [c[s] * scale for s in steps],
-            marker="o" if len(steps) < 12 else None,
-            ms=3,
-            lw=1.5,
-            label=split,
-        )
+        _plot_curve(ax, steps, [c[s] * scale for s in steps], split)
         plotted += 1
     if plotted:
         ax.legend(fontsize=8)
     else:
-        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
+        _no_data(ax)
     _step_axis(ax)
     ax.set_ylabel(ylabel or metric)
-    if title:
-        ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return _save(fig, path, ax, title)
 
 
 def scatter(
@@ -220,21 +227,12 @@ def scatter(
         )
         ax.annotate(str(p.get("label", "")), (p["x"], p["y"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
     if not pts:
-        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
+        _no_data(ax)
     elif logx and all(p["x"] > 0 for p in pts):
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(FuncFormatter(_human))
-        xs = [p["x"] for p in pts]
-        if max(xs) / min(xs) < 10:  # less than a decade: pad it so labels fit, label the minor ticks
-            ax.set_xlim(min(xs) / 1.5, max(xs) * 1.5)
-            ax.xaxis.set_minor_formatter(FuncFormatter(_human_minor))
-        else:
-            ax.xaxis.set_minor_formatter(NullFormatter())
+        _log_x(ax, [p["x"] for p in pts], fit_short=True)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return _save(fig, path, ax, title)
 
 
 def bar(
@@ -262,9 +260,7 @@ def bar(
     ax.set_ylabel(ylabel)
     ax.grid(True, axis="y", alpha=0.3)
     ax.grid(False, axis="x")
-    if title:
-        ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return _save(fig, path, ax, title)
 
 
 def lines(
@@ -295,18 +291,14 @@ def lines(
                 ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
         plotted += 1
     if not plotted:
-        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
+        _no_data(ax)
     else:
         ax.legend(fontsize=8)
         if logx and all(p[0] > 0 for pts in series.values() for p in pts):
-            ax.set_xscale("log")
-            ax.xaxis.set_major_formatter(FuncFormatter(_human))
-            ax.xaxis.set_minor_formatter(NullFormatter())
+            _log_x(ax, [p[0] for pts in series.values() for p in pts])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return _save(fig, path, ax, title)
 
 
 def attention_heatmap(
@@ -326,9 +318,7 @@ def attention_heatmap(
     ax.set_xlabel("source")
     ax.set_ylabel("output")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="attention weight")
-    if title:
-        ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return _save(fig, path, ax, title)
 
 
 def attention_grid(

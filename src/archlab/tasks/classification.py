@@ -39,6 +39,11 @@ class ClassificationTask(Task):
         onehot = torch.nn.functional.one_hot(y, logits.shape[-1]).to(logits.dtype)
         return bce_with_logits(logits, onehot)
 
+    def _output(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """``model``'s logits on ``batch`` (B, K) in float32 (the graph-level task checks one row per graph)."""
+        x, _, kw = split_batch(model, batch)
+        return model(x, **kw).float()
+
     def _scored(self, logits: torch.Tensor, batch: Batch, smoothing: float | None = None):
         """(loss, accuracy) of a batch, mixup pairs weighted by λ."""
         if batch.mixing is None:
@@ -50,8 +55,7 @@ class ClassificationTask(Task):
         return loss, lam * (pred == ya).float().mean() + (1 - lam) * (pred == yb).float().mean()
 
     def training_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        x, _, kw = split_batch(model, batch)
-        logits = model(x, **kw).float()
+        logits = self._output(model, batch)
         objective, acc = self._scored(logits, batch)
         if not self.spec.label_smoothing:
             return objective, {"loss": objective.detach(), "accuracy": acc}
@@ -63,8 +67,7 @@ class ClassificationTask(Task):
     def accumulate(self, model: nn.Module, batches: Iterable[Batch]) -> MetricSet:
         m = self.new_metrics()
         for batch in batches:
-            x, y, kw = split_batch(model, batch)
-            logits = model(x, **kw).float()
+            logits, y = self._output(model, batch), batch.y
             m["loss"].update(self.loss_fn(logits, y, smoothing=0.0) * len(y), len(y))
             m["accuracy"].update((logits.argmax(-1) == y).sum(), len(y))
         return m

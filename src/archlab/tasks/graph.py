@@ -126,7 +126,8 @@ class NodeClassificationTask(Task):
 
 
 class _GraphLevel:
-    """What both graph-level tasks share: the data's widths as hints, and one output row per graph."""
+    """What both graph-level tasks share: the data's widths as hints, and one output row per graph
+    (:meth:`_output`, through which the classification and regression tasks score the graphs)."""
 
     name: str
 
@@ -153,25 +154,6 @@ class GraphRegressionTask(_GraphLevel, RegressionTask):
     name = "graph_regression"
     default_metric = "rmse"
 
-    def training_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        pred = self._match(self._output(model, batch), batch.y)
-        loss = self.loss_fn(pred, batch.y)
-        return loss, {"loss": loss.detach()}
-
-    @torch.no_grad()
-    def accumulate(self, model: nn.Module, batches: Iterable[Batch]) -> MetricSet:
-        m = self.new_metrics()
-        for batch in batches:
-            y = batch.y.float()
-            p = self._match(self._output(model, batch), y)
-            sq, ab = ((p - y) ** 2).sum(), (p - y).abs().sum()
-            m["loss"].update(sq if self.loss_name == "mse" else ab, y.numel())
-            m["mse"].update(sq, y.numel())
-            m["rmse"].update(sq, y.numel())
-            m["mae"].update(ab, y.numel())
-            m["r2"].update(p, y)
-        return m
-
 
 @register_task
 class GraphClassificationTask(_GraphLevel, ClassificationTask):
@@ -180,21 +162,3 @@ class GraphClassificationTask(_GraphLevel, ClassificationTask):
 
     name = "graph_classification"
     supports_mixup = False
-
-    def training_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        logits = self._output(model, batch)
-        objective, acc = self._scored(logits, batch)
-        if not self.spec.label_smoothing:
-            return objective, {"loss": objective.detach(), "accuracy": acc}
-        with torch.no_grad():
-            plain, _ = self._scored(logits, batch, smoothing=0.0)
-        return objective, {"loss": plain, "objective": objective.detach(), "accuracy": acc}
-
-    @torch.no_grad()
-    def accumulate(self, model: nn.Module, batches: Iterable[Batch]) -> MetricSet:
-        m = self.new_metrics()
-        for batch in batches:
-            logits, y = self._output(model, batch), batch.y
-            m["loss"].update(self.loss_fn(logits, y, smoothing=0.0) * len(y), len(y))
-            m["accuracy"].update((logits.argmax(-1) == y).sum(), len(y))
-        return m

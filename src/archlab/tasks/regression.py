@@ -45,18 +45,22 @@ class RegressionTask(Task):
             )
         return pred.reshape(y.shape)
 
+    def _output(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """``model``'s output on ``batch`` in float32 (the graph-level task checks one row per graph)."""
+        x, _, kw = split_batch(model, batch)
+        return model(x, **kw).float()
+
     def training_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        x, y, kw = split_batch(model, batch)
-        pred = self._match(model(x, **kw).float(), y)
-        loss = self.loss_fn(pred, y)
+        pred = self._match(self._output(model, batch), batch.y)
+        loss = self.loss_fn(pred, batch.y)
         return loss, {"loss": loss.detach()}
 
     @torch.no_grad()
     def accumulate(self, model: nn.Module, batches: Iterable[Batch]) -> MetricSet:
         m = self.new_metrics()
         for batch in batches:
-            x, y, kw = split_batch(model, batch)
-            p, y = self._match(model(x, **kw).float(), y), y.float()
+            y = batch.y.float()
+            p = self._match(self._output(model, batch), y)
             sq, ab = ((p - y) ** 2).sum(), (p - y).abs().sum()
             m["loss"].update(sq if self.loss_name == "mse" else ab, y.numel())
             m["mse"].update(sq, y.numel())

@@ -233,6 +233,11 @@ class NodeDataset:
     def __len__(self) -> int:
         return 1
 
+    @property
+    def num_examples(self) -> int:
+        """The nodes this split scores (``mask.sum()``): what a run's summary counts as its examples."""
+        return int(self.mask.sum())
+
     def __getitem__(self, idx: Any) -> Batch:
         if torch.arange(1)[idx].numel() != 1:
             raise IndexError("a node data set has one example, the whole graph")

@@ -74,44 +74,72 @@ class FCN1dConfig(ModelConfig):
     bn_momentum: NonNegativeFloat = KERAS_BN_MOMENTUM  # torch convention; Keras' momentum 0.99
 
 
-class FCN1d(nn.Module):
-    """Shapes: x (B, C, T), lengths (B,) or None → blocks (B, F_i, T) → GAP (B, F_3) → logits (B, K)."""
+class GAPClassifier1d(nn.Module):
+    """What Wang et al.'s FCN and ResNet share: blocks over the series, each block's output zero beyond
+    each series' length, global average pooling over the valid steps, a linear layer; Keras'
+    initialisation (Glorot-uniform, zero biases). A subclass checks its config, builds the blocks and
+    says how one runs on (h, mask) (:meth:`run_block`).
 
-    def __init__(self, config: FCN1dConfig):
+    Args: config (``in_shape`` (C, T), ``num_classes`` K, ``filters`` F_i), blocks (the i-th maps
+    F_{i−1} channels to F_i, F_0 = C).
+    Shapes: x (B, C, T), lengths (B,) or None → blocks (B, F_i, T) → GAP (B, F_last) → logits (B, K).
+    """
+
+    def __init__(self, config: FCN1dConfig, blocks: list[nn.Module]):
         super().__init__()
         self.config = config
         c, t = config.in_shape
         self.input_shape = (c, t)
         self.input_spec = (c, "T")  # 'same' convolutions and (masked) global pooling: any T
-        if len(config.filters) != len(config.kernel_sizes) or not config.filters:
-            raise ValueError(
-                f"filters {config.filters} and kernel_sizes {config.kernel_sizes} must be equally long and non-empty"
-            )
+        self.blocks = nn.ModuleList(blocks)
+        self.num_features = config.filters[-1]
+        self.head = nn.Linear(self.num_features, config.num_classes)
+        init_keras_(self)
+
+    @staticmethod
+    def check_sizes(config: FCN1dConfig) -> None:
+        """Filters, kernel sizes and in_shape must be positive (ValueError)."""
+        c, t = config.in_shape
         if min(config.filters) < 1 or min(config.kernel_sizes) < 1 or c < 1 or t < 1:
             raise ValueError(f"filters, kernel sizes and in_shape must be positive, got {config}")
-        blocks = []
-        c_in = c
-        for f, k in zip(config.filters, config.kernel_sizes):
-            blocks.append(ConvBlock1d(c_in, f, k, bn_eps=config.bn_eps, bn_momentum=config.bn_momentum))
-            c_in = f
-        self.blocks = nn.ModuleList(blocks)
-        self.num_features = c_in
-        self.head = nn.Linear(c_in, config.num_classes)
-        init_keras_(self)
+
+    def run_block(self, block: nn.Module, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """One block's output (B, F_i, T), zero beyond each series' length."""
+        raise NotImplementedError
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         check_shape(x, (None, *self.input_spec))
         mask = step_mask(lengths, x)  # (B, 1, T) or None
         h = x if mask is None else x * mask  # padding is zero whatever the caller put there
         for block in self.blocks:
-            h = masked(block(h), mask)  # (B, F_i, T)
-        return masked_gap(h, mask)  # (B, F_3)
+            h = self.run_block(block, h, mask)  # (B, F_i, T)
+        return masked_gap(h, mask)  # (B, F_last)
 
     def forward_head(self, g: torch.Tensor) -> torch.Tensor:
         return self.head(g)  # (B, K) logits; softmax is in the loss
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward_head(self.forward_features(x, lengths))
+
+
+class FCN1d(GAPClassifier1d):
+    """Shapes: x (B, C, T), lengths (B,) or None → blocks (B, F_i, T) → GAP (B, F_3) → logits (B, K)."""
+
+    def __init__(self, config: FCN1dConfig):
+        if len(config.filters) != len(config.kernel_sizes) or not config.filters:
+            raise ValueError(
+                f"filters {config.filters} and kernel_sizes {config.kernel_sizes} must be equally long and non-empty"
+            )
+        self.check_sizes(config)
+        blocks = []
+        c_in = config.in_shape[0]
+        for f, k in zip(config.filters, config.kernel_sizes):
+            blocks.append(ConvBlock1d(c_in, f, k, bn_eps=config.bn_eps, bn_momentum=config.bn_momentum))
+            c_in = f
+        super().__init__(config, blocks)
+
+    def run_block(self, block: nn.Module, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return masked(block(h), mask)  # (B, F_i, T)
 
 
 @register_model(

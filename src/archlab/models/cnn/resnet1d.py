@@ -53,15 +53,11 @@ from archlab.layers.conv1d import (
     KERAS_BN_MOMENTUM,
     ConvBlock1d,
     SameConv1d,
-    init_keras_,
     masked,
-    masked_gap,
-    step_mask,
 )
-from archlab.models.cnn.fcn1d import PAPER
+from archlab.models.cnn.fcn1d import PAPER, GAPClassifier1d
 from archlab.registry import register_model
 from archlab.registry.config import ModelConfig, NonNegativeFloat, PositiveFloat, PositiveInt, Shape, SignalShape
-from archlab.utils.shapes import check_shape
 
 
 class ResidualBlock1d(nn.Module):
@@ -114,43 +110,23 @@ class ResNet1dConfig(ModelConfig):
     bn_momentum: NonNegativeFloat = KERAS_BN_MOMENTUM  # torch convention; Keras' momentum 0.99
 
 
-class ResNet1d(nn.Module):
+class ResNet1d(GAPClassifier1d):
     """Shapes: x (B, C, T), lengths (B,) or None → blocks (B, F_j, T) → GAP (B, F_3) → logits (B, K)."""
 
     def __init__(self, config: ResNet1dConfig):
-        super().__init__()
-        self.config = config
-        c, t = config.in_shape
-        self.input_shape = (c, t)
-        self.input_spec = (c, "T")  # 'same' convolutions and (masked) global pooling: any T
         if not config.filters or not config.kernel_sizes:
             raise ValueError(f"filters {config.filters} and kernel_sizes {config.kernel_sizes} must be non-empty")
-        if min(config.filters) < 1 or min(config.kernel_sizes) < 1 or c < 1 or t < 1:
-            raise ValueError(f"filters, kernel sizes and in_shape must be positive, got {config}")
+        self.check_sizes(config)
         blocks = []
-        c_in = c
+        c_in = config.in_shape[0]
         for j, f in enumerate(config.filters):
             project = j == 0 or c_in != f  # dl-4-tsc: blocks 1 and 2 project, block 3 is BN only
             blocks.append(ResidualBlock1d(c_in, f, config.kernel_sizes, project, config.bn_eps, config.bn_momentum))
             c_in = f
-        self.blocks = nn.ModuleList(blocks)
-        self.num_features = c_in
-        self.head = nn.Linear(c_in, config.num_classes)
-        init_keras_(self)
+        super().__init__(config, blocks)
 
-    def forward_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        check_shape(x, (None, *self.input_spec))
-        mask = step_mask(lengths, x)  # (B, 1, T) or None
-        h = x if mask is None else x * mask  # padding is zero whatever the caller put there
-        for block in self.blocks:
-            h = block(h, mask)  # (B, F_j, T)
-        return masked_gap(h, mask)  # (B, F_3)
-
-    def forward_head(self, g: torch.Tensor) -> torch.Tensor:
-        return self.head(g)  # (B, K) logits; softmax is in the loss
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x, lengths))
+    def run_block(self, block: nn.Module, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return block(h, mask)  # (B, F_j, T), masked inside the block
 
 
 @register_model(

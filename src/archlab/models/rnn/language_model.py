@@ -113,21 +113,15 @@ class RecurrentLM(nn.Module):
         likely token (greedy), ``top_k`` / ``top_p`` cut the distribution to the k most likely tokens /
         to the nucleus of mass p (Holtzman et al. 2020). Raises ValueError for temperature < 0,
         top_k < 1 or top_p outside (0, 1]."""
-        decoding.check_sampling(temperature, top_k, top_p)
-        check_shape(idx, (None, None))
-        if idx.shape[1] < 1:
-            raise ValueError("idx: give at least one token to start from, got an empty prompt (B, 0)")
-        was_training = self.training
-        self.eval()
-        try:
-            state = self(idx[:, :-1], return_state=True)[1] if idx.shape[1] > 1 else None
-            out = decoding.sample(
-                self.step, state, idx[:, -1], max_new_tokens,
-                temperature=temperature, top_k=top_k, top_p=top_p, generator=generator,
-            )  # fmt: skip
-        finally:
-            self.train(was_training)
-        return torch.cat([idx, out.tokens], 1)
+        return decoding.continue_prompt(
+            self, idx, max_new_tokens, self.start_decoding,
+            temperature=temperature, top_k=top_k, top_p=top_p, generator=generator,
+        )  # fmt: skip
+
+    def start_decoding(self, idx: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """(the last prompt token (B,), the RNN state after the rest of the prompt; None for one token)."""
+        state = self(idx[:, :-1], return_state=True)[1] if idx.shape[1] > 1 else None
+        return idx[:, -1], state
 
 
 def _lm(cell: str, overrides: dict) -> RecurrentLM:

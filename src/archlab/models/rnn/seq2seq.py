@@ -57,13 +57,12 @@ from typing import Literal, NamedTuple, get_args
 import torch
 from torch import Tensor, nn
 
-from archlab.layers import decoding
 from archlab.layers.attention import LUONG_SCORES, AdditiveAttention, MultiplicativeAttention
 from archlab.layers.decoding import gnmt_length_penalty, select_rows
 from archlab.layers.recurrent import RECURRENT_LAYERS, RecurrentBase, last_state
+from archlab.models.seq2seq_base import Seq2SeqBase, check_vocab_sizes, scheduled_input, start_tokens
 from archlab.registry import register_model
 from archlab.registry.config import ModelConfig, NonNegativeInt, PositiveInt, Probability
-from archlab.utils.errors import ShapeError
 from archlab.utils.tokens import EOS_ID, PAD_ID, SOS_ID, UNK_ID  # both vocabularies
 
 __all__ = [
@@ -146,7 +145,7 @@ class StepState(NamedTuple):
     attention: Tensor | None  # α_t (B, S) of the last step; None before the first and for attention "none"
 
 
-class Seq2Seq(nn.Module):
+class Seq2Seq(Seq2SeqBase):
     """RNN encoder–decoder (see the module docstring for the equations).
 
     Shapes: src (B, S) int ids, src_lengths (B,), tgt_in (B, T) int ids → logits (B, T, V);
@@ -284,21 +283,12 @@ class Seq2Seq(nn.Module):
         teacher_forcing: float,
         generator: torch.Generator | None,
     ) -> tuple[Tensor, Tensor | None]:
-        b, t_max = tgt_in.shape
         logits_all: list[Tensor] = []
         attn_all: list[Tensor] = []
         y, logits = tgt_in[:, 0], None
-        for t in range(t_max):
+        for t in range(tgt_in.shape[1]):
             if t > 0:
-                y = tgt_in[:, t]
-                if teacher_forcing < 1.0:
-                    pred = logits.argmax(-1)  # the model's own previous output
-                    if teacher_forcing <= 0.0:
-                        y = pred
-                    else:  # scheduled sampling: gold with probability p, per token
-                        dev = generator.device if generator is not None else tgt_in.device
-                        gold = torch.rand(b, generator=generator, device=dev) < teacher_forcing
-                        y = torch.where(gold.to(y.device), y, pred)
+                y = scheduled_input(tgt_in[:, t], logits, teacher_forcing, generator)
             logits, state, weights = self.decode_step(y, state, memory)
             logits_all.append(logits)
             if weights is not None:
@@ -322,10 +312,7 @@ class Seq2Seq(nn.Module):
         forcing, p = 0 feeds the model's own argmax throughout). ``return_attention=True`` returns
         (logits, α (B, T, S)), α None for attention "none".
         """
-        self._check_src(src, src_lengths)
-        self._check_tgt(tgt_in, src.shape[0])
-        if not 0.0 <= float(teacher_forcing) <= 1.0:
-            raise ValueError(f"teacher_forcing must lie in [0, 1], got {teacher_forcing}")
+        self._check_inputs(src, src_lengths, tgt_in, teacher_forcing)
         memory, state = self.init_decoder(self._encode(src, src_lengths))
         if teacher_forcing >= 1.0 and self.parallel_decoder:
             logits, attn = self._decode_parallel(tgt_in, state, memory)
@@ -349,8 +336,7 @@ class Seq2Seq(nn.Module):
     def start_decoding(self, src: Tensor, src_lengths: Tensor) -> tuple[Tensor, StepState]:
         """The first decoder input (<sos>, (B,)) and the :class:`StepState` for :meth:`step`."""
         memory, state = self.init_decoder(self.encode(src, src_lengths))
-        start = torch.full((src.shape[0],), SOS_ID, dtype=torch.long, device=src.device)
-        return start, StepState(state, memory, None)
+        return start_tokens(src), StepState(state, memory, None)
 
     def step(self, tokens: Tensor, state: StepState) -> tuple[Tensor, StepState]:
         """The decoding protocol of :mod:`archlab.layers.decoding`: y_{t−1} (B,) → (logits (B, V), state),
@@ -369,117 +355,18 @@ class Seq2Seq(nn.Module):
         memory = state.memory if within_sources else select_rows(state.memory, rows)
         return StepState(decoder, memory, select_rows(state.attention, rows))
 
-    @torch.no_grad()
-    def greedy_decode(
-        self, src: Tensor, src_lengths: Tensor, max_len: int | None = None
-    ) -> tuple[Tensor, Tensor | None]:
-        """Greedy decoding: y_t = argmax p(y | y_<t, x). Returns (tokens (B, L), α (B, L, S) or None).
+    @staticmethod
+    def decoding_trace(state: StepState) -> Tensor | None:
+        """α_t (B, S) of the last step: what the decoders trace (the attention maps of greedy_decode…)."""
+        return state.attention
 
-        Tokens exclude <sos>; each row ends at its <eos> (or runs to ``max_len``), then <pad> (0);
-        α is 0 after a row's <eos>. Stops as soon as every row has emitted <eos>. Put the model in
-        eval mode first (dropout). :func:`archlab.layers.decoding.greedy` over :meth:`step`.
-        """
-        max_len = self._max_len(max_len)
-        start, state = self.start_decoding(src, src_lengths)
-        out = decoding.greedy(self.step, state, start, max_len, eos_id=EOS_ID, pad_id=PAD_ID, trace=_attention)
-        return out.tokens, out.trace
-
-    @torch.no_grad()
-    def sample(
-        self,
-        src: Tensor,
-        src_lengths: Tensor,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        generator: torch.Generator | None = None,
-        max_len: int | None = None,
-    ) -> tuple[Tensor, Tensor | None]:
-        """Sampled outputs y_t ~ p(y | y_<t, x) with temperature / top-k / top-p
-        (:func:`archlab.layers.decoding.sample`), laid out as :meth:`greedy_decode`."""
-        max_len = self._max_len(max_len)
-        start, state = self.start_decoding(src, src_lengths)
-        out = decoding.sample(
-            self.step, state, start, max_len, temperature=temperature, top_k=top_k, top_p=top_p,
-            generator=generator, eos_id=EOS_ID, pad_id=PAD_ID, trace=_attention,
-        )  # fmt: skip
-        return out.tokens, out.trace
-
-    @torch.no_grad()
-    def beam_search(
-        self,
-        src: Tensor,
-        src_lengths: Tensor,
-        beam_size: int = 5,
-        length_penalty: float = 0.6,
-        max_len: int | None = None,
-        return_scores: bool = False,
-    ) -> tuple[Tensor, Tensor | None] | tuple[Tensor, Tensor | None, Tensor]:
-        """Beam search (:func:`archlab.layers.decoding.beam_search` over :meth:`step`). Returns
-        (tokens (B, L), α (B, L, S) or None[, scores (B,)]) laid out as :meth:`greedy_decode`; the
-        score is log p(Y|X) / lp(Y), lp(Y) = ((5 + |Y|)/6)^α, |Y| counting <eos>. ``beam_size=1``
-        is greedy decoding exactly; ``length_penalty=0`` ranks by raw log-prob. Put the model in eval
-        mode first.
-        """
-        if beam_size < 1:
-            raise ValueError(f"beam_size must be ≥ 1, got {beam_size}")
-        if length_penalty < 0:
-            raise ValueError(f"length_penalty (α) must be ≥ 0, got {length_penalty}")
-        max_len = self._max_len(max_len)
-        start, state = self.start_decoding(src, src_lengths)
+    def beam_hooks(self, src: Tensor) -> dict:
+        """s is (n, B, H): beam search reorders with :meth:`reorder_state`, within each source's rows."""
         b = src.shape[0]
-        out = decoding.beam_search(
-            self.step, state, start, max_len, beam_size=beam_size, length_penalty=length_penalty,
-            eos_id=EOS_ID, pad_id=PAD_ID, trace=_attention,
-            reorder=functools.partial(self.reorder_state, within_sources=True),
-            expand=lambda s, k: self.reorder_state(s, torch.arange(b, device=src.device).repeat_interleave(k)),
-        )  # fmt: skip
-        if return_scores:
-            return out.tokens, out.trace, out.scores
-        return out.tokens, out.trace
-
-    def example_inputs(self, batch_size: int = 1, device: torch.device | str | None = None) -> tuple[Tensor, ...]:
-        """(src (B, S), src_lengths (B,), tgt_in (B, S)) of valid ids at the configured S, e.g. for
-        ``count_flops(model, model.example_inputs())``."""
-        (s,) = self.input_shape
-        src = torch.full((batch_size, s), UNK_ID, dtype=torch.long, device=device)
-        src[:, -1] = EOS_ID
-        tgt = torch.full((batch_size, s), UNK_ID, dtype=torch.long, device=device)
-        tgt[:, 0] = SOS_ID
-        return src, torch.full((batch_size,), s, dtype=torch.long, device=device), tgt
-
-    # -- input checks ----------------------------------------------------------------------
-    def _max_len(self, max_len: int | None) -> int:
-        max_len = self.config.max_decode_len if max_len is None else max_len
-        if max_len < 1:
-            raise ValueError(f"max_len must be ≥ 1, got {max_len}")
-        return max_len
-
-    def _check_src(self, src: Tensor, src_lengths: Tensor | None) -> None:
-        if not isinstance(src, Tensor) or src.dim() != 2 or not _is_int(src):
-            got = f"{src.dtype} {tuple(src.shape)}" if isinstance(src, Tensor) else type(src).__name__
-            raise ShapeError(f"src: expected integer token ids of shape (B, S), got {got}")
-        b, s = src.shape
-        if src_lengths is None:
-            raise ValueError("src_lengths: required, (B,) source lengths counting <eos>")
-        if not isinstance(src_lengths, Tensor) or src_lengths.shape != (b,) or not _is_int(src_lengths):
-            got = f"{src_lengths.dtype} {tuple(src_lengths.shape)}" if isinstance(src_lengths, Tensor) else src_lengths
-            raise ShapeError(f"src_lengths: expected integer lengths of shape ({b},), got {got}")
-        if src.device.type == "meta" or not b:  # shapes only (archlab info counts FLOPs on the meta device)
-            return
-        if int(src_lengths.min()) < 1 or int(src_lengths.max()) > s:
-            raise ValueError(
-                f"src_lengths must lie in [1, S={s}], got min {int(src_lengths.min())}, max {int(src_lengths.max())}"
-            )
-        _check_ids(src, self.config.src_vocab_size, "src", "src_vocab_size")
-
-    def _check_tgt(self, tgt_in: Tensor, batch: int) -> None:
-        if not isinstance(tgt_in, Tensor) or tgt_in.dim() != 2 or not _is_int(tgt_in) or tgt_in.shape[1] < 1:
-            got = f"{tgt_in.dtype} {tuple(tgt_in.shape)}" if isinstance(tgt_in, Tensor) else type(tgt_in).__name__
-            raise ShapeError(f"tgt_in: expected integer token ids of shape (B, T) with T ≥ 1, got {got}")
-        if tgt_in.shape[0] != batch:
-            raise ShapeError(f"tgt_in: expected shape ({batch}, T) (the batch of src), got {tuple(tgt_in.shape)}")
-        _check_ids(tgt_in, self.config.num_classes, "tgt_in", "num_classes")
+        return {
+            "reorder": functools.partial(self.reorder_state, within_sources=True),
+            "expand": lambda s, k: self.reorder_state(s, torch.arange(b, device=src.device).repeat_interleave(k)),
+        }
 
 
 def _check_config(c: Seq2SeqConfig) -> None:
@@ -491,11 +378,7 @@ def _check_config(c: Seq2SeqConfig) -> None:
         raise ValueError(f"luong_score must be one of {', '.join(LUONG_SCORES)}; got {c.luong_score!r}")
     if c.bridge not in ("tanh", "zeros"):
         raise ValueError(f"bridge must be tanh or zeros; got {c.bridge!r}")
-    for name in ("src_vocab_size", "num_classes"):
-        if getattr(c, name) <= EOS_ID:
-            raise ValueError(
-                f"{name} must be > {EOS_ID} (ids 0..3 are <pad>, <unk>, <sos>, <eos>); got {getattr(c, name)}"
-            )
+    check_vocab_sizes(c)
     for name in ("embed_dim", "hidden_size", "num_layers", "max_decode_len"):
         if getattr(c, name) < 1:
             raise ValueError(f"{name} must be ≥ 1, got {getattr(c, name)}")
@@ -512,25 +395,9 @@ def _check_config(c: Seq2SeqConfig) -> None:
         )
 
 
-def _is_int(t: Tensor) -> bool:
-    return not t.dtype.is_floating_point and not t.dtype.is_complex and t.dtype != torch.bool
-
-
-def _check_ids(ids: Tensor, vocab: int, what: str, field: str) -> None:
-    if ids.numel() and ids.device.type != "meta":
-        lo, hi = int(ids.min()), int(ids.max())
-        if lo < 0 or hi >= vocab:
-            raise ValueError(f"{what}: token ids must lie in [0, {vocab - 1}] ({field}={vocab}), got [{lo}, {hi}]")
-
-
 def _top(hidden: HiddenState) -> Tensor:
     """The top layer's h (B, H) from a decoder state (n, B, H) or (h, c)."""
     return (hidden[0] if isinstance(hidden, tuple) else hidden)[-1]
-
-
-def _attention(state: StepState) -> Tensor | None:
-    """α_t (B, S) of the last step: what the decoders trace."""
-    return state.attention
 
 
 # -- registered variants ------------------------------------------------------------------------

@@ -19,7 +19,10 @@ Tokens and training follow archlab's seq2seq data and task exactly as the RNN en
 → logits for ``y[:, 1:]``; ``greedy_decode`` / ``beam_search`` / ``sample`` run the shared decoders of
 :mod:`archlab.layers.decoding` over :meth:`TransformerSeq2Seq.step`, which feeds one token through
 the decoder with a KV cache (self-attention K, V of the tokens so far; the memory's K, V projected
-once at the first step).
+once at the first step). The decoding methods, ``example_inputs`` and the input checks are the
+seq2seq interface both encoder–decoders share (:class:`archlab.models.seq2seq_base.Seq2SeqBase`);
+nothing is traced, so they return (tokens, None) — attention maps come from
+:func:`archlab.layers.attention.record_attention`.
 
 Letter legend: B batch, S source positions, T target positions, D d_model, H heads, F d_ff,
 N layers, V target vocabulary (``num_classes``), PE the sinusoidal table.
@@ -44,13 +47,13 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from archlab.layers import decoding
 from archlab.layers.positional import SinusoidalPositionalEncoding
 from archlab.layers.transformer import BlockCache, FFNActivation, TransformerStack, cache_length
+from archlab.models.seq2seq_base import Seq2SeqBase, check_vocab_sizes, scheduled_input, start_tokens
 from archlab.registry import register_model
 from archlab.registry.config import ModelConfig, PositiveFloat, PositiveInt, Probability
 from archlab.utils.errors import ShapeError
-from archlab.utils.tokens import EOS_ID, PAD_ID, SOS_ID, UNK_ID
+from archlab.utils.tokens import PAD_ID
 
 __all__ = [
     "EncDecState",
@@ -92,16 +95,15 @@ class EncDecState(NamedTuple):
     cache: list[BlockCache] | None  # per decoder layer; None before the first token
 
 
-class TransformerSeq2Seq(nn.Module):
+class TransformerSeq2Seq(Seq2SeqBase):
     """Shapes: src (B, S) ids, src_lengths (B,), tgt_in (B, T) ids → logits (B, T, V)."""
 
     def __init__(self, config: TransformerSeq2SeqConfig):
         super().__init__()
         c = self.config = config
-        for name in ("src_vocab_size", "num_classes"):
-            if getattr(c, name) <= EOS_ID:
-                raise ValueError(f"{name} must be > {EOS_ID} (ids 0..3 are <pad>, <unk>, <sos>, <eos>)")
+        check_vocab_sizes(c)
         self.input_shape = tuple(c.in_shape)
+        self.max_positions = c.max_len  # source and target positions of the sinusoidal table
         self.input_spec = ("S",)
         d = c.d_model
         block = dict(
@@ -141,6 +143,9 @@ class TransformerSeq2Seq(nn.Module):
     def encode(self, src: Tensor, src_lengths: Tensor) -> tuple[Tensor, Tensor]:
         """m = encoder(e_x): src (B, S), src_lengths (B,) → (memory (B, S, D), mask (B, S) True at valid)."""
         self._check_src(src, src_lengths)
+        return self._encode(src, src_lengths)
+
+    def _encode(self, src: Tensor, src_lengths: Tensor) -> tuple[Tensor, Tensor]:
         mask = torch.arange(src.shape[1], device=src.device)[None, :] < src_lengths.to(src.device)[:, None]
         memory, _ = self.encoder(self._embed(self.src_embed, src), key_padding_mask=mask)
         return memory, mask
@@ -173,19 +178,14 @@ class TransformerSeq2Seq(nn.Module):
         ``teacher_forcing`` p < 1 (scheduled sampling) decodes token by token through the cache, each
         input the gold token with probability p, else the previous step's argmax (drawn with
         ``generator``); p = 1 runs all T positions in parallel under the causal mask."""
-        self._check_tgt(tgt_in, src.shape[0])
-        if not 0.0 <= float(teacher_forcing) <= 1.0:
-            raise ValueError(f"teacher_forcing must lie in [0, 1], got {teacher_forcing}")
-        memory, mask = self.encode(src, src_lengths)
+        self._check_inputs(src, src_lengths, tgt_in, teacher_forcing)
+        memory, mask = self._encode(src, src_lengths)
         if teacher_forcing >= 1.0:
             return self.decode(tgt_in, memory, mask)[0]
         logits_all, cache, y = [], None, tgt_in[:, 0]
         for t in range(tgt_in.shape[1]):
             if t > 0:
-                pred = logits_all[-1].argmax(-1)
-                dev = generator.device if generator is not None else tgt_in.device
-                gold = torch.rand(tgt_in.shape[0], generator=generator, device=dev) < teacher_forcing
-                y = torch.where(gold.to(tgt_in.device), tgt_in[:, t], pred)
+                y = scheduled_input(tgt_in[:, t], logits_all[-1], teacher_forcing, generator)
             logits, cache = self.decode(y[:, None], memory, mask, past=cache, use_cache=True)
             logits_all.append(logits[:, 0])
         return torch.stack(logits_all, dim=1)
@@ -194,8 +194,7 @@ class TransformerSeq2Seq(nn.Module):
     def start_decoding(self, src: Tensor, src_lengths: Tensor) -> tuple[Tensor, EncDecState]:
         """The first decoder input (<sos>, (B,)) and the :class:`EncDecState` for :meth:`step`."""
         memory, mask = self.encode(src, src_lengths)
-        start = torch.full((src.shape[0],), SOS_ID, dtype=torch.long, device=src.device)
-        return start, EncDecState(memory, mask, None)
+        return start_tokens(src), EncDecState(memory, mask, None)
 
     def step(self, tokens: Tensor, state: EncDecState) -> tuple[Tensor, EncDecState]:
         """The decoding protocol: y_{t−1} (B,) → (logits (B, V), state), one token through the KV cache."""
@@ -203,97 +202,6 @@ class TransformerSeq2Seq(nn.Module):
             raise ShapeError(f"decoding past max_len={self.config.max_len} target positions; raise model.max_len")
         logits, cache = self.decode(tokens[:, None], state.memory, state.memory_mask, state.cache, use_cache=True)
         return logits[:, 0], EncDecState(state.memory, state.memory_mask, cache)
-
-    @torch.no_grad()
-    def greedy_decode(self, src: Tensor, src_lengths: Tensor, max_len: int | None = None) -> tuple[Tensor, None]:
-        """Greedy decoding: (tokens (B, L), None) — tokens without <sos>, <pad> after each row's <eos>.
-        (Attention maps: :func:`archlab.layers.attention.record_attention`.) Put the model in eval mode."""
-        start, state = self.start_decoding(src, src_lengths)
-        out = decoding.greedy(self.step, state, start, self._max_len(max_len), eos_id=EOS_ID, pad_id=PAD_ID)
-        return out.tokens, None
-
-    @torch.no_grad()
-    def sample(
-        self,
-        src: Tensor,
-        src_lengths: Tensor,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        generator: torch.Generator | None = None,
-        max_len: int | None = None,
-    ) -> tuple[Tensor, None]:
-        """Sampled outputs with temperature / top-k / top-p, laid out as :meth:`greedy_decode`."""
-        start, state = self.start_decoding(src, src_lengths)
-        out = decoding.sample(
-            self.step, state, start, self._max_len(max_len), temperature=temperature, top_k=top_k, top_p=top_p,
-            generator=generator, eos_id=EOS_ID, pad_id=PAD_ID,
-        )  # fmt: skip
-        return out.tokens, None
-
-    @torch.no_grad()
-    def beam_search(
-        self,
-        src: Tensor,
-        src_lengths: Tensor,
-        beam_size: int = 5,
-        length_penalty: float = 0.6,
-        max_len: int | None = None,
-        return_scores: bool = False,
-    ) -> tuple[Tensor, None] | tuple[Tensor, None, Tensor]:
-        """Beam search with GNMT's length penalty (:func:`archlab.layers.decoding.beam_search`); the
-        cache is batch first, so hypotheses are reordered with the default ``select_rows``."""
-        start, state = self.start_decoding(src, src_lengths)
-        out = decoding.beam_search(
-            self.step, state, start, self._max_len(max_len), beam_size=beam_size, length_penalty=length_penalty,
-            eos_id=EOS_ID, pad_id=PAD_ID,
-        )  # fmt: skip
-        return (out.tokens, None, out.scores) if return_scores else (out.tokens, None)
-
-    def example_inputs(self, batch_size: int = 1, device: torch.device | str | None = None) -> tuple[Tensor, ...]:
-        """(src (B, S), src_lengths (B,), tgt_in (B, S)) of valid ids at the configured S."""
-        (s,) = self.input_shape
-        src = torch.full((batch_size, s), UNK_ID, dtype=torch.long, device=device)
-        src[:, -1] = EOS_ID
-        tgt = torch.full((batch_size, s), UNK_ID, dtype=torch.long, device=device)
-        tgt[:, 0] = SOS_ID
-        return src, torch.full((batch_size,), s, dtype=torch.long, device=device), tgt
-
-    # -- input checks ----------------------------------------------------------------------
-    def _max_len(self, max_len: int | None) -> int:
-        max_len = self.config.max_decode_len if max_len is None else max_len
-        if max_len < 1:
-            raise ValueError(f"max_len must be ≥ 1, got {max_len}")
-        return max_len
-
-    def _check_src(self, src: Tensor, src_lengths: Tensor) -> None:
-        c = self.config
-        if not isinstance(src, Tensor) or src.dim() != 2 or src.dtype != torch.long:
-            got = f"{src.dtype} {tuple(src.shape)}" if isinstance(src, Tensor) else type(src).__name__
-            raise ShapeError(f"src: expected token ids (torch.long) of shape (B, S), got {got}")
-        b, s = src.shape
-        if not isinstance(src_lengths, Tensor) or src_lengths.shape != (b,):
-            raise ShapeError(f"src_lengths: expected integer lengths of shape ({b},)")
-        if s > c.max_len:
-            raise ShapeError(f"src: {s} positions exceed model.max_len={c.max_len}; raise model.max_len")
-        if src.is_meta or not b:
-            return
-        if int(src_lengths.min()) < 1 or int(src_lengths.max()) > s:
-            raise ValueError(f"src_lengths must lie in [1, S={s}]")
-        if int(src.min()) < 0 or int(src.max()) >= c.src_vocab_size:
-            raise ValueError(f"src: token ids must lie in [0, {c.src_vocab_size - 1}] (src_vocab_size)")
-
-    def _check_tgt(self, tgt_in: Tensor, batch: int) -> None:
-        c = self.config
-        if not isinstance(tgt_in, Tensor) or tgt_in.dim() != 2 or tgt_in.dtype != torch.long or tgt_in.shape[1] < 1:
-            got = f"{tgt_in.dtype} {tuple(tgt_in.shape)}" if isinstance(tgt_in, Tensor) else type(tgt_in).__name__
-            raise ShapeError(f"tgt_in: expected token ids (torch.long) of shape (B, T), T ≥ 1, got {got}")
-        if tgt_in.shape[0] != batch:
-            raise ShapeError(f"tgt_in: expected shape ({batch}, T) (the batch of src), got {tuple(tgt_in.shape)}")
-        if tgt_in.shape[1] > c.max_len:
-            raise ShapeError(f"tgt_in: {tgt_in.shape[1]} positions exceed model.max_len={c.max_len}")
-        if not tgt_in.is_meta and (int(tgt_in.min()) < 0 or int(tgt_in.max()) >= c.num_classes):
-            raise ValueError(f"tgt_in: token ids must lie in [0, {c.num_classes - 1}] (num_classes)")
 
 
 def torch_transformer_key_map(num_encoder_layers: int, num_decoder_layers: int) -> dict[str, str]:

@@ -197,21 +197,10 @@ class GPT(nn.Module):
         ``use_cache=False`` re-reads the whole (cropped) window at every step: the same tokens, O(T)
         more work per token. Prompts longer than block_size are cropped (module docstring).
         Raises ValueError for bad sampling settings or an empty prompt."""
-        decoding.check_sampling(temperature, top_k, top_p)
-        check_shape(idx, (None, "T"), "idx")
-        if idx.shape[1] < 1:
-            raise ValueError("idx: give at least one token to start from, got an empty prompt (B, 0)")
-        was_training = self.training
-        self.eval()
-        try:
-            start, state = self.start_decoding(idx, use_cache)
-            out = decoding.sample(
-                self.step, state, start, max_new_tokens,
-                temperature=temperature, top_k=top_k, top_p=top_p, generator=generator,
-            )  # fmt: skip
-        finally:
-            self.train(was_training)
-        return torch.cat([idx, out.tokens], 1)
+        return decoding.continue_prompt(
+            self, idx, max_new_tokens, lambda prompt: self.start_decoding(prompt, use_cache),
+            temperature=temperature, top_k=top_k, top_p=top_p, generator=generator,
+        )  # fmt: skip
 
 
 def hf_gpt2_key_map(n_layer: int) -> dict[str, tuple[str, bool]]:

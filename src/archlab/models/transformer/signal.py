@@ -7,7 +7,8 @@ learned position embeddings are added, and L_enc pre-LN encoder blocks
 a final LayerNorm) follow; the classifier reads the class token. This is the encoder of Vaswani et
 al. 2017 (arXiv:1706.03762) arranged as ViT (Dosovitskiy et al. 2021, arXiv:2010.11929, Eq. 1–4)
 with a 1-D patch, the layout of the time-series Transformer baselines (e.g. PatchTST, Nie et al.
-2023, arXiv:2211.14730, without its channel independence).
+2023, arXiv:2211.14730, without its channel independence); the class is ViT's own
+(:class:`~archlab.models.transformer.vit.ViTBase`) with a 1-D patch embedding.
 
 Default (ours, sized like the other MNIST-1D models of the default compare, 5–15 k parameters):
 P = 4 (10 segments + class token), D = 32, 1 block, 4 heads, MLP 64 — 9,482 parameters, 0.10 M MACs.
@@ -37,10 +38,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from archlab.layers.transformer import TransformerStack
+from archlab.models.transformer.vit import ViTBase
 from archlab.registry import register_model
 from archlab.registry.config import ModelConfig, PositiveInt, Probability, SignalShape
-from archlab.utils.shapes import check_shape
 
 PAPER = (
     "Vaswani et al., Attention Is All You Need (NeurIPS 2017), arXiv:1706.03762; arranged as ViT, "
@@ -63,55 +63,39 @@ class SignalTransformerConfig(ModelConfig):
     attention_dropout: Probability = 0.0  # on the attention weights
 
 
-class SignalTransformer(nn.Module):
-    """Shapes: x (B, C, L) → (B, K); features (B, D) (the class token after the final LayerNorm)."""
+class SignalTransformer(ViTBase):
+    """Shapes: x (B, C, L) → (B, K); features (B, D) (the class token after the final LayerNorm).
+
+    :class:`~.vit.ViTBase` with 1-D patches: E is a ``Conv1d`` of kernel and stride P, after the zero
+    padding of :meth:`patchify`; E_pos is drawn before the encoder (``init_positions``), the rest is
+    torch's default initialisation."""
 
     def __init__(self, config: SignalTransformerConfig):
-        super().__init__()
-        self.config = config
-        self.input_shape = tuple(config.in_shape)
         c, length = config.in_shape
         p, d = config.patch_size, config.d_model
-        self.input_spec = (c, length)  # the position table fixes L
-        self.num_tokens = -(-length // p)  # N = ⌈L/P⌉
-        self.pad = self.num_tokens * p - length  # zero steps appended so that P divides the padded length
-        self.patch_embed = nn.Conv1d(c, d, kernel_size=p, stride=p)  # E on each segment
-        self.class_token = nn.Parameter(torch.zeros(1, 1, d))
-        self.pos_embedding = nn.Parameter(torch.empty(1, self.num_tokens + 1, d))
-        nn.init.normal_(self.pos_embedding, std=0.02)
-        self.dropout = nn.Dropout(config.dropout)
-        self.encoder = TransformerStack(
-            config.num_layers,
-            final_norm=True,
-            d_model=d,
+        num_tokens = -(-length // p)  # N = ⌈L/P⌉
+        super().__init__(
+            nn.Conv1d(c, d, kernel_size=p, stride=p),  # E on each segment
+            num_tokens,
+            config.num_classes,
+            num_layers=config.num_layers,
             num_heads=config.num_heads,
             d_ff=config.d_ff,
-            norm_first=True,
-            activation="gelu",
             dropout=config.dropout,
             attention_dropout=config.attention_dropout,
+            init_positions=True,
         )
-        self.num_features = d
-        self.head = nn.Linear(d, config.num_classes)
+        self.config = config
+        self.input_shape = tuple(config.in_shape)
+        self.input_spec = (c, length)  # the position table fixes L
+        self.num_tokens = num_tokens
+        self.pad = num_tokens * p - length  # zero steps appended so that P divides the padded length
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """z_0. Shapes: (B, C, L) → (B, N+1, D)."""
-        check_shape(x, (None, *self.input_spec))
+    def patchify(self, x: torch.Tensor) -> torch.Tensor:
+        """x_i E for every segment. Shapes: (B, C, L) → (B, N, D)."""
         if self.pad:
             x = nn.functional.pad(x, (0, self.pad))  # (B, C, N·P)
-        tokens = self.patch_embed(x).transpose(1, 2)  # (B, N, D)
-        cls = self.class_token.expand(x.shape[0], -1, -1)  # (B, 1, D)
-        return self.dropout(torch.cat([cls, tokens], dim=1) + self.pos_embedding)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        z, _ = self.encoder(self.embed(x))  # (B, N+1, D)
-        return z[:, 0]  # (B, D)
-
-    def forward_head(self, h: torch.Tensor) -> torch.Tensor:
-        return self.head(h)  # (B, K)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        return super().patchify(x)  # (B, N, D)
 
 
 @register_model(

@@ -6,7 +6,8 @@ Uszkoreit & Houlsby, *An Image is Worth 16x16 Words: Transformers for Image Reco
 patches, each flattened and projected to D (one P×P convolution of stride P: the same linear map E),
 a learned class token is prepended, learned 1-D position embeddings are added, and L pre-LN encoder
 blocks (:class:`~archlab.layers.transformer.TransformerStack`, GELU MLP, final LayerNorm) follow;
-the classifier reads the class token.
+the classifier reads the class token. That recipe is :class:`ViTBase`, whatever the patch: the signal
+Transformer (signal.py) is the same class on 1-D segments of a signal.
 
 Variants (Table 1; counts torchvision's, 224×224 input, 1000 classes): ViT-B/16 (D 768, L 12, 12
 heads, MLP 3072) — 86,567,656 parameters, 17.56 GMACs (torchvision publishes 17.56 "GFLOPS"); ViT-B/32
@@ -76,13 +77,92 @@ class ViTConfig(ModelConfig):
     attention_dropout: Probability = 0.0  # on the attention weights
 
 
-class VisionTransformer(nn.Module):
+class ViTBase(nn.Module):
+    """The ViT recipe whatever the patch (Eq. 1–4): a patch embedding E, a learned class token, learned
+    positions, a pre-LN encoder with a final LayerNorm, and a linear head on the class token.
+
+    :class:`VisionTransformer` plugs in 2-D patches of an image, the signal Transformer
+    (:mod:`.signal`) 1-D segments of a signal; each subclass sets ``input_spec`` (the exact input
+    shape, checked in :meth:`embed`) and may override :meth:`patchify` (the signal's zero padding).
+
+    Args:
+        patch_embed: E, a convolution of kernel and stride P (``nn.Conv2d`` for images, ``nn.Conv1d``
+            for signals); its ``out_channels`` is D.
+        num_tokens: N, the patches per input (the position table has N + 1 rows).
+        num_classes: K. num_layers: L. num_heads: heads (D divisible by it, else ConfigError).
+        d_ff: the MLP's hidden width. dropout: after the embeddings and on each sub-layer's output.
+        attention_dropout: on the attention weights. layer_norm_eps: every LayerNorm's ε.
+        init_positions: draw E_pos ~ N(0, 0.02²) here, before the encoder's weights are drawn (the
+            signal Transformer's order); False leaves E_pos to the subclass (ViT draws it after the
+            encoder, in :meth:`VisionTransformer._init_weights`, as torchvision does).
+    Shapes: x (B, *input_spec) → (B, K); features (B, D) (the class token after the final LayerNorm).
+    """
+
+    input_spec: tuple[int, ...]
+
+    def __init__(
+        self,
+        patch_embed: nn.Conv1d | nn.Conv2d,
+        num_tokens: int,
+        num_classes: int,
+        *,
+        num_layers: int,
+        num_heads: int,
+        d_ff: int,
+        dropout: float,
+        attention_dropout: float,
+        layer_norm_eps: float = 1e-5,
+        init_positions: bool = False,
+    ):
+        super().__init__()
+        d = patch_embed.out_channels
+        self.patch_embed = patch_embed  # E, applied to every patch
+        self.class_token = nn.Parameter(torch.zeros(1, 1, d))  # x_class
+        self.pos_embedding = nn.Parameter(torch.empty(1, num_tokens + 1, d))  # E_pos
+        if init_positions:
+            nn.init.normal_(self.pos_embedding, std=0.02)
+        self.dropout = nn.Dropout(dropout)
+        self.encoder = TransformerStack(
+            num_layers,
+            final_norm=True,
+            d_model=d,
+            num_heads=num_heads,
+            d_ff=d_ff,
+            norm_first=True,
+            activation="gelu",
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            layer_norm_eps=layer_norm_eps,
+        )
+        self.num_features = d
+        self.head = nn.Linear(d, num_classes)
+
+    def patchify(self, x: torch.Tensor) -> torch.Tensor:
+        """x_p^i E for every patch, in order. Shapes: (B, C, *spatial) → (B, N, D)."""
+        return self.patch_embed(x).flatten(2).transpose(1, 2)  # (B, D, N) → (B, N, D): row-major patches
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """z_0 of Eq. 1. Shapes: (B, *input_spec) → (B, N+1, D)."""
+        check_shape(x, (None, *self.input_spec))
+        patches = self.patchify(x)  # (B, N, D)
+        cls = self.class_token.expand(x.shape[0], -1, -1)  # (B, 1, D)
+        return self.dropout(torch.cat([cls, patches], dim=1) + self.pos_embedding)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        z, _ = self.encoder(self.embed(x))  # (B, N+1, D), final LN included
+        return z[:, 0]  # y = LN(z_L^0): (B, D)
+
+    def forward_head(self, h: torch.Tensor) -> torch.Tensor:
+        return self.head(h)  # (B, K)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+class VisionTransformer(ViTBase):
     """Shapes: x (B, C, H, W) → (B, K); features (B, D) (the class token after the final LayerNorm)."""
 
     def __init__(self, config: ViTConfig):
-        super().__init__()
-        self.config = config
-        self.input_shape = tuple(config.in_shape)
         c, h, w = config.in_shape
         p, d = config.patch_size, config.hidden_dim
         if h % p or w % p:
@@ -90,27 +170,23 @@ class VisionTransformer(nn.Module):
                 f"input {h}×{w} is not divisible into {p}×{p} patches; pick model.patch_size dividing both "
                 f"(or resize the images)"
             )
-        # the position table fixes the grid: exactly the configured H×W (no interpolation)
-        self.input_spec = (c, h, w)
-        self.num_patches = (h // p) * (w // p)  # N
-        self.patch_embed = nn.Conv2d(c, d, kernel_size=p, stride=p)  # E, applied to every P×P patch
-        self.class_token = nn.Parameter(torch.zeros(1, 1, d))  # x_class
-        self.pos_embedding = nn.Parameter(torch.empty(1, self.num_patches + 1, d))  # E_pos
-        self.dropout = nn.Dropout(config.dropout)
-        self.encoder = TransformerStack(
-            config.num_layers,
-            final_norm=True,
-            d_model=d,
+        num_patches = (h // p) * (w // p)  # N
+        super().__init__(
+            nn.Conv2d(c, d, kernel_size=p, stride=p),  # E, applied to every P×P patch
+            num_patches,
+            config.num_classes,
+            num_layers=config.num_layers,
             num_heads=config.num_heads,
             d_ff=config.mlp_dim,
-            norm_first=True,
-            activation="gelu",
             dropout=config.dropout,
             attention_dropout=config.attention_dropout,
             layer_norm_eps=LN_EPS,
         )
-        self.num_features = d
-        self.head = nn.Linear(d, config.num_classes)
+        self.config = config
+        self.input_shape = tuple(config.in_shape)
+        # the position table fixes the grid: exactly the configured H×W (no interpolation)
+        self.input_spec = (c, h, w)
+        self.num_patches = num_patches
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -127,23 +203,6 @@ class VisionTransformer(nn.Module):
                 nn.init.normal_(lin.bias, std=1e-6)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """z_0 of Eq. 1. Shapes: (B, C, H, W) → (B, N+1, D)."""
-        check_shape(x, (None, *self.input_spec))
-        patches = self.patch_embed(x).flatten(2).transpose(1, 2)  # (B, N, D): row-major patches
-        cls = self.class_token.expand(x.shape[0], -1, -1)  # (B, 1, D)
-        return self.dropout(torch.cat([cls, patches], dim=1) + self.pos_embedding)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        z, _ = self.encoder(self.embed(x))  # (B, N+1, D), final LN included
-        return z[:, 0]  # y = LN(z_L^0): (B, D)
-
-    def forward_head(self, h: torch.Tensor) -> torch.Tensor:
-        return self.head(h)  # (B, K)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 # -- builders ----------------------------------------------------------------------------------
