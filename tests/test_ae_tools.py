@@ -328,3 +328,18 @@ def test_embed_refuses_a_classifier_run(tmp_path, capsys, fashion):
     assert "`archlab embed` needs an autoencoder run" in err and err.count("\n") == 1
     assert main(["sample", str(run)]) == 2
     assert "draws figures of an autoencoder run" in capsys.readouterr().err
+
+
+def test_sample_and_embed_take_the_whole_test_set_of_a_run_without_a_test_subset(fashion):
+    # a shipped recipe sets no data.test_subset: `archlab sample`/`embed` on its run once raised a TypeError
+    from types import SimpleNamespace
+
+    from archlab.cli import _test_examples
+
+    data = SimpleNamespace(name="fashion_mnist", data_dir=None, options={}, test_subset=None)
+    run = SimpleNamespace(recipe=SimpleNamespace(data=data))
+    x, y = _test_examples(run)
+    assert x.shape == fashion.shape and len(y) == len(fashion)
+    assert _test_examples(run, 5)[0].shape == (5, 1, 28, 28)
+    data.test_subset = 3
+    assert len(_test_examples(run, 5)[1]) == 3

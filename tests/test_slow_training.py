@@ -37,8 +37,9 @@ def test_mlp_fashion_mnist_reaches_88_percent(background_run):
 
 # The main job trains 18 runs; its three GRU runs dominate (a step is hundreds of small ops on CPU even
 # through the written-out backward pass, `impl: scan`; the LSTM is one oneDNN kernel). With torch's
-# GRU each GRU run took 276–395 s on a 2-core AMD EPYC (AVX2), about 50 s on these Intel cores. It trains in the background too (one
-# run at a time, one thread: `--jobs 1` changes the order of the runs, not what each computes). The
+# GRU each GRU run took 276–395 s on a 2-core AMD EPYC (AVX2), about 50 s on these Intel cores. It
+# trains in the background too (one run at a time, one thread: `--jobs 1` changes the order of the
+# runs, not what each computes). The
 # suite-wide 900 s limit is there to catch hangs, not to time a compute-bound job on a slow or busy
 # machine.
 @pytest.mark.background_run("compare", "--jobs", "1")

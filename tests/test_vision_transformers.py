@@ -313,21 +313,29 @@ def test_data_hunger_needs_three_models(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_attention_maps_quick(quick_experiment):
-    """Two 5-step runs (GPT, encoder–decoder), then the recorded maps: every GPT head's weights are causal
-    and sum to one per row; the figures and the per-head table are written."""
+    """Three 5-step runs (GPT, a tiny BERT, encoder–decoder), then the recorded maps: every GPT head's weights
+    are causal; every BERT head's mean weights are shares; the figures and the per-head
+    table are written."""
     exp, rec = quick_experiment("attention-maps")
     assert rec["figures"] == [
+        "figures/bert_layer0.png",
+        "figures/bert_layer1.png",
         "figures/cross_attention.png",
         "figures/cross_attention_heads.png",
         "figures/gpt_layer0.png",
         "figures/gpt_layer3.png",
     ]
     rows = rec["table"]["rows"]
-    assert len(rows) == 4 * 4 + 1 and rows[0][0] == "GPT layer 0, head 0"
-    assert all(0.0 <= r[1] <= 1.0 and 0.0 <= r[2] <= 1.0 for r in rows[:-1])
+    assert len(rows) == 4 * 4 + 2 * 2 + 1 and all(len(r) == 6 for r in rows)  # the quick BERT: 2 layers × 2 heads
+    assert rows[0][0] == "GPT layer 0, head 0" and rows[16][0] == "BERT layer 0, head 0"
+    assert all(0.0 <= r[1] <= 1.0 and 0.0 <= r[3] <= 1.0 for r in rows[:16])
+    assert all(0.0 <= v <= 1.0 for r in rows[16:20] for v in r[1:5])  # mean shares of one row's weight
     assert rec["gpt"]["above_diagonal"] == 0.0  # causal: no weight on a later character
+    bert = rec["bert"]
+    assert bert["tokens"][0] == "[CLS]" and bert["tokens"].count("[SEP]") == 2 and bert["length"] == len(bert["tokens"])
+    assert "lazy" in "".join(bert["tokens"]) and bert["steps"] == 5
     assert rec["seq2seq"]["output"] and -1.0 <= rec["seq2seq"]["rho"] <= 1.0
-    assert "BERT heads are not measured" in rec["verdict"] and rec["supported"] is None
+    assert "BERT (5 steps" in rec["verdict"] and rec["supported"] is None
 
 
 def test_attention_maps_refuses_text_outside_the_vocabulary(tmp_path, capsys):

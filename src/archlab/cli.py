@@ -253,7 +253,7 @@ def _test_examples(run: Any, limit: int | None = None) -> tuple[Any, Any]:
 
     data = run.recipe.data
     ds = load_dataset(data.name, "test", data_dir=data.data_dir, options=data.options)
-    n = min(len(ds), *(v for v in (data.test_subset, limit) if v is not None))
+    n = min([len(ds), *(v for v in (data.test_subset, limit) if v is not None)])
     y = ds.y[:n] if getattr(ds, "y", None) is not None else None
     return ds.x[:n], y
 

@@ -118,7 +118,7 @@ def _corpus(split: str, vocab_size: int) -> _Corpus:
     return _Corpus(sentences, torch.as_tensor(anchors, dtype=torch.long))
 
 
-def _pair(a: list[int], b: list[int], max_len: int) -> tuple[list[int], list[int]]:
+def sentence_pair(a: list[int], b: list[int], max_len: int) -> tuple[list[int], list[int]]:
     """``[CLS] a [SEP] b [SEP]`` and its segment ids, the longer sentence cut from its end until
     the pair fits ``max_len`` (BERT's ``truncate_seq_pair``)."""
     a, b = list(a), list(b)
@@ -157,7 +157,7 @@ class SentencePairs:
         segments = torch.zeros((b, t), dtype=torch.long)
         mask = torch.zeros((b, t), dtype=torch.long)
         for i, (ai, bi) in enumerate(zip(anchors.tolist(), second.tolist(), strict=True)):
-            ids, seg = _pair(c.sentences[ai], c.sentences[bi], t)
+            ids, seg = sentence_pair(c.sentences[ai], c.sentences[bi], t)
             x[i, : len(ids)] = torch.as_tensor(ids)
             segments[i, : len(ids)] = torch.as_tensor(seg)
             mask[i, : len(ids)] = 1

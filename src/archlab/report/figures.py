@@ -86,6 +86,12 @@ def _step_axis(ax: Any) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
+def _plot_curve(ax: Any, steps: Sequence[int], values: Sequence[float], label: str) -> Any:
+    """One metric against step; points marked while there are fewer than 12. Returns the line."""
+    (line,) = ax.plot(steps, values, marker="o" if len(steps) < 12 else None, ms=3, lw=1.5, label=label)
+    return line
+
+
 def _finite(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -146,14 +152,7 @@ def learning_curves(
         m = [v * scale for v in means]
         s = [v * scale for v in stds]
         n = len([r for r in runs if curve(r, metric, split)])
-        (line,) = ax.plot(
-            steps,
-            m,
-            marker="o" if len(steps) < 12 else None,
-            ms=3,
-            lw=1.5,
-            label=f"{label} (n={n})" if n > 1 else str(label),
-        )
+        line = _plot_curve(ax, steps, m, f"{label} (n={n})" if n > 1 else str(label))
         if any(s):
             ax.fill_between(
                 steps,
@@ -191,14 +190,7 @@ def split_curves(
         if not c:
             continue
         steps = sorted(c)
-        ax.plot(
-            steps,
-            [c[s] * scale for s in steps],
-            marker="o" if len(steps) < 12 else None,
-            ms=3,
-            lw=1.5,
-            label=split,
-        )
+        _plot_curve(ax, steps, [c[s] * scale for s in steps], split)
         plotted += 1
     if plotted:
         ax.legend(fontsize=8)

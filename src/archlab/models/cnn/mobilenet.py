@@ -86,6 +86,37 @@ def _init_weights(model: nn.Module) -> None:
     init_conv_bn_(model, linear_std=0.01)
 
 
+class MobileNet(nn.Module):
+    """What V1 and V2 share: a feature stack, global average pooling, dropout and a linear classifier,
+    with torchvision's initialisation. A subclass builds the stack and sets ``config``,
+    ``input_shape`` and ``input_spec``.
+
+    Shapes: x (B, C, H, W) → features (B, D) (D = ``num_features``, the stack's last width) → (B, K).
+    """
+
+    input_spec: tuple
+
+    def __init__(self, features: list[nn.Module], num_features: int, num_classes: int, dropout: float):
+        super().__init__()
+        self.features = nn.Sequential(*features)
+        self.num_features = num_features
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(num_features, num_classes)
+        _init_weights(self)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        check_shape(x, (None, *self.input_spec))
+        x = self.features(x)  # (B, D, H/32, W/32)  (H/16 with small_input)
+        return self.pool(x).flatten(1)  # (B, D)
+
+    def forward_head(self, h: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(h))  # (B, K)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
 # -- MobileNet V1 ------------------------------------------------------------------------------
 class DepthwiseSeparable(nn.Sequential):
     """3×3 depthwise conv + BN + ReLU, then 1×1 pointwise conv + BN + ReLU (V1, Fig. 3).
@@ -121,20 +152,17 @@ class MobileNetV1Config(ModelConfig):
     dropout: Probability = 0.001  # before the classifier (TF-slim / Keras reference: keep_prob 0.999)
 
 
-class MobileNetV1(nn.Module):
+class MobileNetV1(MobileNet):
     """Shapes: x (B, C, round(ρH), round(ρW)) → (B, K); features (B, make_divisible(1024α, 8))."""
 
     def __init__(self, config: MobileNetV1Config):
-        super().__init__()
-        self.config = config
         c, h, w = config.in_shape
         rho, alpha = config.resolution_mult, config.width_mult
         if rho <= 0 or alpha <= 0:
             raise ValueError(f"width_mult and resolution_mult must be > 0, got {alpha} and {rho}")
-        self.input_shape = (c, round(h * rho), round(w * rho))
-        self.input_spec = (c, "H", "W")  # padded convolutions and global pooling: any H, W ≥ 1 (as torchvision)
-        if min(self.input_shape[1:]) < 1:
-            raise ValueError(f"input {self.input_shape[1]}×{self.input_shape[2]} is empty; raise resolution_mult")
+        input_shape = (c, round(h * rho), round(w * rho))
+        if min(input_shape[1:]) < 1:
+            raise ValueError(f"input {input_shape[1]}×{input_shape[2]} is empty; raise resolution_mult")
 
         c_prev = make_divisible(32 * alpha, 8)
         layers: list[nn.Module] = [ConvNormAct(c, c_prev, 3, 1 if config.small_input else 2, act_layer=nn.ReLU)]
@@ -142,23 +170,10 @@ class MobileNetV1(nn.Module):
             c_out = make_divisible(c_out * alpha, 8)
             layers.append(DepthwiseSeparable(c_prev, c_out, stride))
             c_prev = c_out
-        self.features = nn.Sequential(*layers)
-        self.num_features = c_prev
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(c_prev, config.num_classes)
-        _init_weights(self)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_spec))
-        x = self.features(x)  # (B, 1024α, H/32, W/32)  (H/16 with small_input)
-        return self.pool(x).flatten(1)  # (B, 1024α)
-
-    def forward_head(self, h: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(h))  # (B, K)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        super().__init__(layers, c_prev, config.num_classes, config.dropout)  # D = 1024α
+        self.config = config
+        self.input_shape = input_shape
+        self.input_spec = (c, "H", "W")  # padded convolutions and global pooling: any H, W ≥ 1 (as torchvision)
 
 
 # -- MobileNet V2 ------------------------------------------------------------------------------
@@ -201,14 +216,10 @@ class MobileNetV2Config(ModelConfig):
     dropout: Probability = 0.2  # before the classifier (torchvision)
 
 
-class MobileNetV2(nn.Module):
+class MobileNetV2(MobileNet):
     """Shapes: x (B, C, H, W) → (B, K); features (B, make_divisible(1280·max(1, α), 8))."""
 
     def __init__(self, config: MobileNetV2Config):
-        super().__init__()
-        self.config = config
-        self.input_shape = tuple(config.in_shape)
-        self.input_spec = (config.in_shape[0], "H", "W")  # any H, W ≥ 1, as V1
         alpha = config.width_mult
         if alpha <= 0:
             raise ValueError(f"width_mult must be > 0, got {alpha}")
@@ -223,23 +234,10 @@ class MobileNetV2(nn.Module):
                 layers.append(InvertedResidual(c_prev, c_out, s if i == 0 else 1, t))
                 c_prev = c_out
         layers.append(ConvNormAct(c_prev, last, 1, act_layer=nn.ReLU6))
-        self.features = nn.Sequential(*layers)
-        self.num_features = last
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(last, config.num_classes)
-        _init_weights(self)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, (None, *self.input_spec))
-        x = self.features(x)  # (B, 1280, H/32, W/32)  (H/16 with small_input)
-        return self.pool(x).flatten(1)  # (B, 1280)
-
-    def forward_head(self, h: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(h))  # (B, K)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        super().__init__(layers, last, config.num_classes, config.dropout)  # D = 1280·max(1, α)
+        self.config = config
+        self.input_shape = tuple(config.in_shape)
+        self.input_spec = (config.in_shape[0], "H", "W")  # any H, W ≥ 1, as V1
 
 
 # -- builders ----------------------------------------------------------------------------------
