@@ -204,3 +204,19 @@ def test_umap_of_too_few_codes_is_one_line_and_writes_nothing(tmp_path):
     with pytest.raises(ConfigError, match=r"--projection umap: 5 codes are too few for UMAP's 15 neighbours"):
         write_embedding(model, torch.rand(5, 1, 4, 4), None, tmp_path / "lat", tmp_path / "fig", method="umap")
     assert not (tmp_path / "lat").exists() and not (tmp_path / "fig").exists()  # was a scipy traceback
+
+
+def test_a_validation_fraction_that_rounds_to_no_example_is_one_line():
+    """``data.val_fraction=0.2`` on karate (one graph) or 0.0001 of digits' 898 held out nothing and
+    the run went on without validation; both say so now."""
+    from archlab.data import ArrayDataset, split_train_val
+    from archlab.data.graph import Graph, NodeDataset
+
+    ds = ArrayDataset(torch.zeros(898, 2), torch.zeros(898, dtype=torch.long))
+    with pytest.raises(ConfigError, match=r"^data.val_fraction: 0.0001 of 898 training examples rounds to none held"):
+        split_train_val(ds, 0.0001, seed=0)
+    assert len(split_train_val(ds, 0.0017, seed=0)[1]) == 2  # round(1.53)
+    graph = Graph(torch.eye(3), torch.tensor([[0, 1], [1, 0]]), y=torch.tensor([0, 1, 0]))
+    nodes = NodeDataset(graph, torch.tensor([True, True, False]), "karate", "train")
+    with pytest.raises(ConfigError, match=r"^data.val_fraction: 'karate' is one graph whose splits are node masks"):
+        split_train_val(nodes, 0.2, seed=0)
