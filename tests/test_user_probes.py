@@ -220,3 +220,22 @@ def test_a_validation_fraction_that_rounds_to_no_example_is_one_line():
     nodes = NodeDataset(graph, torch.tensor([True, True, False]), "karate", "train")
     with pytest.raises(ConfigError, match=r"^data.val_fraction: 'karate' is one graph whose splits are node masks"):
         split_train_val(nodes, 0.2, seed=0)
+
+
+def test_checkpoint_best_of_a_run_without_validation_says_why(tmp_path):
+    """karate has no validation split: `eval --checkpoint best` blamed a kill during a replace."""
+    from archlab.config import load_recipe
+    from archlab.engine.trainer import _choose_checkpoint
+    from archlab.utils.errors import CheckpointError
+
+    root = tmp_path / "run" / "checkpoints"
+    (root / "step-00000002").mkdir(parents=True)
+    with pytest.raises(CheckpointError) as e:
+        _choose_checkpoint(root, "best", load_recipe("karate/gcn"))
+    assert str(e.value) == (
+        f"--checkpoint best: {tmp_path / 'run'} keeps no best checkpoint (it had no validation split: "
+        "data.val_fraction is 0 and the data set ships none); use --checkpoint last or step-N "
+        "(available: step-00000002)"
+    )
+    with pytest.raises(CheckpointError, match="was killed while replacing it"):  # cora validates: best/ went missing
+        _choose_checkpoint(root, "best", load_recipe("cora/gcn"))
