@@ -302,6 +302,7 @@ def test_sample_and_embed_an_autoencoder_run_and_show_them_in_its_report(vae_run
         (["embed", "{run}", "--limit", "1"], "--limit must be at least 2"),
         (["embed", "{run}", "--projection", "tsne"], "invalid choice: 'tsne'"),
         (["embed", "/nonexistent/run"], "/nonexistent/run is not an archlab run"),
+        (["sample", "{run}", "--prompt", "hi", "--top-p", "0.9"], "--prompt, --top-p: {run} is an autoencoder run"),
     ],
 )
 def test_bad_input_to_sample_and_embed_is_one_line(vae_run, args, message, capsys):
@@ -313,6 +314,7 @@ def test_bad_input_to_sample_and_embed_is_one_line(vae_run, args, message, capsy
     except SystemExit as e:  # argparse's own errors
         code = e.code
     err = capsys.readouterr().err
+    message = message.replace("{run}", str(vae_run))  # a text option to an autoencoder was ignored silently
     assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
@@ -328,3 +330,18 @@ def test_embed_refuses_a_classifier_run(tmp_path, capsys, fashion):
     assert "`archlab embed` needs an autoencoder run" in err and err.count("\n") == 1
     assert main(["sample", str(run)]) == 2
     assert "draws figures of an autoencoder run" in capsys.readouterr().err
+
+
+def test_sample_and_embed_take_the_whole_test_set_of_a_run_without_a_test_subset(fashion):
+    # a shipped recipe sets no data.test_subset: `archlab sample`/`embed` on its run once raised a TypeError
+    from types import SimpleNamespace
+
+    from archlab.cli import _test_examples
+
+    data = SimpleNamespace(name="fashion_mnist", data_dir=None, options={}, test_subset=None)
+    run = SimpleNamespace(recipe=SimpleNamespace(data=data))
+    x, y = _test_examples(run)
+    assert x.shape == fashion.shape and len(y) == len(fashion)
+    assert _test_examples(run, 5)[0].shape == (5, 1, 28, 28)
+    data.test_subset = 3
+    assert len(_test_examples(run, 5)[1]) == 3

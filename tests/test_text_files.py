@@ -3,6 +3,7 @@ data.options.path=FILE``): a chronological split by characters, a tokenizer trai
 split only and saved in the run directory, and one-line errors for files that cannot be used."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -112,7 +113,9 @@ def test_a_bpe_run_saves_its_tokenizer_and_samples_with_it_after_the_file_change
     (run_dir,) = runs.iterdir()
     saved = load_tokenizer(run_dir / "tokenizer.json")
     assert saved.kind == "bpe" and saved.vocab_size == 300
-    assert json.loads((run_dir / "summary.json").read_text())["test"]["loss"] < 5.0  # below log(300) = 5.7
+    test = json.loads((run_dir / "summary.json").read_text())["test"]
+    assert test["loss"] < 5.0  # below log(300) = 5.7
+    assert "bpc" not in test and test["bpb"] < test["loss"] / math.log(2)  # bits per byte, not per token
     capsys.readouterr()
     sample = ["sample", str(run_dir), "--prompt", "CITIZEN", "--tokens", "12", "--seed", "1"]
     assert main(sample) == 0
@@ -120,6 +123,8 @@ def test_a_bpe_run_saves_its_tokenizer_and_samples_with_it_after_the_file_change
     assert before.startswith("CITIZEN") and len(saved.encode(before.rstrip("\n"))) >= 12
     path.write_text("zzzz qqqq " * 500, encoding="utf-8")  # the data now trains another tokenizer
     assert main(sample) == 0 and capsys.readouterr().out == before  # the run's own tokenizer is used
+    assert main(["sample", str(run_dir), "--n", "4"]) == 2  # an autoencoder's option was ignored silently
+    assert f"--n: {run_dir} is a language-model run (gru_lm)" in capsys.readouterr().err
     (run_dir / "tokenizer.json").write_text("{}")
     assert main(sample) == 2
     assert "tokenizer.json is not a tokenizer archlab wrote" in capsys.readouterr().err

@@ -172,6 +172,13 @@ class BPETokenizer:
         """ids → text; special tokens are dropped."""
         return self.tokenizer.decode([i for i in _ids(ids) if i not in self._special_ids], skip_special_tokens=False)
 
+    def token_bytes(self) -> list[int]:
+        """UTF-8 bytes each id stands for (0 for a special token): ByteLevel writes one symbol per
+        byte, so a token's length is its byte count. Bits per byte divide the NLL by their sum."""
+        return [
+            0 if i in self._special_ids else len(self.tokenizer.id_to_token(i) or "") for i in range(self.vocab_size)
+        ]
+
     def token_id(self, token: str) -> int:
         i = self.tokenizer.token_to_id(token)
         if i is None:
