@@ -239,3 +239,26 @@ def test_checkpoint_best_of_a_run_without_validation_says_why(tmp_path):
     )
     with pytest.raises(CheckpointError, match="was killed while replacing it"):  # cora validates: best/ went missing
         _choose_checkpoint(root, "best", load_recipe("cora/gcn"))
+
+
+def test_attention_of_a_transformer_run_records_its_cross_attention():
+    """`archlab attention` on transformer_small said "has no attention (the context-vector baseline)":
+    its cached decoding returns no weights, so the task records the last decoder layer's cross-attention
+    in one teacher-forced pass over the decoded tokens."""
+    from archlab.config import ModelSpec, TaskSpec
+    from archlab.data import dataset_info
+    from archlab.tasks import build_task
+    from archlab.tasks.seq2seq import _cross_attention
+
+    task = build_task(TaskSpec(name="seq2seq"), dataset_info("num2words_en_digits"))  # its vocabularies are cached
+    torch.manual_seed(0)
+    spec = {"d_model": 16, "num_heads": 2, "num_encoder_layers": 1, "num_decoder_layers": 2, "d_ff": 32}
+    model = task.build_model(ModelSpec(name="transformer_small", **spec)).eval()
+    src, out, w = task.translate(model, "four hundred and twenty-three")
+    assert w is not None and w.shape == (len(out), len(src))
+    assert torch.allclose(w.sum(-1), torch.ones(len(out)), atol=1e-6)  # a distribution over the source per row
+    ids = torch.tensor([task.src_vocab.encode(src[:-1], eos=True)])
+    lengths = torch.tensor([ids.shape[1]])
+    tokens = torch.tensor([[task.tgt_vocab.stoi[t] for t in out]])
+    # causal: row t depends on the tokens ≤ t only, so a pass over a prefix gives the same rows
+    assert torch.allclose(_cross_attention(model, ids, lengths, tokens[:, :3])[0], w[:3], atol=1e-6)
