@@ -302,6 +302,7 @@ def test_sample_and_embed_an_autoencoder_run_and_show_them_in_its_report(vae_run
         (["embed", "{run}", "--limit", "1"], "--limit must be at least 2"),
         (["embed", "{run}", "--projection", "tsne"], "invalid choice: 'tsne'"),
         (["embed", "/nonexistent/run"], "/nonexistent/run is not an archlab run"),
+        (["sample", "{run}", "--prompt", "hi", "--top-p", "0.9"], "--prompt, --top-p: {run} is an autoencoder run"),
     ],
 )
 def test_bad_input_to_sample_and_embed_is_one_line(vae_run, args, message, capsys):
@@ -313,6 +314,7 @@ def test_bad_input_to_sample_and_embed_is_one_line(vae_run, args, message, capsy
     except SystemExit as e:  # argparse's own errors
         code = e.code
     err = capsys.readouterr().err
+    message = message.replace("{run}", str(vae_run))  # a text option to an autoencoder was ignored silently
     assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
 
 

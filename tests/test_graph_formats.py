@@ -220,6 +220,12 @@ def test_tu_zip_is_read_in_place_and_downloads_are_checksummed(tmp_path, monkeyp
         ({"A": TOY["A"] + "3, 4\n"}, "TOY_A.txt: line 41 joins nodes of two different graphs"),
         ({"graph_labels": "1\n"}, "TOY_graph_labels.txt: 1 labels for 10 graphs"),
         ({"node_labels": "0\n1\n" * 12 + "0\n"}, "TOY graphs have 2 node features but the data set has 3"),
+        # a third label on a 2-class set indexed past the classifier mid-run (or in the probe, by chance)
+        (
+            {"graph_labels": "1\n-1\n2\n" + "1\n-1\n" * 3 + "1\n"},
+            "TOY_graph_labels.txt holds 3 distinct labels but the data set has 2 classes",
+        ),
+        ({"A": ""}, "TOY_A.txt: empty"),
     ],
 )
 def test_bad_tu_files_are_one_line_through_the_cli(tmp_path, capsys, monkeypatch, change, message):
@@ -293,3 +299,30 @@ def _pubmed_allx(tmp_path):
         if k != "allx":
             (cache / f"ind.pubmed.{k}").write_bytes(b"")
     return load_dataset("pubmed", "train")
+
+
+def test_a_corrupt_tu_zip_or_a_missing_member_is_one_line(tmp_path):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "TOY.zip").write_bytes(b"PK\x03\x04 not a zip")  # was a zipfile.BadZipFile traceback
+    with pytest.raises(DataError, match=r"TOY.zip: not a readable zip archive \(File is not a zip file\)"):
+        load_dataset("tu", "train", data_dir=str(tmp_path / "bad"), options=TOY_OPTIONS)
+    (tmp_path / "part").mkdir()
+    (tmp_path / "part" / "TOY.zip").write_bytes(_zip_bytes({k: v for k, v in TOY.items() if k != "graph_labels"}))
+    with pytest.raises(DataError, match=r"TOY_graph_labels.txt: not in the archive"):  # was StopIteration
+        load_dataset("tu", "train", data_dir=str(tmp_path / "part"), options=TOY_OPTIONS)
+    folder = _write_tu(tmp_path / "dir" / "TOY", {k: v for k, v in TOY.items() if k != "graph_indicator"})
+    with pytest.raises(DataError, match=r"TOY_graph_indicator.txt: missing; a TU set needs"):
+        load_dataset("tu", "train", data_dir=str(folder), options=TOY_OPTIONS)
+
+
+def test_planetoid_test_ids_that_would_allocate_without_bound_are_one_line(cora_dir, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in cora_dir[0].iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    (bad / "ind.cora.test.index").write_text("8\n9\n10\n99999999999\n")  # was a 521 TiB allocation: MemoryError
+    with pytest.raises(DataError, match=r"test node ids span 8..99999999999, more than twice the 4 test rows"):
+        load_dataset("cora", "train", data_dir=str(bad))
+    (bad / "ind.cora.test.index").write_text("8\n8\n9\n10\n")
+    with pytest.raises(DataError, match=r"ind.cora.test.index: test node 8 is listed twice"):
+        load_dataset("cora", "train", data_dir=str(bad))

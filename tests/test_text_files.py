@@ -3,6 +3,7 @@ data.options.path=FILE``): a chronological split by characters, a tokenizer trai
 split only and saved in the run directory, and one-line errors for files that cannot be used."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -92,6 +93,9 @@ def test_bad_text_file_options_are_one_line(text_path, tmp_path, capsys, monkeyp
         ([f"data.options.path={text_path}", "data.options.tokenizer=wordpiece"], "data.options.tokenizer: 'char' or"),
         ([f"data.options.path={text_path}", "data.options.tokenizer=bpe", "data.options.vocab_size=100"],
          "data.options.vocab_size: a byte-level BPE vocabulary needs room for the 256 bytes"),
+        # 10⁹ made the Rust trainer abort the process on a 70 GB allocation (exit 134, a 98-line backtrace)
+        ([f"data.options.path={text_path}", "data.options.tokenizer=bpe", "data.options.vocab_size=1000000000"],
+         "data.options.vocab_size: vocab_size 1,000,000,000 is more than 1,048,576"),
     ]:  # fmt: skip
         code, err = _run_cli(base + extra, capsys, tmp_path, monkeypatch)
         assert code == 2 and message in err and len(err.splitlines()) == 1
@@ -112,7 +116,9 @@ def test_a_bpe_run_saves_its_tokenizer_and_samples_with_it_after_the_file_change
     (run_dir,) = runs.iterdir()
     saved = load_tokenizer(run_dir / "tokenizer.json")
     assert saved.kind == "bpe" and saved.vocab_size == 300
-    assert json.loads((run_dir / "summary.json").read_text())["test"]["loss"] < 5.0  # below log(300) = 5.7
+    test = json.loads((run_dir / "summary.json").read_text())["test"]
+    assert test["loss"] < 5.0  # below log(300) = 5.7
+    assert "bpc" not in test and test["bpb"] < test["loss"] / math.log(2)  # bits per byte, not per token
     capsys.readouterr()
     sample = ["sample", str(run_dir), "--prompt", "CITIZEN", "--tokens", "12", "--seed", "1"]
     assert main(sample) == 0
@@ -120,6 +126,8 @@ def test_a_bpe_run_saves_its_tokenizer_and_samples_with_it_after_the_file_change
     assert before.startswith("CITIZEN") and len(saved.encode(before.rstrip("\n"))) >= 12
     path.write_text("zzzz qqqq " * 500, encoding="utf-8")  # the data now trains another tokenizer
     assert main(sample) == 0 and capsys.readouterr().out == before  # the run's own tokenizer is used
+    assert main(["sample", str(run_dir), "--n", "4"]) == 2  # an autoencoder's option was ignored silently
+    assert f"--n: {run_dir} is a language-model run (gru_lm)" in capsys.readouterr().err
     (run_dir / "tokenizer.json").write_text("{}")
     assert main(sample) == 2
     assert "tokenizer.json is not a tokenizer archlab wrote" in capsys.readouterr().err

@@ -202,9 +202,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+_SAMPLE_LM = {"prompt": "\n", "tokens": 500, "temperature": 1.0, "top_k": None, "top_p": None}  # text options
+_SAMPLE_AE = {"n": 32, "steps": 10, "pairs": 4, "out": None}  # figure options (autoencoder runs)
+
+
+def _flags(args: argparse.Namespace, defaults: dict[str, Any]) -> list[str]:
+    """The options of ``defaults`` the user gave (the parser's default is None), as --flags."""
+    return ["--" + k.replace("_", "-") for k in defaults if getattr(args, k) is not None]
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from archlab.engine import load_run
 
+    given_lm, given_ae = _flags(args, _SAMPLE_LM), _flags(args, _SAMPLE_AE)
+    for k, v in {**_SAMPLE_LM, **_SAMPLE_AE}.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
     if not 1 <= args.tokens <= _MAX_SAMPLE_TOKENS:
         raise _usage(f"--tokens must be in [1, {_MAX_SAMPLE_TOKENS:,}], got {args.tokens}")
     if not (math.isfinite(args.temperature) and args.temperature >= 0):
@@ -223,11 +236,21 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from archlab.report.latent import is_autoencoder
 
     if is_autoencoder(run.model):
+        if given_lm:  # a --prompt to an autoencoder was ignored without a word
+            raise _usage(
+                f"{', '.join(given_lm)}: {args.run_dir} is an autoencoder run ({run.recipe.model.name}), which draws "
+                "figures, not text; its options are --n, --steps, --pairs, --out, --seed"
+            )
         return _sample_autoencoder(run, args)
     if not hasattr(run.task, "sample"):
         raise _usage(
             f"{args.run_dir} is a {run.task.name} run of {run.recipe.model.name}; `archlab sample` continues text "
             "from a language-model run or draws figures of an autoencoder run"
+        )
+    if given_ae:
+        raise _usage(
+            f"{', '.join(given_ae)}: {args.run_dir} is a language-model run ({run.recipe.model.name}), which "
+            "continues text; its options are --prompt, --tokens, --temperature, --top-k, --top-p, --seed"
         )
     text = run.task.sample(
         run.model,
@@ -592,9 +615,9 @@ def build_parser() -> argparse.ArgumentParser:
         "samples, reconstructions, interpolations, traversals)",
     )
     s.add_argument("run_dir")
-    s.add_argument("--prompt", default="\n", help="text to start from (default: a new line)")
-    s.add_argument("--tokens", type=int, default=500, help="tokens to sample (default 500)")
-    s.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = greedy (default 1)")
+    s.add_argument("--prompt", default=None, help="text to start from (default: a new line)")
+    s.add_argument("--tokens", type=int, default=None, help="tokens to sample (default 500)")
+    s.add_argument("--temperature", type=float, default=None, help="softmax temperature; 0 = greedy (default 1)")
     s.add_argument("--top-k", type=_positive_int, default=None, help="sample among the k most likely tokens only")
     s.add_argument(
         "--top-p",
@@ -604,9 +627,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--checkpoint", default="auto", help="auto | best | last | step-N (default auto)")
-    s.add_argument("--n", type=int, default=32, help="autoencoder: examples per grid (default 32)")
-    s.add_argument("--steps", type=int, default=10, help="autoencoder: points per interpolation/traversal (default 10)")
-    s.add_argument("--pairs", type=int, default=4, help="autoencoder: interpolation strips (default 4)")
+    s.add_argument("--n", type=int, default=None, help="autoencoder: examples per grid (default 32)")
+    s.add_argument("--steps", type=int, default=None, help="autoencoder: points per path (default 10)")
+    s.add_argument("--pairs", type=int, default=None, help="autoencoder: interpolation strips (default 4)")
     s.add_argument("--out", default=None, help="autoencoder: folder for the PNGs (default RUN_DIR/figures)")
     s.set_defaults(fn=cmd_sample)
 

@@ -246,6 +246,12 @@ def split_train_val(
     n = len(train)
     spans = getattr(train, "spans", None)
     n_val = int(round(n * val_fraction))
+    if val_fraction and not n_val:  # asked for validation, would silently get none
+        train.subset(torch.arange(0), "val")  # a set that cannot be held out at all says why (a node set: one graph)
+        raise ConfigError(
+            f"data.val_fraction: {val_fraction} of {n} training example{'s' if n != 1 else ''} rounds to none held "
+            f"out; use at least {1.5 / n:.3g}, or 0 for no validation"
+        )
     if hasattr(train, "sample") and (n_val or subset is not None):
         raise ConfigError("data.train_subset: a token stream (sampled at random offsets) cannot be subset or held out")
     g = torch.Generator().manual_seed(derive_seed(seed, 0x5E1))

@@ -1048,6 +1048,19 @@ class LoadedRun:
 _STEP_NAME = re.compile(r"^step-(\d+)$")
 
 
+def _no_best_reason(recipe: Recipe) -> str | None:
+    """Why a run of ``recipe`` never saves ``best/`` (None when it does: validation or train-loss selection)."""
+    if not recipe.checkpoint.best:
+        return "its recipe sets checkpoint.best: false"
+    if recipe.eval.select == "train_loss" or recipe.data.val_fraction > 0:
+        return None
+    try:
+        has_val = "val" in dataset_info(recipe.data.name, recipe.data.options).splits
+    except ArchlabError:  # the data set is gone or changed: no reason to give
+        return None
+    return None if has_val else "it had no validation split: data.val_fraction is 0 and the data set ships none"
+
+
 def _choose_checkpoint(root: Path, checkpoint: str, recipe: Recipe) -> Path:
     """The checkpoint directory ``checkpoint`` names; :class:`CheckpointError` when it is missing.
 
@@ -1073,6 +1086,12 @@ def _choose_checkpoint(root: Path, checkpoint: str, recipe: Recipe) -> Path:
     if checkpoint == "best":
         if (root / "best").is_dir():
             return root / "best"
+        why = _no_best_reason(recipe)
+        if why:  # was "killed while replacing it; resuming repairs that": a run without validation never has one
+            raise CheckpointError(
+                f"--checkpoint best: {root.parent} keeps no best checkpoint ({why}); use --checkpoint last or "
+                f"step-N (available: {available})"
+            )
         raise CheckpointError(
             f"{root / 'best'} is missing (the run saved none, or was killed while replacing it; resuming the run "
             f"repairs that); choose another checkpoint with --checkpoint last or step-N (available: {available})"

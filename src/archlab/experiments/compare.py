@@ -57,7 +57,25 @@ def compare_runs(
     budgets = {m: r.budget.model_dump() for m, r in recipes.items()}
     if len({str(b) for b in budgets.values()}) > 1:
         raise ConfigError(f"compare: recipes disagree on the budget {budgets}; pass budget.steps=N to align them")
+    tasks = {m: r.task.name for m, r in recipes.items()}
+    if len(set(tasks.values())) > 1:  # one table scores one metric: the tasks' metrics must agree
+        shown = ", ".join(f"{m}: {t}" for m, t in tasks.items())
+        raise ConfigError(
+            f"compare: the models' recipes train different tasks ({shown}); one table compares one task — "
+            "compare models of one task, or set task.name=... for all"
+        )
     return recipes, [spec(m, seed, recipes[m], f"{m}-s{seed}") for m in models for seed in seeds]
+
+
+def compare_metric(task: str) -> str:
+    """The metric a compare table shows for ``task``: accuracy where the task reports it
+    (classification, node/graph classification), else RMSE (regression), else the task's own
+    default (``loss`` for language models and autoencoders)."""
+    metrics = TASKS.get(task).metrics
+    for name in ("accuracy", "rmse"):
+        if name in metrics:
+            return name
+    return TASKS.get(task).default_metric
 
 
 def _stats(values: list[float]) -> dict[str, Any]:
@@ -82,9 +100,7 @@ def compare_record(
 ) -> dict[str, Any]:
     """The compare table from the runs' summaries; writes ``compare.json`` and ``report.html``."""
     models = list(recipes)
-    info = dataset_info(data)
-    # accuracy for every task that reports it (classification, node/graph classification), else RMSE
-    metric = "accuracy" if "accuracy" in TASKS.get(info.task).metrics else "rmse"
+    metric = compare_metric(recipes[models[0]].task.name)
     rows = []
     for m in models:
         ss = [summaries[m, seed] for seed in seeds]

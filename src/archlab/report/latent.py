@@ -37,10 +37,13 @@ import torch
 from torch import nn
 
 from archlab.report.figures import DPI, _save
+from archlab.utils.errors import ConfigError
 from archlab.utils.io import atomic_write_json, read_json
 
 TOOLS_MANIFEST = "tools.json"  # figures/tools.json: [{file, caption}, ...]
 PROJECTIONS = ("auto", "pca", "umap")
+UMAP_NEIGHBOURS = 15  # umap-learn's default n_neighbors
+UMAP_MIN_CODES = UMAP_NEIGHBOURS + 1
 TRAVERSAL_SPAN = 3.0  # standard deviations each side of the mean code
 
 
@@ -140,7 +143,8 @@ def pick_pairs(n: int, y: torch.Tensor | None, n_pairs: int, generator: torch.Ge
 # -- projections -----------------------------------------------------------------------------------
 def project_2d(z: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[np.ndarray, str]:
     """Codes (N, D) → (N, 2) for a scatter, and what was done. D ≤ 2 is shown as is (D = 1 against
-    the example's index); ``auto`` is PCA; ``umap`` is umap-learn's UMAP (15 neighbours, seeded)."""
+    the example's index); ``auto`` is PCA; ``umap`` is umap-learn's UMAP (15 neighbours, seeded).
+    Raises ConfigError for UMAP on fewer than 16 codes."""
     if method not in PROJECTIONS:
         raise ValueError(f"projection must be one of {', '.join(PROJECTIONS)}, got {method!r}")
     n, d = z.shape
@@ -149,9 +153,14 @@ def project_2d(z: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[np.n
     if d == 1:
         return np.stack([np.arange(n, dtype=np.float32), z[:, 0]], 1), "z against the example index (latent_dim = 1)"
     if method == "umap":
+        if n < UMAP_MIN_CODES:  # umap-learn's spectral start fails outright on ≤ 3 points, is meaningless on a few
+            raise ConfigError(
+                f"--projection umap: {n} codes are too few for UMAP's {UMAP_NEIGHBOURS} neighbours (at least "
+                f"{UMAP_MIN_CODES}); use --projection pca, or more test examples (--limit)"
+            )
         import umap  # umap-learn; imported only here (it compiles with numba on first use)
 
-        xy = umap.UMAP(n_components=2, n_neighbors=min(15, n - 1), random_state=seed).fit_transform(z)
+        xy = umap.UMAP(n_components=2, n_neighbors=UMAP_NEIGHBOURS, random_state=seed, n_jobs=1).fit_transform(z)
         return np.asarray(xy, np.float32), f"UMAP of the {d}-dimensional codes (umap-learn)"
     from sklearn.decomposition import PCA
 
@@ -417,16 +426,16 @@ def write_embedding(
     into ``out_dir``, and a 2-D scatter coloured by class into ``fig_dir`` (listed in its
     ``tools.json``). Returns the paths and what the projection was."""
     out, figs = Path(out_dir), Path(fig_dir)
+    z = encode_all(model, x).numpy().astype(np.float32)
+    xy, how = project_2d(z, method, seed)  # before anything is written: a projection that fails leaves no files
     out.mkdir(parents=True, exist_ok=True)
     figs.mkdir(parents=True, exist_ok=True)
-    z = encode_all(model, x).numpy().astype(np.float32)
     np.save(out / "latents.npy", z)
     labels = None
     if y is not None and y.ndim == 1:
         labels = y.cpu().numpy()
         labels = labels.astype(np.int64) if not np.issubdtype(labels.dtype, np.floating) else labels
         np.save(out / "labels.npy", labels)
-    xy, how = project_2d(z, method, seed)
     label = f"{name}: " if name else ""
     cap = f"{label}latent codes of {len(z):,} test examples, {how}, coloured by class"
     fig = latent_scatter(xy, labels, figs / "ae-embedding.png", classes=classes, title=f"{label}{how}"[:100])

@@ -35,7 +35,7 @@ from torch import nn
 from archlab.config import ModelSpec, TaskSpec
 from archlab.data import Batch, DatasetInfo, model_inputs
 from archlab.data.tokenizers import TOKENIZER_FILE, Tokenizer, load_tokenizer, save_tokenizer
-from archlab.registry import Registry, create_model, model_config_fields
+from archlab.registry import Registry, create_model, get_model_entry, model_config_fields
 from archlab.tasks.metrics import Metric, MetricSet, declare_direction, higher_is_better  # noqa: F401
 from archlab.utils.errors import ConfigError, UnknownNameError, did_you_mean
 from archlab.utils.options import check_options
@@ -166,6 +166,12 @@ class Task:
     def build_model(self, spec: ModelSpec) -> nn.Module:
         overrides = spec.overrides()
         fields = model_config_fields(spec.name)
+        if get_model_entry(spec.name).family == "gnn" and self.info.kind != "graph":
+            raise ConfigError(
+                f"model.name: '{spec.name}' is a graph neural network (it passes messages along edges) but data set "
+                f"'{self.info.name}' ({self.info.kind} data) has no graph; train it on a graph set (archlab data list: "
+                "kind graph), or pick a model for the data"
+            )
         for key, value in self.data_hints().items():
             if key in fields and key not in overrides:
                 overrides[key] = value

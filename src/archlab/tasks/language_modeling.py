@@ -1,7 +1,9 @@
 """Causal language modelling: predict token t+1 from tokens ≤ t at every position of a window.
 
 Metrics over every predicted token of a split: ``loss`` (cross-entropy, nats per token),
-``perplexity`` = e^loss, ``bpc`` = loss / ln 2 (bits per character on a character set) and
+``perplexity`` = e^loss, ``bpc`` = loss / ln 2 (bits per character; character tokenizers only),
+``bpb`` = Σ NLL / (ln 2 · Σ UTF-8 bytes of the target tokens) (bits per byte, byte-level BPE only: a
+BPE token spans several characters, so its loss / ln 2 is bits per *token*, not per character) and
 ``accuracy`` (the most likely next token is the true one). :meth:`LanguageModelingTask.sample`
 continues a prompt with a temperature, top-k and top-p, through the model's own ``generate`` (the
 shared decoders of archlab.layers.decoding), encoding the prompt with the run's own tokenizer (the
@@ -32,7 +34,7 @@ class LanguageModelingTask(Task):
     name = "language_modeling"
     losses = ("cross_entropy",)
     default_loss = "cross_entropy"
-    metrics = {"loss": Loss, "perplexity": Perplexity, "bpc": BitsPerToken, "accuracy": Accuracy}
+    metrics = {"loss": Loss, "perplexity": Perplexity, "bpc": BitsPerToken, "bpb": BitsPerToken, "accuracy": Accuracy}
     default_metric = "loss"
 
     def __init__(self, spec: TaskSpec, info: DatasetInfo, seed: int = 0):
@@ -47,6 +49,21 @@ class LanguageModelingTask(Task):
         if self.tokenizer is not None and "vocab_size" in hints:
             hints["vocab_size"] = hints["num_classes"] = self.tokenizer.vocab_size
         return hints
+
+    def new_metrics(self) -> MetricSet:
+        """bpc with a character tokenizer (a token is a character), bpb with byte-level BPE."""
+        m = super().new_metrics()
+        del m["bpb" if self._token_bytes() is None else "bpc"]
+        return m
+
+    def _token_bytes(self) -> torch.Tensor | None:
+        """(V,) UTF-8 bytes per token id for a byte-level tokenizer, else None (one token, one character)."""
+        table = getattr(self.tokenizer, "token_bytes", None)
+        if table is None:
+            return None
+        if getattr(self, "_bytes_of", (None, None))[0] is not self.tokenizer:
+            self._bytes_of = (self.tokenizer, torch.tensor(table(), dtype=torch.float64))
+        return self._bytes_of[1]
 
     def _logits(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         x, y, kw = split_batch(model, batch)
@@ -78,7 +95,10 @@ class LanguageModelingTask(Task):
             logits, y = self._logits(model, batch)
             nll = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum")
             for k in ("loss", "perplexity", "bpc"):
-                m[k].update(nll, y.numel())
+                if k in m:
+                    m[k].update(nll, y.numel())
+            if "bpb" in m:
+                m["bpb"].update(nll, self._token_bytes().to(y.device)[y].sum())
             m["accuracy"].update((logits.argmax(-1) == y).sum(), y.numel())
         return m
 

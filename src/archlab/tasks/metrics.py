@@ -106,7 +106,7 @@ class Perplexity(Mean):
 
 
 class BitsPerToken(Mean):
-    """Mean NLL / ln 2 (bits per character on a character set): ``update(nll_sum, tokens)``."""
+    """Mean NLL / ln 2: ``update(nll_sum, n)``, bits per character (n characters) or per byte (n bytes)."""
 
     higher_is_better = False
 

@@ -34,7 +34,7 @@ from torch import nn
 
 from archlab.config import ModelSpec
 from archlab.registry import model_config_fields
-from archlab.tasks.base import Batch, Task, register_task
+from archlab.tasks.base import Batch, StepContext, Task, register_task
 from archlab.tasks.metrics import Loss, Mean, MeanSquaredError, MetricSet
 from archlab.utils.errors import ConfigError
 from archlab.utils.seed import derive_seed
@@ -115,6 +115,22 @@ class ReconstructionTask(Task):
         return m
 
     # -- training --------------------------------------------------------------------------
+    def probe(self, model: nn.Module, ctx: StepContext) -> None:
+        """The start-up step, after checking that the Bernoulli likelihood (``task.loss: bce``) has
+        data in [0, 1] to score: BCE against a target outside it is no log-likelihood (it can even
+        be negative), yet trains without complaint. Checked on the probe's batch, transforms included."""
+        batch = ctx.next_batch()
+        if self.loss_name == "bce":
+            lo, hi = (float(v) for v in torch.aminmax(batch.x.float()))
+            if lo < 0.0 or hi > 1.0:
+                raise ConfigError(
+                    f"task.loss: 'bce' is the Bernoulli likelihood of data in [0, 1], but data set "
+                    f"'{self.info.name}' has values in [{lo:.4g}, {hi:.4g}]; set task.loss=mse (the Gaussian)"
+                )
+        with ctx.autocast():
+            loss, _ = self.training_loss(model, batch)
+        ctx.backward(loss)
+
     def training_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
         x = batch.x
         out = model(x)

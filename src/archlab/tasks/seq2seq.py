@@ -34,7 +34,7 @@ from archlab.tasks.base import Batch, Task, register_task
 from archlab.tasks.metrics import Accuracy, CorpusBLEU, CorpusChrF, ErrorRate, Loss, MetricSet
 from archlab.utils.errors import ConfigError
 from archlab.utils.seed import derive_seed
-from archlab.utils.tokens import EOS, PAD_ID
+from archlab.utils.tokens import EOS, PAD_ID, SOS_ID
 
 PAD = PAD_ID  # <pad>: ignored by the loss and the metrics
 
@@ -207,4 +207,24 @@ class Seq2SeqTask(Task):
         n = row.index(self.eos) + 1 if self.eos in row else len([t for t in row if t != PAD])
         src_tokens = [*tokens, "<eos>"]
         out_tokens = [self.tgt_vocab.itos[t] for t in row[:n]]
+        if attn is None:  # a Transformer decodes through its KV cache untraced: record its cross-attention
+            attn = _cross_attention(model, x, lengths, out[:, :n])
         return src_tokens, out_tokens, None if attn is None else attn[0, :n].cpu()
+
+
+def _cross_attention(
+    model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, out: torch.Tensor
+) -> torch.Tensor | None:
+    """The last decoder layer's cross-attention α averaged over heads, (B, L, S), for the decoded
+    tokens ``out`` (B, L): one teacher-forced pass over ``<sos>`` + out[:, :-1] with the attention
+    modules recorded (the decoder is causal, so each row is the α that produced that token). None for
+    a model without :class:`~archlab.layers.attention.MultiHeadAttention` cross-attention."""
+    from archlab.layers.attention import record_attention
+
+    tgt_in = torch.cat([torch.full_like(out[:, :1], SOS_ID), out[:, :-1]], 1)  # (B, L)
+    with record_attention(model) as maps:
+        model(x, lengths, tgt_in)
+    cross = [name for name, calls in maps.items() if name.endswith("cross_attn") and calls]
+    if not cross:
+        return None
+    return maps[cross[-1]][0].float().mean(1)  # (B, H, L, S) → (B, L, S), the last layer (module order)

@@ -25,6 +25,8 @@ from archlab.tasks.metrics import Mean, MetricSet
 from archlab.tasks.reconstruction import Nats, ReconstructionTask
 from archlab.utils.errors import ConfigError
 
+MAX_IWAE_SAMPLES = 5000  # Burda et al. 2016 evaluate their MNIST log-likelihoods with k = 5000
+
 
 class LogLikelihood(Mean):
     """A mean log-likelihood (or a lower bound on it) per example, nats: higher is better."""
@@ -38,8 +40,14 @@ class VAETask(ReconstructionTask):
 
     def __init__(self, spec: Any, info: Any, seed: int = 0):
         super().__init__(spec, info, seed)
-        if self.options["iwae_samples"] < 0:
-            raise ConfigError(f"task.options.iwae_samples: {self.options['iwae_samples']} < 0; use k ≥ 1, or 0 to skip")
+        k = self.options["iwae_samples"]
+        if k < 0:
+            raise ConfigError(f"task.options.iwae_samples: {k} < 0; use k ≥ 1, or 0 to skip")
+        if k > MAX_IWAE_SAMPLES:  # k decoder passes per test batch at every evaluation
+            raise ConfigError(
+                f"task.options.iwae_samples: {k} is more than {MAX_IWAE_SAMPLES:,} (Burda et al.'s evaluation k), each "
+                "a decoder pass over the test set at every evaluation; use at most that"
+            )
 
     def build_model(self, spec: ModelSpec) -> nn.Module:
         model = super().build_model(spec)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import os
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -140,12 +141,22 @@ def read_planetoid(directory: str | os.PathLike, name: str) -> Graph:
         raise DataError(
             f"{d}: row counts disagree (x/y, tx/ty/test.index, allx/ally); the files are not from one data set"
         )
+    if not len(test_index) or not len(allx):
+        raise DataError(f"{d}: no test nodes or no training nodes; the files are not a Planetoid data set")
     n_all = len(allx)
     lo, hi = int(test_index.min()), int(test_index.max())
     if lo < n_all:
         raise DataError(f"{p['test.index']}: test node {lo} is among the {n_all} training/unlabelled nodes")
     sorted_test = np.sort(test_index)
+    if (np.diff(sorted_test) == 0).any():
+        twice = int(sorted_test[1:][np.diff(sorted_test) == 0][0])
+        raise DataError(f"{p['test.index']}: test node {twice} is listed twice")
     span = hi - lo + 1  # CiteSeer: isolated test nodes are missing from tx; they get zero rows
+    if span > 2 * len(tx):  # CiteSeer's gaps: 15 ids among 1,000; a wider span is not a Planetoid file
+        raise DataError(
+            f"{p['test.index']}: test node ids span {lo}..{hi}, more than twice the {len(tx)} test rows of "
+            f"ind.{name}.tx; the files are not from one data set"
+        )
     tx_ext, ty_ext = np.zeros((span, tx.shape[1]), np.float32), np.zeros((span, ty.shape[1]), np.float32)
     tx_ext[sorted_test - lo], ty_ext[sorted_test - lo] = tx, ty
     feats, labels = np.concatenate([allx, tx_ext]), np.concatenate([ally, ty_ext])
@@ -269,7 +280,10 @@ class _TUSource:
 
     def __init__(self, name: str, folder: Path | None = None, archive: Path | None = None):
         self.name, self.folder, self.archive = name, folder, archive
-        self.zip = zipfile.ZipFile(archive) if archive is not None else None
+        try:
+            self.zip = zipfile.ZipFile(archive) if archive is not None else None
+        except (zipfile.BadZipFile, zipfile.LargeZipFile) as e:
+            raise DataError(f"{archive}: not a readable zip archive ({e}); fetch {name}.zip again") from None
 
     def where(self, suffix: str) -> str:
         return f"{self.archive or self.folder}:{self.name}_{suffix}.txt"
@@ -283,13 +297,20 @@ class _TUSource:
     def lines(self, suffix: str) -> list[str]:
         member = f"{self.name}_{suffix}.txt"
         if self.zip is not None:
-            info = next(i for i in self.zip.infolist() if i.filename.endswith(member))
+            info = next((i for i in self.zip.infolist() if i.filename.endswith(member)), None)
+            if info is None:
+                raise DataError(f"{self.where(suffix)}: not in the archive; a TU set needs {member}")
             if info.file_size > MAX_TEXT_BYTES:
                 raise DataError(f"{self.where(suffix)}: {info.file_size} bytes is more than a TU file can have")
-            with self.zip.open(info) as f:
-                data = f.read(MAX_TEXT_BYTES + 1)  # the header's size is not trusted: read at most the cap
+            try:
+                with self.zip.open(info) as f:
+                    data = f.read(MAX_TEXT_BYTES + 1)  # the header's size is not trusted: read at most the cap
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
+                raise DataError(f"{self.where(suffix)}: the archive member cannot be read ({e})") from None
         else:
             path = self.folder / member
+            if not path.is_file():
+                raise DataError(f"{path}: missing; a TU set needs {member} beside {self.name}_A.txt")
             if path.stat().st_size > MAX_TEXT_BYTES:
                 raise DataError(f"{path}: more than {MAX_TEXT_BYTES} bytes; not a TU file")
             data = path.read_bytes()
@@ -299,6 +320,8 @@ class _TUSource:
 
     def numbers(self, suffix: str, kind: type = int) -> np.ndarray:
         rows = self.lines(suffix)
+        if not rows:
+            raise DataError(f"{self.where(suffix)}: empty; a TU file has one row of numbers per line")
         try:
             arr = np.array([[kind(v) for v in line.replace(",", " ").split()] for line in rows])
         except ValueError as e:
@@ -439,7 +462,7 @@ def _tu_info(**o: Any) -> GraphInfo:
 @register_dataset(_tu_info(**TU_OPTIONS), options=TU_OPTIONS, info_for=_tu_info)
 def tu(split: str, data_dir: str | None = None, **options: Any) -> GraphDataset:
     o = {**TU_OPTIONS, **options}
-    f, d, _ = _tu_widths(o)
+    f, d, c = _tu_widths(o)
     folder, archive = resolve_tu(o["name"], data_dir, o["sha256"])
     graphs = _tu_cached(folder, archive, o["name"])
     width = graphs[0].x.shape[1]
@@ -447,6 +470,18 @@ def tu(split: str, data_dir: str | None = None, **options: Any) -> GraphDataset:
         raise DataError(
             f"{folder or archive}: {o['name']} graphs have {width} node features but the data set has {f}; "
             f"set data.options.num_node_features={width} if these are your own files"
+        )
+    found = 1 + max(int(g.y) for g in graphs)  # labels are 0..found−1 (read_tu ranks the distinct values)
+    if found > c:  # a label ≥ num_classes would index past the classifier's outputs mid-run
+        raise DataError(
+            f"{folder or archive}: {o['name']}_graph_labels.txt holds {found} distinct labels but the data set has "
+            f"{c} classes; set data.options.num_classes={found} if these are your own files"
+        )
+    edge_width = 0 if graphs[0].edge_attr is None else graphs[0].edge_attr.shape[1]
+    if d and edge_width != d:  # a known set's edge_dim is what the model is built with
+        raise DataError(
+            f"{folder or archive}: {o['name']} graphs have {edge_width} edge features (one-hot _edge_labels.txt) "
+            f"but {o['name']} has {d}; are these {o['name']}'s files?"
         )
     rows = _tu_split(len(graphs), o["split_seed"])[split]
     return GraphDataset([graphs[i] for i in rows.tolist()], "tu", split)
