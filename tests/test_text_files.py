@@ -93,6 +93,9 @@ def test_bad_text_file_options_are_one_line(text_path, tmp_path, capsys, monkeyp
         ([f"data.options.path={text_path}", "data.options.tokenizer=wordpiece"], "data.options.tokenizer: 'char' or"),
         ([f"data.options.path={text_path}", "data.options.tokenizer=bpe", "data.options.vocab_size=100"],
          "data.options.vocab_size: a byte-level BPE vocabulary needs room for the 256 bytes"),
+        # 10⁹ made the Rust trainer abort the process on a 70 GB allocation (exit 134, a 98-line backtrace)
+        ([f"data.options.path={text_path}", "data.options.tokenizer=bpe", "data.options.vocab_size=1000000000"],
+         "data.options.vocab_size: vocab_size 1,000,000,000 is more than 1,048,576"),
     ]:  # fmt: skip
         code, err = _run_cli(base + extra, capsys, tmp_path, monkeypatch)
         assert code == 2 and message in err and len(err.splitlines()) == 1

@@ -262,3 +262,15 @@ def test_attention_of_a_transformer_run_records_its_cross_attention():
     tokens = torch.tensor([[task.tgt_vocab.stoi[t] for t in out]])
     # causal: row t depends on the tokens ≤ t only, so a pass over a prefix gives the same rows
     assert torch.allclose(_cross_attention(model, ids, lengths, tokens[:, :3])[0], w[:3], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["oversmoothing", "--set", "depths=[1000000]"], "depths must be at most 128"),  # hung building the GCNs
+        (["sequential-bottleneck", "--set", "lengths=[100000000]"], "lengths: T = 100,000,000 needs 4,768,371,582 GiB"),
+    ],
+)
+def test_experiment_sizes_that_hang_or_explode_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
+    code, err = _cli(["experiment", argv[0], "--quick", *argv[1:]], capsys, tmp_path, monkeypatch)
+    assert code == 2 and message in err, err  # the second was a run dir, then an out-of-memory error

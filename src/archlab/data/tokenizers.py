@@ -114,6 +114,9 @@ class CharTokenizer:
         save_tokenizer(self, path)
 
 
+MAX_BPE_VOCAB = 2**20  # 1,048,576 symbols: above any published BPE vocabulary (GPT-2 50,257; 256k for the largest)
+
+
 class BPETokenizer:
     """Byte-level BPE (HF ``tokenizers``' ``models.BPE`` with GPT-2's ``ByteLevel`` pre-tokenizer
     and decoder); built by :meth:`train` on the training text only."""
@@ -131,11 +134,16 @@ class BPETokenizer:
         """BPE merges learned from ``texts`` until ``vocab_size`` symbols (specials and the 256
         bytes included; fewer when the text runs out of pairs seen ``min_frequency`` times).
         Deterministic: the same texts give the same merges. Raises ValueError when ``vocab_size``
-        cannot hold the specials and the 256 byte symbols."""
+        cannot hold the specials and the 256 byte symbols, or exceeds ``MAX_BPE_VOCAB``."""
         from tokenizers import Tokenizer as HFTokenizer
         from tokenizers import decoders, models, pre_tokenizers, trainers
 
         alphabet = pre_tokenizers.ByteLevel.alphabet()
+        if vocab_size > MAX_BPE_VOCAB:  # the trainer allocates ~70 bytes per entry up front: 10⁹ aborted the process
+            raise ValueError(
+                f"vocab_size {vocab_size:,} is more than {MAX_BPE_VOCAB:,} (GPT-2 has 50,257); "
+                "a text yields far fewer merges"
+            )
         if vocab_size < len(alphabet) + len(specials):
             raise ValueError(
                 f"a byte-level BPE vocabulary needs room for the {len(alphabet)} bytes and {len(specials)} "

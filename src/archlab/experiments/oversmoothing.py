@@ -62,6 +62,9 @@ def embedding_spread(run_dir: Path) -> float:
     return mean_pairwise_distance(states[-2])
 
 
+MAX_DEPTH = 128  # GCN layers; the full experiment's deepest is 32
+
+
 class OversmoothingOptions(ExperimentOptions):
     depths: list[int] | None = Field(None, min_length=1)  # default [2, 8] quick, [2, 4, 8, 16, 32] full
     seeds: list[int] | None = Field(None, min_length=1)  # default [0] quick, [0, 1, 2] full
@@ -84,6 +87,11 @@ class Oversmoothing(Experiment):
     def settings(self, o: OversmoothingOptions, quick: bool) -> dict[str, Any]:
         if any(d < 2 for d in (o.depths or [])):
             raise ConfigError("experiment oversmoothing: depths must be at least 2 (input and output layer)")
+        if any(d > MAX_DEPTH for d in (o.depths or [])):  # 10⁶ layers hung while the models were built
+            raise ConfigError(
+                f"experiment oversmoothing: depths must be at most {MAX_DEPTH} (the claim is read by 32), "
+                f"got {max(o.depths or [0]):,}"
+            )
         return {
             "depths": o.depths if o.depths is not None else ([2, 8] if quick else [2, 4, 8, 16, 32]),
             "seeds": o.seeds if o.seeds is not None else ([0] if quick else [0, 1, 2]),

@@ -68,6 +68,9 @@ def saved_bytes(module: nn.Module, x: Tensor, written_out: bool = False) -> int:
     return sum(seen.values())
 
 
+MAX_SCORE_BYTES = 8 * 2**30  # the largest (B, H, T, T) float32 score tensor an option may ask for
+
+
 class SequentialBottleneckOptions(ExperimentOptions):
     lengths: list[int] | None = Field(None, min_length=1)  # T (default [16, 64] quick, 16 … 1024 full)
     width: int = Field(64, ge=1)  # d, the LSTM's hidden size and the attention's model width
@@ -82,6 +85,13 @@ class SequentialBottleneckOptions(ExperimentOptions):
             raise ValueError(f"width: {self.width} is not divisible by heads={self.heads}")
         if self.lengths is not None and min(self.lengths) < 1:
             raise ValueError(f"lengths: every T must be ≥ 1, got {self.lengths}")
+        if self.lengths is not None:  # the attention's (B, H, T, T) scores, float32: found before the run dir
+            need = 4 * self.batch_size * self.heads * max(self.lengths) ** 2
+            if need > MAX_SCORE_BYTES:
+                raise ValueError(
+                    f"lengths: T = {max(self.lengths):,} needs {need / 2**30:,.0f} GiB for the (B, H, T, T) attention "
+                    f"scores, more than {MAX_SCORE_BYTES // 2**30} GiB; use shorter lengths or a smaller batch_size"
+                )
         return self
 
 
