@@ -350,6 +350,28 @@ def test_a_model_too_large_for_memory_is_one_line(capsys, tmp_path, monkeypatch)
     )
 
 
+@pytest.mark.parametrize(
+    ("model", "setting", "field"),
+    [
+        ("mlp", "depth=1000000", "model.depth"),
+        ("resnet20", "depth=1000000", "model.depth"),
+        ("gcn", "num_layers=1000000", "model.num_layers"),
+        ("gpt_char", "n_layer=1000000", "model.n_layer"),
+        ("bert_mini", "num_hidden_layers=1000000", "model.num_hidden_layers"),
+        ("lstm", "num_layers=1000000", "model.num_layers"),
+        ("resnet18", "layers=[2, 2, 2, 1000000]", "model.layers.3"),
+        ("convnext_atto", "depths=[2, 2, 1000000, 2]", "model.depths.2"),
+    ],
+)
+def test_a_layer_count_that_would_build_for_minutes_is_one_line(model, setting, field, capsys, tmp_path, monkeypatch):
+    """A million layers used to build for minutes before anything could fail: every layer or block
+    count is bounded by MAX_LAYERS (2048, above ResNet-1202) and refused before anything is built."""
+    from archlab.registry.config import MAX_LAYERS
+
+    code, err = _cli(["info", model, "--set", setting], capsys, tmp_path, monkeypatch)
+    assert code == 2 and err.startswith(f"archlab: error: {field}: Input should be less than or equal to {MAX_LAYERS}")
+
+
 def test_corrupt_json_and_metrics_files_raise_the_caught_error(tmp_path):
     import json
 

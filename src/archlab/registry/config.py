@@ -37,6 +37,13 @@ Probability = Annotated[float, Field(ge=0, lt=1)]  # a dropout or drop-path rate
 ImageShape = tuple[PositiveInt, PositiveInt, PositiveInt]  # (C, H, W)
 SignalShape = tuple[PositiveInt, PositiveInt]  # (C, L)
 Shape = tuple[PositiveInt, ...]  # any number of positive dimensions
+# How many layers (or blocks of a stage) a network may stack: a bound on construction time — a million
+# layers would build for minutes before anything could fail. The deepest network in the papers here
+# is He et al.'s ResNet-1202; raise it for deeper experiments.
+MAX_LAYERS = 2048
+LayerCount = Annotated[int, Field(ge=1, le=MAX_LAYERS)]  # layers or blocks: 1 … MAX_LAYERS
+NonNegativeLayerCount = Annotated[int, Field(ge=0, le=MAX_LAYERS)]  # 0 … MAX_LAYERS (0: none)
+StageDepths = tuple[LayerCount, ...]  # blocks per stage
 
 
 @functools.cache

@@ -35,7 +35,15 @@ from torch import nn
 
 from archlab.layers.conv import DropPath, LayerNorm2d
 from archlab.registry import register_model
-from archlab.registry.config import ImageShape, ModelConfig, NonNegativeFloat, PositiveInt, Probability, Shape
+from archlab.registry.config import (
+    ImageShape,
+    ModelConfig,
+    NonNegativeFloat,
+    PositiveInt,
+    Probability,
+    Shape,
+    StageDepths,
+)
 from archlab.utils.shapes import AtLeast, check_shape
 
 PAPER = "Liu et al., A ConvNet for the 2020s (CVPR 2022), arXiv:2201.03545"
@@ -87,7 +95,7 @@ class ConvNeXtConfig(ModelConfig):
     in_shape: ImageShape = (3, 224, 224)  # (C, H, W): ImageNet 224×224
     num_classes: PositiveInt = 1000  # K
     small_input: bool = False  # stem 2×2 stride 2 instead of 4×4 stride 4 (28×28 / 32×32 images)
-    depths: Shape = (3, 3, 9, 3)  # blocks per stage (T: 3-3-9-3, S/B: 3-3-27-3, §2.2)
+    depths: StageDepths = (3, 3, 9, 3)  # blocks per stage (T: 3-3-9-3, S/B: 3-3-27-3, §2.2)
     dims: Shape = (96, 192, 384, 768)  # D_i, channels per stage (T/S: 96…768, B: 128…1024)
     drop_path_rate: Probability = 0.1  # stochastic depth of the last block (T 0.1, S 0.4, B 0.5; torchvision)
     layer_scale_init: NonNegativeFloat = 1e-6  # initial γ (Appendix A.1: 1e-6); 0 disables the layer scale

@@ -33,7 +33,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from archlab.registry import register_model
-from archlab.registry.config import ImageShape, ModelConfig, NonNegativeInt, PositiveInt, Probability, Shape
+from archlab.registry.config import (
+    ImageShape,
+    ModelConfig,
+    NonNegativeInt,
+    PositiveInt,
+    Probability,
+    StageDepths,
+)
 from archlab.utils.shapes import AtLeast, check_shape, min_side
 
 PAPER = "Huang et al., Densely Connected Convolutional Networks (CVPR 2017), arXiv:1608.06993"
@@ -107,7 +114,7 @@ class DenseNetConfig(ModelConfig):
     num_classes: PositiveInt = 1000  # K
     small_input: bool = False  # 3×3 stride-1 stem, no BN-ReLU, no max-pool (the paper's CIFAR stem)
     growth_rate: PositiveInt = 32  # k, new channels per dense layer
-    block_config: Shape = (6, 12, 24, 16)  # dense layers per block (DenseNet-121, Table 1)
+    block_config: StageDepths = (6, 12, 24, 16)  # dense layers per block (DenseNet-121, Table 1)
     num_init_features: PositiveInt = 64  # stem filters (2k for DenseNet-BC)
     bn_size: NonNegativeInt = 4  # bottleneck width bn_size·k (B); 0 = no bottleneck layer
     compression: float = 0.5  # θ: a transition keeps ⌊θC⌋ channels (C); 1 = no compression

@@ -36,7 +36,7 @@ from torch import nn
 
 from archlab.layers.conv import init_conv_bn_
 from archlab.registry import register_model
-from archlab.registry.config import ImageShape, ModelConfig, PositiveInt, Shape
+from archlab.registry.config import ImageShape, ModelConfig, PositiveInt, StageDepths
 from archlab.utils.shapes import AtLeast, check_shape
 
 PAPER = "He et al., Deep Residual Learning for Image Recognition (CVPR 2016), arXiv:1512.03385"
@@ -133,7 +133,7 @@ class ResNetConfig(ModelConfig):
     num_classes: PositiveInt = 1000  # K
     small_input: bool = False  # 3×3 stride-1 stem and no max-pool (CIFAR-sized inputs)
     block: Literal["basic", "bottleneck"] = "basic"  # basic: ResNet-18/34; bottleneck: ResNet-50/101/152
-    layers: Shape = (2, 2, 2, 2)  # blocks per stage (Table 1); stage i has width P = width·2^i
+    layers: StageDepths = (2, 2, 2, 2)  # blocks per stage (Table 1); stage i has width P = width·2^i
     width: PositiveInt = 64  # P of the stem and the first stage (64 in the paper)
     stride_in_1x1: bool = False  # bottleneck stride on the first 1×1 (paper, v1) instead of the 3×3 (v1.5)
     zero_init_residual: bool = False  # zero γ of each block's last BN: blocks start as identities (Goyal et al. 2017)

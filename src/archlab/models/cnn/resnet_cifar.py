@@ -34,7 +34,7 @@ from torch import nn
 
 from archlab.layers.conv import init_conv_bn_
 from archlab.registry import register_model
-from archlab.registry.config import ImageShape, ModelConfig, NonNegativeInt, PositiveInt, Shape
+from archlab.registry.config import ImageShape, ModelConfig, NonNegativeLayerCount, PositiveInt, Shape
 from archlab.utils.shapes import AtLeast, check_shape
 
 PAPER = "He et al., Deep Residual Learning for Image Recognition (CVPR 2016), arXiv:1512.03385, §4.2"
@@ -99,7 +99,7 @@ class CifarResNetConfig(ModelConfig):
     in_shape: ImageShape = (3, 32, 32)  # (C, H, W): CIFAR-10 images
     num_classes: PositiveInt = 10  # K
     small_input: bool = False  # no effect (already a small-input network)
-    depth: NonNegativeInt = 20  # 6n + 2 weighted layers: 20, 32, 44, 56, 110 (n = 3, 5, 7, 9, 18)
+    depth: NonNegativeLayerCount = 20  # 6n + 2 weighted layers: 20, 32, 44, 56, 110 (n = 3, 5, 7, 9, 18)
     widths: Shape = (16, 32, 64)  # P of each stage (the stem has widths[0]); later stages halve H, W
     shortcut: Literal["A", "B"] = "A"  # where the shape changes: A zero-pad identity (paper), B 1×1 projection + BN
     residual: bool = True  # False: the plain network, no shortcut anywhere (Fig. 6 left)

@@ -22,7 +22,7 @@ from torch import nn
 
 from archlab.layers.activations import get_activation
 from archlab.registry import register_model
-from archlab.registry.config import ModelConfig, NonNegativeInt, PositiveInt, Probability, Shape
+from archlab.registry.config import ModelConfig, NonNegativeLayerCount, PositiveInt, Probability, Shape
 from archlab.utils.shapes import check_shape
 
 
@@ -30,7 +30,7 @@ from archlab.utils.shapes import check_shape
 class MLPConfig(ModelConfig):
     in_shape: Shape = (40,)  # one example without the batch; flattened to D
     num_classes: PositiveInt = 10  # K outputs (1 for scalar regression)
-    depth: NonNegativeInt = 2  # L hidden layers (0 = a linear model)
+    depth: NonNegativeLayerCount = 2  # L hidden layers (0 = a linear model)
     width: PositiveInt = 100  # H hidden units per layer (100: the MNIST-1D paper's MLP)
     activation: str = "relu"  # φ, a name from archlab.layers.activations
     dropout: Probability = 0.0  # after each hidden activation (Srivastava et al. 2014)

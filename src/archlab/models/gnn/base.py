@@ -35,7 +35,7 @@ from archlab.layers.message_passing import (
     dropout,
     global_pool,
 )
-from archlab.registry.config import ModelConfig, PositiveInt, Probability
+from archlab.registry.config import LayerCount, ModelConfig, PositiveInt, Probability
 
 GRAPH_TASKS = ("node_classification", "graph_classification", "graph_regression")
 
@@ -47,7 +47,7 @@ class GraphConfig(ModelConfig):
     in_shape: tuple[PositiveInt] = (1433,)  # (F,): features per node (Cora's 1,433-word bag of words)
     num_classes: PositiveInt = 7  # K: classes (node or graph), or regression targets
     hidden: PositiveInt = 16  # D: width of every hidden layer (per head for GAT)
-    num_layers: PositiveInt = 2  # L: message-passing layers
+    num_layers: LayerCount = 2  # L: message-passing layers
     dropout: Probability = 0.5  # on the input of every layer (and of the head)
     activation: str = "relu"  # σ between layers
     level: Literal["node", "graph"] = "node"  # node logits (N, K), or a read-out and graph logits (G, K)

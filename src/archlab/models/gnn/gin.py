@@ -28,7 +28,7 @@ from torch import nn
 from archlab.layers.message_passing import GINConv, Readout
 from archlab.models.gnn.base import GRAPH_TASKS, GraphConfig, GraphNetwork, mlp
 from archlab.registry import register_model
-from archlab.registry.config import PositiveInt
+from archlab.registry.config import LayerCount, PositiveInt
 
 
 @dataclass
@@ -38,7 +38,7 @@ class GINConfig(GraphConfig):
     in_shape: tuple[PositiveInt] = (7,)  # (F,): MUTAG's one-hot atom types
     num_classes: PositiveInt = 2  # K
     hidden: PositiveInt = 64  # D
-    num_layers: PositiveInt = 4  # L GIN layers (the paper's "5 layers" count the input)
+    num_layers: LayerCount = 4  # L GIN layers (the paper's "5 layers" count the input)
     level: Literal["node", "graph"] = "graph"
     readout: Readout = "sum"  # sum: injective on multisets (§4.2)
     readout_layers: Literal["last", "all"] = "all"  # Eq. 4.2

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from archlab.layers.recurrent import RecurrentBase, SequencePooling, last_state
-from archlab.registry.config import ModelConfig, NonNegativeInt, PositiveInt, Probability, Shape
+from archlab.registry.config import LayerCount, ModelConfig, NonNegativeInt, PositiveInt, Probability, Shape
 from archlab.utils.shapes import check_shape
 
 
@@ -29,7 +29,7 @@ class RecurrentClassifierConfig(ModelConfig):
     in_shape: Shape = (1, 40)  # (C, T) channels-first signal, or (T,) token ids with vocab_size
     num_classes: PositiveInt = 10  # K
     hidden_size: PositiveInt = 32  # H
-    num_layers: PositiveInt = 1
+    num_layers: LayerCount = 1
     bidirectional: bool = False
     dropout: Probability = 0.0  # between stacked layers
     readout: Literal["last", "mean", "max", "attention", "flatten"] = "last"

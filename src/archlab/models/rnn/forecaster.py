@@ -27,7 +27,7 @@ from torch import nn
 
 from archlab.layers.recurrent import RECURRENT_LAYERS
 from archlab.registry import register_model
-from archlab.registry.config import ModelConfig, PositiveFloat, PositiveInt, Probability, SignalShape
+from archlab.registry.config import LayerCount, ModelConfig, PositiveFloat, PositiveInt, Probability, SignalShape
 from archlab.utils.shapes import check_shape
 
 
@@ -37,7 +37,7 @@ class ForecasterConfig(ModelConfig):
     num_classes: PositiveInt = 12  # K, the horizon (filled from the data)
     cell: Literal["rnn", "lstm", "gru"] = "lstm"
     hidden_size: PositiveInt = 32
-    num_layers: PositiveInt = 1
+    num_layers: LayerCount = 1
     dropout: Probability = 0.0
     norm: Literal["window", "last", "none"] = "window"
     eps: PositiveFloat = 1e-5

@@ -28,7 +28,7 @@ from archlab.layers import decoding
 from archlab.layers.decoding import select_rows
 from archlab.layers.recurrent import RECURRENT_LAYERS
 from archlab.registry import register_model
-from archlab.registry.config import ModelConfig, PositiveInt, Probability
+from archlab.registry.config import LayerCount, ModelConfig, PositiveInt, Probability
 from archlab.utils.shapes import check_shape
 
 
@@ -40,7 +40,7 @@ class RecurrentLMConfig(ModelConfig):
     cell: Literal["rnn", "lstm", "gru"] = "lstm"
     embed_dim: PositiveInt = 64  # E
     hidden_size: PositiveInt = 256  # H
-    num_layers: PositiveInt = 2  # L (char-rnn: 2–3)
+    num_layers: LayerCount = 2  # L (char-rnn: 2–3)
     dropout: Probability = 0.1  # between layers and before the output layer
     tie_weights: bool = False
     impl: Literal["fused", "cells"] = "fused"

@@ -62,7 +62,7 @@ from archlab.layers.decoding import gnmt_length_penalty, select_rows
 from archlab.layers.recurrent import RECURRENT_LAYERS, RecurrentBase, last_state
 from archlab.models.seq2seq_base import Seq2SeqBase, check_vocab_sizes, scheduled_input, start_tokens
 from archlab.registry import register_model
-from archlab.registry.config import ModelConfig, NonNegativeInt, PositiveInt, Probability
+from archlab.registry.config import LayerCount, ModelConfig, NonNegativeInt, PositiveInt, Probability
 from archlab.utils.tokens import EOS_ID, PAD_ID, SOS_ID, UNK_ID  # both vocabularies
 
 __all__ = [
@@ -99,7 +99,7 @@ class Seq2SeqConfig(ModelConfig):
     cell: Cell = "gru"  # encoder and decoder cell (Cho et al. 2014 / Bahdanau et al. 2015: GRU)
     embed_dim: PositiveInt = 64  # E (RNNsearch: 620; scaled to the bundled sets)
     hidden_size: PositiveInt = 128  # H, per direction in the encoder and in the decoder (RNNsearch: 1000)
-    num_layers: PositiveInt = 1  # n, in the encoder and in the decoder
+    num_layers: LayerCount = 1  # n, in the encoder and in the decoder
     bidirectional: bool = True  # bidirectional encoder (RNNsearch); D = 2H
     bridge: Literal["tanh", "zeros"] = "tanh"  # decoder initial state: tanh(W_b [h→; h←] + b_b), or 0
     dropout: Probability = 0.0  # on embeddings, between stacked layers and before the output layer

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from archlab.layers.transformer import TransformerStack
 from archlab.registry import register_model
-from archlab.registry.config import ModelConfig, NonNegativeInt, PositiveFloat, PositiveInt, Probability
+from archlab.registry.config import LayerCount, ModelConfig, NonNegativeInt, PositiveFloat, PositiveInt, Probability
 from archlab.utils.errors import ShapeError
 from archlab.utils.shapes import check_shape
 
@@ -54,7 +54,7 @@ class BertConfig(ModelConfig):
     num_classes: PositiveInt = 2  # K of the classification head (ignored by head=pretraining)
     vocab_size: PositiveInt = 30_522  # V (BERT's uncased WordPiece; filled from the data)
     hidden_size: PositiveInt = 768  # D
-    num_hidden_layers: PositiveInt = 12  # N
+    num_hidden_layers: LayerCount = 12  # N
     num_attention_heads: PositiveInt = 12  # H; hidden_size must be divisible by it
     intermediate_size: PositiveInt = 3072  # F = 4D
     max_position_embeddings: PositiveInt = 512  # P: positions with a learned vector

@@ -51,7 +51,7 @@ from archlab.layers.positional import SinusoidalPositionalEncoding
 from archlab.layers.transformer import BlockCache, FFNActivation, TransformerStack, cache_length
 from archlab.models.seq2seq_base import Seq2SeqBase, check_vocab_sizes, scheduled_input, start_tokens
 from archlab.registry import register_model
-from archlab.registry.config import ModelConfig, PositiveFloat, PositiveInt, Probability
+from archlab.registry.config import LayerCount, ModelConfig, PositiveFloat, PositiveInt, Probability
 from archlab.utils.errors import ShapeError
 from archlab.utils.tokens import PAD_ID
 
@@ -74,8 +74,8 @@ class TransformerSeq2SeqConfig(ModelConfig):
     num_classes: PositiveInt = 37  # V, target vocabulary incl. the 4 specials
     d_model: PositiveInt = 512  # D
     num_heads: PositiveInt = 8  # H; D divisible by H
-    num_encoder_layers: PositiveInt = 6  # N (encoder)
-    num_decoder_layers: PositiveInt = 6  # N (decoder)
+    num_encoder_layers: LayerCount = 6  # N (encoder)
+    num_decoder_layers: LayerCount = 6  # N (decoder)
     d_ff: PositiveInt = 2048  # F
     dropout: Probability = 0.1  # P_drop: residual, embedding and attention dropout (§5.4)
     activation: FFNActivation = "relu"  # the FFN's nonlinearity (Eq. 2: ReLU)

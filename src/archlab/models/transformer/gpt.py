@@ -44,7 +44,7 @@ from archlab.layers import decoding
 from archlab.layers.positional import LearnedPositionalEmbedding
 from archlab.layers.transformer import BlockCache, TransformerStack, cache_length
 from archlab.registry import register_model
-from archlab.registry.config import ModelConfig, PositiveFloat, PositiveInt, Probability
+from archlab.registry.config import LayerCount, ModelConfig, PositiveFloat, PositiveInt, Probability
 from archlab.utils.errors import ShapeError
 from archlab.utils.shapes import check_shape
 
@@ -59,7 +59,7 @@ class GPTConfig(ModelConfig):
     num_classes: PositiveInt = 50_257  # V outputs (= vocab_size: the output layer is W_eᵀ)
     vocab_size: PositiveInt = 50_257  # V inputs (GPT-2's byte-level BPE; filled from the data)
     block_size: PositiveInt = 1024  # context length n_ctx: positions with a learned vector
-    n_layer: PositiveInt = 12  # N blocks
+    n_layer: LayerCount = 12  # N blocks
     n_head: PositiveInt = 12  # H heads; n_embd must be divisible by it
     n_embd: PositiveInt = 768  # D
     dropout: Probability = 0.1  # embedding, residual and attention dropout (GPT-2: 0.1 each)

@@ -40,7 +40,7 @@ from torch import nn
 
 from archlab.models.transformer.vit import ViTBase
 from archlab.registry import register_model
-from archlab.registry.config import ModelConfig, PositiveInt, Probability, SignalShape
+from archlab.registry.config import LayerCount, ModelConfig, PositiveInt, Probability, SignalShape
 
 PAPER = (
     "Vaswani et al., Attention Is All You Need (NeurIPS 2017), arXiv:1706.03762; arranged as ViT, "
@@ -56,7 +56,7 @@ class SignalTransformerConfig(ModelConfig):
     num_classes: PositiveInt = 10  # K
     patch_size: PositiveInt = 4  # P, steps per token (L is zero-padded at the end to a multiple)
     d_model: PositiveInt = 32  # D
-    num_layers: PositiveInt = 1  # encoder blocks (1: the default compare's time budget; see the module docstring)
+    num_layers: LayerCount = 1  # encoder blocks (1: the default compare's time budget; see the module docstring)
     num_heads: PositiveInt = 4  # heads; D must be divisible by it
     d_ff: PositiveInt = 64  # the MLP's hidden width
     dropout: Probability = 0.0  # after the embeddings and on each sub-layer's output

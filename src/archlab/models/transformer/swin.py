@@ -46,7 +46,7 @@ from torch import nn
 
 from archlab.layers.conv import DropPath
 from archlab.registry import register_model
-from archlab.registry.config import ImageShape, ModelConfig, PositiveFloat, PositiveInt, Probability, Shape
+from archlab.registry.config import ImageShape, ModelConfig, PositiveFloat, PositiveInt, Probability, Shape, StageDepths
 from archlab.utils.shapes import AtLeast, check_shape
 
 PAPER = (
@@ -229,7 +229,7 @@ class SwinConfig(ModelConfig):
     num_classes: PositiveInt = 1000  # K
     patch_size: PositiveInt = 4  # side of a patch (§3.1: 4×4)
     embed_dim: PositiveInt = 96  # C of stage 1 (T/S: 96, B: 128, L: 192)
-    depths: Shape = (2, 2, 6, 2)  # blocks per stage (T: 2-2-6-2, S/B/L: 2-2-18-2)
+    depths: StageDepths = (2, 2, 6, 2)  # blocks per stage (T: 2-2-6-2, S/B/L: 2-2-18-2)
     num_heads: Shape = (3, 6, 12, 24)  # heads per stage: one per 32 channels
     window_size: PositiveInt = 7  # M (§3.2)
     mlp_ratio: PositiveFloat = 4.0  # MLP hidden width / C

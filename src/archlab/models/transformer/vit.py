@@ -43,7 +43,7 @@ from torch import nn
 
 from archlab.layers.transformer import TransformerStack
 from archlab.registry import register_model
-from archlab.registry.config import ImageShape, ModelConfig, PositiveInt, Probability
+from archlab.registry.config import ImageShape, LayerCount, ModelConfig, PositiveInt, Probability
 from archlab.utils.shapes import check_shape
 
 PAPER = (
@@ -70,7 +70,7 @@ class ViTConfig(ModelConfig):
     num_classes: PositiveInt = 1000  # K
     patch_size: PositiveInt = 16  # P (B/16: 16, B/32: 32)
     hidden_dim: PositiveInt = 768  # D (Base 768, Large 1024, Huge 1280)
-    num_layers: PositiveInt = 12  # L (Base 12, Large 24, Huge 32)
+    num_layers: LayerCount = 12  # L (Base 12, Large 24, Huge 32)
     num_heads: PositiveInt = 12  # heads; D must be divisible by it (Base 12, Large 16, Huge 16)
     mlp_dim: PositiveInt = 3072  # the MLP's hidden width (4D in Table 1)
     dropout: Probability = 0.0  # after the embeddings and on each sub-layer's output (§B.1: 0.1 on ImageNet)
