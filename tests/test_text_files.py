@@ -149,3 +149,38 @@ def test_a_prompt_with_unknown_characters_or_longer_than_the_context_is_one_line
     assert "\n" not in str(e.value)
     with pytest.raises(ConfigError, match="prompt: 17 tokens, longer than the model's context of 16"):
         task.sample(gpt, "CITIZEN 1: We are", 5)
+
+
+def test_init_from_a_run_with_another_tokenizer_is_one_line(text_path, tmp_path, capsys):
+    """Same vocabulary size, other characters: the embedding shapes match, so the weights would copy
+    silently and every row would stand for another character. Refused; the same text is accepted."""
+    other = tmp_path / "other.txt"
+    text = text_path.read_text(encoding="utf-8")
+    other.write_text(text.replace("C", "Ж"), encoding="utf-8")  # as many characters, one of them another
+
+    def train(path, *extra):
+        runs = tmp_path / f"runs{len(list(tmp_path.iterdir()))}"
+        argv = [
+            "train", "shakespeare_char64/gru_lm", "data.name=text_file", f"data.options.path={path}",
+            "data.options.block=16", "model.hidden_size=8", "model.num_layers=1", "model.embed_dim=4",
+            "budget.steps=2", "schedule.warmup_steps=1", "eval.every=2", "checkpoint.every=2",
+            "data.eval_batch_size=256", "log.tensorboard=false", "log.progress=false", *extra, "--runs-dir", str(runs),
+        ]  # fmt: skip
+        return main(argv), runs
+
+    code, runs = train(text_path)
+    assert code == 0
+    (first,) = runs.iterdir()
+    capsys.readouterr()
+    code, runs = train(other, f"model.init_from={first}")
+    err = capsys.readouterr().err
+    assert code == 2 and not runs.exists(), err
+    assert (
+        "model.init_from: " in err
+        and "read its text with another tokenizer (char, " in err
+        and len(err.splitlines()) == 1
+    )
+    size = load_tokenizer(first / "tokenizer.json").vocab_size
+    assert f"(char, {size} tokens) than this run's data (char, {size} tokens)" in err  # the shapes match
+    code, _ = train(text_path, f"model.init_from={first}")
+    assert code == 0

@@ -33,6 +33,8 @@ from torch import nn
 
 from archlab.config import Recipe, recipe_hash, recipe_to_dict, recipe_to_yaml
 from archlab.data import Batch, BatchLoader, dataset_info, load_dataset, load_train_val, num_examples
+from archlab.data.text import text_tokenizer
+from archlab.data.tokenizers import TOKENIZER_FILE, load_tokenizer
 from archlab.data.transforms import build_transform, uses_mixup
 from archlab.engine import checkpoint as ckpt
 from archlab.engine import distributed
@@ -400,6 +402,7 @@ class Trainer:
         if not (path / "recipe.yaml").is_file():
             raise ConfigError(f"model.init_from: '{preview(str(path))}' is not an archlab run (no recipe.yaml)")
         try:
+            self._check_same_tokenizer(path)
             chosen = _choose_checkpoint(path / "checkpoints", "auto", load_recipe(path / "recipe.yaml"))
             copied, kept = ckpt.load_matching_weights(chosen, self.model)
         except ArchlabError as e:
@@ -407,6 +410,22 @@ class Trainer:
         self.init_report = {"from": str(chosen), "copied": len(copied), "kept": kept}
         if not self.quiet:
             log.info("initialised %d tensors from %s; %d kept their init: %s", len(copied), chosen, len(kept), kept[:6])
+
+    def _check_same_tokenizer(self, path: Path) -> None:
+        """Row i of an embedding (and of a tied output layer) stands for token i of the tokenizer it
+        was trained with: a run started from another run's weights must read its text with the same
+        tokenizer, or every copied row would stand for another token (the shapes can still match)."""
+        theirs_path = path / TOKENIZER_FILE
+        ours = self.task.tokenizer or text_tokenizer(self.info)
+        if ours is None or not theirs_path.is_file():
+            return
+        theirs = load_tokenizer(theirs_path)
+        if theirs.to_dict() != ours.to_dict():
+            raise ConfigError(
+                f"{preview(str(path))} read its text with another tokenizer ({theirs.kind}, {theirs.vocab_size} "
+                f"tokens) than this run's data ({ours.kind}, {ours.vocab_size} tokens): its embedding rows would stand "
+                "for other tokens; train both runs on the same data and tokenizer options"
+            )
 
     def _train_loader(self, batch_size: int, shard: bool = False) -> BatchLoader:
         """The training loader; ``shard``: this rank's part of each global batch under torchrun
