@@ -478,3 +478,17 @@ def test_compare_probes_each_distinct_recipe_once_before_its_directory_exists(tm
     assert probed == [("logistic_regression", False), ("mlp", False)]  # two recipes, four runs
     assert [m["model"] for m in rec["models"]] == ["logistic_regression", "mlp"]
     assert all(len(m["runs"]) == 2 for m in rec["models"])
+
+
+def test_check_runs_estimates_each_runs_cost_and_several_workers_start_the_longest_first():
+    """check_runs times each distinct recipe's probe (one step's forward and backward) × its steps;
+    with several workers the runs start longest first (stable), so no long run starts last."""
+    from archlab.experiments.runs import check_runs, longest_first, spec
+
+    recipes = {n: load_recipe(tiny_recipe(**{"budget.steps": s})) for n, s in (("short", 5), ("long", 5000))}
+    runs = [spec(n, seed, r, f"{n}-s{seed}") for n, r in recipes.items() for seed in (0, 1)]
+    costs: dict[str, float] = {}
+    steps = check_runs(runs, costs)
+    assert steps == {"short-s0": 5, "short-s1": 5, "long-s0": 5000, "long-s1": 5000}
+    assert costs["short-s0"] == costs["short-s1"] > 0 and costs["long-s0"] == costs["long-s1"]  # one probe a recipe
+    assert [r.name for r in longest_first(runs, costs)] == ["long-s0", "long-s1", "short-s0", "short-s1"]

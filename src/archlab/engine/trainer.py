@@ -248,10 +248,17 @@ class Trainer:
         start-up probe) without creating a run dir: compare and the experiments check every run's
         recipe before their own directory exists. Returns the run's optimiser steps (None under a
         time budget only); raises what ``Trainer(recipe)`` raises."""
+        return cls.checked(recipe).total_steps
+
+    @classmethod
+    def checked(cls, recipe: Recipe) -> Trainer:
+        """:meth:`check`, returning the set-up trainer (no run dir; it cannot ``fit``): its
+        ``total_steps`` and ``probe_seconds`` (the start-up probe's wall time, one training step's
+        forward and backward on at most ``PROBE_MAX_BATCH`` examples)."""
         trainer = cls.__new__(cls)
         trainer.recipe, trainer.quiet, trainer._resuming, trainer._probe_on_setup = recipe, True, False, True
         trainer._setup()
-        return trainer.total_steps
+        return trainer
 
     @classmethod
     def resume(cls, run_dir: str | Path, *, quiet: bool = False, recipe: Recipe | None = None) -> Trainer:
@@ -378,6 +385,7 @@ class Trainer:
 
         self.step = 0
         self._position = self.loader.state_dict()
+        self.probe_seconds = 0.0
         if self._probe_on_setup:
             self._probe()
         if self.dist.enabled:
@@ -457,7 +465,9 @@ class Trainer:
         try:
             # the first training batch as the loader makes it (transforms included), from a loader of its own
             batch = _to(self._train_loader(n).next(), self.device, r.channels_last)
+            t0 = time.perf_counter()
             self.task.probe(self.model, StepContext(self, dry_run=True, batch=batch))
+            self.probe_seconds = time.perf_counter() - t0
         except ArchlabError:
             raise
         except Exception as e:  # noqa: BLE001 - any failure of the first step is a recipe/model/data mismatch

@@ -151,13 +151,16 @@ def run_experiment(
     s = exp.settings(opts, quick)
     exp.check(s)
     runs = exp.runs(s)
-    steps = check_runs(runs)
+    costs: dict[str, float] = {}
+    steps = check_runs(runs, costs)
     out = out_dir or new_run_dir(runs_dir, f"{name}{'-quick' if quick else ''}")
     if on_start:
         on_start(out)
     t0 = time.perf_counter()
     workers = max(1, min(opts.jobs or jobs or default_jobs(), len(runs) or 1))
-    summaries = train_runs(out, runs, steps=steps, jobs=workers, progress=progress, checked=True) if runs else {}
+    summaries = (
+        train_runs(out, runs, steps=steps, jobs=workers, progress=progress, checked=True, costs=costs) if runs else {}
+    )
     trained = Trained(summaries, time.perf_counter() - t0, workers)
     result = exp.analyse(out, s, trained)
     record = {

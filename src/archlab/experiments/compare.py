@@ -155,13 +155,14 @@ def run_compare(
     Every model's recipe is built and probed (data, task, model, one loss) before the compare dir
     is created, so a bad model/data pair fails with one line and leaves nothing behind."""
     recipes, runs = compare_runs(models, data, seeds, overrides)
-    steps = check_runs(runs)  # loads the data too: a download happens before the workers start
+    costs: dict[str, float] = {}
+    steps = check_runs(runs, costs)  # loads the data too: a download happens before the workers start
     out = out_dir or new_run_dir(runs_dir, f"compare-{data}")
     if on_start:
         on_start(out)
     workers = max(1, min(jobs or default_jobs(), len(runs)))
     t0 = time.perf_counter()
-    summaries = train_runs(out, runs, steps=steps, jobs=workers, progress=progress, checked=True)
+    summaries = train_runs(out, runs, steps=steps, jobs=workers, progress=progress, checked=True, costs=costs)
     record = compare_record(
         out,
         data,

@@ -126,17 +126,29 @@ def spec(key: str, seed: int, recipe: Recipe, name: str) -> RunSpec:
 
 
 # -- checking ----------------------------------------------------------------------------------------
-def check_runs(runs: list[RunSpec]) -> dict[str, int | None]:
+def check_runs(runs: list[RunSpec], costs: dict[str, float] | None = None) -> dict[str, int | None]:
     """Build and probe every distinct recipe of ``runs`` (seeds and names aside) as the trainer
-    would, before any directory exists. Returns each run's optimiser steps by run name."""
+    would, before any directory exists. Returns each run's optimiser steps by run name; ``costs``,
+    when given, receives each run's estimated training time (the probe's seconds × its steps: a
+    rough, measured guess, used only to order the runs)."""
     steps: dict[str, int | None] = {}
-    seen: dict[str, int | None] = {}
+    seen: dict[str, tuple[int | None, float]] = {}
     for run in runs:
         blob = json.dumps({**run.recipe, "seed": 0, "name": ""}, sort_keys=True)
         if blob not in seen:
-            seen[blob] = Trainer.check(validate_recipe(run.recipe))
-        steps[run.name] = seen[blob]
+            trainer = Trainer.checked(validate_recipe(run.recipe))
+            seen[blob] = (trainer.total_steps, trainer.probe_seconds)
+        steps[run.name], probe = seen[blob]
+        if costs is not None:
+            costs[run.name] = probe * (steps[run.name] or 1)
     return steps
+
+
+def longest_first(runs: list[RunSpec], costs: dict[str, float]) -> list[RunSpec]:
+    """``runs`` with the longest estimated first (stable): with several workers, a long run started
+    last would keep one worker busy while the others idle (Graham's LPT rule bounds the finish
+    time at 4/3 of the best order's)."""
+    return sorted(runs, key=lambda run: -costs.get(run.name, 0.0))
 
 
 # -- training ----------------------------------------------------------------------------------------
@@ -243,11 +255,13 @@ def train_runs(
     jobs: int | None = None,
     progress: Callable[[str], None] | None = None,
     checked: bool = False,
+    costs: dict[str, float] | None = None,
 ) -> dict[tuple[str, int], dict[str, Any]]:
     """Train ``runs`` into ``out_dir/<name>``, in parallel processes when there are cores to spare;
     stop at the first failure, naming it. ``progress`` receives the progress lines. ``checked``:
     :func:`check_runs` has probed every recipe of ``runs`` already (each run then skips its own
-    start-up probe). Returns the summaries by ``(key, seed)``."""
+    start-up probe). ``costs`` (from :func:`check_runs`): with several workers the runs start longest
+    first; one worker keeps the given order. Returns the summaries by ``(key, seed)``."""
     workers = max(1, min(jobs or default_jobs(), len(runs)))
     summaries: dict[tuple[str, int], dict[str, Any]] = {}
     report = Progress(out_dir, runs, steps or {}, progress or (lambda line: None))
@@ -266,6 +280,8 @@ def train_runs(
         # each (a run's numbers depend on its thread count, which its summary records)
         threads = max(1, (os.cpu_count() or 1) // workers)
         ctx = multiprocessing.get_context("spawn")
+        if costs:
+            runs = longest_first(runs, costs)
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures = {
                 pool.submit(_train_one, run.recipe, str(out_dir / run.name), threads, not checked): run for run in runs
