@@ -252,15 +252,7 @@ class AttentionMaps(Experiment):
                 )
         special_names = {CLS_ID: "[CLS]", SEP_ID: "[SEP]"}
         tokens = [special_names.get(i) or tok.decode([i]).strip() or "␣" for i in ids]
-        for layer in (0, n_layers - 1):
-            attention_grid(
-                [alpha[layer, h].numpy() for h in range(n_heads)],
-                tokens,
-                tokens,
-                [f"head {h}" for h in range(n_heads)],
-                figures / f"bert_layer{layer}.png",
-                title=f"BERT layer {layer}: each token (row) over the whole pair",
-            )
+        _first_and_last_layers(alpha, tokens, figures, "bert", "each token (row) over the whole pair")
         summary = _summary(run_dir)
         held_out = summary.get("val") or summary.get("test", {})
         return {
@@ -290,15 +282,7 @@ class AttentionMaps(Experiment):
                 a = alpha[layer, head]
                 prev = a.diagonal(-1).mean().item()  # weight of token i on token i − 1, i ≥ 1
                 heads[layer, head] = (prev, a.diagonal().mean().item())
-        for layer in (0, n_layers - 1):
-            attention_grid(
-                [alpha[layer, h].numpy() for h in range(n_heads)],
-                labels,
-                labels,
-                [f"head {h}" for h in range(n_heads)],
-                figures / f"gpt_layer{layer}.png",
-                title=f"GPT layer {layer}: each character (row) over the characters before it",
-            )
+        _first_and_last_layers(alpha, labels, figures, "gpt", "each character (row) over the characters before it")
         summary = _summary(run_dir)
         return {
             "heads": heads,
@@ -377,3 +361,18 @@ def _summary(run_dir: Path) -> dict[str, Any]:
 
     path = run_dir / "summary.json"
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _first_and_last_layers(alpha: torch.Tensor, labels: list[str], figures: Path, model: str, what: str) -> None:
+    """Every head's map of the first and last layer of a self-attention stack, alpha (L, H, T, T),
+    as ``<model>_layer<l>.png`` (rows and columns labelled by the T tokens)."""
+    n_layers, n_heads = alpha.shape[:2]
+    for layer in (0, n_layers - 1):
+        attention_grid(
+            [alpha[layer, h].numpy() for h in range(n_heads)],
+            labels,
+            labels,
+            [f"head {h}" for h in range(n_heads)],
+            figures / f"{model}_layer{layer}.png",
+            title=f"{model.upper()} layer {layer}: {what}",
+        )
