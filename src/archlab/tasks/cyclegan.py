@@ -160,6 +160,12 @@ class _TranslationTask(Task):
     def build_model(self, spec: ModelSpec) -> nn.Module:
         model = super().build_model(spec)
         _check_cycle_model(model, self.name, spec.name)
+        data = tuple(self.info.input_shape)
+        if tuple(model.input_shape) != data:  # fully convolutional: another size would train without complaint
+            raise ConfigError(
+                f"model.in_shape: {tuple(model.input_shape)} does not match data set '{self.info.name}' {data}; "
+                "drop the override"
+            )
         return model
 
     @torch.no_grad()
