@@ -6,6 +6,7 @@ from archlab.data import (  # noqa: E402,F401  (register the datasets)
     bert,
     graph,
     images,
+    mixtures,
     seq2seq,
     signals,
     synthetic,
