@@ -203,7 +203,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 _SAMPLE_LM = {"prompt": "\n", "tokens": 500, "temperature": 1.0, "top_k": None, "top_p": None}  # text options
-_SAMPLE_AE = {"n": 32, "steps": 10, "pairs": 4, "out": None}  # figure options (autoencoder runs)
+_SAMPLE_AE = {"n": 32, "steps": 10, "pairs": 4, "out": None}  # figure options (autoencoder, GAN, diffusion runs)
+_SAMPLE_DIFFUSION = {"ddim_steps": None, "sampler": None, "eta": 0.0}  # diffusion runs only
+_GEN_POINTS = 1000  # default --n for 2-D / 1-D data (a scatter or histogram), images keep 32
+_SAMPLERS = ("ddpm", "ddim")  # report.generative.SAMPLERS (not imported: `--help` imports no torch)
 
 
 def _flags(args: argparse.Namespace, defaults: dict[str, Any]) -> list[str]:
@@ -214,8 +217,9 @@ def _flags(args: argparse.Namespace, defaults: dict[str, Any]) -> list[str]:
 def cmd_sample(args: argparse.Namespace) -> int:
     from archlab.engine import load_run
 
-    given_lm, given_ae = _flags(args, _SAMPLE_LM), _flags(args, _SAMPLE_AE)
-    for k, v in {**_SAMPLE_LM, **_SAMPLE_AE}.items():
+    given_lm, given_ae, given_diff = _flags(args, _SAMPLE_LM), _flags(args, _SAMPLE_AE), _flags(args, _SAMPLE_DIFFUSION)
+    n_given = args.n is not None
+    for k, v in {**_SAMPLE_LM, **_SAMPLE_AE, **_SAMPLE_DIFFUSION}.items():
         if getattr(args, k) is None:
             setattr(args, k, v)
     if not 1 <= args.tokens <= _MAX_SAMPLE_TOKENS:
@@ -226,26 +230,59 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise _usage(f"--top-p must lie in (0, 1] (0.9: the fewest tokens holding 90% of the mass), got {args.top_p}")
     if not 0 <= args.seed < 2**63:
         raise _usage(f"--seed must be in [0, 2**63 − 1], got {args.seed}")
-    if not 1 <= args.n <= _MAX_AE_EXAMPLES:
-        raise _usage(f"--n must be in [1, {_MAX_AE_EXAMPLES:,}] examples, got {args.n}")
+    if not 1 <= args.n <= _MAX_GEN_POINTS:
+        raise _usage(
+            f"--n must be in [1, {_MAX_AE_EXAMPLES:,}] examples (images; [1, {_MAX_GEN_POINTS:,}] samples of 2-D or "
+            f"1-D data), got {args.n}"
+        )
     if not 2 <= args.steps <= _MAX_AE_STEPS:
         raise _usage(f"--steps must be in [2, {_MAX_AE_STEPS}] points per interpolation path, got {args.steps}")
     if not 1 <= args.pairs <= _MAX_AE_PAIRS:
         raise _usage(f"--pairs must be in [1, {_MAX_AE_PAIRS}] interpolation strips, got {args.pairs}")
+    if args.ddim_steps is not None and not 1 <= args.ddim_steps <= _MAX_DDIM_STEPS:
+        raise _usage(f"--ddim-steps must be in [1, {_MAX_DDIM_STEPS:,}] denoising steps, got {args.ddim_steps}")
+    if args.ddim_steps is not None and args.sampler == "ddpm":
+        raise _usage("--ddim-steps: the ddpm sampler takes every step of the schedule; use --sampler ddim (or drop it)")
+    if not (math.isfinite(args.eta) and 0.0 <= args.eta <= 1.0):
+        raise _usage(f"--eta must lie in [0, 1] (0: deterministic DDIM, 1: DDPM's σ_t), got {args.eta}")
+    if args.eta and args.sampler != "ddim" and args.ddim_steps is None:
+        raise _usage("--eta applies to the ddim sampler only; add --sampler ddim or --ddim-steps N")
     run = load_run(args.run_dir, checkpoint=args.checkpoint)
+    from archlab.report.generative import is_diffusion, is_gan
     from archlab.report.latent import is_autoencoder
 
-    if is_autoencoder(run.model):
-        if given_lm:  # a --prompt to an autoencoder was ignored without a word
-            raise _usage(
-                f"{', '.join(given_lm)}: {args.run_dir} is an autoencoder run ({run.recipe.model.name}), which draws "
-                "figures, not text; its options are --n, --steps, --pairs, --out, --seed"
-            )
+    kind = (
+        "an autoencoder" if is_autoencoder(run.model) else "a GAN" if is_gan(run.model)
+        else "a diffusion" if is_diffusion(run.model) else None
+    )  # fmt: skip
+    if kind and given_lm:  # a --prompt to a figure-drawing run was ignored without a word
+        raise _usage(
+            f"{', '.join(given_lm)}: {args.run_dir} is {kind} run ({run.recipe.model.name}), which draws "
+            f"figures, not text; its options are --n, {'' if kind == 'a diffusion' else '--steps, --pairs, '}"
+            f"{'--ddim-steps, --sampler, --eta, ' if kind == 'a diffusion' else ''}--out, --seed"
+        )
+    if given_diff and kind != "a diffusion":
+        what = f"{kind} run" if kind else f"a {run.task.name} run"
+        raise _usage(
+            f"{', '.join(given_diff)}: {args.run_dir} is {what} ({run.recipe.model.name}); these options choose a "
+            "diffusion model's sampler"
+        )
+    if kind == "an autoencoder":
+        if args.n > _MAX_AE_EXAMPLES:
+            raise _usage(f"--n must be in [1, {_MAX_AE_EXAMPLES:,}] examples, got {args.n}")
         return _sample_autoencoder(run, args)
+    if kind is not None:
+        ignored = [f for f in given_ae if f in ("--steps", "--pairs")] if kind == "a diffusion" else []
+        if ignored:
+            raise _usage(
+                f"{', '.join(ignored)}: {args.run_dir} is a diffusion run, which has no latent paths; its options "
+                "are --n, --ddim-steps, --sampler, --eta, --out, --seed"
+            )
+        return _sample_generative(run, args, n_given)
     if not hasattr(run.task, "sample"):
         raise _usage(
             f"{args.run_dir} is a {run.task.name} run of {run.recipe.model.name}; `archlab sample` continues text "
-            "from a language-model run or draws figures of an autoencoder run"
+            "from a language-model run or draws figures of an autoencoder, GAN or diffusion run"
         )
     if given_ae:
         raise _usage(
@@ -266,6 +303,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 _MAX_AE_EXAMPLES = 1024  # images in one grid
+_MAX_GEN_POINTS = 100_000  # 2-D / 1-D samples in one scatter or histogram
+_MAX_DDIM_STEPS = 100_000
 _MAX_AE_STEPS = 64
 _MAX_AE_PAIRS = 32
 
@@ -291,6 +330,28 @@ def _sample_autoencoder(run: Any, args: argparse.Namespace) -> int:
     )
     for path, _ in written:
         console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+    return 0
+
+
+def _sample_generative(run: Any, args: argparse.Namespace, n_given: bool) -> int:
+    from archlab.report.generative import data_kind, write_generative_figures
+
+    x, _ = _test_examples(run)
+    image = data_kind(x) == "image"
+    n = args.n if n_given else (args.n if image else _GEN_POINTS)
+    if image and n > _MAX_AE_EXAMPLES:
+        raise _usage(f"--n must be in [1, {_MAX_AE_EXAMPLES:,}] images, got {n}")
+    out = Path(args.out) if args.out else Path(args.run_dir) / "figures"
+    sampler = args.sampler or ("ddim" if args.ddim_steps is not None else None)
+    try:
+        written = write_generative_figures(
+            run.model, x, out, n=n, steps=args.steps, pairs=args.pairs, seed=args.seed, name=run.recipe.name,
+            sampler=sampler, sample_steps=args.ddim_steps, eta=args.eta,
+        )  # fmt: skip
+    except ValueError as e:  # the model's own check of a sampling option (steps beyond its schedule …)
+        raise _usage(str(e)) from None
+    for p, _ in written:
+        console.print(f"wrote {p}", markup=False, highlight=False, soft_wrap=True)
     return 0
 
 
@@ -627,10 +688,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--checkpoint", default="auto", help="auto | best | last | step-N (default auto)")
-    s.add_argument("--n", type=int, default=None, help="autoencoder: examples per grid (default 32)")
-    s.add_argument("--steps", type=int, default=None, help="autoencoder: points per path (default 10)")
-    s.add_argument("--pairs", type=int, default=None, help="autoencoder: interpolation strips (default 4)")
-    s.add_argument("--out", default=None, help="autoencoder: folder for the PNGs (default RUN_DIR/figures)")
+    s.add_argument(
+        "--n", type=int, default=None, help="figures: examples per grid (default 32; 1,000 points for 2-D data)"
+    )
+    s.add_argument("--steps", type=int, default=None, help="autoencoder, GAN: points per latent path (default 10)")
+    s.add_argument("--pairs", type=int, default=None, help="autoencoder, GAN: interpolation strips (default 4)")
+    s.add_argument("--out", default=None, help="figures: folder for the PNGs (default RUN_DIR/figures)")
+    s.add_argument(
+        "--ddim-steps",
+        type=int,
+        default=None,
+        help="diffusion: sample with DDIM over this many steps (Song et al. 2021) instead of every DDPM step",
+    )
+    s.add_argument("--sampler", choices=_SAMPLERS, default=None, help="diffusion: ddpm (default) or ddim")
+    s.add_argument("--eta", type=float, default=None, help="diffusion, DDIM: η in [0, 1] (0 = deterministic; default)")
     s.set_defaults(fn=cmd_sample)
 
     s = sub.add_parser("embed", help="an autoencoder run's latent codes of the test set (.npy) and a 2-D scatter")
