@@ -90,10 +90,10 @@ def _figure(size: tuple[float, float]) -> Any:
     return fig
 
 
-def _points_over_data(ax: Any, data: np.ndarray, samples: np.ndarray, label: str = "samples") -> None:
+def _points_over_data(ax: Any, data: np.ndarray, samples: np.ndarray, adjustable: str = "datalim") -> None:
     ax.scatter(data[:, 0], data[:, 1], s=4, color="0.7", lw=0, label="data (test)")
-    ax.scatter(samples[:, 0], samples[:, 1], s=5, color="tab:red", alpha=0.6, lw=0, label=label)
-    ax.set_aspect("equal", adjustable="datalim")
+    ax.scatter(samples[:, 0], samples[:, 1], s=5, color="tab:red", alpha=0.6, lw=0, label="samples")
+    ax.set_aspect("equal", adjustable=adjustable)
 
 
 def _values_over_data(ax: Any, data: np.ndarray, samples: np.ndarray) -> None:
@@ -168,10 +168,10 @@ def chain_figure(chain: list[torch.Tensor], data: torch.Tensor, out: Path, *, ro
     cols = len(chain)
     fig = _figure((1.9 * cols + 0.6, 2.3))
     d = _np(data)
-    for j, c in enumerate(chain):
-        ax = fig.add_subplot(1, cols, j + 1)
+    axes = fig.subplots(1, cols, sharex=True, sharey=True, squeeze=False)[0]  # one scale: noise shrinks to data
+    for j, (ax, c) in enumerate(zip(axes, chain)):
         if data_kind(c) == "points":
-            _points_over_data(ax, d, _np(c))
+            _points_over_data(ax, d, _np(c), adjustable="box")  # shared axes keep one scale
         else:
             _values_over_data(ax, d, _np(c))
         ax.set_xticks([])
@@ -228,7 +228,9 @@ def write_generative_figures(
         cap = f"{label}the denoising chain ({desc}): {len(chain)} times from x_T (noise, left) to x_0 (right)" + (
             f", one row per example ({rows})" if kind == "image" else f", {n} samples per panel"
         )
-        written.append((chain_figure(chain, data, out / "gen-chain.png", rows=rows, title=f"{label}chain"), cap))
+        written.append(
+            (chain_figure(chain, data, out / "gen-chain.png", rows=rows, title=f"{label}denoising chain ({desc})"), cap)
+        )
     else:
         with torch.no_grad():
             samples = model.sample(n, generator=g).float().cpu()
