@@ -155,6 +155,8 @@ def test_scores_of_images_use_the_classifier_features_and_the_laplacian():
     blurred = score_samples(flat + 0.01 * real, real, classifier=clf, kid_subsets=3)
     assert blurred["sharpness"] == pytest.approx(1e-4 * same["sharpness_real"])  # ∇² is linear: 0.01² × Var
     assert blurred["fid"] > 0 and blurred["kid"] > 0 and blurred["diversity"] < same["diversity"]
+    assert "kid_std" not in same  # subsets of all 40 examples are all alike: no spread to report
+    assert score_samples(real[:30], real, classifier=clf, kid_subsets=3)["kid_std"] > 0  # 30 of 40 real: it varies
     with pytest.raises(ValueError, match="1×28×28"):
         score_samples(torch.rand(20, 1, 8, 8), torch.rand(20, 1, 8, 8), classifier=clf)
     with pytest.raises(ValueError, match="differ in shape"):

@@ -52,6 +52,9 @@ def score_samples(
     module docstring). Images need ``classifier`` (1×28×28 only); ``inception`` is an
     :class:`archlab.tasks.inception.InceptionFeatures`; ``mixture`` a ``data.mixtures.Mixture``.
 
+    KID uses subsets of min(n, N, 1000) examples; when that is all of n = N, every subset is the same and
+    the ``kid_std`` keys are left out.
+
     Raises ValueError for mismatched shapes, images without a classifier, images the classifier
     does not take, or fewer than k + 2 examples on either side."""
     if tuple(samples.shape[1:]) != tuple(real.shape[1:]):
@@ -84,4 +87,7 @@ def score_samples(
             from archlab.data.mixtures import mode_coverage
 
             out.update(mode_coverage(flat_fake, mixture).as_metrics())
+    if kid_size == min(len(samples), len(real)) and len(samples) == len(real):
+        # every subset holds every example: one value, no spread to report (torch-fidelity would print ± 0)
+        out = {key: v for key, v in out.items() if not key.startswith("kid") or not key.endswith("_std")}
     return {key: float(v) for key, v in out.items()}
