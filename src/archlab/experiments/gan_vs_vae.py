@@ -8,12 +8,15 @@ likelihood's mean; the DDPM: DDIM with ``diffusion_steps`` steps, η = 0, Song e
 CPU's compromise, stated in every table), scored against as many real test images by:
 
 - sharpness: the mean variance of the Laplacian per image (Pech-Pacheco et al. 2000), real images as
-  the reference (:func:`archlab.tasks.sample_metrics.laplacian_variance`);
+  the reference;
 - on the in-project classifier's penultimate features (:mod:`.feature_classifier` — **not**
   Inception features): the Fréchet distance ("feature-FID"), KID, precision / recall / density /
   coverage (Naeem et al. 2020, k = 5) and diversity, the mean pairwise feature distance, beside the
-  real images' own (:func:`archlab.tasks.sample_metrics.feature_metrics`);
+  real images' own;
 - the seed-to-seed spread of each of these.
+
+The scores are :func:`archlab.experiments.sample_quality.score_samples`'s, the numbers
+``archlab eval --samples N`` prints.
 
 Verdict: four clauses, each decided across seeds by :mod:`.gen_common`'s rules —
 (1) each GAN's sharpness is above the VAE's by more than two standard errors; (2) the VAE's sharpness
@@ -28,7 +31,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from pydantic import Field
 
@@ -123,18 +125,15 @@ class GanVsVae(Experiment):
 
     def analyse(self, out_dir: Path, s: dict[str, Any], trained: Trained) -> ExperimentResult:
         from archlab.experiments.feature_classifier import feature_classifier
-        from archlab.tasks.sample_metrics import feature_metrics, laplacian_variance
+        from archlab.experiments.sample_quality import score_samples
 
         n = s["samples"]
         clf = feature_classifier(s["classifier"])
         real_x = fashion("test", 2 * n, seed=3)[0]
         real_a, real_b = real_x[:n], real_x[n:]
-        real_f = clf.features(real_a)
-        kid_size = min(n, 1000)
 
-        def score(x: torch.Tensor) -> dict[str, float]:
-            m = feature_metrics(real_f, clf.features(x), kid_subset_size=kid_size)
-            return {"sharpness": float(np.mean(laplacian_variance(x))), **m}
+        def score(x: torch.Tensor) -> dict[str, float]:  # what `archlab eval --samples N` prints, too
+            return score_samples(x, real_a, classifier=clf)
 
         reference = {"real (another set of test images)": score(real_b)}
         runs = {(r.key, r.seed): r for r in self.runs(s)}
