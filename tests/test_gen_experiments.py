@@ -56,8 +56,9 @@ def test_gan_vs_vae_quick(quick_experiment, tmp_path_factory, monkeypatch):
         load_dataset("fashion_mnist", "test")
     except DataError as e:
         pytest.skip(f"Fashion-MNIST is not installed here: {e}")
-    exp, rec = quick_experiment("gan-vs-vae", "--set", "models=[vae, dcgan, ddpm]")
-    assert [r[0] for r in rec["table"]["rows"]] == ["VAE", "DCGAN", "DDPM", "real (another set of test images)"]
+    # the DDPM's sampling path is the one diffusion-stability tests on the ring; its U-Net costs seconds here
+    exp, rec = quick_experiment("gan-vs-vae", "--set", "models=[vae, dcgan]")
+    assert [r[0] for r in rec["table"]["rows"]] == ["VAE", "DCGAN", "real (another set of test images)"]
     real = rec["reference"]["real (another set of test images)"]
     assert real["sharpness"] > 0 and real["fid"] >= 0 and 0 <= real["precision"] <= 1
     assert set(rec["clauses"]) == {"gans_sharp", "vae_blurry", "gans_unstable", "diffusion_stable"}

@@ -46,7 +46,18 @@ def trained_model(out_dir: Path, run: RunSpec, checkpoint: str = "last") -> nn.M
     averaged generator, when the run kept one)."""
     from archlab.engine import load_run
 
-    return load_run(out_dir / run.name, checkpoint=checkpoint).model.float().cpu().eval()
+    loaded = load_run(out_dir / run.name, checkpoint=checkpoint)
+    model = loaded.model
+    # A task that averages the weights (the diffusion task's EMA: parameter name → tensor in its state)
+    # samples and evaluates with the average; so do the experiments. A GAN task's averaged generator
+    # is attached to the model by the task itself.
+    ema = loaded.task.state_dict().get("ema")
+    params = dict(model.named_parameters())
+    if isinstance(ema, dict) and ema and set(ema) <= set(params):
+        with torch.no_grad():
+            for name, value in ema.items():
+                params[name].copy_(value)
+    return model.float().cpu().eval()
 
 
 @torch.no_grad()
