@@ -40,7 +40,9 @@ def test_nash_equilibrium_quick(quick_experiment):
 
 def test_diffusion_stability_quick_on_the_ring(quick_experiment):
     exp, rec = quick_experiment("diffusion-stability", "--set", "data=ring8", "--set", "samples=50")
-    assert [r[0] for r in rec["table"]["rows"]] == ["GAN", "DDPM 20", "DDIM 2", "DDIM 5"]  # quick: T = 20
+    rows = [r[0] for r in rec["table"]["rows"]]
+    assert rows == ["GAN", "DDPM 20", "DDIM 2", "DDIM 5", "data (another 50 examples)"]  # quick: T = 20
+    assert rec["floor"]["modes_covered"] == 8  # 50 points of the ring itself
     ddpm = rec["results"]["ddpm"]
     assert all(r["s_per_sample"] > 0 and r["frechet"] >= 0 for v in ddpm.values() for r in v)
     assert rec["rules"]["stability"] == 0  # one seed: undecided

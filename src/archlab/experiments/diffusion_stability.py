@@ -29,6 +29,7 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
+from archlab.experiments.ae_common import TEST_IMAGES
 from archlab.experiments.base import (
     Experiment,
     ExperimentOptions,
@@ -102,6 +103,11 @@ class DiffusionStability(Experiment):
         }
 
     def check(self, s: dict[str, Any]) -> None:
+        if s["data"] == "fashion_mnist" and s["samples"] > TEST_IMAGES // 2:
+            raise ConfigError(
+                f"experiment diffusion-stability: samples must be ≤ {TEST_IMAGES // 2:,} on fashion_mnist (the "
+                "samples are scored against as many test images, and another as many give the floor)"
+            )
         if min(s["ddim_steps"]) < 1:
             raise ConfigError("experiment diffusion-stability: ddim_steps must be ≥ 1")
         t = self._recipe(s, "ddpm").model.model_dump().get("timesteps", 1000)
@@ -137,15 +143,21 @@ class DiffusionStability(Experiment):
             from archlab.experiments.feature_classifier import feature_classifier
 
             clf = feature_classifier(s["classifier"])
-            real = clf.statistics(fashion("test", n, seed=2)[0])
+            test = fashion("test", 2 * n, seed=2)[0]
+            real, fresh = clf.statistics(test[:n]), test[n:]  # fresh: the floor, real against real
 
             def quality(x: torch.Tensor) -> dict[str, Any]:
                 return {"frechet": clf.frechet(x, real)}
         else:
+            from archlab.data.mixtures import mixture_of
+
+            fresh = mixture_of(s["data"]).sample(n, seed=7)[0]  # the floor: data against the test points
 
             def quality(x: torch.Tensor) -> dict[str, Any]:
                 sc = mixture_scores(x, s["data"])
                 return {"frechet": sc["frechet_points"], "modes_covered": sc["modes_covered"]}
+
+        floor = quality(fresh)
 
         results: dict[str, dict[str, list[dict[str, Any]]]] = {"gan": {}, "ddpm": {}}
         shown: dict[str, torch.Tensor] = {}
@@ -221,7 +233,18 @@ class DiffusionStability(Experiment):
                     pm([r["modes_covered"] for r in per], 1) if not images else "—",
                 ]
             )
+        rows.append(
+            [
+                f"data (another {n:,} examples)",
+                "—",
+                f"{floor['frechet']:.4f}" if not images else f"{floor['frechet']:.2f}",
+                "—",
+                "—",
+                f"{floor['modes_covered']:.0f}" if not images else "—",
+            ]
+        )
         verdict, supported, rules = self._verdict(s, results, fid, ref_label, t, images)
+        verdict += f" (The data's own floor, another {n:,} examples against the reference: {floor['frechet']:.4g}.)"
         return ExperimentResult(
             title=self.title,
             verdict=verdict,
@@ -238,6 +261,7 @@ class DiffusionStability(Experiment):
             extra={
                 "settings": {k: v for k, v in s.items() if k != "overrides"},
                 "results": results,
+                "floor": floor,
                 "rules": rules,
                 "torch_threads": torch.get_num_threads(),
                 **({"classifier": {"run_dir": str(clf.run_dir), "test_accuracy": clf.test_accuracy}} if images else {}),
