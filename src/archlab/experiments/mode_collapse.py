@@ -42,11 +42,19 @@ from archlab.utils.errors import ConfigError
 Data = Literal["ring8", "grid25"]
 MAX_SAMPLES = 1_000_000  # points drawn per trained model (the papers score 2,500)
 
-# key → (label, shipped recipe on <data>, overrides)
+# key → (label, shipped recipe on <data>, overrides). The GAN variants are the plain GAN's recipe with
+# only the objective changed (and the optimiser its paper prescribes), so the networks, data and
+# budget are the same: WGAN-GP as Gulrajani et al. 2017 Alg. 1 (λ = 10, n_critic = 5, Adam(1e-4,
+# β = (0, 0.9))); spectral normalisation in every layer of D with the hinge loss (Miyato et al. 2018,
+# Eq. 8 and 16–17); five discriminator steps per generator step, each on its own batch.
 VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "gan": ("GAN (non-saturating)", "gan_mlp", {}),
-    "wgan_gp": ("WGAN-GP", "gan_mlp_wgan_gp", {}),
-    "sngan": ("SN + hinge", "gan_mlp_hinge", {}),
+    "wgan_gp": (
+        "WGAN-GP",
+        "gan_mlp",
+        {"task.loss": "wgan_gp", "task.options.n_critic": 5, "optim.lr": 1e-4, "optim.betas": [0.0, 0.9]},
+    ),
+    "sngan": ("SN + hinge", "gan_mlp", {"task.loss": "hinge", "model.spectral_norm": True}),
     "gan_5d": ("GAN, 5 D steps", "gan_mlp", {"task.options.n_critic": 5}),
     "ddpm": ("DDPM (MLP)", "ddpm_mlp", {}),
 }
@@ -143,7 +151,19 @@ class ModeCollapse(Experiment):
         over = {**extra, **(budget(s["steps"]) if s["steps"] is not None else {}), **s["overrides"]}
         if s["quick"]:  # a short diffusion chain and a small test split: the plumbing, not the claim
             over = {"data.options.n_test": 200, **(QUICK_DDPM if key == "ddpm" else {}), **over}
-        return build_recipe(f"{data}/{base}", None, over)
+        return build_recipe(self._base(data, key), None, {**self._data_swap(data, key), **over})
+
+    @staticmethod
+    def _base(data: str, key: str) -> str:
+        """``<data>/<recipe>`` when it ships, else the ring's recipe (its networks and budget) moved to
+        ``data`` (:meth:`_data_swap`)."""
+        from archlab.config import shipped_recipes
+
+        name = f"{data}/{VARIANTS[key][1]}"
+        return name if name in shipped_recipes() else f"ring8/{VARIANTS[key][1]}"
+
+    def _data_swap(self, data: str, key: str) -> dict[str, Any]:
+        return {"data.name": data} if self._base(data, key) != f"{data}/{VARIANTS[key][1]}" else {}
 
     def runs(self, s: dict[str, Any]) -> list[RunSpec]:
         return [
@@ -239,6 +259,7 @@ class ModeCollapse(Experiment):
                 "settings": {k: v for k, v in s.items() if k != "overrides"},
                 "scores": scores,
                 "comparisons": comparisons,
+                "recipes": {f"{d}:{k}": self._base(d, k) for d in s["data"] for k in s["models"]},
                 "published": PUBLISHED,
             },
             supported=supported,
