@@ -5,6 +5,7 @@ from archlab.tasks.anomaly import AnomalyTask
 from archlab.tasks.base import TASKS, Task, build_task, higher_is_better
 from archlab.tasks.classification import ClassificationTask
 from archlab.tasks.forecasting import ForecastingTask
+from archlab.tasks.gan import GANTask
 from archlab.tasks.graph import GraphClassificationTask, GraphRegressionTask, NodeClassificationTask
 from archlab.tasks.language_modeling import LanguageModelingTask
 from archlab.tasks.masked_lm import MaskedLMTask
@@ -22,6 +23,7 @@ __all__ = [
     "higher_is_better",
     "ClassificationTask",
     "ForecastingTask",
+    "GANTask",
     "GraphClassificationTask",
     "GraphRegressionTask",
     "LanguageModelingTask",
