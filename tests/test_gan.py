@@ -88,7 +88,7 @@ def test_gradient_penalty_of_a_linear_critic_is_its_closed_form():
     with torch.no_grad():
         lin.weight.copy_(torch.tensor([[2.0, -1.0, 2.0]]))  # ‖w‖ = 3
     real, fake = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
-    assert float(gradient_penalty(lin, real, fake)) == pytest.approx(4.0, rel=1e-12)
+    assert float(gradient_penalty(lin, real, fake).detach()) == pytest.approx(4.0, rel=1e-12)
 
 
 def test_gradient_penalty_equals_a_written_out_autograd_computation():
