@@ -347,6 +347,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
         "an autoencoder" if is_autoencoder(run.model) else "a GAN" if is_gan(run.model)
         else "a diffusion" if is_diffusion(run.model) else None
     )  # fmt: skip
+    from archlab.report.translation import is_translator
+
+    if is_translator(run.model):  # a CycleGAN (or its paired bound): test images through G and F
+        wrong = [*given_lm, *(f for f in given_ae if f in ("--steps", "--pairs")), *given_diff]
+        if wrong:
+            raise _usage(
+                f"{', '.join(wrong)}: {args.run_dir} is a translation run ({run.recipe.model.name}), which draws "
+                "test images through G and F; its options are --n, --out"
+            )
+        return _sample_translation(run, args, n_given)
     if kind and given_lm:  # a --prompt to a figure-drawing run was ignored without a word
         raise _usage(
             f"{', '.join(given_lm)}: {args.run_dir} is {kind} run ({run.recipe.model.name}), which draws "
@@ -422,6 +432,24 @@ def _sample_autoencoder(run: Any, args: argparse.Namespace) -> int:
     )
     for path, _ in written:
         console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+    return 0
+
+
+def _sample_translation(run: Any, args: argparse.Namespace, n_given: bool) -> int:
+    """``translation.png``: the first --n (default 10) test images, G of them, their true partners
+    T(a) and F of those (report/translation.py)."""
+    from archlab.report.latent import record_figures
+    from archlab.report.translation import FIGURE, translation_figure
+
+    n = args.n if n_given else 10
+    if n > _MAX_AE_EXAMPLES:
+        raise _usage(f"--n must be in [1, {_MAX_AE_EXAMPLES:,}] images, got {n}")
+    a, b = _test_examples(run, n)
+    out = Path(args.out) if args.out else Path(args.run_dir) / "figures"
+    title = f"{run.recipe.name}, step {run.step}: test images"
+    path = translation_figure(run.model, a.to(run.device), b.to(run.device), out / FIGURE, title=title)
+    record_figures(out, [(path, f"{len(a)} test images (A), G(A), the true T(A), and F(T(A))")])
+    console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
     return 0
 
 
