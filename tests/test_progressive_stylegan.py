@@ -97,8 +97,8 @@ def test_minibatch_stddev_on_a_hand_batch():
     whole = MinibatchStdDev(group_size=4)(x)[:, 1]  # one group: the whole minibatch (the paper's text)
     sigma = x[:, 0].var(dim=0, unbiased=False).add(1e-8).sqrt().mean()
     torch.testing.assert_close(whole, sigma.expand(4, 2, 2))
-    with pytest.raises(ValueError, match="batch 6 is not a multiple of the group size 4"):
-        MinibatchStdDev(4)(torch.zeros(6, 1, 2, 2))
+    odd = torch.arange(6.0).view(6, 1, 1, 1)  # 4 does not divide 6: groups of 3, {0, 2, 4} and {1, 3, 5}
+    torch.testing.assert_close(MinibatchStdDev(4)(odd)[:, 1, 0, 0], torch.full((6,), math.sqrt(8 / 3 + 1e-8)))
 
 
 # -- progressive growing ------------------------------------------------------------------------------

@@ -118,10 +118,11 @@ class MinibatchStdDev(nn.Module):
     """Minibatch standard deviation (§3): the standard deviation of each feature at each pixel over a
     group of G examples (the population formula, √(Var + 1e-8)), averaged over features and pixels
     into one value per group, appended to every example of the group as an extra constant feature map.
-    G = min(group_size, B) must divide B (the released code's rule; the paper's own description is the
-    whole minibatch, G = B).
+    G = min(group_size, B) as in the released code (the paper's own description is the whole minibatch,
+    G = B); where the released code requires G to divide B, a batch it does not divide (the last one of
+    an evaluation) uses the largest group size below G that does.
 
-    Shapes: (B, N, H, W) → (B, N + 1, H, W). Raises ValueError when G does not divide B.
+    Shapes: (B, N, H, W) → (B, N + 1, H, W).
     """
 
     def __init__(self, group_size: int = 4):
@@ -131,8 +132,8 @@ class MinibatchStdDev(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, h, w = x.shape
         g = min(self.group_size, b)
-        if b % g:
-            raise ValueError(f"minibatch standard deviation: batch {b} is not a multiple of the group size {g}")
+        while b % g:
+            g -= 1
         y = x.reshape(g, b // g, n, h, w)  # (G, M, N, H, W): example i is in group i mod M
         y = (y - y.mean(dim=0)).square().mean(dim=0)  # (M, N, H, W) variance over the group
         y = torch.sqrt(y + 1e-8).mean(dim=(1, 2, 3))  # (M,) mean stddev
