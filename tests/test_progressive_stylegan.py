@@ -3,6 +3,7 @@ convolution): each building block against its formula written out by hand, the f
 blend of Fig. 2, the style mixing and truncation of the style-based generator, and the family contract."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -318,3 +319,67 @@ def test_stylegan_contract(stylegan):
     assert fake.shape == (4, 1, 28, 28) and score.shape == (4, 1)
     (fake.mean() + score.mean()).backward()
     assert all(p.grad is not None for p in stylegan.parameters())  # no unused layer at a fixed 32×32
+
+
+# -- training through the GAN task ------------------------------------------------------------------
+@pytest.fixture
+def digits_gan():
+    """The digits (1×8×8 in [0, 1]) as a data set serving the gan task, for a few-step progan run."""
+    from dataclasses import replace
+
+    from archlab.data import dataset_info, load_dataset
+    from archlab.data.core import DATASETS, register_dataset
+
+    info = replace(dataset_info("digits"), name="digits_progan", task="gan", tasks=("gan",))
+    register_dataset(info)(lambda split, data_dir=None: load_dataset("digits", split))
+    yield info.name
+    DATASETS._entries.pop(info.name, None)
+
+
+def test_progan_resumes_bit_identically_across_a_resolution_change(tmp_path, digits_gan):
+    """12 steps of 4×4 → 8×8 (three phases of 4: 4×4, fade-in, 8×8), WGAN-GP with the drift term and an
+    averaged generator; a run resumed from its step-3 checkpoint (still 4×4) crosses both the fade-in and
+    the switch to 8×8 and ends with the same weights, optimiser state and averaged generator, bit for bit:
+    the stage and α are a function of the step, set again before every step."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from archlab.config import load_recipe
+    from archlab.engine import Trainer
+    from archlab.engine import checkpoint as ckpt
+    from conftest import tiny_recipe
+
+    r = tiny_recipe(
+        **{
+            "model": {"name": "progan", "resolution": 8, "latent_dim": 8, "fmap_base": 16, "fmap_max": 8},
+            "data.name": digits_gan,
+            "data.val_fraction": 0.0,
+            "data.batch_size": 16,
+            "task": {"name": "gan", "loss": "wgan_gp", "options": {"n_critic": 1, "drift": 0.001, "ema_decay": 0.9}},
+            "optim": {"name": "adam", "lr": 1e-3, "betas": [0.0, 0.99], "weight_decay": 0.0},
+            "schedule": {"name": "constant"},
+            "budget.steps": 12,
+            "eval.every": 12,
+            "checkpoint": {"every": 3, "keep_last": 10},
+        }
+    )
+    full = Trainer(load_recipe(r), runs_dir=tmp_path / "a").fit()
+    ref = Path(full["run_dir"])
+    resumed = tmp_path / "b" / ref.name
+    shutil.copytree(ref, resumed)
+    for d in ckpt.step_dirs(resumed / "checkpoints"):
+        if int(d.name.split("-")[1]) > 3:
+            shutil.rmtree(d)  # as if killed after the step-3 checkpoint
+    (resumed / "summary.json").unlink()
+    Trainer.resume(resumed, quiet=True).fit()
+    names = ("model.safetensors", "optimizer.safetensors", "task.safetensors")
+    a, b = (ckpt.step_dirs(run / "checkpoints")[0] for run in (ref, resumed))
+    assert a.name == b.name == ckpt.step_dir_name(12)
+    for f in names:
+        ta, tb = load_file(a / f), load_file(b / f)
+        assert ta.keys() == tb.keys() and len(ta) > 0
+        for k in ta:
+            assert torch.equal(ta[k], tb[k]), (f, k)
+    opt = load_file(a / "optimizer.safetensors")
+    assert any(k.startswith("generator/") for k in opt)  # Adam state exists for the grown layers too
