@@ -178,3 +178,29 @@ def test_ae_vs_classical_verdict_tests_both_halves_of_the_claim():
     assert supported is None and "untested" in verdict
     # PCA reconstructs better: the claim does not hold
     assert AeVsClassical._verdict({"latents": [2]}, {**res, "AE@2": r(0.05, 0.655, 0.962)})[1] is False
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "value"),
+    [
+        ("latent-smoothness", "pairs", 100_000),  # more paths than test-image pairs (was accepted: ~3 GB of frames)
+        ("latent-smoothness", "samples", 10_001),
+        ("latent-smoothness", "points", 1_000_000),
+        ("latent-smoothness", "latent_dim", 785),
+        ("ae-vs-classical", "n_fit", 60_001),
+        ("ae-vs-classical", "latents", [2, 100_000]),
+        ("ae-vs-classical", "kernel_pca_max", 10**9),
+        ("compression", "n_eval", 10_001),
+        ("compression", "latents", [0]),
+        ("features", "labels", [100, 60_001]),
+        ("robustness", "n_eval", 20_000),
+        ("sparsity", "latent_dim", 10_000),
+    ],
+)
+def test_size_options_beyond_fashion_mnist_are_one_line_errors(name, key, value):
+    from archlab.experiments.base import parse_options
+    from archlab.utils.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"experiment {name}: bad option value \({key}"):
+        parse_options(name, {key: value})
+    parse_options(name, {})  # the defaults stay valid

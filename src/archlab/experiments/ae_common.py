@@ -10,14 +10,20 @@ default 11×11 Gaussian window.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from archlab.experiments.runs import RunSpec, budget, build_recipe, spec
 
 DATA = "fashion_mnist"
+# bounds of the experiments' size options: Fashion-MNIST has 60,000 training and 10,000 test images of 784 pixels
+TRAIN_IMAGES, TEST_IMAGES, PIXELS = 60_000, 10_000, 28 * 28
+MAX_PATH_POINTS = 1_001  # points on one interpolation path
+LatentSize = Annotated[int, Field(ge=1, le=PIXELS)]  # a code at most as wide as the image
+TrainCount = Annotated[int, Field(ge=1, le=TRAIN_IMAGES)]  # training images used
 
 
 def ae_run(

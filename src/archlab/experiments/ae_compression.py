@@ -22,7 +22,17 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from archlab.experiments.ae_common import ae_run, fashion, psnr, ssim, trained_model
+from archlab.experiments.ae_common import (
+    PIXELS,
+    TEST_IMAGES,
+    TRAIN_IMAGES,
+    LatentSize,
+    ae_run,
+    fashion,
+    psnr,
+    ssim,
+    trained_model,
+)
 from archlab.experiments.base import (
     Experiment,
     ExperimentOptions,
@@ -34,8 +44,6 @@ from archlab.experiments.base import (
 from archlab.experiments.runs import RunSpec
 from archlab.report.figures import lines
 from archlab.report.latent import decode_all, encode_all, image_rows
-
-PIXELS = 28 * 28
 
 
 class UniformCodec:
@@ -86,12 +94,13 @@ def jpeg(x: torch.Tensor, quality: int) -> tuple[torch.Tensor, float, float]:
 
 
 class CompressionOptions(ExperimentOptions):
-    latents: list[int] = Field(default_factory=lambda: [8, 16, 32], min_length=1)  # code sizes of the conv AEs
+    latents: list[LatentSize] = Field(default_factory=lambda: [8, 16, 32], min_length=1)  # code sizes of the conv AEs
     bits: list[int] = Field(default_factory=lambda: [2, 3, 4, 6], min_length=1)  # quantiser bits per number
     qualities: list[int] = Field(default_factory=lambda: [5, 10, 25, 50, 75, 95], min_length=1)  # JPEG
     steps: int | None = Field(None, ge=1)  # optimiser steps per run (4 quick; 3000 full, the recipes’ budget)
-    n_fit: int | None = Field(None, ge=10)  # training images for the quantiser ranges, histograms and PCA
-    n_eval: int | None = Field(None, ge=2)  # test images (200 quick, 2,000 full)
+    # training images for the quantiser ranges, histograms and PCA
+    n_fit: int | None = Field(None, ge=10, le=TRAIN_IMAGES)
+    n_eval: int | None = Field(None, ge=2, le=TEST_IMAGES)  # test images (200 quick, 2,000 full)
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 

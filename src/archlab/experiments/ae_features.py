@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from archlab.experiments.ae_common import ae_run, fashion, trained_model
+from archlab.experiments.ae_common import PIXELS, TEST_IMAGES, TrainCount, ae_run, fashion, trained_model
 from archlab.experiments.base import (
     Experiment,
     ExperimentOptions,
@@ -43,10 +43,11 @@ def linear_probe(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y
 
 
 class FeaturesOptions(ExperimentOptions):
-    latent_dim: int = Field(32, ge=1)
-    labels: list[int] | None = Field(None, min_length=1)  # labelled training images (default [100, 1000, 60000])
+    latent_dim: int = Field(32, ge=1, le=PIXELS)
+    # labelled training images (default [100, 1000, 60000])
+    labels: list[TrainCount] | None = Field(None, min_length=1)
     steps: int | None = Field(None, ge=1)  # optimiser steps per run (4 quick; 3000 full, the recipes’ budget)
-    n_eval: int | None = Field(None, ge=2)  # test images (300 quick, all 10,000 full)
+    n_eval: int | None = Field(None, ge=2, le=TEST_IMAGES)  # test images (300 quick, all 10,000 full)
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 

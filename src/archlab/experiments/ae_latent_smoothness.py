@@ -21,7 +21,15 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from archlab.experiments.ae_common import ae_run, fashion, reconstruct, trained_model
+from archlab.experiments.ae_common import (
+    MAX_PATH_POINTS,
+    PIXELS,
+    TEST_IMAGES,
+    ae_run,
+    fashion,
+    reconstruct,
+    trained_model,
+)
 from archlab.experiments.base import (
     Experiment,
     ExperimentOptions,
@@ -48,11 +56,11 @@ QUICK_CLASSIFIER = {
 
 
 class LatentSmoothnessOptions(ExperimentOptions):
-    latent_dim: int = Field(16, ge=1)
+    latent_dim: int = Field(16, ge=1, le=PIXELS)
     steps: int | None = Field(None, ge=1)  # optimiser steps per run (4 quick; 3000 full, the recipes’ budget)
-    samples: int | None = Field(None, ge=2)  # prior samples and real images compared (200 / 2,000)
-    pairs: int | None = Field(None, ge=1)  # interpolation paths (4 / 100)
-    points: int = Field(11, ge=3)  # points per path, ends included
+    samples: int | None = Field(None, ge=2, le=TEST_IMAGES)  # prior samples and real images compared (200 / 2,000)
+    pairs: int | None = Field(None, ge=1, le=TEST_IMAGES // 2)  # interpolation paths (4 / 100)
+    points: int = Field(11, ge=3, le=MAX_PATH_POINTS)  # points per path, ends included
     classifier: dict[str, Any] | None = None  # overrides of the classifier recipe (default: tiny quick, shipped full)
     overrides: dict[str, Any] = Field(default_factory=dict)  # dotted recipe keys for the AE/VAE runs
 

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from archlab.experiments.ae_common import ae_run, fashion, mse, psnr, reconstruct, trained_model
+from archlab.experiments.ae_common import PIXELS, TEST_IMAGES, ae_run, fashion, mse, psnr, reconstruct, trained_model
 from archlab.experiments.base import (
     Experiment,
     ExperimentOptions,
@@ -41,13 +41,13 @@ LEVELS = {"gaussian": [0.1, 0.3, 0.5], "masking": [0.25, 0.5, 0.75], "salt_peppe
 
 
 class RobustnessOptions(ExperimentOptions):
-    latent_dim: int = Field(64, ge=1)
+    latent_dim: int = Field(64, ge=1, le=PIXELS)
     corruption: str = "masking"  # the DAE's training corruption: gaussian | masking | salt_pepper
     noise_level: float = Field(0.25, ge=0.0)
     contractive_weight: float = Field(0.1, gt=0.0)  # λ of the CAE
     sigma: float = Field(0.01, gt=0.0)  # std of the input perturbation of part 2 (pixels in [0, 1])
     steps: int | None = Field(None, ge=1)  # optimiser steps per run (4 quick; 3000 full, the recipes’ budget)
-    n_eval: int | None = Field(None, ge=2)  # test images (200 quick, 2,000 full)
+    n_eval: int | None = Field(None, ge=2, le=TEST_IMAGES)  # test images (200 quick, 2,000 full)
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from archlab.experiments.ae_common import ae_run, fashion, mse, reconstruct, trained_model
+from archlab.experiments.ae_common import PIXELS, TEST_IMAGES, ae_run, fashion, mse, reconstruct, trained_model
 from archlab.experiments.base import (
     Experiment,
     ExperimentOptions,
@@ -33,12 +33,12 @@ from archlab.report.latent import encode_all, image_rows
 
 
 class SparsityOptions(ExperimentOptions):
-    latent_dim: int = Field(64, ge=1)
+    latent_dim: int = Field(64, ge=1, le=PIXELS)
     weights: list[float] = Field(default_factory=lambda: [0.3, 1.0, 3.0], min_length=1)  # λ of the sparse AEs (> 0)
     target: float = Field(0.05, gt=0.0, lt=1.0)  # ρ
     threshold: float = Field(0.1, gt=0.0, lt=1.0)  # a unit is active above this activation
     steps: int | None = Field(None, ge=1)  # optimiser steps per run (4 quick; 3000 full, the recipes’ budget)
-    n_eval: int | None = Field(None, ge=2)  # test images measured (200 quick, all 10,000 full)
+    n_eval: int | None = Field(None, ge=2, le=TEST_IMAGES)  # test images measured (200 quick, all 10,000 full)
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 

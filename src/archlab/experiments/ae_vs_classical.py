@@ -21,7 +21,17 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from archlab.experiments.ae_common import ae_run, fashion, knn_accuracy, mse, reconstruct, trained_model
+from archlab.experiments.ae_common import (
+    TEST_IMAGES,
+    TRAIN_IMAGES,
+    LatentSize,
+    ae_run,
+    fashion,
+    knn_accuracy,
+    mse,
+    reconstruct,
+    trained_model,
+)
 from archlab.experiments.base import (
     Experiment,
     ExperimentOptions,
@@ -38,12 +48,14 @@ MODELS = {"AE": "ae_mlp", "VAE": "vae_mlp"}
 
 
 class AeVsClassicalOptions(ExperimentOptions):
-    latents: list[int] = Field(default_factory=lambda: [2, 16], min_length=1)  # latent sizes (each ≥ 1)
+    latents: list[LatentSize] = Field(default_factory=lambda: [2, 16], min_length=1)  # latent sizes
     steps: int | None = Field(None, ge=1)  # steps per AE/VAE run (4 quick; 3000 full, the recipes’ budget)
-    n_fit: int | None = Field(None, ge=10)  # training examples for the classical methods and k-NN (150 / 5,000)
-    n_eval: int | None = Field(None, ge=10)  # test examples measured (100 / 2,000)
+    # training examples for the classical methods and k-NN (150 / 5,000)
+    n_fit: int | None = Field(None, ge=10, le=TRAIN_IMAGES)
+    n_eval: int | None = Field(None, ge=10, le=TEST_IMAGES)  # test examples measured (100 / 2,000)
     umap: bool | None = None  # include UMAP (default: full only; its numba compilation alone takes ~10 s)
-    kernel_pca_max: int = Field(2000, ge=10)  # kernel PCA fits on at most this many (O(n²) memory, O(n³) time)
+    # kernel PCA fits on at most this many (O(n²) memory, O(n³) time)
+    kernel_pca_max: int = Field(2000, ge=10, le=TRAIN_IMAGES)
     overrides: dict[str, Any] = Field(default_factory=dict)  # dotted recipe keys for the AE/VAE runs
 
 

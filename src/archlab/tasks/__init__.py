@@ -4,6 +4,7 @@ to fit the data, and may own the whole training step (a GAN's two optimisers).""
 from archlab.tasks.anomaly import AnomalyTask
 from archlab.tasks.base import TASKS, Task, build_task, higher_is_better
 from archlab.tasks.classification import ClassificationTask
+from archlab.tasks.cyclegan import CycleGANTask, PairedTranslationTask
 from archlab.tasks.forecasting import ForecastingTask
 from archlab.tasks.graph import GraphClassificationTask, GraphRegressionTask, NodeClassificationTask
 from archlab.tasks.language_modeling import LanguageModelingTask
@@ -21,6 +22,8 @@ __all__ = [
     "VAETask",
     "higher_is_better",
     "ClassificationTask",
+    "CycleGANTask",
+    "PairedTranslationTask",
     "ForecastingTask",
     "GraphClassificationTask",
     "GraphRegressionTask",
