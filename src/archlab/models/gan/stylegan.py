@@ -49,6 +49,7 @@ from archlab.models.gan.progressive import (
     PixelNorm,
     ProGANConfig,
     ProgressiveDiscriminator,
+    full_size_images,
 )
 from archlab.registry import register_model
 from archlab.registry.config import ImageShape, ModelConfig, PositiveInt, Probability
@@ -303,6 +304,29 @@ class StyleGAN(PaddedImageGAN):
         ``truncation_psi``) and per-pixel noise (``noise="none"``: without) drawn with ``noise_generator``."""
         psi = self.config.truncation_psi if psi is None else psi
         return super().generate(z, psi=psi, noise=noise, noise_generator=noise_generator)
+
+    @torch.no_grad()
+    def generate_mixed(
+        self,
+        z1: torch.Tensor,
+        z2: torch.Tensor,
+        cutoff: int,
+        psi: float | None = None,
+        noise_generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Style mixing at inference (2019 §3.1, Fig. 3): images (B, C, H, W) in [0, 1] from f(z₁)'s styles
+        before layer ``cutoff`` and f(z₂)'s from it on (cutoff 0: all z₂, L: all z₁; styles 0–2 act at
+        4×4–8×8, the 'coarse' ones at this size), ψ as in :meth:`generate`, in the model's current mode
+        (call ``eval()`` first: training mode would also mix at random). Raises ValueError for a cutoff
+        outside [0, L]."""
+        g = self.generator
+        if not 0 <= cutoff <= g.num_ws:
+            raise ValueError(f"cutoff {cutoff} must be in [0, {g.num_ws}] (the generator's {g.num_ws} styles)")
+        psi = self.config.truncation_psi if psi is None else psi
+        expand = lambda z: g.mapping(z, psi).unsqueeze(1).expand(-1, g.num_ws, -1)  # noqa: E731  (B, L, D)
+        ws = mix_styles(expand(z1), expand(z2), cutoff)
+        u = g.synthesis(ws, "random", noise_generator)
+        return self.to_data(full_size_images(u, self.pad, self.config.resolution)).clamp(0.0, 1.0)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, psi: float | None = None) -> torch.Tensor:
