@@ -370,6 +370,7 @@ def test_progan_resumes_bit_identically_across_a_resolution_change(tmp_path, dig
             "data.name": digits_gan,
             "data.val_fraction": 0.0,
             "data.batch_size": 16,
+            "data.test_subset": 64,
             "task": {"name": "gan", "loss": "wgan_gp", "options": {"n_critic": 1, "drift": 0.001, "ema_decay": 0.9}},
             "optim": {"name": "adam", "lr": 1e-3, "betas": [0.0, 0.99], "weight_decay": 0.0},
             "schedule": {"name": "constant"},
@@ -401,3 +402,24 @@ def test_progan_resumes_bit_identically_across_a_resolution_change(tmp_path, dig
     late = load_file(a / "optimizer.safetensors")
     params = lambda t: {k.rsplit("/", 1)[0] for k in t if k.startswith("generator/")}  # noqa: E731
     assert params(early) < params(late)
+
+
+def test_drift_term_adds_eps_times_mean_squared_real_score(progan):
+    """ProGAN App. A.1: L_D' = L_D + ε_drift E_x[D(x)²] (task.options.drift; 0 leaves L_D unchanged);
+    refused for a loss without a critic."""
+    from archlab.config import TaskSpec
+    from archlab.data import dataset_info
+    from archlab.tasks import build_task
+
+    info = dataset_info("fashion_mnist")
+    plain = build_task(TaskSpec(name="gan", loss="wgan_gp", options={"gp_weight": 0.0}), info)
+    drift = build_task(TaskSpec(name="gan", loss="wgan_gp", options={"gp_weight": 0.0, "drift": 0.001}), info)
+    real = progan.to_network(progan.prepare_real(torch.rand(4, 1, 28, 28)))
+    fake = progan.generator(torch.randn(4, 8)).detach()
+    base, _ = plain.d_objective(progan, real, fake)
+    with_drift, _ = drift.d_objective(progan, real, fake)
+    s_real, s_fake = progan.discriminator(real), progan.discriminator(fake)
+    torch.testing.assert_close(base, s_fake.mean() - s_real.mean())
+    torch.testing.assert_close(with_drift, base + 0.001 * s_real.square().mean())
+    with pytest.raises(ConfigError, match="task.options.drift: 0.001 must be ≥ 0 and applies to a critic"):
+        build_task(TaskSpec(name="gan", loss="non_saturating", options={"drift": 0.001}), info)

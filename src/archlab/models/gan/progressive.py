@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archlab.models.gan.base import GANBase, GANOutput
 from archlab.registry import register_model
 from archlab.registry.config import ImageShape, ModelConfig, PositiveInt
 from archlab.utils.errors import ConfigError
@@ -344,16 +345,13 @@ def progress_to_stage(step: int, total_steps: int, num_stages: int) -> tuple[int
     return stage, float(alpha)
 
 
-class PaddedImageGAN(nn.Module):
-    """What ProGAN and StyleGAN share: images in [0, 1] of the data's shape (B, C, H, W) outside,
-    [−1, 1] at R×R inside (padded by ``pad`` pixels per side), and the family's interface —
-    ``generator``, ``discriminator``, ``latent_dim``, ``to_network``/``to_data`` (element-wise units),
-    ``prepare_real`` (pads to R), ``generate``, ``sample``, ``discriminate``, and ``forward(z)`` →
-    (G(z) in data units, D's score on it), one pass through both networks."""
+class PaddedImageGAN(GANBase):
+    """What ProGAN and StyleGAN share on top of the family's :class:`~archlab.models.gan.base.GANBase`:
+    images in [0, 1] of the data's shape (B, C, H, W) outside, [−1, 1] at R×R inside (padded by ``pad``
+    pixels per side); ``prepare_real`` pads a real batch, ``generate``/``forward`` crop G's output back,
+    and ``generate``/``sample`` pass options (StyleGAN's ψ) on to the generator."""
 
     config: ProGANConfig
-    generator: nn.Module
-    discriminator: nn.Module
     pad: int
 
     def _init_images(self, config: ProGANConfig) -> None:
@@ -377,21 +375,6 @@ class PaddedImageGAN(nn.Module):
         check_shape(x, (None, *self.input_spec), "real batch")
         return pad_images(x, self.pad)
 
-    def _sampler(self, device: torch.device) -> nn.Module:
-        """The generator ``generate`` uses: the task's averaged one in eval mode when attached
-        (``attach_sampling_generator``), else ``generator``."""
-        ema = self.__dict__.get("_sampling_generator")
-        if ema is None or self.training:
-            return self.generator
-        if next(ema.parameters()).device != device:
-            ema.to(device)
-        return ema.eval()
-
-    def attach_sampling_generator(self, module: nn.Module | None) -> None:
-        """Use ``module`` (an averaged copy of ``generator``, held outside the module tree: neither a
-        parameter nor in ``state_dict``) in eval-mode ``generate``."""
-        self.__dict__["_sampling_generator"] = module
-
     def generate(self, z: torch.Tensor, **kw) -> torch.Tensor:
         """Latents (B, K) → images (B, C, H, W) in data units, clamped to [0, 1] (a low-resolution stage
         upsampled to R before the padding is cropped); ``kw`` go to the generator."""
@@ -400,24 +383,20 @@ class PaddedImageGAN(nn.Module):
         return self.to_data(u).clamp(0.0, 1.0)
 
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
-        """D's scores (B, 1) of images in data units (B, C, H, W)."""
+        """D's scores (B, 1) of images in data units (B, C, H, W), at the current stage."""
         return self.discriminator(self.to_network(self.prepare_real(x)))
 
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(G(z) in data units (B, C, H, W), D's score of it (B, 1))."""
+    def forward(self, z: torch.Tensor) -> GANOutput:
+        """(G(z) in data units (B, C, H, W), D's score of it (B, 1)): one pass through both networks."""
         check_shape(z, (None, self.latent_dim), "z")
         u = self.generator(z)
-        return self.to_data(full_size_images(u, self.pad, self.config.resolution)), self.discriminator(u)
-
-    def example_inputs(self, batch: int = 1) -> tuple[torch.Tensor]:
-        """z (batch, K), what ``forward`` takes."""
-        return (torch.zeros(batch, self.latent_dim, device=next(self.parameters()).device),)
+        return GANOutput(self.to_data(full_size_images(u, self.pad, self.config.resolution)), self.discriminator(u))
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, **kw) -> torch.Tensor:
         """``n`` images (n, C, H, W) in [0, 1] from z ~ N(0, I) drawn on the CPU with ``generator`` (the
-        global RNG when None), in eval mode, without gradients, on the model's device. Raises ValueError
-        for n < 1."""
+        global RNG when None), in eval mode, without gradients, on the model's device; ``kw`` go to
+        :meth:`generate`. Raises ValueError for n < 1."""
         if n < 1:
             raise ValueError(f"n: need at least one sample, got {n}")
         z = torch.randn(n, self.latent_dim, generator=generator)
