@@ -331,7 +331,7 @@ FASHION_MNIST_INFO = DatasetInfo(
     notes="reference figures: submitted benchmarks in the README shipped with the Debian package "
     "(not re-tested by Zalando); x is pixel/255 in [0, 1]; data.options.normal_class=k: class k "
     "as normal vs the rest (anomaly detection)",
-    tasks=_AE_TASKS,
+    tasks=(*_AE_TASKS, "diffusion"),
     **_MNIST_LIKE,
 )
 

@@ -4,6 +4,7 @@ to fit the data, and may own the whole training step (a GAN's two optimisers).""
 from archlab.tasks.anomaly import AnomalyTask
 from archlab.tasks.base import TASKS, Task, build_task, higher_is_better
 from archlab.tasks.classification import ClassificationTask
+from archlab.tasks.diffusion import DiffusionTask
 from archlab.tasks.forecasting import ForecastingTask
 from archlab.tasks.graph import GraphClassificationTask, GraphRegressionTask, NodeClassificationTask
 from archlab.tasks.language_modeling import LanguageModelingTask
@@ -17,6 +18,7 @@ __all__ = [
     "TASKS",
     "AnomalyTask",
     "DenoisingTask",
+    "DiffusionTask",
     "ReconstructionTask",
     "VAETask",
     "higher_is_better",

@@ -1,0 +1,238 @@
+"""The diffusion task: train a denoising diffusion model on Ho et al.'s simple ε-prediction loss, keep an
+optional exponential moving average of its weights, and measure the loss on held-out data at fixed,
+seeded noise (and, for mixtures of Gaussians, how many modes the samples cover).
+
+Ho, Jain & Abbeel, NeurIPS 2020, arXiv:2006.11239: Algorithm 1 and Eq. 14 (L_simple, t uniform on
+{1, …, T}), §4 and App. B (an EMA of the weights with decay 0.9999 for sampling and evaluation).
+
+Training (Algorithm 1): per example t ~ U{1 … T} and ε ~ N(0, I), drawn from a generator seeded by
+(run seed, step, micro-batch) — the same draws after a resume, different per seed; the loss is
+    L_simple = mean over the batch of mean_elements (ε − ε_θ(√ᾱ_t x_0 + √(1 − ᾱ_t) ε, t))²
+(Ho et al.'s released code averages over elements, so the value is per element, not a sum).
+
+Options (``task.options``):
+    ema_decay      0 (off) or the decay β of θ̄ ← β θ̄ + (1 − β) θ after every optimiser step (Ho: 0.9999;
+                   short CPU runs want ~0.99–0.999); kept as task state (``task.safetensors``); evaluation
+                   then also reports ``ema_loss`` and samples come from the EMA weights
+    eval_samples   samples drawn at each evaluation for the sample statistics (0: none); on a data set with
+                   Gaussian modes (ring8, grid25): ``modes_covered`` and ``high_quality`` (% within 3σ of a mode)
+    sampler, sample_steps, eta   how those samples are drawn (``model.sample``)
+
+Metrics (every evaluation draws the same t and ε for the same example, from a generator seeded by the
+run's seed, so two evaluations of the same weights agree exactly):
+    loss        L_simple on the split (mean squared error of ε̂ per element), one t per example
+    ema_loss    the same with the EMA weights (ema_decay > 0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from archlab.config import ModelSpec
+from archlab.data import DatasetInfo, dataset_info
+from archlab.registry import get_model_entry
+from archlab.tasks.base import Batch, StepContext, Task, register_task
+from archlab.tasks.metrics import Loss, Mean, MetricSet
+from archlab.utils.errors import ConfigError
+from archlab.utils.seed import derive_seed
+
+MAX_EVAL_SAMPLES = 100_000
+_EVAL_SALT = 0xD1FF  # the evaluation generator: derive_seed(seed, _EVAL_SALT)
+_SAMPLE_SALT = 0x5A3E  # the evaluation samples' generator
+
+
+class Percent(Mean):
+    """A mean percentage (higher is better)."""
+
+
+class Count(Mean):
+    """A count (higher is better), e.g. modes covered."""
+
+
+def coverage_metrics(samples: torch.Tensor, info: DatasetInfo) -> dict[str, float] | None:
+    """``modes_covered`` and ``high_quality`` (%) of samples (N, D) on a Gaussian-mixture data set
+    (:func:`archlab.data.mixtures.mode_coverage`: nearest mode, within 3σ), or None for any other set.
+
+    The mixture is the data set's default one (ring8: r = 1, σ = 0.01; grid25: spacing 2, σ = 0.05); a
+    set built with other shape options (``data.options.std`` …) gets no coverage metrics, since a task
+    sees the data set's description, not its options (only the split sizes may differ)."""
+    from archlab.data.mixtures import mixture_of, mode_coverage
+
+    try:
+        mixture = mixture_of(info.name)
+    except ConfigError:  # not a mixture
+        return None
+    if info.notes != dataset_info(info.name).notes:  # other means or σ than the defaults
+        return None
+    cov = mode_coverage(samples, mixture)
+    return {"modes_covered": float(cov.modes_covered), "high_quality": 100.0 * cov.high_quality}
+
+
+@register_task
+class DiffusionTask(Task):
+    name = "diffusion"
+    losses = ("mse",)
+    default_loss = "mse"
+    metrics = {"loss": Loss, "ema_loss": Loss, "modes_covered": Count, "high_quality": Percent}
+    default_metric = "loss"
+    default_options = {"ema_decay": 0.0, "eval_samples": 0, "sampler": "ddim", "sample_steps": 100, "eta": 0.0}
+
+    def __init__(self, spec: Any, info: Any, seed: int = 0):
+        super().__init__(spec, info, seed)
+        o = self.options
+        if not 0.0 <= o["ema_decay"] < 1.0:
+            raise ConfigError(
+                f"task.options.ema_decay: {o['ema_decay']} is outside [0, 1); 0 switches the EMA off "
+                "(Ho et al. use 0.9999)"
+            )
+        if not 0 <= o["eval_samples"] <= MAX_EVAL_SAMPLES:
+            raise ConfigError(f"task.options.eval_samples: {o['eval_samples']} is outside 0 … {MAX_EVAL_SAMPLES:,}")
+        if o["sampler"] not in ("ddpm", "ddim"):
+            raise ConfigError(f"task.options.sampler: '{o['sampler']}' is not a diffusion sampler; use ddpm or ddim")
+        if not 0.0 <= o["eta"] <= 1.0:
+            raise ConfigError(
+                f"task.options.eta: {o['eta']} is outside [0, 1]; DDIM's η is 0 (deterministic) … 1 (DDPM's variance)"
+            )
+        if o["sampler"] == "ddpm" and o["eta"] != 0.0:
+            raise ConfigError("task.options.eta: applies to sampler ddim only; set task.options.sampler=ddim")
+        self.ema: dict[str, torch.Tensor] = {}
+        self.ema_updates = 0
+        self._draws = 0  # training_loss calls within the current step (micro-batches)
+
+    # -- model -----------------------------------------------------------------------------------------------
+    def build_model(self, spec: ModelSpec) -> nn.Module:
+        entry = get_model_entry(spec.name)
+        if entry.family != "diffusion":
+            raise ConfigError(
+                f"model.name: '{spec.name}' is not a diffusion model (a {entry.family} model); task 'diffusion' "
+                "trains a noise-prediction network (archlab list --family diffusion: ddpm_unet, ddpm_mlp)"
+            )
+        model = super().build_model(spec)
+        steps, T = self.options["sample_steps"], model.num_timesteps
+        if self.options["eval_samples"] and not 1 <= steps <= T:
+            raise ConfigError(
+                f"task.options.sample_steps: {steps} is outside 1 … T = {T}, the model's diffusion steps "
+                f"(model.timesteps); use at most {T}"
+            )
+        return model
+
+    # -- training --------------------------------------------------------------------------------------------
+    def set_progress(self, step: int, total_steps: int | None) -> None:
+        super().set_progress(step, total_steps)
+        self._draws = 0
+
+    def _generator(self, device: torch.device, *parts: int) -> torch.Generator:
+        return torch.Generator(device=device).manual_seed(derive_seed(self.seed, *parts))
+
+    def draw(self, model: nn.Module, x: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(t, ε) for a batch x: t ~ U{0 … T − 1} (B,) int64 (the paper's t − 1) and ε ~ N(0, I) like x."""
+        t = torch.randint(0, model.num_timesteps, (len(x),), generator=g, device=x.device)
+        noise = torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
+        return t, noise
+
+    def training_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
+        x = batch.x
+        g = self._generator(x.device, self.step, self._draws)  # (seed, step, micro-batch): resumable
+        self._draws += 1
+        t, noise = self.draw(model, x, g)
+        loss = model.loss_simple(x, t, noise).mean()
+        return loss, {"loss": loss.detach()}
+
+    def probe(self, model: nn.Module, ctx: StepContext) -> None:
+        """One training loss and backward (the default), then the sampler the evaluation will use, on two
+        examples and two steps, so a sampling setting the model cannot take fails before the run starts."""
+        super().probe(model, ctx)
+        if self.options["eval_samples"]:
+            model.sample(
+                2, steps=min(2, self.options["sample_steps"]), sampler=self.options["sampler"], eta=self.options["eta"]
+            )
+
+    # -- the EMA of the weights --------------------------------------------------------------------------------
+    def after_optimizer_step(self, group: str, model: nn.Module, ctx: StepContext) -> None:
+        """θ̄ ← β θ̄ + (1 − β) θ over the model's parameters (Ho et al. §4); θ̄ starts at the weights after
+        the first step."""
+        decay = self.options["ema_decay"]
+        if not decay:
+            return
+        with torch.no_grad():
+            for k, p in model.named_parameters():
+                e = self.ema.get(k)
+                if e is None:
+                    self.ema[k] = p.detach().clone()
+                else:
+                    if e.device != p.device:
+                        e = self.ema[k] = e.to(p.device)
+                    e.lerp_(p.detach(), 1.0 - decay)  # e + (1 − β)(θ − e) = β e + (1 − β) θ
+        self.ema_updates += 1
+
+    @contextmanager
+    def ema_weights(self, model: nn.Module) -> Iterator[nn.Module]:
+        """The model with its EMA weights swapped in for the block (restored after it); the model itself
+        when the EMA is off or has no update yet. ``archlab sample`` draws from it."""
+        if not self.ema:
+            yield model
+            return
+        params = dict(model.named_parameters())
+        saved = {k: p.detach().clone() for k, p in params.items()}
+        with torch.no_grad():
+            for k, p in params.items():
+                p.copy_(self.ema[k])
+        try:
+            yield model
+        finally:
+            with torch.no_grad():
+                for k, p in params.items():
+                    p.copy_(saved[k])
+
+    def state_dict(self) -> dict[str, Any]:
+        if not self.options["ema_decay"]:
+            return {}
+        return {"ema": dict(self.ema), "ema_updates": self.ema_updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.ema = {k: v.clone() for k, v in (state.get("ema") or {}).items()}
+        self.ema_updates = int(state.get("ema_updates", 0))
+
+    # -- evaluation ------------------------------------------------------------------------------------------
+    def new_metrics(self) -> MetricSet:
+        m = super().new_metrics()
+        if not self.options["ema_decay"]:
+            del m["ema_loss"]
+        if not self.options["eval_samples"]:
+            del m["modes_covered"], m["high_quality"]
+        return m
+
+    @torch.no_grad()
+    def accumulate(self, model: nn.Module, batches: Iterable[Batch]) -> MetricSet:
+        m = self.new_metrics()
+        g = None
+        for batch in batches:
+            x = batch.x
+            g = g or self._generator(x.device, _EVAL_SALT)
+            t, noise = self.draw(model, x, g)
+            m["loss"].update(model.loss_simple(x, t, noise).sum(), len(x))
+            if "ema_loss" in m:
+                with self.ema_weights(model):
+                    m["ema_loss"].update(model.loss_simple(x, t, noise).sum(), len(x))
+        if self.options["eval_samples"]:
+            device = next(model.parameters()).device
+            with self.ema_weights(model):
+                samples = model.sample(
+                    self.options["eval_samples"],
+                    generator=self._generator(device, _SAMPLE_SALT),
+                    steps=self.options["sample_steps"],
+                    sampler=self.options["sampler"],
+                    eta=self.options["eta"],
+                )
+            cov = coverage_metrics(samples, self.info)
+            if cov is None:
+                del m["modes_covered"], m["high_quality"]
+            else:
+                m["modes_covered"].update(cov["modes_covered"], 1)
+                m["high_quality"].update(cov["high_quality"], 1)
+        return m
