@@ -15,7 +15,8 @@ Options (``task.options``):
                    short CPU runs want ~0.99–0.999); kept as task state (``task.safetensors``); evaluation
                    then also reports ``ema_loss`` and samples come from the EMA weights
     eval_samples   samples drawn at each evaluation for the sample statistics (0: none); on a data set with
-                   Gaussian modes (ring8, grid25): ``modes_covered`` and ``high_quality`` (% within 3σ of a mode)
+                   Gaussian modes (ring8, grid25): ``modes_covered``, ``high_quality`` (the fraction of samples
+                   within 3σ of a mode) and ``reverse_kl`` (nats), :func:`archlab.data.mixtures.mode_coverage`
     sampler, sample_steps, eta   how those samples are drawn (``model.sample``)
 
 Metrics (every evaluation draws the same t and ε for the same example, from a generator seeded by the
@@ -26,6 +27,7 @@ run's seed, so two evaluations of the same weights agree exactly):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -46,17 +48,14 @@ _EVAL_SALT = 0xD1FF  # the evaluation generator: derive_seed(seed, _EVAL_SALT)
 _SAMPLE_SALT = 0x5A3E  # the evaluation samples' generator
 
 
-class Percent(Mean):
-    """A mean percentage (higher is better)."""
-
-
 class Count(Mean):
-    """A count (higher is better), e.g. modes covered."""
+    """A count or a fraction of samples (higher is better): modes covered, high-quality samples."""
 
 
 def coverage_metrics(samples: torch.Tensor, info: DatasetInfo) -> dict[str, float] | None:
-    """``modes_covered`` and ``high_quality`` (%) of samples (N, D) on a Gaussian-mixture data set
-    (:func:`archlab.data.mixtures.mode_coverage`: nearest mode, within 3σ), or None for any other set.
+    """``modes_covered``, ``high_quality`` (the fraction of samples within 3σ of their nearest mode) and
+    ``reverse_kl`` (nats) of samples (N, D) on a Gaussian-mixture data set
+    (:func:`archlab.data.mixtures.mode_coverage`), or None for any other set.
 
     The mixture is the data set's default one (ring8: r = 1, σ = 0.01; grid25: spacing 2, σ = 0.05); a
     set built with other shape options (``data.options.std`` …) gets no coverage metrics, since a task
@@ -69,8 +68,7 @@ def coverage_metrics(samples: torch.Tensor, info: DatasetInfo) -> dict[str, floa
         return None
     if info.notes != dataset_info(info.name).notes:  # other means or σ than the defaults
         return None
-    cov = mode_coverage(samples, mixture)
-    return {"modes_covered": float(cov.modes_covered), "high_quality": 100.0 * cov.high_quality}
+    return mode_coverage(samples, mixture).as_metrics()
 
 
 @register_task
@@ -78,7 +76,7 @@ class DiffusionTask(Task):
     name = "diffusion"
     losses = ("mse",)
     default_loss = "mse"
-    metrics = {"loss": Loss, "ema_loss": Loss, "modes_covered": Count, "high_quality": Percent}
+    metrics = {"loss": Loss, "ema_loss": Loss, "modes_covered": Count, "high_quality": Count, "reverse_kl": Loss}
     default_metric = "loss"
     default_options = {"ema_decay": 0.0, "eval_samples": 0, "sampler": "ddim", "sample_steps": 100, "eta": 0.0}
 
@@ -204,7 +202,7 @@ class DiffusionTask(Task):
         if not self.options["ema_decay"]:
             del m["ema_loss"]
         if not self.options["eval_samples"]:
-            del m["modes_covered"], m["high_quality"]
+            del m["modes_covered"], m["high_quality"], m["reverse_kl"]
         return m
 
     @torch.no_grad()
@@ -229,10 +227,10 @@ class DiffusionTask(Task):
                     sampler=self.options["sampler"],
                     eta=self.options["eta"],
                 )
-            cov = coverage_metrics(samples, self.info)
-            if cov is None:
-                del m["modes_covered"], m["high_quality"]
-            else:
-                m["modes_covered"].update(cov["modes_covered"], 1)
-                m["high_quality"].update(cov["high_quality"], 1)
+            cov = coverage_metrics(samples, self.info) or {}
+            for key in ("modes_covered", "high_quality", "reverse_kl"):
+                if math.isfinite(cov.get(key, math.nan)):  # reverse KL is NaN without a high-quality sample
+                    m[key].update(cov[key], 1)
+                else:
+                    del m[key]
         return m
