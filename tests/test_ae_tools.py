@@ -329,7 +329,7 @@ def test_embed_refuses_a_classifier_run(tmp_path, capsys, fashion):
     err = capsys.readouterr().err
     assert "`archlab embed` needs an autoencoder run" in err and err.count("\n") == 1
     assert main(["sample", str(run)]) == 2
-    assert "draws figures of an autoencoder run" in capsys.readouterr().err
+    assert "draws figures of an autoencoder, GAN or diffusion run" in capsys.readouterr().err
 
 
 def test_sample_and_embed_take_the_whole_test_set_of_a_run_without_a_test_subset(fashion):

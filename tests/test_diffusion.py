@@ -345,8 +345,8 @@ def test_resume_from_a_checkpoint_is_bit_identical_with_the_ema(tmp_path):
         (
             "digits",
             ["model.name=ddpm_mlp"],
-            "model.name: 'ddpm_mlp' is a diffusion model (a noise-prediction network ε(x_t, t), no classification "
-            "output); train it with task.name=diffusion",
+            "model.name: 'ddpm_mlp' is a generative model (family diffusion) trained by task diffusion, not "
+            "classification; set task.name=diffusion",
         ),
     ],
 )

@@ -354,3 +354,25 @@ def test_spearman_of_the_alignment():
     assert spearman([0, 1, 2, 3], [3, 2, 1, 0]) == pytest.approx(-1.0)
     assert spearman([0, 1, 2], [1, 1, 1]) == 0.0  # a constant side: no order to correlate
     assert spearman([0, 1, 2, 3], [0, 0, 1, 1]) == pytest.approx(0.894, abs=1e-3)
+
+
+def test_gap_closing_must_exceed_the_seed_spread():
+    from archlab.experiments.cnn_vs_mlp import transformer_gap_verdict
+
+    def acc(cnn_small, vit_small, cnn_big, vit_big):
+        return {("C", 1): cnn_small, ("V", 1): vit_small, ("C", 9): cnn_big, ("V", 9): vit_big}
+
+    # lead 10 → 1 point with paired seeds 0.2 points apart: closes (change −9, 2 s.e. ≈ 0.4)
+    text, ok = transformer_gap_verdict(acc([0.80, 0.81], [0.70, 0.71], [0.90, 0.91], [0.89, 0.90]), [1, 9], "C", "V")
+    assert ok is True and "closes the gap" in text and "-9.00 points" in text
+    # the data-hunger full run (commit 4ea6c18, seeds 0 and 1 at 500 and 60,000 images): −0.67 points, 2 s.e. 1.57
+    text, ok = transformer_gap_verdict(
+        acc([0.8066, 0.7945], [0.7787, 0.7583], [0.8545, 0.8454], [0.8225, 0.8267]), [1, 9], "C", "V"
+    )
+    assert ok is False and "less than the seeds' spread" in text and "1.57" in text
+    _, ok = transformer_gap_verdict(acc([0.80], [0.70], [0.90], [0.89]), [1, 9], "C", "V")  # one seed
+    assert ok is None
+    text, ok = transformer_gap_verdict(acc([0.70, 0.71], [0.80, 0.81], [0.9, 0.9], [0.9, 0.9]), [1, 9], "C", "V")
+    assert ok is False and "does NOT lead" in text
+    text, ok = transformer_gap_verdict(acc([0.80, 0.80], [0.79, 0.79], [0.9, 0.9], [0.8, 0.8]), [1, 9], "C", "V")
+    assert ok is False and "does NOT shrink" in text

@@ -184,11 +184,38 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_sampler_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--ddim-steps / --sampler / --eta checked alone (before any run is loaded) → sample() keywords."""
+    if args.ddim_steps is not None and not 1 <= args.ddim_steps <= _MAX_DDIM_STEPS:
+        raise _usage(f"--ddim-steps must be in [1, {_MAX_DDIM_STEPS:,}] denoising steps, got {args.ddim_steps}")
+    if args.ddim_steps is not None and args.sampler == "ddpm":
+        raise _usage("--ddim-steps: the ddpm sampler takes every step of the schedule; use --sampler ddim (or drop it)")
+    eta = 0.0 if args.eta is None else args.eta
+    if not (math.isfinite(eta) and 0.0 <= eta <= 1.0):
+        raise _usage(f"--eta must lie in [0, 1] (0: deterministic DDIM, 1: DDPM's σ_t), got {eta}")
+    if eta and args.sampler != "ddim" and args.ddim_steps is None:
+        raise _usage("--eta applies to the ddim sampler only; add --sampler ddim or --ddim-steps N")
+    sampler = args.sampler or ("ddim" if args.ddim_steps is not None else None)
+    return {} if sampler is None else {"sampler": sampler, "steps": args.ddim_steps, "eta": eta}
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from archlab.engine import evaluate_run
 
+    sampler = _check_sampler_options(args)
+    diffusion_flags = _flags(args, _SAMPLE_DIFFUSION)
+    if args.samples is None and (args.inception_weights or diffusion_flags):
+        given = (["--inception-weights"] if args.inception_weights else []) + diffusion_flags
+        raise _usage(f"{', '.join(given)}: these options score samples; add --samples N (e.g. --samples 1000)")
+    if args.samples is not None and not _MIN_EVAL_SAMPLES <= args.samples <= _MAX_EVAL_SAMPLES:
+        raise _usage(f"--samples must be in [{_MIN_EVAL_SAMPLES}, {_MAX_EVAL_SAMPLES:,}], got {args.samples}")
+    if not 0 <= args.seed < 2**63:
+        raise _usage(f"--seed must be in [0, 2**63 − 1], got {args.seed}")
+    scoring = _sample_scoring(args, sampler) if args.samples is not None else None  # checked before evaluating
     res = evaluate_run(args.run_dir, split=args.split, checkpoint=args.checkpoint, precision=args.precision)
     metrics = {k: v for k, v in res.items() if k not in ("run_dir", "checkpoint", "step", "split", "precision")}
+    if scoring is not None:
+        res["samples"] = scoring()
     if args.json:
         print(json.dumps(res, indent=2))
     else:
@@ -199,11 +226,86 @@ def cmd_eval(args: argparse.Namespace) -> int:
             highlight=False,
             soft_wrap=True,  # one line, also when piped (| tail -1)
         )
+        if scoring is not None:
+            s = res["samples"]
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in s["metrics"].items())
+            console.print(f"samples ({s['count']:,} vs {s['real']:,} test examples; {s['features']}): {shown}",
+                          markup=False, highlight=False, soft_wrap=True)  # fmt: skip
     return 0
 
 
+_MIN_EVAL_SAMPLES, _MAX_EVAL_SAMPLES = 10, 50_000
+
+
+def _sample_scoring(args: argparse.Namespace, sampler: dict[str, Any]) -> Any:
+    """Checks that the run is a GAN or diffusion run and that its data can be scored (before the run
+    is evaluated); returns the function that draws and scores ``--samples`` samples."""
+    from archlab.engine import load_run
+    from archlab.report.generative import data_kind, is_diffusion, is_gan
+
+    run = load_run(args.run_dir, checkpoint=args.checkpoint)
+    if not (is_gan(run.model) or is_diffusion(run.model)):
+        raise _usage(
+            f"--samples: {args.run_dir} is a {run.task.name} run of {run.recipe.model.name}; sample metrics score a "
+            "GAN or diffusion run"
+        )
+    if sampler and not is_diffusion(run.model):
+        raise _usage(f"{', '.join(_flags(args, _SAMPLE_DIFFUSION))}: {args.run_dir} is a GAN run; these options "
+                     "choose a diffusion model's sampler")  # fmt: skip
+    real, _ = _test_examples(run)
+    image = data_kind(real) == "image"
+    if args.inception_weights and not image:
+        raise _usage(f"--inception-weights: {args.run_dir} generates {tuple(real.shape[1:])} data, not images")
+    if image and tuple(real.shape[1:]) != (1, 28, 28):
+        raise _usage(
+            f"--samples: the feature metrics use the in-project Fashion-MNIST classifier, which takes 1×28×28 "
+            f"images, not {'×'.join(map(str, real.shape[1:]))}"
+        )
+    inception = None
+    if args.inception_weights:
+        from archlab.tasks.inception import InceptionFeatures
+
+        inception = InceptionFeatures(args.inception_weights, device=run.device)
+    mixture = None
+    if not image:
+        from archlab.data.mixtures import mixture_of
+        from archlab.utils.errors import ConfigError
+
+        try:
+            mixture = mixture_of(run.recipe.data.name, run.recipe.data.options)
+        except ConfigError:  # not a Gaussian-mixture set: no mode coverage
+            mixture = None
+
+    def score() -> dict[str, Any]:
+        from archlab.experiments.sample_quality import FEATURE_NOTE, draw_samples, score_samples
+
+        classifier = None
+        if image:
+            from archlab.experiments.feature_classifier import feature_classifier
+
+            err_console.print("loading the in-project feature classifier (trained once, ~3 min, then cached)",
+                              markup=False, highlight=False)  # fmt: skip
+            classifier = feature_classifier()
+        samples = draw_samples(run.model, args.samples, seed=args.seed, **sampler)
+        n_real = min(len(real), args.samples)
+        try:
+            metrics = score_samples(samples, real[:n_real], classifier=classifier, inception=inception, mixture=mixture)
+        except ValueError as e:
+            raise _usage(f"--samples: {e}") from None
+        features = FEATURE_NOTE if image else "the coordinates themselves"
+        if inception is not None:
+            features += "; *_inception: Inception-v3 pool features (torch-fidelity, your weights)"
+        return {"count": len(samples), "real": n_real, "seed": args.seed, "features": features, **sampler,
+                "metrics": metrics}  # fmt: skip
+
+    return score
+
+
 _SAMPLE_LM = {"prompt": "\n", "tokens": 500, "temperature": 1.0, "top_k": None, "top_p": None}  # text options
-_SAMPLE_AE = {"n": 32, "steps": 10, "pairs": 4, "out": None}  # figure options (autoencoder runs)
+_SAMPLE_AE = {"n": 32, "steps": 10, "pairs": 4, "out": None}  # figure options (autoencoder, GAN, diffusion runs)
+_SAMPLE_DIFFUSION = {"ddim_steps": None, "sampler": None, "eta": 0.0}  # diffusion runs only
+_GEN_POINTS = 1000  # default --n for 2-D / 1-D data (a scatter or histogram), images keep 32
+_SAMPLERS = ("ddpm", "ddim")  # report.generative.SAMPLERS (not imported: `--help` imports no torch)
 
 
 def _flags(args: argparse.Namespace, defaults: dict[str, Any]) -> list[str]:
@@ -214,8 +316,9 @@ def _flags(args: argparse.Namespace, defaults: dict[str, Any]) -> list[str]:
 def cmd_sample(args: argparse.Namespace) -> int:
     from archlab.engine import load_run
 
-    given_lm, given_ae = _flags(args, _SAMPLE_LM), _flags(args, _SAMPLE_AE)
-    for k, v in {**_SAMPLE_LM, **_SAMPLE_AE}.items():
+    given_lm, given_ae, given_diff = _flags(args, _SAMPLE_LM), _flags(args, _SAMPLE_AE), _flags(args, _SAMPLE_DIFFUSION)
+    n_given = args.n is not None
+    for k, v in {**_SAMPLE_LM, **_SAMPLE_AE, **_SAMPLE_DIFFUSION}.items():
         if getattr(args, k) is None:
             setattr(args, k, v)
     if not 1 <= args.tokens <= _MAX_SAMPLE_TOKENS:
@@ -226,26 +329,52 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise _usage(f"--top-p must lie in (0, 1] (0.9: the fewest tokens holding 90% of the mass), got {args.top_p}")
     if not 0 <= args.seed < 2**63:
         raise _usage(f"--seed must be in [0, 2**63 − 1], got {args.seed}")
-    if not 1 <= args.n <= _MAX_AE_EXAMPLES:
-        raise _usage(f"--n must be in [1, {_MAX_AE_EXAMPLES:,}] examples, got {args.n}")
+    if not 1 <= args.n <= _MAX_GEN_POINTS:
+        raise _usage(
+            f"--n must be in [1, {_MAX_AE_EXAMPLES:,}] examples (images; [1, {_MAX_GEN_POINTS:,}] samples of 2-D or "
+            f"1-D data), got {args.n}"
+        )
     if not 2 <= args.steps <= _MAX_AE_STEPS:
         raise _usage(f"--steps must be in [2, {_MAX_AE_STEPS}] points per interpolation path, got {args.steps}")
     if not 1 <= args.pairs <= _MAX_AE_PAIRS:
         raise _usage(f"--pairs must be in [1, {_MAX_AE_PAIRS}] interpolation strips, got {args.pairs}")
+    sampler = _check_sampler_options(args)
     run = load_run(args.run_dir, checkpoint=args.checkpoint)
+    from archlab.report.generative import is_diffusion, is_gan
     from archlab.report.latent import is_autoencoder
 
-    if is_autoencoder(run.model):
-        if given_lm:  # a --prompt to an autoencoder was ignored without a word
-            raise _usage(
-                f"{', '.join(given_lm)}: {args.run_dir} is an autoencoder run ({run.recipe.model.name}), which draws "
-                "figures, not text; its options are --n, --steps, --pairs, --out, --seed"
-            )
+    kind = (
+        "an autoencoder" if is_autoencoder(run.model) else "a GAN" if is_gan(run.model)
+        else "a diffusion" if is_diffusion(run.model) else None
+    )  # fmt: skip
+    if kind and given_lm:  # a --prompt to a figure-drawing run was ignored without a word
+        raise _usage(
+            f"{', '.join(given_lm)}: {args.run_dir} is {kind} run ({run.recipe.model.name}), which draws "
+            f"figures, not text; its options are --n, {'' if kind == 'a diffusion' else '--steps, --pairs, '}"
+            f"{'--ddim-steps, --sampler, --eta, ' if kind == 'a diffusion' else ''}--out, --seed"
+        )
+    if given_diff and kind != "a diffusion":
+        what = f"{kind} run" if kind else f"a {run.task.name} run"
+        raise _usage(
+            f"{', '.join(given_diff)}: {args.run_dir} is {what} ({run.recipe.model.name}); these options choose a "
+            "diffusion model's sampler"
+        )
+    if kind == "an autoencoder":
+        if args.n > _MAX_AE_EXAMPLES:
+            raise _usage(f"--n must be in [1, {_MAX_AE_EXAMPLES:,}] examples, got {args.n}")
         return _sample_autoencoder(run, args)
+    if kind is not None:
+        ignored = [f for f in given_ae if f in ("--steps", "--pairs")] if kind == "a diffusion" else []
+        if ignored:
+            raise _usage(
+                f"{', '.join(ignored)}: {args.run_dir} is a diffusion run, which has no latent paths; its options "
+                "are --n, --ddim-steps, --sampler, --eta, --out, --seed"
+            )
+        return _sample_generative(run, args, n_given, sampler)
     if not hasattr(run.task, "sample"):
         raise _usage(
             f"{args.run_dir} is a {run.task.name} run of {run.recipe.model.name}; `archlab sample` continues text "
-            "from a language-model run or draws figures of an autoencoder run"
+            "from a language-model run or draws figures of an autoencoder, GAN or diffusion run"
         )
     if given_ae:
         raise _usage(
@@ -266,6 +395,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 _MAX_AE_EXAMPLES = 1024  # images in one grid
+_MAX_GEN_POINTS = 100_000  # 2-D / 1-D samples in one scatter or histogram
+_MAX_DDIM_STEPS = 100_000
 _MAX_AE_STEPS = 64
 _MAX_AE_PAIRS = 32
 
@@ -291,6 +422,27 @@ def _sample_autoencoder(run: Any, args: argparse.Namespace) -> int:
     )
     for path, _ in written:
         console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+    return 0
+
+
+def _sample_generative(run: Any, args: argparse.Namespace, n_given: bool, sampler: dict[str, Any]) -> int:
+    from archlab.report.generative import data_kind, write_generative_figures
+
+    x, _ = _test_examples(run)
+    image = data_kind(x) == "image"
+    n = args.n if n_given else (args.n if image else _GEN_POINTS)
+    if image and n > _MAX_AE_EXAMPLES:
+        raise _usage(f"--n must be in [1, {_MAX_AE_EXAMPLES:,}] images, got {n}")
+    out = Path(args.out) if args.out else Path(args.run_dir) / "figures"
+    try:
+        written = write_generative_figures(
+            run.model, x, out, n=n, steps=args.steps, pairs=args.pairs, seed=args.seed, name=run.recipe.name,
+            sampler=sampler.get("sampler"), sample_steps=sampler.get("steps"), eta=sampler.get("eta", 0.0),
+        )  # fmt: skip
+    except ValueError as e:  # the model's own check of a sampling option (steps beyond its schedule …)
+        raise _usage(str(e)) from None
+    for p, _ in written:
+        console.print(f"wrote {p}", markup=False, highlight=False, soft_wrap=True)
     return 0
 
 
@@ -564,6 +716,20 @@ def _add_set(parser: argparse.ArgumentParser, dest: str, text: str) -> None:
     parser.add_argument("--set", dest=dest, action="append", default=[], metavar="KEY=VALUE", help=text)
 
 
+def _add_sampler_options(parser: argparse.ArgumentParser) -> None:
+    """A diffusion run's sampler: --ddim-steps, --sampler, --eta (archlab sample and eval)."""
+    parser.add_argument(
+        "--ddim-steps",
+        type=int,
+        default=None,
+        help="diffusion: sample with DDIM over this many steps (Song et al. 2021) instead of every DDPM step",
+    )
+    parser.add_argument("--sampler", choices=_SAMPLERS, default=None, help="diffusion: ddpm (default) or ddim")
+    parser.add_argument(
+        "--eta", type=float, default=None, help="diffusion, DDIM: η in [0, 1] (0 = deterministic; default)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _ArgumentParser(prog="archlab", description="Classic deep-learning architectures: create, train, compare.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -607,6 +773,22 @@ def build_parser() -> argparse.ArgumentParser:
         "summary.json exactly)",
     )
     s.add_argument("--json", action="store_true")
+    s.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        help="GAN/diffusion runs: also draw N samples and score them against N test examples (feature-space FID, "
+        "KID, precision/recall/density/coverage, diversity, sharpness; not Inception-FID)",
+    )
+    s.add_argument("--seed", type=int, default=0, help="seed of the samples (default 0)")
+    s.add_argument(
+        "--inception-weights",
+        default=None,
+        metavar="PATH",
+        help="with --samples: also Inception-FID/KID through torch-fidelity with these weights "
+        "(weights-inception-2015-12-05-6726825d.pth; needs the optional extra archlab[inception])",
+    )
+    _add_sampler_options(s)
     s.set_defaults(fn=cmd_eval)
 
     s = sub.add_parser(
@@ -627,10 +809,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--checkpoint", default="auto", help="auto | best | last | step-N (default auto)")
-    s.add_argument("--n", type=int, default=None, help="autoencoder: examples per grid (default 32)")
-    s.add_argument("--steps", type=int, default=None, help="autoencoder: points per path (default 10)")
-    s.add_argument("--pairs", type=int, default=None, help="autoencoder: interpolation strips (default 4)")
-    s.add_argument("--out", default=None, help="autoencoder: folder for the PNGs (default RUN_DIR/figures)")
+    s.add_argument(
+        "--n", type=int, default=None, help="figures: examples per grid (default 32; 1,000 points for 2-D data)"
+    )
+    s.add_argument("--steps", type=int, default=None, help="autoencoder, GAN: points per latent path (default 10)")
+    s.add_argument("--pairs", type=int, default=None, help="autoencoder, GAN: interpolation strips (default 4)")
+    s.add_argument("--out", default=None, help="figures: folder for the PNGs (default RUN_DIR/figures)")
+    _add_sampler_options(s)
     s.set_defaults(fn=cmd_sample)
 
     s = sub.add_parser("embed", help="an autoencoder run's latent codes of the test set (.npy) and a 2-D scatter")

@@ -1,7 +1,20 @@
 """Data layer: datasets (bundled, generated, real-format loaders with checksums), the dataset
 registry, the named :class:`Batch` and a resumable batch loader. Never imports models."""
 
-from archlab.data import anomaly, bert, graph, images, mixtures, seq2seq, signals, synthetic, tabular, text, timeseries  # noqa: E402,F401  (register the datasets)
+from archlab.data import (  # noqa: E402,F401  (register the datasets)
+    anomaly,
+    bert,
+    graph,
+    images,
+    mixtures,
+    seq2seq,
+    signals,
+    synthetic,
+    tabular,
+    text,
+    timeseries,
+    translation,
+)
 from archlab.data.batch import Batch, model_inputs
 from archlab.data.core import (
     DATASETS,

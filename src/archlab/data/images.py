@@ -289,7 +289,7 @@ _fashion_mnist = _idx_loader("fashion_mnist", FASHION_MNIST_REMOTES, fix="`apt-g
 _mnist = _idx_loader("mnist", MNIST_REMOTES)
 
 
-_AE_TASKS = ("reconstruction", "vae", "denoising")  # what an image set serves besides classification
+_AE_TASKS = ("reconstruction", "vae", "denoising", "gan", "diffusion")  # besides classification: AEs, GANs, DDPMs
 
 
 def _fashion_mnist_info(normal_class: int = -1) -> DatasetInfo:
@@ -331,7 +331,7 @@ FASHION_MNIST_INFO = DatasetInfo(
     notes="reference figures: submitted benchmarks in the README shipped with the Debian package "
     "(not re-tested by Zalando); x is pixel/255 in [0, 1]; data.options.normal_class=k: class k "
     "as normal vs the rest (anomaly detection)",
-    tasks=(*_AE_TASKS, "diffusion"),
+    tasks=_AE_TASKS,
     **_MNIST_LIKE,
 )
 

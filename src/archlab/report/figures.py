@@ -201,6 +201,34 @@ def split_curves(
     return _save(fig, path, ax, title)
 
 
+def metric_curves(
+    records: Records,
+    series: Sequence[tuple[str, str]],
+    path: str | Path,
+    *,
+    ylabel: str = "loss",
+    title: str | None = None,
+) -> Path:
+    """Several ``(metric, split)`` curves of one run in one figure, each labelled ``split metric``
+    (a GAN's two players: train d_loss and g_loss, and their test values)."""
+    fig, ax = _new_figure()
+    plotted = 0
+    for metric, split in series:
+        c = curve(records, metric, split)
+        if not c:
+            continue
+        steps = sorted(c)
+        _plot_curve(ax, steps, [c[s] for s in steps], f"{split} {metric}")
+        plotted += 1
+    if plotted:
+        ax.legend(fontsize=8)
+    else:
+        _no_data(ax)
+    _step_axis(ax)
+    ax.set_ylabel(ylabel)
+    return _save(fig, path, ax, title)
+
+
 def scatter(
     points: list[dict[str, Any]],
     xlabel: str,

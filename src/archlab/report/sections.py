@@ -34,6 +34,7 @@ from archlab.utils.errors import RunDirError
 from archlab.utils.io import atomic_write_text, read_json
 
 RUN_METRICS = ("accuracy", "r2", "rmse", "mse", "mae")  # a run's headline metric, by preference
+PLAYERS = ("d_loss", "g_loss")  # an adversarial run's two players (discriminator, generator), drawn together
 DESCRIPTION_PREVIEW = 500  # characters of a recipe's description shown in a run's section
 
 
@@ -303,6 +304,15 @@ def run_figures(
             (
                 figs.split_curves(records, "loss", splits, out / "curves-loss.png", ylabel="loss"),
                 f"{summary.get('name', d.name)}: loss vs step",
+            )
+        )
+    players = [(m, s) for s in splits for m in PLAYERS if figs.curve(records, m, s)]
+    if {m for m, _ in players} == set(PLAYERS):  # both players logged: the adversarial game in one figure
+        result.append(
+            (
+                figs.metric_curves(records, players, out / "curves-players.png", ylabel="loss"),
+                f"{summary.get('name', d.name)}: the two players' losses vs step (d_loss: the discriminator's or "
+                "critic's, g_loss: the generator's)",
             )
         )
     metric = run_metric(summary, records)

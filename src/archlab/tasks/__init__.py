@@ -4,8 +4,10 @@ to fit the data, and may own the whole training step (a GAN's two optimisers).""
 from archlab.tasks.anomaly import AnomalyTask
 from archlab.tasks.base import TASKS, Task, build_task, higher_is_better
 from archlab.tasks.classification import ClassificationTask
+from archlab.tasks.cyclegan import CycleGANTask, PairedTranslationTask
 from archlab.tasks.diffusion import DiffusionTask
 from archlab.tasks.forecasting import ForecastingTask
+from archlab.tasks.gan import GANTask
 from archlab.tasks.graph import GraphClassificationTask, GraphRegressionTask, NodeClassificationTask
 from archlab.tasks.language_modeling import LanguageModelingTask
 from archlab.tasks.masked_lm import MaskedLMTask
@@ -23,7 +25,10 @@ __all__ = [
     "VAETask",
     "higher_is_better",
     "ClassificationTask",
+    "CycleGANTask",
+    "PairedTranslationTask",
     "ForecastingTask",
+    "GANTask",
     "GraphClassificationTask",
     "GraphRegressionTask",
     "LanguageModelingTask",
