@@ -273,31 +273,33 @@ def test_training_loss_is_l_simple_on_draws_from_the_run_seed():
     assert torch.equal(task.training_loss(model, Batch(x=x))[0], first)  # resumable
 
 
-def test_ema_is_the_formula_and_the_evaluation_is_deterministic(tmp_path):
+def test_ema_is_the_formula_sampling_uses_it_and_the_evaluation_is_deterministic(tmp_path):
     from archlab.config import load_recipe
     from archlab.engine import Trainer
-    from archlab.engine.trainer import evaluate_run
+    from archlab.engine.trainer import evaluate_run, load_run
 
     trainer = Trainer(load_recipe(_ring_recipe(**{"budget.steps": 3})), runs_dir=tmp_path)
     task, model = trainer.task, trainer.model
-    history = []
+    history = [{k: p.detach().clone() for k, p in model.eps_model.named_parameters()}]  # θ_0
     original = task.after_optimizer_step
 
     def spy(group, model, ctx):
-        history.append({k: p.detach().clone() for k, p in model.named_parameters()})
+        history.append({k: p.detach().clone() for k, p in model.eps_model.named_parameters()})
         original(group, model, ctx)
 
     task.after_optimizer_step = spy
     s = trainer.fit()
-    w1, w2, w3 = history
-    for k in w1:  # θ̄_1 = θ_1, θ̄_n = 0.9 θ̄_{n−1} + 0.1 θ_n
-        torch.testing.assert_close(task.ema[k], 0.9 * (0.9 * w1[k] + 0.1 * w2[k]) + 0.1 * w3[k])
+    w0, w1, w2, w3 = history
+    ema = dict(task.ema.named_parameters())
+    for k in w0:  # θ̄_0 = θ_0, θ̄_n = 0.9 θ̄_{n−1} + 0.1 θ_n
+        torch.testing.assert_close(ema[k], 0.9 * (0.9 * (0.9 * w0[k] + 0.1 * w1[k]) + 0.1 * w2[k]) + 0.1 * w3[k])
     assert task.ema_updates == 3 and {"loss", "ema_loss", "modes_covered", "high_quality"} <= s["test"].keys()
-    with task.ema_weights(model):
-        assert all(torch.equal(p, task.ema[k]) for k, p in model.named_parameters())
-    assert all(torch.equal(p, w3[k]) for k, p in model.named_parameters())  # restored
+    assert model.sampling_network() is task.ema and not task.ema.training
     again = evaluate_run(s["run_dir"])  # `archlab eval`: a new process's view, the same draws of t, ε and samples
     assert {k: again[k] for k in s["test"]} == s["test"]
+    run = load_run(s["run_dir"])  # what `archlab sample` loads: the model samples with the run's EMA
+    loaded = run.model.sampling_network()
+    assert loaded is run.task.ema and all(torch.equal(p, ema[k]) for k, p in loaded.named_parameters())
 
 
 def test_resume_from_a_checkpoint_is_bit_identical_with_the_ema(tmp_path):

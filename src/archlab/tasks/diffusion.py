@@ -11,9 +11,10 @@ Training (Algorithm 1): per example t ~ U{1 … T} and ε ~ N(0, I), drawn from 
 (Ho et al.'s released code averages over elements, so the value is per element, not a sum).
 
 Options (``task.options``):
-    ema_decay      0 (off) or the decay β of θ̄ ← β θ̄ + (1 − β) θ after every optimiser step (Ho: 0.9999;
-                   short CPU runs want ~0.99–0.999); kept as task state (``task.safetensors``); evaluation
-                   then also reports ``ema_loss`` and samples come from the EMA weights
+    ema_decay      0 (off) or the decay β of θ̄ ← β θ̄ + (1 − β) θ after every optimiser step, θ̄_0 = θ_0 (Ho:
+                   0.9999; short CPU runs want ~0.99–0.999); kept as task state (``task.safetensors``) and
+                   attached to the model (``attach_sampling_network``), so ``model.sample`` — the evaluation's
+                   samples, ``archlab sample`` — draws with θ̄; evaluation also reports ``ema_loss``
     eval_samples   samples drawn at each evaluation for the sample statistics (0: none); on a data set with
                    Gaussian modes (ring8, grid25): ``modes_covered``, ``high_quality`` (the fraction of samples
                    within 3σ of a mode) and ``reverse_kl`` (nats), :func:`archlab.data.mixtures.mode_coverage`
@@ -27,9 +28,9 @@ run's seed, so two evaluations of the same weights agree exactly):
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -50,6 +51,11 @@ _SAMPLE_SALT = 0x5A3E  # the evaluation samples' generator
 
 class Count(Mean):
     """A count or a fraction of samples (higher is better): modes covered, high-quality samples."""
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The model itself, not a ``torch.compile`` wrapper."""
+    return getattr(model, "_orig_mod", model)
 
 
 def coverage_metrics(samples: torch.Tensor, info: DatasetInfo) -> dict[str, float] | None:
@@ -98,7 +104,7 @@ class DiffusionTask(Task):
             )
         if o["sampler"] == "ddpm" and o["eta"] != 0.0:
             raise ConfigError("task.options.eta: applies to sampler ddim only; set task.options.sampler=ddim")
-        self.ema: dict[str, torch.Tensor] = {}
+        self.ema: nn.Module | None = None  # the averaged ε-network (ema_decay > 0), built with the model
         self.ema_updates = 0
         self._draws = 0  # training_loss calls within the current step (micro-batches)
 
@@ -117,6 +123,9 @@ class DiffusionTask(Task):
                 f"task.options.sample_steps: {steps} is outside 1 … T = {T}, the model's diffusion steps "
                 f"(model.timesteps); use at most {T}"
             )
+        if self.options["ema_decay"]:
+            self.ema = copy.deepcopy(model.eps_model).requires_grad_(False)  # θ̄_0 = θ_0
+            model.attach_sampling_network(self.ema)  # sample() draws with it (also in `archlab sample`)
         return model
 
     # -- training --------------------------------------------------------------------------------------------
@@ -152,49 +161,31 @@ class DiffusionTask(Task):
 
     # -- the EMA of the weights --------------------------------------------------------------------------------
     def after_optimizer_step(self, group: str, model: nn.Module, ctx: StepContext) -> None:
-        """θ̄ ← β θ̄ + (1 − β) θ over the model's parameters (Ho et al. §4); θ̄ starts at the weights after
-        the first step."""
-        decay = self.options["ema_decay"]
-        if not decay:
+        """θ̄ ← β θ̄ + (1 − β) θ over the ε-network's parameters and buffers (Ho et al. §4); θ̄_0 = θ_0."""
+        if self.ema is None:
             return
+        net = _unwrap(model).eps_model
         with torch.no_grad():
-            for k, p in model.named_parameters():
-                e = self.ema.get(k)
-                if e is None:
-                    self.ema[k] = p.detach().clone()
-                else:
-                    if e.device != p.device:
-                        e = self.ema[k] = e.to(p.device)
-                    e.lerp_(p.detach(), 1.0 - decay)  # e + (1 − β)(θ − e) = β e + (1 − β) θ
+            device = next(net.parameters()).device
+            if next(self.ema.parameters()).device != device:
+                self.ema.to(device)
+            for avg, p in zip(self.ema.parameters(), net.parameters(), strict=True):
+                avg.lerp_(p.detach(), 1.0 - self.options["ema_decay"])  # θ̄ + (1 − β)(θ − θ̄)
+            for avg, b in zip(self.ema.buffers(), net.buffers(), strict=True):
+                avg.copy_(b)
         self.ema_updates += 1
 
-    @contextmanager
-    def ema_weights(self, model: nn.Module) -> Iterator[nn.Module]:
-        """The model with its EMA weights swapped in for the block (restored after it); the model itself
-        when the EMA is off or has no update yet. ``archlab sample`` draws from it."""
-        if not self.ema:
-            yield model
-            return
-        params = dict(model.named_parameters())
-        saved = {k: p.detach().clone() for k, p in params.items()}
-        with torch.no_grad():
-            for k, p in params.items():
-                p.copy_(self.ema[k])
-        try:
-            yield model
-        finally:
-            with torch.no_grad():
-                for k, p in params.items():
-                    p.copy_(saved[k])
-
     def state_dict(self) -> dict[str, Any]:
-        if not self.options["ema_decay"]:
+        if self.ema is None:
             return {}
-        return {"ema": dict(self.ema), "ema_updates": self.ema_updates}
+        return {"ema": dict(self.ema.state_dict()), "ema_updates": self.ema_updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.ema = {k: v.clone() for k, v in (state.get("ema") or {}).items()}
-        self.ema_updates = int(state.get("ema_updates", 0))
+        if self.ema is not None and "ema" in state:
+            self.ema.load_state_dict(state["ema"])
+            self.ema_updates = int(state.get("ema_updates", 0))
+        elif state.get("ema") is not None:
+            raise ConfigError("task.options.ema_decay: the checkpoint holds averaged weights; keep ema_decay > 0")
 
     # -- evaluation ------------------------------------------------------------------------------------------
     def new_metrics(self) -> MetricSet:
@@ -215,18 +206,16 @@ class DiffusionTask(Task):
             t, noise = self.draw(model, x, g)
             m["loss"].update(model.loss_simple(x, t, noise).sum(), len(x))
             if "ema_loss" in m:
-                with self.ema_weights(model):
-                    m["ema_loss"].update(model.loss_simple(x, t, noise).sum(), len(x))
+                m["ema_loss"].update(model.loss_simple(x, t, noise, self.ema).sum(), len(x))
         if self.options["eval_samples"]:
             device = next(model.parameters()).device
-            with self.ema_weights(model):
-                samples = model.sample(
-                    self.options["eval_samples"],
-                    generator=self._generator(device, _SAMPLE_SALT),
-                    steps=self.options["sample_steps"],
-                    sampler=self.options["sampler"],
-                    eta=self.options["eta"],
-                )
+            samples = model.sample(  # with the EMA network when there is one
+                self.options["eval_samples"],
+                generator=self._generator(device, _SAMPLE_SALT),
+                steps=self.options["sample_steps"],
+                sampler=self.options["sampler"],
+                eta=self.options["eta"],
+            )
             cov = coverage_metrics(samples, self.info) or {}
             for key in ("modes_covered", "high_quality", "reverse_kl"):
                 if math.isfinite(cov.get(key, math.nan)):  # reverse KL is NaN without a high-quality sample

@@ -53,7 +53,7 @@ from archlab.registry.config import (
     Probability,
     Shape,
 )
-from archlab.utils.errors import ConfigError
+from archlab.utils.errors import ConfigError, ShapeError
 from archlab.utils.shapes import check_shape
 
 MAX_TIMESTEPS = 100_000  # T bounds the schedule's size and a full DDPM sampling pass (Ho et al.: 1000)
@@ -150,14 +150,29 @@ class DDPM(nn.Module):
         """(x_t, t): zeros (batch, *in_shape) and step indices T/2 (batch,), for FLOP counting and tests."""
         return torch.zeros(batch, *self.input_shape), torch.full((batch,), self.num_timesteps // 2, dtype=torch.long)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """ε_θ(x_t, t): (B, *in_shape) network units, (B,) int64 in [0, T) → (B, *in_shape)."""
+    def forward(self, x: torch.Tensor, t: torch.Tensor, network: nn.Module | None = None) -> torch.Tensor:
+        """ε_θ(x_t, t): (B, *in_shape) network units, (B,) int64 in [0, T) → (B, *in_shape). ``network``
+        replaces ``eps_model`` (an average of its weights). Raises ShapeError for a wrong shape."""
         check_shape(x, (None, *self.input_spec), "x_t")
         if self._multiple > 1 and any(s % self._multiple for s in x.shape[2:]):
-            from archlab.utils.errors import ShapeError
-
             raise ShapeError(f"x_t: H and W must be multiples of {self._multiple}, got {tuple(x.shape)}")
-        return self.eps_model(x, t)
+        return (network or self.eps_model)(x, t)
+
+    def attach_sampling_network(self, module: nn.Module | None) -> None:
+        """The ε-network ``sample`` uses (the diffusion task's exponential moving average of ``eps_model``'s
+        weights, Ho et al. §4); None: ``eps_model`` itself. Held outside the module tree, so it is neither
+        a parameter nor in ``state_dict`` (the task saves it as its own state)."""
+        self.__dict__["_sampling_network"] = module
+
+    def sampling_network(self) -> nn.Module:
+        """The attached averaged ε-network (moved to the model's device), else ``eps_model``."""
+        ema = self.__dict__.get("_sampling_network")
+        if ema is None:
+            return self.eps_model
+        p = next(self.eps_model.parameters(), None)
+        if p is not None and next(ema.parameters()).device != p.device:
+            ema.to(p.device)
+        return ema.eval()
 
     # -- the forward process and the objective ---------------------------------------------------------------
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -180,11 +195,13 @@ class DDPM(nn.Module):
         ab = self.alphas_cumprod[t]
         return (x_t - self._coef((1 - ab).sqrt(), x_t) * eps) / self._coef(ab.sqrt(), x_t)
 
-    def loss_simple(self, x: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    def loss_simple(
+        self, x: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, network: nn.Module | None = None
+    ) -> torch.Tensor:
         """L_simple per example (Ho Eq. 14), the mean over its elements of (ε − ε_θ(x_t, t))²: x (B, …) in
-        data units, t (B,) int64 in [0, T), noise ε (B, …) → (B,) float32."""
+        data units, t (B,) int64 in [0, T), noise ε (B, …) → (B,) float32. ``network``: see ``forward``."""
         x_t = self.q_sample(self.to_network(x), t, noise)
-        return (noise - self(x_t, t)).float().square().flatten(1).mean(1)
+        return (noise - self(x_t, t, network)).float().square().flatten(1).mean(1)
 
     # -- sampling ---------------------------------------------------------------------------------------------
     def timestep_sequence(self, steps: int | None = None) -> list[int]:
@@ -212,7 +229,8 @@ class DDPM(nn.Module):
         """``n`` examples in data units, (n, *in_shape), drawn in eval mode on the model's device.
 
         ``sampler="ddpm"``: ancestral sampling (Ho Alg. 2; on ``steps`` < T the respaced chain);
-        ``"ddim"``: Song et al. Eq. 12 with σ_t(η) (Eq. 16) on ``steps`` steps (default all T). ``eta`` is
+        ``"ddim"``: Song et al. Eq. 12 with σ_t(η) (Eq. 16) on ``steps`` steps (default all T), with the
+        attached averaged ε-network when there is one (:meth:`attach_sampling_network`). ``eta`` is
         DDIM's η in [0, 1] (0: deterministic; 1: DDPM with σ² = β̃). ``return_chain`` also returns
         ``CHAIN_LENGTH`` states x_t in data units at evenly spaced points of the chain, from x_T to the
         sample. Noise comes from ``generator`` (on the model's device) or the global RNG: x_T first,
@@ -242,6 +260,7 @@ class DDPM(nn.Module):
         p = next(self.parameters(), None)
         device = p.device if p is not None else self.alphas_cumprod.device
         dtype = p.dtype if p is not None else torch.get_default_dtype()
+        net = self.sampling_network()
         x = torch.randn((n, *self.input_shape), generator=g, device=device, dtype=dtype)  # x_T ~ N(0, I)
         keep = {round(i * len(seq) / (CHAIN_LENGTH - 1)) for i in range(CHAIN_LENGTH)}  # states 0 … len(seq)
         chain = [self._data(x)] if return_chain else []
@@ -250,7 +269,7 @@ class DDPM(nn.Module):
             ab_t = ref[t]
             ab_s = ref[s] if s >= 0 else 1.0
             tt = torch.full((n,), t, device=device, dtype=torch.long)
-            eps = self(x, tt)
+            eps = self(x, tt, net)
             x0 = (x - math.sqrt(1 - ab_t) * eps) / math.sqrt(ab_t)  # x̂_0
             if self.config.clip_denoised:
                 x0 = x0.clamp(-1.0, 1.0)
