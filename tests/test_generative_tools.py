@@ -296,3 +296,24 @@ def test_bad_sampling_input_is_one_line(classifier_run, args, message, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("archlab: error: ") and "\n" not in err
     assert message.replace("{run}", str(classifier_run)) in err
+
+
+def test_sample_a_translation_run_draws_its_pairs(tmp_path, capsys):
+    import yaml
+
+    from archlab.cli import main
+    from archlab.report.latent import tool_figures
+    from test_cyclegan import tiny_cyclegan
+
+    recipe = tiny_cyclegan(**{"budget.steps": 2, "checkpoint.every": 2, "eval.every": 2})
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    assert main(["train", str(tmp_path / "r.yaml"), "--runs-dir", str(tmp_path / "runs")]) == 0
+    run = next((tmp_path / "runs").iterdir())
+    capsys.readouterr()
+    assert main(["sample", str(run), "--n", "4"]) == 0
+    shown = tool_figures(run / "figures")
+    assert [p.name for p, _ in shown] == ["gen-translation.png"] and "the first 4 test images" in shown[0][1]
+    assert shown[0][0].stat().st_size > 1000 and "gen-translation.png" in capsys.readouterr().out
+    assert main(["sample", str(run), "--pairs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--pairs: " in err and "is a translation run, which has no latent paths; its options are --n, --out" in err
