@@ -6,6 +6,7 @@ from archlab.tasks.base import TASKS, Task, build_task, higher_is_better
 from archlab.tasks.classification import ClassificationTask
 from archlab.tasks.cyclegan import CycleGANTask, PairedTranslationTask
 from archlab.tasks.forecasting import ForecastingTask
+from archlab.tasks.gan import GANTask
 from archlab.tasks.graph import GraphClassificationTask, GraphRegressionTask, NodeClassificationTask
 from archlab.tasks.language_modeling import LanguageModelingTask
 from archlab.tasks.masked_lm import MaskedLMTask
@@ -25,6 +26,7 @@ __all__ = [
     "CycleGANTask",
     "PairedTranslationTask",
     "ForecastingTask",
+    "GANTask",
     "GraphClassificationTask",
     "GraphRegressionTask",
     "LanguageModelingTask",

@@ -40,6 +40,8 @@ from archlab.tasks.metrics import Metric, MetricSet, declare_direction, higher_i
 from archlab.utils.errors import ConfigError, UnknownNameError, did_you_mean
 from archlab.utils.options import check_options
 
+GENERATIVE_FAMILIES = ("gan", "diffusion")  # models trained only by their own tasks (a GAN is no classifier)
+
 
 def split_batch(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """``(x, y, kwargs)``: ``kwargs`` holds the batch fields the model's ``forward`` declares by
@@ -171,6 +173,13 @@ class Task:
                 f"model.name: '{spec.name}' is a graph neural network (it passes messages along edges) but data set "
                 f"'{self.info.name}' ({self.info.kind} data) has no graph; train it on a graph set (archlab data list: "
                 "kind graph), or pick a model for the data"
+            )
+        entry = get_model_entry(spec.name)
+        if entry.family in GENERATIVE_FAMILIES and self.name not in entry.tasks:
+            raise ConfigError(
+                f"model.name: '{spec.name}' is a generative model (family {entry.family}) trained by task "
+                f"{', '.join(entry.tasks)}, not {self.name}; set task.name={entry.tasks[0]} or pick a model for "
+                f"the {self.name} task"
             )
         for key, value in self.data_hints().items():
             if key in fields and key not in overrides:
