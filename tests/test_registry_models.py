@@ -291,9 +291,18 @@ def test_wrong_input_shape_says_expected_vs_got():
         create_model("mlp")(torch.zeros(2, 1, 41))
 
 
-# token-id and graph models: their inputs (token ids; nodes with an edge index) come from example_inputs;
-# a GAN's forward takes the latent z (its input_spec is the data's shape, what D reads and G writes)
-_TOKEN_TASKS = {"language_modeling", "seq2seq", "node_classification", "graph_classification", "masked_lm", "gan"}
+# token-id, graph, GAN and diffusion models: their inputs (token ids; nodes with an edge index; x_t with the step t)
+# come from example_inputs; a GAN's forward takes the latent z (its input_spec is the data's shape, what D reads
+# and G writes)
+_TOKEN_TASKS = {
+    "language_modeling",
+    "seq2seq",
+    "node_classification",
+    "graph_classification",
+    "masked_lm",
+    "gan",
+    "diffusion",
+}
 
 
 def _with_size(shape: tuple[int, ...], dim: int, size: int) -> tuple[int, ...]:
