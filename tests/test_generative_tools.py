@@ -335,6 +335,13 @@ def gan_run(tmp_path_factory):
     return _train_tiny(tmp_path_factory, "ring8/gan_mlp", "model.g_hidden=[16]", "model.d_hidden=[16]")
 
 
+@pytest.fixture(scope="module")
+def diffusion_run(tmp_path_factory):
+    return _train_tiny(
+        tmp_path_factory, "ring8/ddpm_mlp", "task.options.eval_samples=50", "task.options.sample_steps=5"
+    )
+
+
 def test_sample_and_eval_a_gan_run(gan_run, capsys):
     from archlab.cli import main
 
@@ -356,3 +363,19 @@ def test_sample_and_eval_a_gan_run(gan_run, capsys):
     assert f"modes_covered {s['metrics']['modes_covered']:.4g}" in last
     assert main(["sample", str(gan_run), "--ddim-steps", "5"]) == 2
     assert "is a GAN run (gan_mlp); these options choose a diffusion model's sampler" in capsys.readouterr().err
+
+
+def test_sample_and_eval_a_diffusion_run(diffusion_run, capsys):
+    from archlab.cli import main
+
+    capsys.readouterr()
+    assert main(["sample", str(diffusion_run), "--n", "100", "--ddim-steps", "5"]) == 0
+    shown = tool_figures(diffusion_run / "figures")
+    assert [p.name for p, _ in shown] == ["gen-samples.png", "gen-chain.png"]
+    assert "DDIM, 5 steps, η = 0" in shown[0][1]
+    capsys.readouterr()
+    assert main(["eval", str(diffusion_run), "--samples", "50", "--ddim-steps", "5", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)["samples"]
+    assert (s["sampler"], s["steps"], s["eta"], s["count"]) == ("ddim", 5, 0.0, 50)
+    assert main(["sample", str(diffusion_run), "--pairs", "2"]) == 2
+    assert "is a diffusion run, which has no latent paths" in capsys.readouterr().err
