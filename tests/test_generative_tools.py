@@ -363,6 +363,8 @@ def test_sample_and_eval_a_gan_run(gan_run, capsys):
     assert f"modes_covered {s['metrics']['modes_covered']:.4g}" in last
     assert main(["sample", str(gan_run), "--ddim-steps", "5"]) == 2
     assert "is a GAN run (gan_mlp); these options choose a diffusion model's sampler" in capsys.readouterr().err
+    assert main(["eval", str(gan_run), "--samples", "100", "--inception-weights", "w.pth"]) == 2
+    assert "generates (2,) data, not images" in capsys.readouterr().err  # --inception-weights on 2-D points
 
 
 def test_sample_and_eval_a_diffusion_run(diffusion_run, capsys):

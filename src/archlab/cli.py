@@ -819,8 +819,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "sample",
-        help="continue a prompt with a trained language model, or draw an autoencoder run's figures (prior "
-        "samples, reconstructions, interpolations, traversals)",
+        help="continue a prompt with a trained language model, or draw the figures of an autoencoder (prior "
+        "samples, reconstructions, interpolations, traversals), GAN (samples, latent interpolations), diffusion "
+        "(samples, the denoising chain) or translation run",
     )
     s.add_argument("run_dir")
     s.add_argument("--prompt", default=None, help="text to start from (default: a new line)")
