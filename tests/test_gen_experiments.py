@@ -13,10 +13,10 @@ from archlab.experiments.gen_common import f_critical, mixture_scores, points_fr
 
 
 def test_mode_collapse_quick(quick_experiment):
-    exp, rec = quick_experiment("mode-collapse", "--set", "models=[gan, sngan]", "--set", "samples=100")
+    exp, rec = quick_experiment("mode-collapse", "--set", "models=[gan, sngan, ddpm]", "--set", "samples=100")
     rows = rec["table"]["rows"]
     ours = [r for r in rows if r[-1].startswith("ours")]
-    assert [r[1] for r in ours] == ["GAN (non-saturating)", "SN + hinge"]
+    assert [r[1] for r in ours] == ["GAN (non-saturating)", "SN + hinge", "DDPM (MLP)"]
     # the published rows, as the papers print them (PacGAN: mean ± standard error over 10 trials)
     published = {(r[1], r[-1]): r[2:5] for r in rows if r[-1].startswith("published")}
     assert published["GAN", "published, PacGAN Table 1"] == ["6.3 ± 0.5 / 8", "98.2 ± 0.2", "0.45 ± 0.09"]
@@ -24,9 +24,20 @@ def test_mode_collapse_quick(quick_experiment):
     for per_seed in rec["scores"]["ring8"].values():
         (s,) = per_seed
         assert 0 <= s["modes_covered"] <= 8 and 0 <= s["high_quality"] <= 1 and sum(s["counts"]) <= 100
-    assert set(rec["comparisons"]["ring8"]) == {"sngan"}
+    assert set(rec["comparisons"]["ring8"]) == {"sngan", "ddpm"}
     assert rec["figures"] == ["figures/modes-covered.png", "figures/samples-over-modes.png"]
     assert "plain GAN covers" in rec["verdict"] and rec["supported"] in (True, False, None)
+
+
+def test_diffusion_stability_quick_on_the_ring(quick_experiment):
+    exp, rec = quick_experiment("diffusion-stability", "--set", "data=ring8", "--set", "samples=50")
+    rows = [r[0] for r in rec["table"]["rows"]]
+    assert rows == ["GAN", "DDPM 20", "DDIM 2", "DDIM 5", "data (another 50 examples)"]  # quick: T = 20
+    assert rec["floor"]["modes_covered"] == 8  # 50 points of the ring itself
+    ddpm = rec["results"]["ddpm"]
+    assert all(r["s_per_sample"] > 0 and r["frechet"] >= 0 for v in ddpm.values() for r in v)
+    assert rec["rules"]["stability"] == 0  # one seed: undecided
+    assert "One seed" in rec["verdict"] and len(rec["figures"]) == 2
 
 
 def test_gan_vs_vae_quick(quick_experiment, tmp_path_factory, monkeypatch):
@@ -55,6 +66,7 @@ def test_gan_vs_vae_quick(quick_experiment, tmp_path_factory, monkeypatch):
         (["mode-collapse", "--set", "data=[mnist]"], "data"),
         (["nash-equilibrium", "--set", "loss=hinge"], "loss"),
         (["diffusion-stability", "--set", "data=ring8", "--set", "ddim_steps=[0]"], "ddim_steps must be ≥ 1"),
+        (["diffusion-stability", "--set", "data=ring8", "--set", "ddim_steps=[50]"], "≤ the DDPM's T = 20"),
         (["gan-vs-vae", "--set", "samples=3"], "samples"),
     ],
 )

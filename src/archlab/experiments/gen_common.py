@@ -42,21 +42,12 @@ QUICK_CLASSIFIER: dict[str, Any] = {
 # -- trained models and their samples ------------------------------------------------------------
 def trained_model(out_dir: Path, run: RunSpec, checkpoint: str = "last") -> nn.Module:
     """The model of a finished run (``checkpoint``: ``last``, ``best`` or ``step-N``), in eval mode on
-    the CPU, with the task's state attached as :func:`~archlab.engine.load_run` attaches it (a GAN's
-    averaged generator, when the run kept one)."""
+    the CPU, with the task's state attached as :func:`~archlab.engine.load_run` attaches it: a GAN's
+    averaged generator or a DDPM's averaged ε-network, when the run kept one, is what ``sample``
+    draws with (the tasks attach them to the model)."""
     from archlab.engine import load_run
 
-    loaded = load_run(out_dir / run.name, checkpoint=checkpoint)
-    model = loaded.model
-    # A task that averages the weights (the diffusion task's EMA: parameter name → tensor in its state)
-    # samples and evaluates with the average; so do the experiments. A GAN task's averaged generator
-    # is attached to the model by the task itself.
-    ema = loaded.task.state_dict().get("ema")
-    params = dict(model.named_parameters())
-    if isinstance(ema, dict) and ema and set(ema) <= set(params):
-        with torch.no_grad():
-            for name, value in ema.items():
-                params[name].copy_(value)
+    model = load_run(out_dir / run.name, checkpoint=checkpoint).model
     return model.float().cpu().eval()
 
 
