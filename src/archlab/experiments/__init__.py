@@ -15,6 +15,7 @@ from archlab.experiments import (  # noqa: F401  (each module registers its expe
     graph_inductive_bias,
     gru_vs_lstm,
     inductive_bias,
+    nash_equilibrium,
     oversmoothing,
     resnet_degradation,
     sequential_bottleneck,
