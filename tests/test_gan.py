@@ -331,25 +331,3 @@ def test_the_task_uses_the_exact_mixture_for_default_options():
     assert changed.mixture() is None  # estimated from the labelled test points at evaluation
     with pytest.raises(ConfigError):
         build_task(TaskSpec(name="gan", options={"n_critic": 0}), dataset_info("ring8"))
-
-
-# -- 7. the nash-equilibrium experiment ------------------------------------------------------------------------
-def test_total_variation_of_a_point_mass_is_its_closed_form():
-    from archlab.experiments.nash_equilibrium import total_variation
-
-    # every sample at μ (a bin edge: counted in the bin [μ, μ + σ/5)) → TV = 1 − (Φ(0.2) − Φ(0))
-    p_bin = 0.5 * math.erf(0.2 / math.sqrt(2))
-    assert total_variation(torch.full((1000,), 4.0), 4.0, 0.5) == pytest.approx(1 - p_bin, rel=1e-9)
-    far = total_variation(torch.full((10,), 100.0), 4.0, 0.5)  # all mass outside μ ± 4σ
-    assert far == pytest.approx(1.0 - math.erfc(4 / math.sqrt(2)), rel=1e-9)  # 1 − P(|x − μ| > 4σ)
-
-
-def test_nash_equilibrium_quick(quick_experiment):
-    exp, rec = quick_experiment("nash-equilibrium", "--set", "steps=6", "--set", "evals=3")
-    assert rec["table"]["columns"][:4] == ["seed", "mean D on test data", "E_data |D − ½|", "TV(p_g, p_data)"]
-    assert [r[0] for r in rec["table"]["rows"]] == [0]
-    assert rec["figures"] == ["figures/discriminator-over-training.png", "figures/final-densities.png"]
-    res = rec["results"][0]
-    assert 0 <= res["tv"] <= 1 and 0 <= res["d_gap"] <= 0.5 and isinstance(rec["supported"], bool)
-    evals = [json.loads(x) for x in (exp / "gan-s0" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in evals if r["split"] == "test"] == [2, 4, 6]  # D over training

@@ -296,3 +296,88 @@ def test_bad_sampling_input_is_one_line(classifier_run, args, message, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("archlab: error: ") and "\n" not in err
     assert message.replace("{run}", str(classifier_run)) in err
+
+
+def test_sample_a_translation_run_draws_its_pairs(tmp_path, capsys):
+    import yaml
+
+    from archlab.cli import main
+    from archlab.report.latent import tool_figures
+    from test_cyclegan import tiny_cyclegan
+
+    recipe = tiny_cyclegan(**{"budget.steps": 2, "checkpoint.every": 2, "eval.every": 2})
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    assert main(["train", str(tmp_path / "r.yaml"), "--runs-dir", str(tmp_path / "runs")]) == 0
+    run = next((tmp_path / "runs").iterdir())
+    capsys.readouterr()
+    assert main(["sample", str(run), "--n", "4"]) == 0
+    shown = tool_figures(run / "figures")
+    assert [p.name for p, _ in shown] == ["gen-translation.png"] and "the first 4 test images" in shown[0][1]
+    assert shown[0][0].stat().st_size > 1000 and "gen-translation.png" in capsys.readouterr().out
+    assert main(["sample", str(run), "--pairs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--pairs: " in err and "is a translation run, which has no latent paths; its options are --n, --out" in err
+
+
+# -- the CLI on real GAN and diffusion runs (tiny versions of the shipped ring8 recipes) ----------------
+def _train_tiny(tmp_path_factory, recipe: str, *extra: str):
+    from archlab.cli import main
+
+    runs = tmp_path_factory.mktemp("runs")
+    argv = ["train", recipe, "budget.steps=2", "checkpoint.every=2", "eval.every=2", "log.progress=false"]
+    argv += ["data.batch_size=32", "data.test_subset=300", *extra, "--runs-dir", str(runs)]
+    assert main(argv) == 0
+    return next(runs.iterdir())
+
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory):
+    return _train_tiny(tmp_path_factory, "ring8/gan_mlp", "model.g_hidden=[16]", "model.d_hidden=[16]")
+
+
+@pytest.fixture(scope="module")
+def diffusion_run(tmp_path_factory):
+    return _train_tiny(
+        tmp_path_factory, "ring8/ddpm_mlp", "task.options.eval_samples=50", "task.options.sample_steps=5"
+    )
+
+
+def test_sample_and_eval_a_gan_run(gan_run, capsys):
+    from archlab.cli import main
+
+    capsys.readouterr()
+    assert main(["sample", str(gan_run), "--n", "200", "--steps", "5", "--pairs", "2"]) == 0
+    names = ["gen-samples.png", "gen-interpolation-linear.png", "gen-interpolation-spherical.png"]
+    assert [p.name for p, _ in tool_figures(gan_run / "figures")] == names
+    capsys.readouterr()
+    assert main(["eval", str(gan_run), "--samples", "100", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)["samples"]
+    assert (s["count"], s["real"], s["features"]) == (100, 100, "the coordinates themselves")
+    assert {"fid", "kid", "precision", "recall", "density", "coverage", "modes_covered", "high_quality"} <= set(
+        s["metrics"]
+    )
+    assert 0 <= s["metrics"]["modes_covered"] <= 8 and 0 <= s["metrics"]["coverage"] <= 1
+    assert main(["eval", str(gan_run), "--samples", "100"]) == 0  # the same numbers as one more line
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("samples (100 vs 100 test examples; the coordinates themselves): fid ")
+    assert f"modes_covered {s['metrics']['modes_covered']:.4g}" in last
+    assert main(["sample", str(gan_run), "--ddim-steps", "5"]) == 2
+    assert "is a GAN run (gan_mlp); these options choose a diffusion model's sampler" in capsys.readouterr().err
+    assert main(["eval", str(gan_run), "--samples", "100", "--inception-weights", "w.pth"]) == 2
+    assert "generates (2,) data, not images" in capsys.readouterr().err  # --inception-weights on 2-D points
+
+
+def test_sample_and_eval_a_diffusion_run(diffusion_run, capsys):
+    from archlab.cli import main
+
+    capsys.readouterr()
+    assert main(["sample", str(diffusion_run), "--n", "100", "--ddim-steps", "5"]) == 0
+    shown = tool_figures(diffusion_run / "figures")
+    assert [p.name for p, _ in shown] == ["gen-samples.png", "gen-chain.png"]
+    assert "DDIM, 5 steps, η = 0" in shown[0][1]
+    capsys.readouterr()
+    assert main(["eval", str(diffusion_run), "--samples", "50", "--ddim-steps", "5", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)["samples"]
+    assert (s["sampler"], s["steps"], s["eta"], s["count"]) == ("ddim", 5, 0.0, 50)
+    assert main(["sample", str(diffusion_run), "--pairs", "2"]) == 2
+    assert "is a diffusion run, which has no latent paths" in capsys.readouterr().err

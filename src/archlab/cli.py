@@ -281,10 +281,14 @@ def _sample_scoring(args: argparse.Namespace, sampler: dict[str, Any]) -> Any:
 
         classifier = None
         if image:
-            from archlab.experiments.feature_classifier import feature_classifier
+            from archlab.config import recipe_hash
+            from archlab.experiments.feature_classifier import classifier_recipe, feature_classifier
+            from archlab.registry.catalog import cache_dir
 
-            err_console.print("loading the in-project feature classifier (trained once, ~3 min, then cached)",
-                              markup=False, highlight=False)  # fmt: skip
+            cached = cache_dir() / "feature-classifiers" / recipe_hash(classifier_recipe())
+            if not (cached / "summary.json").is_file():
+                err_console.print(f"training the in-project feature classifier once (about 3 min of one core at "
+                                  f"3,000 steps), cached in {cached}", markup=False, highlight=False)  # fmt: skip
             classifier = feature_classifier()
         samples = draw_samples(run.model, args.samples, seed=args.seed, **sampler)
         n_real = min(len(real), args.samples)
@@ -345,13 +349,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     kind = (
         "an autoencoder" if is_autoencoder(run.model) else "a GAN" if is_gan(run.model)
-        else "a diffusion" if is_diffusion(run.model) else None
+        else "a diffusion" if is_diffusion(run.model)
+        else "a translation" if callable(getattr(run.model, "translate", None)) else None
     )  # fmt: skip
     if kind and given_lm:  # a --prompt to a figure-drawing run was ignored without a word
         raise _usage(
             f"{', '.join(given_lm)}: {args.run_dir} is {kind} run ({run.recipe.model.name}), which draws "
-            f"figures, not text; its options are --n, {'' if kind == 'a diffusion' else '--steps, --pairs, '}"
-            f"{'--ddim-steps, --sampler, --eta, ' if kind == 'a diffusion' else ''}--out, --seed"
+            f"figures, not text; its options are {_FIGURE_OPTIONS[kind]}"
         )
     if given_diff and kind != "a diffusion":
         what = f"{kind} run" if kind else f"a {run.task.name} run"
@@ -364,12 +368,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
             raise _usage(f"--n must be in [1, {_MAX_AE_EXAMPLES:,}] examples, got {args.n}")
         return _sample_autoencoder(run, args)
     if kind is not None:
-        ignored = [f for f in given_ae if f in ("--steps", "--pairs")] if kind == "a diffusion" else []
+        no_paths = kind in ("a diffusion", "a translation")
+        ignored = [f for f in given_ae if f in ("--steps", "--pairs")] if no_paths else []
         if ignored:
             raise _usage(
-                f"{', '.join(ignored)}: {args.run_dir} is a diffusion run, which has no latent paths; its options "
-                "are --n, --ddim-steps, --sampler, --eta, --out, --seed"
+                f"{', '.join(ignored)}: {args.run_dir} is {kind} run, which has no latent paths; its options "
+                f"are {_FIGURE_OPTIONS[kind]}"
             )
+        if kind == "a translation":
+            return _sample_translation(run, args, n_given)
         return _sample_generative(run, args, n_given, sampler)
     if not hasattr(run.task, "sample"):
         raise _usage(
@@ -422,6 +429,29 @@ def _sample_autoencoder(run: Any, args: argparse.Namespace) -> int:
     )
     for path, _ in written:
         console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+    return 0
+
+
+_FIGURE_OPTIONS = {
+    "an autoencoder": "--n, --steps, --pairs, --out, --seed",
+    "a GAN": "--n, --steps, --pairs, --out, --seed",
+    "a diffusion": "--n, --ddim-steps, --sampler, --eta, --out, --seed",
+    "a translation": "--n, --out",
+}
+_TRANSLATION_COLUMNS = 10  # default --n of a translation run: test images per row
+
+
+def _sample_translation(run: Any, args: argparse.Namespace, n_given: bool) -> int:
+    from archlab.report.latent import record_figures
+    from archlab.report.translation import ROW_LABELS, write_translation_figure
+
+    n = args.n if n_given else _TRANSLATION_COLUMNS
+    out = Path(args.out) if args.out else Path(args.run_dir) / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    path = write_translation_figure(args.run_dir, out / "gen-translation.png", n=n, checkpoint=args.checkpoint)
+    cap = f"{run.recipe.name}: the first {n} test images, one row each of " + ", ".join(ROW_LABELS)
+    record_figures(out, [(path, cap)])
+    console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
     return 0
 
 
@@ -793,8 +823,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "sample",
-        help="continue a prompt with a trained language model, or draw an autoencoder run's figures (prior "
-        "samples, reconstructions, interpolations, traversals)",
+        help="continue a prompt with a trained language model, or draw the figures of an autoencoder (prior "
+        "samples, reconstructions, interpolations, traversals), GAN (samples, latent interpolations), diffusion "
+        "(samples, the denoising chain) or translation run",
     )
     s.add_argument("run_dir")
     s.add_argument("--prompt", default=None, help="text to start from (default: a new line)")

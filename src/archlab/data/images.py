@@ -289,7 +289,7 @@ _fashion_mnist = _idx_loader("fashion_mnist", FASHION_MNIST_REMOTES, fix="`apt-g
 _mnist = _idx_loader("mnist", MNIST_REMOTES)
 
 
-_AE_TASKS = ("reconstruction", "vae", "denoising", "gan")  # served besides classification: autoencoders, GANs
+_AE_TASKS = ("reconstruction", "vae", "denoising", "gan", "diffusion")  # besides classification: AEs, GANs, DDPMs
 
 
 def _fashion_mnist_info(normal_class: int = -1) -> DatasetInfo:

@@ -32,8 +32,10 @@ FEATURE_NOTE = "features of the in-project Fashion-MNIST classifier (not Incepti
 def draw_samples(model: nn.Module, n: int, seed: int = 0, **sampler: Any) -> torch.Tensor:
     """n samples (n, ...) float32 on the CPU from ``model.sample`` with a generator seeded ``seed``
     (``sampler``: a diffusion model's steps / sampler / eta)."""
+    from archlab.report.generative import sampling_generator
+
     model.eval()
-    g = torch.Generator().manual_seed(seed)
+    g = sampling_generator(model, seed)
     with torch.no_grad():
         return model.sample(n, generator=g, **sampler).float().cpu()
 

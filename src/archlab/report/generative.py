@@ -63,6 +63,13 @@ def _device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
+def sampling_generator(model: nn.Module, seed: int) -> torch.Generator:
+    """The seeded generator ``model.sample`` takes: a GAN draws z with a CPU generator, a diffusion
+    model its noise with one on the model's own device (each family's ``sample`` docstring)."""
+    device = _device(model) if is_diffusion(model) else torch.device("cpu")
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 def data_kind(x: torch.Tensor | np.ndarray) -> str:
     """``image`` for (N, C ∈ {1, 3}, H, W), ``points`` for (N, 2), ``values`` for (N,) or (N, 1),
     else ``other`` (drawn as lines, one panel per example)."""
@@ -211,7 +218,7 @@ def write_generative_figures(
     label = f"{name}: " if name else ""
     written: list[tuple[Path, str]] = []
     model.eval()
-    g = torch.Generator().manual_seed(seed)
+    g = sampling_generator(model, seed)
     kind = data_kind(data)
     if is_diffusion(model):
         how = {"sampler": sampler or "ddpm", "steps": sample_steps, "eta": eta}
@@ -237,7 +244,7 @@ def write_generative_figures(
         cap = f"{label}{n} samples G(z), z ~ N(0, I) (seed {seed})"
         written.append((samples_figure(samples, data, out / "gen-samples.png", title=f"{label}samples"), cap))
         for mode in ("linear", "spherical"):
-            strips = latent_paths(model, pairs, steps, mode, g)
+            strips = latent_paths(model, pairs, steps, mode, g)  # z drawn on the CPU, moved to the model
             cap = f"{label}{mode} interpolation between {pairs} pairs of z ~ N(0, I), {steps} points each, G(z) drawn"
             fig = interpolation_figure(
                 strips, data, out / f"gen-interpolation-{mode}.png", title=f"{label}{mode} paths"

@@ -5,6 +5,7 @@ from archlab.tasks.anomaly import AnomalyTask
 from archlab.tasks.base import TASKS, Task, build_task, higher_is_better
 from archlab.tasks.classification import ClassificationTask
 from archlab.tasks.cyclegan import CycleGANTask, PairedTranslationTask
+from archlab.tasks.diffusion import DiffusionTask
 from archlab.tasks.forecasting import ForecastingTask
 from archlab.tasks.gan import GANTask
 from archlab.tasks.graph import GraphClassificationTask, GraphRegressionTask, NodeClassificationTask
@@ -19,6 +20,7 @@ __all__ = [
     "TASKS",
     "AnomalyTask",
     "DenoisingTask",
+    "DiffusionTask",
     "ReconstructionTask",
     "VAETask",
     "higher_is_better",

@@ -168,13 +168,13 @@ class Task:
     def build_model(self, spec: ModelSpec) -> nn.Module:
         overrides = spec.overrides()
         fields = model_config_fields(spec.name)
-        if get_model_entry(spec.name).family == "gnn" and self.info.kind != "graph":
+        entry = get_model_entry(spec.name)
+        if entry.family == "gnn" and self.info.kind != "graph":
             raise ConfigError(
                 f"model.name: '{spec.name}' is a graph neural network (it passes messages along edges) but data set "
                 f"'{self.info.name}' ({self.info.kind} data) has no graph; train it on a graph set (archlab data list: "
                 "kind graph), or pick a model for the data"
             )
-        entry = get_model_entry(spec.name)
         if entry.family in GENERATIVE_FAMILIES and self.name not in entry.tasks:
             raise ConfigError(
                 f"model.name: '{spec.name}' is a generative model (family {entry.family}) trained by task "

@@ -12,6 +12,7 @@ Equations:
                     after every critic step w ← clip(w, −c, c) for every critic parameter (c = clip_value)
     wgan_gp         L_D = E s(G(z)) − E s(x) + λ E (‖∇_x̂ s(x̂)‖₂ − 1)²   Gulrajani et al. 2017, Alg. 1
                     x̂ = ε x + (1 − ε) G(z), ε ~ U[0, 1] per example, λ = gp_weight
+                    (either critic loss) + ε_drift E s(x)² with ε_drift = drift    Karras et al. 2018, App. A.1
     hinge           L_D = E max(0, 1 − s(x)) + E max(0, 1 + s(G(z)))     Miyato et al. 2018, Eq. 16–17
                     L_G = −E s(G(z))                                     (with spectral normalisation in D)
     log σ(s) = −softplus(−s), log(1 − σ(s)) = −softplus(s): the cross-entropy losses never take log 0.
@@ -24,6 +25,8 @@ Options (``task.options``):
                 default 5 for wasserstein and wgan_gp (Arjovsky et al., Gulrajani et al.), 1 otherwise
     clip_value  c of the weight clipping (wasserstein only), default 0.01
     gp_weight   λ of the gradient penalty (wgan_gp only), default 10
+    drift       ε_drift of the drift term ε_drift · E s(x)² added to L_D (wasserstein and wgan_gp; Karras et
+                al. 2018, App. A.1: 0.001, which keeps the critic's scores near 0), default 0 (off)
     ema_decay   β of an exponential moving average of G's weights (0: off), θ̄ ← β θ̄ + (1 − β) θ after
                 every generator step (Yazıcı et al. 2019, Eq. 1; Karras et al. 2018 use β = 0.999),
                 buffers copied. Kept as task state (``task.safetensors`` in each checkpoint); when on,
@@ -152,7 +155,7 @@ class GANTask(Task):
     }
     default_metric = "data_fd"
     has_custom_step = True
-    default_options = {"n_critic": None, "clip_value": 0.01, "gp_weight": 10.0, "ema_decay": 0.0}
+    default_options = {"n_critic": None, "clip_value": 0.01, "gp_weight": 10.0, "ema_decay": 0.0, "drift": 0.0}
 
     def __init__(self, spec: Any, info: Any, seed: int = 0):
         super().__init__(spec, info, seed)
@@ -173,6 +176,11 @@ class GANTask(Task):
             )
         if not o["gp_weight"] >= 0:
             raise ConfigError(f"task.options.gp_weight: {o['gp_weight']:g} must be ≥ 0 (Gulrajani et al. use 10)")
+        if not o["drift"] >= 0 or (o["drift"] > 0 and self.loss_name not in CRITIC_LOSSES):
+            raise ConfigError(
+                f"task.options.drift: {o['drift']:g} must be ≥ 0 and applies to a critic (loss wasserstein or "
+                f"wgan_gp, not {self.loss_name}); Karras et al. 2018 use 0.001 with wgan_gp"
+            )
         if not 0 <= o["ema_decay"] < 1:
             raise ConfigError(
                 f"task.options.ema_decay: {o['ema_decay']:g} must be in [0, 1) (0: no average; 0.999 is usual)"
@@ -237,6 +245,8 @@ class GANTask(Task):
             gp = gradient_penalty(m.discriminator, real, fake, g)
             logs["gradient_penalty"] = gp.detach()
             loss = loss + self.options["gp_weight"] * gp
+        if self.options["drift"] > 0:  # ε_drift E s(x)² (Karras et al. 2018, App. A.1)
+            loss = loss + self.options["drift"] * s_real.square().mean()
         return loss, logs
 
     def custom_step(self, model: nn.Module, ctx: StepContext) -> dict[str, Any]:

@@ -30,6 +30,12 @@ import torch
 
 from archlab.utils.errors import ConfigError, one_line
 
+
+def _reason(e: BaseException, limit: int) -> str:
+    """An exception's text as one line: whitespace runs (torch's multi-line messages) become one space."""
+    return one_line(" ".join(str(e).split()), limit)
+
+
 EXTRA = "pip install 'archlab[inception]' (torch-fidelity; it needs a torchvision build that loads with your torch)"
 FEATURES = "2048"  # the pool features of the FID/KID
 
@@ -40,7 +46,7 @@ def _extractor_class() -> Any:
     except Exception as e:  # ModuleNotFoundError, or a torchvision that fails on import (RuntimeError, OSError)
         raise ConfigError(
             f"Inception-FID needs torch-fidelity, which could not be imported ({type(e).__name__}: "
-            f"{one_line(str(e))[:160]}); {EXTRA}"
+            f"{_reason(e, 160)}); {EXTRA}"
         ) from None
     return FeatureExtractorInceptionV3
 
@@ -57,7 +63,7 @@ def _check_weights(path: Path) -> None:
     except Exception as e:
         raise ConfigError(
             f"--inception-weights '{path}': not a PyTorch weights file loadable without running pickled code "
-            f"({type(e).__name__}: {one_line(str(e))[:120]})"
+            f"({type(e).__name__}: {_reason(e, 120)})"
         ) from None
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ConfigError(f"--inception-weights '{path}': not a state dict of tensors")
@@ -78,7 +84,7 @@ class InceptionFeatures:
             self.net = cls("inception-v3-compat", [FEATURES], feature_extractor_weights_path=str(path))
         except RuntimeError as e:  # load_state_dict: missing/unexpected keys, shape mismatches
             raise ConfigError(
-                f"--inception-weights '{path}': not torch-fidelity's Inception-v3 weights ({one_line(str(e))[:160]})"
+                f"--inception-weights '{path}': not torch-fidelity's Inception-v3 weights ({_reason(e, 160)})"
             ) from None
         self.device, self.batch_size = torch.device(device), batch_size
         self.net = self.net.to(self.device).eval()

@@ -35,7 +35,7 @@ torch-fidelity does (seed 2020, 100 subsets of 1000 by default), and with a subs
 equals torchmetrics' ``KernelInceptionDistance``. The balls are closed (≤, Kynkäänniemi's Eq. 1);
 the official ``prdc`` package (Naeem et al.'s code) tests with <, which differs only on exact ties
 (probability zero for continuous features). Distances are exact (``scipy.spatial.distance.cdist``),
-computed in row blocks so N = M = 10,000 needs no 800 MB matrix.
+computed in row blocks of about 32 MB, so N = M = 50,000 needs no 20 GB matrix.
 """
 
 from __future__ import annotations
@@ -52,7 +52,12 @@ KID_SUBSETS = 100  # torch-fidelity's kid_subsets
 KID_SUBSET_SIZE = 1000  # torch-fidelity's kid_subset_size (Bińkowski et al. App. D)
 KID_SEED = 2020  # torch-fidelity's rng_seed
 PRDC_K = 5  # Naeem et al. §4: k = 5 with 10,000 real and fake samples
-_BLOCK = 1024  # rows of a distance block
+_BLOCK_VALUES = 2**22  # float64 distances per block (32 MB): rows = 2²² / columns, 16 … 1024
+
+
+def _rows(columns: int) -> int:
+    """Rows of a distance block against ``columns`` points: about 32 MB of float64 whatever N is."""
+    return max(16, min(1024, _BLOCK_VALUES // max(1, columns)))
 
 
 def as_features(a: Any, name: str = "features") -> np.ndarray:
@@ -141,9 +146,10 @@ def knn_radii(features: Any, k: int = PRDC_K) -> np.ndarray:
     if not 1 <= k < len(f):
         raise ValueError(f"k must be in [1, N − 1 = {len(f) - 1}] neighbours, got {k}")
     radii = np.empty(len(f))
-    for i in range(0, len(f), _BLOCK):
-        d = cdist(f[i : i + _BLOCK], f)  # (B, N), the row's own 0 included
-        radii[i : i + _BLOCK] = np.partition(d, k, axis=1)[:, k]  # the (k+1)-th smallest: k-th other
+    b = _rows(len(f))
+    for i in range(0, len(f), b):
+        d = cdist(f[i : i + b], f)  # (B, N), the row's own 0 included
+        radii[i : i + b] = np.partition(d, k, axis=1)[:, k]  # the (k+1)-th smallest: k-th other
     return radii
 
 
@@ -173,12 +179,13 @@ def precision_recall_density_coverage(real: Any, fake: Any, k: int = PRDC_K) -> 
     in_real_balls = np.zeros(len(y), dtype=np.int64)  # per generated point: real balls holding it
     covered = np.zeros(len(x), dtype=bool)  # per real point: some generated point in its ball
     recalled = np.zeros(len(x), dtype=bool)  # per real point: inside some generated ball
-    for i in range(0, len(x), _BLOCK):
-        d = cdist(x[i : i + _BLOCK], y)  # (B, M): real rows i.. vs every generated point
-        inside = d <= r_real[i : i + _BLOCK, None]  # Yⱼ ∈ B(Xᵢ, NND_k(Xᵢ))
+    b = _rows(len(y))
+    for i in range(0, len(x), b):
+        d = cdist(x[i : i + b], y)  # (B, M): real rows i.. vs every generated point
+        inside = d <= r_real[i : i + b, None]  # Yⱼ ∈ B(Xᵢ, NND_k(Xᵢ))
         in_real_balls += inside.sum(0)
-        covered[i : i + _BLOCK] = inside.any(1)
-        recalled[i : i + _BLOCK] = (d <= r_fake[None, :]).any(1)  # Xᵢ ∈ B(Yⱼ, NND_k(Yⱼ))
+        covered[i : i + b] = inside.any(1)
+        recalled[i : i + b] = (d <= r_fake[None, :]).any(1)  # Xᵢ ∈ B(Yⱼ, NND_k(Yⱼ))
     return PrecisionRecall(
         precision=float((in_real_balls > 0).mean()),
         recall=float(recalled.mean()),
@@ -196,9 +203,10 @@ def mean_pairwise_distance(features: Any) -> float:
     if len(f) < 2:
         raise ValueError(f"a mean pairwise distance needs at least 2 examples, got {len(f)}")
     total = 0.0
-    for i in range(0, len(f), _BLOCK):
-        total += float(cdist(f[i : i + _BLOCK], f[i:]).sum())  # the block against itself counts twice
-        block = f[i : i + _BLOCK]
+    b = _rows(len(f))
+    for i in range(0, len(f), b):
+        total += float(cdist(f[i : i + b], f[i:]).sum())  # the block against itself counts twice
+        block = f[i : i + b]
         total -= float(cdist(block, block).sum()) / 2.0  # … so its lower triangle is removed again
     return total / (len(f) * (len(f) - 1) / 2)
 

@@ -1,9 +1,11 @@
 """Generative adversarial networks: one architecture per module; importing this package registers them all.
 
 Registered: ``gan_mlp`` (:mod:`.mlp_gan`, Goodfellow et al. 2014), ``dcgan`` (:mod:`.dcgan`, Radford et al.
-2016, with a batch-norm-free critic option for WGAN-GP), ``sngan`` (:mod:`.sngan`, Miyato et al. 2018),
-trained by task ``gan`` (:mod:`archlab.tasks.gan`); ``cyclegan`` (:mod:`.cyclegan`: two ResNet generators,
-two PatchGAN discriminators, task ``cyclegan``); family ``"gan"``.
+2016, with a batch-norm-free critic option for WGAN-GP), ``sngan`` (:mod:`.sngan`, Miyato et al.
+2018), ``progan`` (:mod:`.progressive`, Karras et al. 2018: progressive growing 4×4 → 32×32) and ``stylegan``
+(:mod:`.stylegan`, Karras et al. 2019, the style-based generator at 32×32), trained by task ``gan``
+(:mod:`archlab.tasks.gan`); ``cyclegan`` (:mod:`.cyclegan`: two ResNet generators, two PatchGAN
+discriminators, task ``cyclegan``); family ``"gan"``.
 
 The interface every model of the family has (:class:`~.base.GANBase`), which the GAN task, the sampling
 tools and the experiments use:
@@ -18,7 +20,8 @@ tools and the experiments use:
   the data's;
 * optional hooks for models whose shape follows training progress (progressive growing):
   ``set_progress(step, total_steps)`` (the task calls it before every step) and ``prepare_real(x)``
-  (applied to each real batch before the discriminator sees it).
+  (applied to each real batch, in data units, before ``to_network`` and the discriminator; ProGAN pads,
+  downsamples to the current resolution and blends during a fade-in).
 
 A CycleGAN translates rather than samples: it has ``generator`` and ``discriminator`` too (the task's
 parameter groups of the same names) and ``translate(x, direction)`` with ``direction`` ``"a2b"`` (G) or

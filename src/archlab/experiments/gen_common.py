@@ -1,0 +1,149 @@
+"""What the GAN and diffusion experiments share: samples drawn from trained runs (any generative
+model of the contract: ``sample(n, generator)`` in the data's own units, or a VAE's prior samples),
+their scores on the Gaussian mixtures, and the two rules that decide a verdict across seeds.
+
+Rules (each returns +1, −1 or 0 so a verdict clause can come out either way or stay undecided):
+
+- :func:`separated` — is mean(a) above or below mean(b) by more than ``z`` standard errors of the
+  difference, SE = √(s_a²/n_a + s_b²/n_b) (s the seeds' sample standard deviation, n − 1)? With one
+  seed per side the spread is unknown and only an exact tie is 0.
+- :func:`variance_ratio` — is the seeds' variance of a larger or smaller than b's by more than the
+  one-sided F-test at level α allows (F = s_a²/s_b² against F_{1−α}(n_a − 1, n_b − 1); Snedecor's F
+  test of equal variances, e.g. NIST/SEMATECH e-Handbook §1.3.5.9)? With 3 seeds per side the
+  critical ratio of variances is 19 (of standard deviations 4.36): three seeds decide only large
+  differences in stability, and the verdicts say so.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from archlab.experiments.runs import RunSpec
+
+# the feature classifier of the image experiments' quick versions (the full one is the shipped recipe,
+# trained once and cached): a few steps on a subset, enough to check the plumbing, not the claim
+QUICK_CLASSIFIER: dict[str, Any] = {
+    "budget.steps": 5,
+    "schedule.warmup_steps": 0,
+    "data.train_subset": 512,
+    "data.test_subset": 64,
+    "eval.every": 5,
+    "checkpoint.every": 5,
+}
+
+
+# -- trained models and their samples ------------------------------------------------------------
+def trained_model(out_dir: Path, run: RunSpec, checkpoint: str = "last") -> nn.Module:
+    """The model of a finished run (``checkpoint``: ``last``, ``best`` or ``step-N``), in eval mode on
+    the CPU, with the task's state attached as :func:`~archlab.engine.load_run` attaches it: a GAN's
+    averaged generator or a DDPM's averaged ε-network, when the run kept one, is what ``sample``
+    draws with (the tasks attach them to the model)."""
+    from archlab.engine import load_run
+
+    model = load_run(out_dir / run.name, checkpoint=checkpoint).model
+    return model.float().cpu().eval()
+
+
+@torch.no_grad()
+def draw(model: nn.Module, n: int, seed: int, batch_size: int = 1000, **options: Any) -> torch.Tensor:
+    """``n`` samples (n, *example shape) in the data's own units from a generator seeded ``seed``, in
+    batches of ``batch_size``: ``model.sample(k, generator, **options)`` for a GAN or diffusion
+    model, the decoded prior ``model.sample_prior(k, generator)`` for a VAE (the likelihood's mean,
+    what VAE sample figures show). Raises TypeError for a model with neither."""
+    g = torch.Generator().manual_seed(seed)
+    model.eval()
+    out = []
+    for start in range(0, n, batch_size):
+        k = min(batch_size, n - start)
+        if hasattr(model, "sample"):
+            out.append(model.sample(k, generator=g, **options).float().cpu())
+        elif hasattr(model, "sample_prior"):
+            out.append(model.sample_prior(k, generator=g).float().cpu())
+        else:
+            raise TypeError(f"{type(model).__name__} has neither sample() nor sample_prior()")
+    return torch.cat(out)
+
+
+def timed_draw(model: nn.Module, n: int, seed: int, **options: Any) -> tuple[torch.Tensor, float]:
+    """:func:`draw` and its wall time in seconds per sample (this process's torch threads)."""
+    t0 = time.perf_counter()
+    x = draw(model, n, seed, **options)
+    return x, (time.perf_counter() - t0) / n
+
+
+def mixture_scores(samples: torch.Tensor, data: str, options: dict[str, Any] | None = None) -> dict[str, float]:
+    """Mode coverage of 2-D/1-D ``samples`` on the mixture behind data set ``data``
+    (:func:`~archlab.data.mixtures.mode_coverage`: modes covered, fraction of high-quality samples
+    within 3σ, reverse KL in nats) and the Fréchet distance between the samples and the test split's
+    points, on the coordinates themselves (units²: no features involved)."""
+    from archlab.data import load_dataset
+    from archlab.data.mixtures import mixture_of, mode_coverage
+
+    cov = mode_coverage(samples, mixture_of(data, options))
+    test = load_dataset(data, "test", options=options or {}).x
+    return {**cov.as_metrics(), "frechet_points": points_frechet(samples, test), "counts": list(cov.counts)}
+
+
+def points_frechet(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to the rows of ``x`` (N, D) and ``y`` (M, D), on the
+    raw coordinates (:mod:`archlab.tasks.frechet`'s equation; no classifier)."""
+    from archlab.tasks.frechet import FeatureStatistics, frechet_distance_of
+
+    d = x.shape[1]
+    return frechet_distance_of(FeatureStatistics(d).update(x.double()), FeatureStatistics(d).update(y.double()))
+
+
+# -- rules across seeds ---------------------------------------------------------------------------
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """(mean, sample standard deviation; 0 for one value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def separated(a: list[float], b: list[float], z: float = 2.0) -> int:
+    """+1 when mean(a) > mean(b) by more than ``z`` standard errors of the difference, −1 when below
+    by as much, 0 otherwise (module docstring)."""
+    (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
+    se = math.sqrt(sa**2 / len(a) + sb**2 / len(b))
+    diff = ma - mb
+    if abs(diff) > z * se and diff != 0:
+        return 1 if diff > 0 else -1
+    return 0
+
+
+def f_critical(dfn: int, dfd: int, alpha: float = 0.05) -> float:
+    """F_{1−α}(dfn, dfd), the one-sided critical value of the variance-ratio test."""
+    from scipy.stats import f
+
+    return float(f.ppf(1 - alpha, dfn, dfd))
+
+
+def variance_ratio(a: list[float], b: list[float], alpha: float = 0.05) -> tuple[int, float, float]:
+    """(+1 / −1 / 0, s_a²/s_b², the critical ratio): +1 when the seeds of ``a`` vary more than those of
+    ``b`` beyond the one-sided F-test at level ``alpha``, −1 when less by as much, 0 otherwise
+    (also with fewer than 2 values on a side). A side with zero variance against one without is
+    decided by the other side's test: ratio ∞ (or 0)."""
+    if len(a) < 2 or len(b) < 2:
+        return 0, math.nan, math.nan
+    va, vb = statistics.variance(a), statistics.variance(b)
+    up, down = f_critical(len(a) - 1, len(b) - 1, alpha), f_critical(len(b) - 1, len(a) - 1, alpha)
+    if va == vb:
+        return 0, 1.0, up
+    ratio = va / vb if vb > 0 else math.inf
+    if ratio > up:
+        return 1, ratio, up
+    if ratio < 1 / down:
+        return -1, ratio, up
+    return 0, ratio, up
+
+
+def pm(values: list[float], digits: int = 2, scale: float = 1.0) -> str:
+    """``mean ± std`` (just the mean for one value)."""
+    m, s = mean_std([v * scale for v in values])
+    return f"{m:.{digits}f} ± {s:.{digits}f}" if len(values) > 1 else f"{m:.{digits}f}"

@@ -1,0 +1,425 @@
+"""Progressive growing (Karras et al. 2018) and StyleGAN (Karras et al. 2019; StyleGAN2's modulated
+convolution): each building block against its formula written out by hand, the fade-in against the
+blend of Fig. 2, the style mixing and truncation of the style-based generator, and the family contract."""
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from archlab import create_model
+from archlab.models.gan.progressive import (
+    EqualizedConv2d,
+    EqualizedLinear,
+    MinibatchStdDev,
+    PixelNorm,
+    downsample,
+    progress_to_stage,
+    upsample,
+)
+from archlab.models.gan.stylegan import ModulatedConv2d, NoiseInput, mix_styles
+from archlab.utils.errors import ConfigError
+
+TINY_PROGAN = {"latent_dim": 8, "fmap_base": 32, "fmap_max": 8, "mbstd_group_size": 2}
+TINY_STYLEGAN = {
+    "latent_dim": 8,
+    "w_dim": 6,
+    "mapping_layers": 2,
+    "channel_base": 64,
+    "channel_max": 8,
+    "d_fmap_base": 32,
+    "d_fmap_max": 8,
+}
+
+
+@pytest.fixture
+def progan():
+    torch.manual_seed(0)
+    return create_model("progan", **TINY_PROGAN)
+
+
+@pytest.fixture
+def stylegan():
+    torch.manual_seed(0)
+    return create_model("stylegan", **TINY_STYLEGAN)
+
+
+# -- the building blocks ----------------------------------------------------------------------------
+def test_equalized_conv_scales_by_he_constant_at_runtime():
+    """§4.1: w ~ N(0, 1) stored, ŵ = c·w used, c = √2/√fan_in (He et al. 2015); fan_in = C_in·k²."""
+    torch.manual_seed(0)
+    conv = EqualizedConv2d(16, 32, 3)
+    assert conv.scale == pytest.approx(math.sqrt(2.0 / (16 * 9)), rel=1e-12)
+    assert conv.weight.std().item() == pytest.approx(1.0, abs=0.05) and not conv.bias.any()
+    x = torch.randn(2, 16, 5, 5)
+    ref = F.conv2d(x, conv.weight * math.sqrt(2.0 / 144), conv.bias, padding=1)
+    torch.testing.assert_close(conv(x), ref, rtol=0, atol=0)
+    to_rgb = EqualizedConv2d(16, 1, 1, gain=1.0)
+    assert to_rgb.scale == pytest.approx(1 / 4)  # gain 1: 1/√16
+
+
+def test_equalized_linear_lr_multiplier_scales_the_first_adam_step():
+    """StyleGAN App. C: the mapping network learns at λ = 0.01 of the rate. Adam's first step moves each
+    stored weight by exactly lr (m̂/√v̂ = ±1), so the used weight ŵ = c·λ·w moves by c·λ·lr."""
+    for lam in (1.0, 0.01):
+        torch.manual_seed(0)
+        fc = EqualizedLinear(4, 3, lr_multiplier=lam, bias_init=1.0).double()  # w ~ N(0, 10⁴): float64
+        assert fc.scale == pytest.approx(math.sqrt(2.0) / 2.0 * lam)
+        torch.testing.assert_close(fc.bias * lam, torch.ones(3, dtype=torch.float64))  # starts at bias_init
+        before = fc.weight.detach() * fc.scale
+        opt = torch.optim.Adam(fc.parameters(), lr=1e-3, eps=1e-12)
+        fc(torch.randn(5, 4, dtype=torch.float64)).sum().backward()
+        opt.step()
+        step = (fc.weight.detach() * fc.scale - before).abs()
+        torch.testing.assert_close(step, torch.full_like(step, math.sqrt(2.0) / 2.0 * lam * 1e-3), rtol=1e-6, atol=0)
+
+
+def test_pixel_norm_gives_unit_rms_feature_vectors():
+    """§4.2, Eq. 1: b_{x,y} = a_{x,y} / √(mean_j (a^j_{x,y})² + ε)."""
+    a = torch.randn(3, 7, 4, 5) * 10
+    b = PixelNorm()(a)
+    torch.testing.assert_close(b.square().mean(dim=1), torch.ones(3, 4, 5), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(b, a / a.square().mean(1, keepdim=True).add(1e-8).sqrt())
+
+
+def test_minibatch_stddev_on_a_hand_batch():
+    """§3: the standard deviation over the group per feature and pixel, averaged over both; groups of G
+    take every (B/G)-th example (the released code's reshape), so examples 0, 2 and 1, 3 pair up here."""
+    x = torch.tensor([1.0, 2.0, 5.0, 10.0]).view(4, 1, 1, 1).expand(4, 1, 2, 2).clone()
+    x[:, 0, 0, 0] += torch.tensor([0.0, 0.0, 2.0, 0.0])  # one pixel differs: {1, 7} → σ 3 instead of 2
+    y = MinibatchStdDev(group_size=2)(x)
+    assert y.shape == (4, 2, 2, 2) and torch.equal(y[:, :1], x)
+    s02 = (3.0 + 3 * 2.0) / 4  # group {0, 2}: pixel σ = 3, 2, 2, 2 (|5 − 1|/2, |7 − 1|/2)
+    s13 = 4.0  # group {1, 3}: |10 − 2| / 2 everywhere
+    want = torch.tensor([s02, s13, s02, s13]).view(4, 1, 1, 1).expand(4, 1, 2, 2)
+    torch.testing.assert_close(y[:, 1:], want, rtol=1e-6, atol=1e-6)
+    whole = MinibatchStdDev(group_size=4)(x)[:, 1]  # one group: the whole minibatch (the paper's text)
+    sigma = x[:, 0].var(dim=0, unbiased=False).add(1e-8).sqrt().mean()
+    torch.testing.assert_close(whole, sigma.expand(4, 2, 2))
+    odd = torch.arange(6.0).view(6, 1, 1, 1)  # 4 does not divide 6: groups of 3, {0, 2, 4} and {1, 3, 5}
+    torch.testing.assert_close(MinibatchStdDev(4)(odd)[:, 1, 0, 0], torch.full((6,), math.sqrt(8 / 3 + 1e-8)))
+
+
+# -- progressive growing ------------------------------------------------------------------------------
+def test_schedule_stabilises_then_fades_each_stage_in_linearly():
+    """2S − 1 equal phases (§2): 4×4 alone, then per stage α rising 0 → 1 and a stabilisation at α = 1."""
+    total, s = 70, 4  # 7 phases of 10 steps
+    steps = (0, 9, 10, 15, 19, 20, 29, 30, 45, 50, 69, 70)
+    got = [progress_to_stage(t, total, s) for t in steps]
+    assert [stage for stage, _ in got] == [0, 0, 1, 1, 1, 1, 1, 2, 2, 3, 3, 3]
+    assert [alpha for _, alpha in got] == pytest.approx([1, 1, 0, 0.5, 0.9, 1, 1, 0, 1, 0, 1, 1], abs=1e-12)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0])
+def test_generator_fade_in_is_the_blend_of_fig2(progan, alpha):
+    """y = (1 − α)·up(toRGB_{s−1}(h_{s−1})) + α·toRGB_s(block_s(h_{s−1})) (Fig. 2b), here at stage 2."""
+    g, z = progan.generator, torch.randn(4, 8)
+    progan.set_stage(2, alpha)
+    h0 = g.block(0, z)
+    h1 = g.block(1, h0)
+    low = upsample(g.to_rgb[1](h1))  # (4, 1, 16, 16)
+    high = g.to_rgb[2](g.block(2, h1))
+    torch.testing.assert_close(g(z), (1 - alpha) * low + alpha * high)
+    if alpha == 0.0:  # exactly the previous stage's image, upsampled
+        faded_in = g(z)
+        progan.set_stage(1, 1.0)
+        torch.testing.assert_close(faded_in, upsample(g(z)), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0])
+def test_discriminator_fade_in_is_the_blend_of_fig2(progan, alpha):
+    """h = (1 − α)·fromRGB_{s−1}(down(x)) + α·block_s(fromRGB_s(x)), then the lower stages (Fig. 2b);
+    α = 0 is the previous stage's D on the downsampled image."""
+    d, x = progan.discriminator, torch.randn(4, 1, 16, 16)
+    progan.set_stage(2, alpha)
+    lrelu = lambda t: F.leaky_relu(t, 0.2)  # noqa: E731
+    h = (1 - alpha) * lrelu(d.from_rgb[1](downsample(x))) + alpha * d.block(2, lrelu(d.from_rgb[2](x)))
+    torch.testing.assert_close(d(x), d.head(d.block(1, h)))
+    if alpha == 0.0:
+        got = d(x)
+        progan.set_stage(1, 1.0)
+        torch.testing.assert_close(got, d(downsample(x)), rtol=0, atol=0)
+
+
+def test_real_images_are_padded_downsampled_and_blended(progan):
+    """28 → 32 by 2 background pixels a side; pooled to r_s; during a fade-in
+    x_s = (1 − α)·up(down(x_s)) + α·x_s (Fig. 2 caption)."""
+    x = torch.rand(4, 1, 28, 28)
+    progan.set_stage(3, 1.0)
+    full = progan.prepare_real(x)
+    assert full.shape == (4, 1, 32, 32) and torch.equal(full[..., 2:30, 2:30], x)
+    assert full[..., :2, :].abs().sum() == 0 and full[..., :, 30:].abs().sum() == 0
+    progan.set_stage(1, 0.25)
+    x8 = downsample(downsample(full))
+    torch.testing.assert_close(progan.prepare_real(x), 0.75 * upsample(downsample(x8)) + 0.25 * x8)
+    progan.set_stage(1, 0.0)  # α = 0: the 4×4 image, upsampled — what G's α = 0 output is made of
+    torch.testing.assert_close(progan.prepare_real(x), upsample(downsample(x8)))
+
+
+def test_set_progress_moves_both_networks_and_the_averaged_generator(progan):
+    import copy
+
+    ema = copy.deepcopy(progan.generator)
+    progan.attach_sampling_generator(ema)
+    progan.set_progress(35, 70)  # phase 3 of 7 (fade in 16×16), half way
+    for net in (progan, progan.generator, progan.discriminator, ema):
+        assert (net.stage, net.alpha) == (2, 0.5)
+    assert progan.prepare_real(torch.rand(2, 1, 28, 28)).shape == (2, 1, 16, 16)
+    assert progan.generator(torch.randn(2, 8)).shape == (2, 1, 16, 16)
+    with pytest.raises(ConfigError, match="set budget.steps"):
+        progan.set_progress(3, None)
+    fixed = create_model("progan", **TINY_PROGAN, progressive=False)
+    fixed.set_progress(0, 70)
+    assert (fixed.stage, fixed.alpha) == (3, 1.0)
+
+
+def test_inactive_parameters_are_exactly_those_without_gradient(progan):
+    for stage, alpha in ((0, 1.0), (2, 0.5), (3, 1.0)):
+        progan.zero_grad(set_to_none=True)
+        progan.set_stage(stage, alpha)
+        fake, score = progan(torch.randn(4, 8))
+        (fake.mean() + score.mean()).backward()
+        none = {n for n, p in progan.named_parameters() if p.grad is None}
+        assert none == progan.inactive_parameters()
+    assert "generator.to_rgb.2.weight" in none  # stage 3, α = 1: the 16×16 toRGB is unused
+
+
+def test_progan_contract_data_shape_and_units(progan):
+    """sample: (n, 1, 28, 28) in [0, 1], eval mode and no grad, the model's mode restored; a low stage is
+    shown upsampled to 32×32 before the crop."""
+    progan.train()
+    a = progan.sample(5, generator=torch.Generator().manual_seed(3))
+    b = progan.sample(5, generator=torch.Generator().manual_seed(3))
+    assert a.shape == (5, 1, 28, 28) and torch.equal(a, b) and progan.training
+    assert a.min() >= 0 and a.max() <= 1 and not a.requires_grad
+    progan.set_stage(0, 1.0)
+    z = torch.randn(2, 8)
+    low = progan.generate(z)
+    want = progan.to_data(progan.generator(z)).repeat_interleave(8, -1).repeat_interleave(8, -2)[..., 2:30, 2:30]
+    torch.testing.assert_close(low, want.clamp(0, 1))
+    with pytest.raises(ConfigError, match="resolution 24 must be a power of 2"):
+        create_model("progan", resolution=24)
+    with pytest.raises(ConfigError, match="in_shape 28×28 must be square, at most resolution 16"):
+        create_model("progan", resolution=16)
+
+
+# -- StyleGAN ---------------------------------------------------------------------------------------
+def test_modulated_convolution_equals_eq1_to_3_per_example():
+    """w'_{ijk} = s_i w_{ijk} (Eq. 1), w''_{ijk} = w'_{ijk} / √(Σ_{i,k} w'²_{ijk} + ε) (Eq. 2–3): each
+    example convolved with its own weights, against the layer's input/output-scaling computation."""
+    torch.manual_seed(0)
+    conv = ModulatedConv2d(5, 3, 3, w_dim=4)
+    x, w = torch.randn(2, 5, 6, 6), torch.randn(2, 4)
+    s = conv.affine.weight @ w.t() * conv.affine.scale + 1.0  # A(w): bias initialised to 1
+    torch.testing.assert_close(conv.styles(w), s.t())
+    base = conv.weight * (1 / math.sqrt(5 * 9))
+    outs, outs_mod = [], []
+    for b in range(2):
+        w1 = base * s[:, b].view(1, 5, 1, 1)  # Eq. 1
+        w2 = w1 / (w1.square().sum(dim=(1, 2, 3), keepdim=True) + 1e-8).sqrt()  # Eq. 2–3
+        outs.append(F.conv2d(x[b : b + 1], w2, padding=1))
+        outs_mod.append(F.conv2d(x[b : b + 1], w1, padding=1))
+    torch.testing.assert_close(conv(x, w), torch.cat(outs), rtol=1e-5, atol=1e-5)
+    conv.demodulate = False
+    torch.testing.assert_close(conv(x, w), torch.cat(outs_mod), rtol=1e-5, atol=1e-5)
+
+
+def test_noise_input_adds_scaled_per_pixel_noise_and_zero_scale_changes_nothing(stylegan):
+    """§3.2: h + b ⊙ n with n one value per pixel shared by the channels, b per channel (initialised to 0,
+    so a new generator's output does not depend on the noise at all)."""
+    layer = NoiseInput(3)
+    h, n = torch.randn(2, 3, 4, 4), torch.randn(2, 1, 4, 4)
+    with torch.no_grad():
+        layer.strength.copy_(torch.tensor([0.0, 1.0, -2.0]))
+    torch.testing.assert_close(layer(h, n), h + torch.tensor([0.0, 1.0, -2.0]).view(1, 3, 1, 1) * n)
+    z = torch.randn(3, 8)
+    stylegan.eval()  # no style mixing
+    one = stylegan.generate(z, noise_generator=torch.Generator().manual_seed(1))
+    two = stylegan.generate(z, noise_generator=torch.Generator().manual_seed(2))
+    assert torch.equal(one, two) and torch.equal(one, stylegan.generate(z, noise="none"))
+    with torch.no_grad():
+        for m in stylegan.generator.modules():
+            if isinstance(m, NoiseInput):
+                m.strength.fill_(0.5)
+    assert not torch.equal(
+        stylegan.generate(z, noise_generator=torch.Generator().manual_seed(1)),
+        stylegan.generate(z, noise_generator=torch.Generator().manual_seed(2)),
+    )
+
+
+def test_style_mixing_uses_w1_before_the_crossover_and_w2_after(stylegan):
+    """§3.1: every style layer and toRGB reads its own row of ws; with crossover c, rows < c are f(z₁) and
+    rows ≥ c f(z₂). Checked by recording the w each modulated conv receives."""
+    g = stylegan.generator.eval()
+    assert g.num_ws == 8  # 32×32: one layer at 4×4, two per later resolution, the last toRGB's
+    w1, w2 = g.mapping(torch.randn(2, 8)), g.mapping(torch.randn(2, 8))
+    ws = mix_styles(w1.unsqueeze(1).expand(-1, 8, -1), w2.unsqueeze(1).expand(-1, 8, -1), cutoff=3)
+    seen = []
+    hooks = [
+        m.affine.register_forward_hook(lambda mod, inp, out: seen.append(inp[0]))
+        for m in g.modules()
+        if isinstance(m, ModulatedConv2d)
+    ]
+    g.synthesis(ws, noise="none")
+    for h in hooks:
+        h.remove()
+    # order of calls: layer 0, toRGB 0 (w1), layer 1, layer 2, toRGB 1 (w3), … : the style index of each
+    order = [0, 1, 1, 2, 3, 3, 4, 5, 5, 6, 7]
+    assert len(seen) == len(order)
+    for got, idx in zip(seen, order, strict=True):
+        torch.testing.assert_close(got, w1 if idx < 3 else w2, rtol=0, atol=0)
+
+
+def test_generate_mixed_takes_coarse_styles_from_z1_and_fine_from_z2(stylegan):
+    stylegan.eval()
+    z1, z2 = torch.randn(3, 8), torch.randn(3, 8)
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731  (the same noise for every call)
+    torch.testing.assert_close(
+        stylegan.generate_mixed(z1, z2, 8, noise_generator=g()), stylegan.generate(z1, noise_generator=g())
+    )
+    torch.testing.assert_close(
+        stylegan.generate_mixed(z1, z2, 0, noise_generator=g()), stylegan.generate(z2, noise_generator=g())
+    )
+    with pytest.raises(ValueError, match=r"cutoff 9 must be in \[0, 8\]"):
+        stylegan.generate_mixed(z1, z2, 9)
+
+
+def test_training_mixes_styles_with_probability_p(stylegan):
+    """In training mode, a share ≈ style_mixing_prob (0.9) of the batches get two latents with a crossover
+    c ∈ {1 … L − 1}; eval mode never mixes."""
+    g = stylegan.generator.train()
+    torch.manual_seed(0)
+    mixed, cutoffs = 0, set()
+    with torch.no_grad():
+        for _ in range(200):
+            ws = g.styles(torch.randn(2, 8))
+            differs = (ws != ws[:, :1]).any(dim=(0, 2))  # rows unlike row 0
+            if differs.any():
+                c = int(differs.nonzero()[0])
+                assert differs[c:].all() and not differs[:c].any()
+                mixed += 1
+                cutoffs.add(c)
+    assert 0.85 * 200 <= mixed <= 0.95 * 200 and cutoffs == set(range(1, 8))
+    g.eval()
+    ws = g.styles(torch.randn(2, 8))
+    assert torch.equal(ws, ws[:, :1].expand_as(ws))
+
+
+def test_truncation_psi_zero_gives_the_mean_w_and_the_mean_is_tracked(stylegan):
+    """App. B: w' = w̄ + ψ(w − w̄); ψ = 0 → w̄ whatever z. w̄ follows w̄ ← β w̄ + (1 − β) mean f(z) in training."""
+    m = stylegan.generator.mapping
+    m.train()
+    z = torch.randn(16, 8)
+    w = m(z)  # one training forward: w̄ = (1 − β)·mean w from 0
+    torch.testing.assert_close(m.w_avg, (1 - 0.995) * w.detach().mean(0))
+    m.eval()
+    torch.testing.assert_close(m(torch.randn(5, 8), psi=0.0), m.w_avg.expand(5, -1))
+    zz = torch.randn(5, 8)
+    torch.testing.assert_close(m(zz, psi=0.5), m.w_avg + 0.5 * (m(zz) - m.w_avg))
+    a = stylegan.sample(4, generator=torch.Generator().manual_seed(0), psi=0.0)
+    assert a.shape == (4, 1, 28, 28)  # every image drawn from w̄ (only the noise differs; its scale is 0)
+    assert torch.equal(a, a[:1].expand_as(a))
+
+
+def test_stylegan_contract(stylegan):
+    stylegan.train()
+    x = stylegan.sample(3, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (3, 1, 28, 28) and stylegan.training and x.min() >= 0 and x.max() <= 1
+    assert torch.equal(x, stylegan.sample(3, generator=torch.Generator().manual_seed(0)))
+    assert stylegan.prepare_real(torch.rand(2, 1, 28, 28)).shape == (2, 1, 32, 32)
+    fake, score = stylegan(torch.randn(4, 8))
+    assert fake.shape == (4, 1, 28, 28) and score.shape == (4, 1)
+    (fake.mean() + score.mean()).backward()
+    assert all(p.grad is not None for p in stylegan.parameters())  # no unused layer at a fixed 32×32
+
+
+# -- training through the GAN task ------------------------------------------------------------------
+@pytest.fixture
+def digits_gan():
+    """The digits (1×8×8 in [0, 1]) as a data set serving the gan task, for a few-step progan run."""
+    from dataclasses import replace
+
+    from archlab.data import dataset_info, load_dataset
+    from archlab.data.core import DATASETS, register_dataset
+
+    info = replace(dataset_info("digits"), name="digits_progan", task="gan", tasks=("gan",))
+    register_dataset(info)(lambda split, data_dir=None: load_dataset("digits", split))
+    yield info.name
+    DATASETS._entries.pop(info.name, None)
+
+
+def test_progan_resumes_bit_identically_across_a_resolution_change(tmp_path, digits_gan):
+    """6 steps of 4×4 → 8×8 (three phases of 2: 4×4, fade-in, 8×8), WGAN-GP with the drift term and an
+    averaged generator; a run resumed from its step-2 checkpoint (after the 4×4 phase) crosses both the
+    fade-in and the switch to 8×8 and ends with the same weights, optimiser state and averaged generator,
+    bit for bit: the stage and α are a function of the step, set again before every step."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from archlab.config import load_recipe
+    from archlab.engine import Trainer
+    from archlab.engine import checkpoint as ckpt
+    from conftest import tiny_recipe
+
+    r = tiny_recipe(
+        **{
+            "model": {"name": "progan", "resolution": 8, "latent_dim": 8, "fmap_base": 16, "fmap_max": 8},
+            "data.name": digits_gan,
+            "data.val_fraction": 0.0,
+            "data.batch_size": 16,
+            "data.test_subset": 64,
+            "task": {"name": "gan", "loss": "wgan_gp", "options": {"n_critic": 1, "drift": 0.001, "ema_decay": 0.9}},
+            "optim": {"name": "adam", "lr": 1e-3, "betas": [0.0, 0.99], "weight_decay": 0.0},
+            "schedule": {"name": "constant"},
+            "budget.steps": 6,
+            "eval.every": 6,
+            "checkpoint": {"every": 2, "keep_last": 10},
+        }
+    )
+    full = Trainer(load_recipe(r), runs_dir=tmp_path / "a").fit()
+    ref = Path(full["run_dir"])
+    resumed = tmp_path / "b" / ref.name
+    shutil.copytree(ref, resumed)
+    for d in ckpt.step_dirs(resumed / "checkpoints"):
+        if int(d.name.split("-")[1]) > 2:
+            shutil.rmtree(d)  # as if killed after the step-2 checkpoint
+    (resumed / "summary.json").unlink()
+    Trainer.resume(resumed, quiet=True).fit()
+    names = ("model.safetensors", "optimizer.safetensors", "task.safetensors")
+    a, b = (ckpt.step_dirs(run / "checkpoints")[0] for run in (ref, resumed))
+    assert a.name == b.name == ckpt.step_dir_name(6)
+    for f in names:
+        ta, tb = load_file(a / f), load_file(b / f)
+        assert ta.keys() == tb.keys() and len(ta) > 0
+        for k in ta:
+            assert torch.equal(ta[k], tb[k]), (f, k)
+    # Adam keeps no state for a layer before its stage fades in (its gradient is None): fresh moments
+    # for the 8×8 layers, as the released code's optimiser reset gives them
+    early = load_file(resumed / "checkpoints" / ckpt.step_dir_name(2) / "optimizer.safetensors")
+    late = load_file(a / "optimizer.safetensors")
+    params = lambda t: {k.rsplit("/", 1)[0] for k in t if k.startswith("generator/")}  # noqa: E731
+    assert params(early) < params(late)
+
+
+def test_drift_term_adds_eps_times_mean_squared_real_score(progan):
+    """ProGAN App. A.1: L_D' = L_D + ε_drift E_x[D(x)²] (task.options.drift; 0 leaves L_D unchanged);
+    refused for a loss without a critic."""
+    from archlab.config import TaskSpec
+    from archlab.data import dataset_info
+    from archlab.tasks import build_task
+
+    info = dataset_info("fashion_mnist")
+    plain = build_task(TaskSpec(name="gan", loss="wgan_gp", options={"gp_weight": 0.0}), info)
+    drift = build_task(TaskSpec(name="gan", loss="wgan_gp", options={"gp_weight": 0.0, "drift": 0.001}), info)
+    real = progan.to_network(progan.prepare_real(torch.rand(4, 1, 28, 28)))
+    fake = progan.generator(torch.randn(4, 8)).detach()
+    base, _ = plain.d_objective(progan, real, fake)
+    with_drift, _ = drift.d_objective(progan, real, fake)
+    s_real, s_fake = progan.discriminator(real), progan.discriminator(fake)
+    torch.testing.assert_close(base, s_fake.mean() - s_real.mean())
+    torch.testing.assert_close(with_drift, base + 0.001 * s_real.square().mean())
+    with pytest.raises(ConfigError, match="task.options.drift: 0.001 must be ≥ 0 and applies to a critic"):
+        build_task(TaskSpec(name="gan", loss="non_saturating", options={"drift": 0.001}), info)
