@@ -351,10 +351,10 @@ def digits_gan():
 
 
 def test_progan_resumes_bit_identically_across_a_resolution_change(tmp_path, digits_gan):
-    """12 steps of 4×4 → 8×8 (three phases of 4: 4×4, fade-in, 8×8), WGAN-GP with the drift term and an
-    averaged generator; a run resumed from its step-3 checkpoint (still 4×4) crosses both the fade-in and
-    the switch to 8×8 and ends with the same weights, optimiser state and averaged generator, bit for bit:
-    the stage and α are a function of the step, set again before every step."""
+    """6 steps of 4×4 → 8×8 (three phases of 2: 4×4, fade-in, 8×8), WGAN-GP with the drift term and an
+    averaged generator; a run resumed from its step-2 checkpoint (after the 4×4 phase) crosses both the
+    fade-in and the switch to 8×8 and ends with the same weights, optimiser state and averaged generator,
+    bit for bit: the stage and α are a function of the step, set again before every step."""
     import shutil
 
     from safetensors.torch import load_file
@@ -374,9 +374,9 @@ def test_progan_resumes_bit_identically_across_a_resolution_change(tmp_path, dig
             "task": {"name": "gan", "loss": "wgan_gp", "options": {"n_critic": 1, "drift": 0.001, "ema_decay": 0.9}},
             "optim": {"name": "adam", "lr": 1e-3, "betas": [0.0, 0.99], "weight_decay": 0.0},
             "schedule": {"name": "constant"},
-            "budget.steps": 12,
-            "eval.every": 12,
-            "checkpoint": {"every": 3, "keep_last": 10},
+            "budget.steps": 6,
+            "eval.every": 6,
+            "checkpoint": {"every": 2, "keep_last": 10},
         }
     )
     full = Trainer(load_recipe(r), runs_dir=tmp_path / "a").fit()
@@ -384,13 +384,13 @@ def test_progan_resumes_bit_identically_across_a_resolution_change(tmp_path, dig
     resumed = tmp_path / "b" / ref.name
     shutil.copytree(ref, resumed)
     for d in ckpt.step_dirs(resumed / "checkpoints"):
-        if int(d.name.split("-")[1]) > 3:
-            shutil.rmtree(d)  # as if killed after the step-3 checkpoint
+        if int(d.name.split("-")[1]) > 2:
+            shutil.rmtree(d)  # as if killed after the step-2 checkpoint
     (resumed / "summary.json").unlink()
     Trainer.resume(resumed, quiet=True).fit()
     names = ("model.safetensors", "optimizer.safetensors", "task.safetensors")
     a, b = (ckpt.step_dirs(run / "checkpoints")[0] for run in (ref, resumed))
-    assert a.name == b.name == ckpt.step_dir_name(12)
+    assert a.name == b.name == ckpt.step_dir_name(6)
     for f in names:
         ta, tb = load_file(a / f), load_file(b / f)
         assert ta.keys() == tb.keys() and len(ta) > 0
@@ -398,7 +398,7 @@ def test_progan_resumes_bit_identically_across_a_resolution_change(tmp_path, dig
             assert torch.equal(ta[k], tb[k]), (f, k)
     # Adam keeps no state for a layer before its stage fades in (its gradient is None): fresh moments
     # for the 8×8 layers, as the released code's optimiser reset gives them
-    early = load_file(resumed / "checkpoints" / ckpt.step_dir_name(3) / "optimizer.safetensors")
+    early = load_file(resumed / "checkpoints" / ckpt.step_dir_name(2) / "optimizer.safetensors")
     late = load_file(a / "optimizer.safetensors")
     params = lambda t: {k.rsplit("/", 1)[0] for k in t if k.startswith("generator/")}  # noqa: E731
     assert params(early) < params(late)

@@ -16,9 +16,9 @@ map while no map's magnitude is erased, and it costs one convolution per layer (
 s, the output by 1/σ — algebraically the per-example weights of Eq. 1–3). Without AdaIN's
 normalisation progressive growing is not needed (StyleGAN2 §4.1); the generator is StyleGAN2's
 "skip" generator (Fig. 7b: the RGB outputs of every resolution upsampled and summed) trained at 32×32
-from the start, with bilinear upsampling (StyleGAN §2). The discriminator is the progressive GAN's
-(Karras et al. 2018, Table 2, minibatch stddev included) at full resolution — the discriminator
-StyleGAN itself keeps (2019, Appendix C: "our discriminator ... same as in [ProGAN]").
+from the start, with bilinear upsampling (StyleGAN §2.1). The discriminator is the progressive GAN's
+(Karras et al. 2018, Table 2, minibatch stddev included) at full resolution: StyleGAN changes the
+generator and takes the rest from its ProGAN baseline (2019 §2.1), whose discriminator this is.
 
 Letters: B batch, K latent_dim (z), D w_dim, L the number of styles (two per resolution: 2·log2(R) − 2,
 8 at R = 32), C image channels, N_in / N_out feature maps, s ∈ R^{N_in} a style, ψ the truncation.
