@@ -18,7 +18,7 @@ from archlab.config import load_recipe
 from archlab.data import load_dataset
 from archlab.data.translation import apply_transform, partition, sobel_magnitude
 from archlab.engine import Trainer
-from archlab.models.gan.cyclegan import patch_receptive_field
+from archlab.models.gan.cyclegan import PatchDiscriminator, patch_receptive_field
 from archlab.tasks.cyclegan import CycleGANTask, ImagePool, l1, lsgan_d_loss, lsgan_g_loss
 
 TINY_MODEL = {"name": "cyclegan", "ngf": 4, "ndf": 4, "n_blocks": 1}
@@ -177,9 +177,7 @@ def test_shapes_translate_and_the_patch_receptive_field():
         model.translate(a, "a2c")
     # the paper's PatchGAN (L = 3) sees 70×70 patches and scores a 256×256 image with a 30×30 map
     assert [patch_receptive_field(n) for n in (1, 2, 3)] == [16, 34, 70]
-    with torch.device("meta"):
-        d = create_model("cyclegan", d_layers=3, ndf=64, in_shape=(3, 256, 256)).D_A
-        assert d(torch.zeros(1, 3, 256, 256)).shape == (1, 1, 30, 30)
+    assert PatchDiscriminator(1, ndf=2, d_layers=3)(torch.zeros(1, 1, 256, 256)).shape == (1, 1, 30, 30)
     # measured: through the convolutions, one score of the 28×28 model (L = 1) reads exactly a 16×16 patch
     # (instance norm's statistics are over the whole map, so with them in place every pixel counts a little)
     d = create_model("cyclegan", ndf=4).D_A
@@ -197,7 +195,7 @@ def test_init_is_normal_002_and_instance_norm_has_no_parameters():
     model = create_model("cyclegan")
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
     w = torch.cat([m.weight.flatten() for m in convs])
-    assert abs(float(w.detach().std()) - 0.02) < 0.001 and all(float(m.bias.abs().max()) == 0 for m in convs)
+    assert abs(float(w.detach().std()) - 0.02) < 0.001 and all(float(m.bias.detach().abs().max()) == 0 for m in convs)
     norms = [m for m in model.modules() if isinstance(m, nn.InstanceNorm2d)]
     assert norms and all(not m.affine and not m.track_running_stats for m in norms)
 

@@ -3,9 +3,9 @@
 Domain A is an image set's own images; domain B is a fixed transform T of them — the colour
 inversion ``1 − x`` or the Sobel edge map — so the right answer of a translation is known for
 every image, and a translation learnt *without* pairs (CycleGAN, Zhu et al. 2017) can be scored
-against it. The sets serve the tasks ``cyclegan`` (unpaired) and ``translation_paired`` (the
-supervised upper bound: the same generator trained with an L1 loss on true pairs, Isola et al.
-2017's L1 term).
+against it. The unpaired set serves task ``cyclegan``; with ``data.options.paired: true`` it serves
+task ``translation_paired`` only (the supervised upper bound: the same generators trained with an L1
+loss on true pairs, Isola et al. 2017's L1 term).
 
 Splits, from the base set's training split of N images and a permutation seeded with
 ``TRANSLATION_SEED`` (the same for every run, so every recipe sees the same halves):
