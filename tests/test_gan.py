@@ -253,7 +253,7 @@ def test_dcgan_init_and_batch_norm_placement_follow_radford_et_al():
     torch.manual_seed(0)
     m = create_model("dcgan", in_shape=(1, 32, 32), width=32)
     convs = [p for n, p in m.named_parameters() if p.dim() == 4]
-    w = torch.cat([p.flatten() for p in convs])
+    w = torch.cat([p.detach().flatten() for p in convs])
     assert float(w.mean()) == pytest.approx(0.0, abs=1e-3) and float(w.std()) == pytest.approx(0.02, rel=0.02)
     kinds = [type(x).__name__ for x in m.discriminator]
     assert kinds[:2] == ["Conv2d", "LeakyReLU"]  # no batch norm on D's input layer
