@@ -349,7 +349,7 @@ class GANTask(Task):
             sums["d_fake"] += float(self.score(s_fake).sum())
             if self.loss_name == "wgan_gp":
                 with torch.enable_grad():
-                    sums["gradient_penalty"] += float(gradient_penalty(m.discriminator, real, fake, g)) * b
+                    sums["gradient_penalty"] += float(gradient_penalty(m.discriminator, real, fake, g).detach()) * b
             n += b
             x_real, x_fake = m.to_data(real).flatten(1).float(), m.to_data(fake).flatten(1).float()
             if real_stats is None:
