@@ -327,7 +327,14 @@ def test_the_task_uses_the_exact_mixture_for_default_options():
 
     task = build_task(TaskSpec(name="gan"), dataset_info("ring8"))
     assert torch.equal(task.mixture().means, mixture_of("ring8").means) and task.mixture().std == 0.01
-    changed = build_task(TaskSpec(name="gan"), dataset_info("ring8", {"std": 0.05}))
-    assert changed.mixture() is None  # estimated from the labelled test points at evaluation
+    changed = build_task(TaskSpec(name="gan"), dataset_info("ring8", {"std": 0.05, "radius": 2.0}))
+    assert changed.mixture().std == 0.05  # the run's data.options, exactly
+    assert torch.allclose(changed.mixture().means.norm(dim=1), torch.full((8,), 2.0, dtype=torch.float64))
+    from archlab.tasks.diffusion import coverage_metrics
+
+    spread = mixture_of("ring8", {"std": 0.05, "radius": 2.0}).sample(400, 3)[0]
+    assert coverage_metrics(spread, dataset_info("ring8", {"std": 0.05, "radius": 2.0}))["modes_covered"] == 8
+    assert coverage_metrics(spread, dataset_info("ring8"))["modes_covered"] == 0  # none within 3σ of r = 1
+    assert coverage_metrics(spread, dataset_info("digits")) is None
     with pytest.raises(ConfigError):
         build_task(TaskSpec(name="gan", options={"n_critic": 0}), dataset_info("ring8"))
