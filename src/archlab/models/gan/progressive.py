@@ -41,7 +41,7 @@ from torch import nn
 
 from archlab.models.gan.base import GANBase, GANOutput
 from archlab.registry import register_model
-from archlab.registry.config import ImageShape, ModelConfig, PositiveInt
+from archlab.registry.config import ImageShape, ModelConfig, NonNegativeInt, PositiveInt
 from archlab.utils.errors import ConfigError
 from archlab.utils.shapes import check_shape
 
@@ -181,7 +181,7 @@ class ProGANConfig(ModelConfig):
     latent_dim: PositiveInt = 512  # K = nf(0) in the released code
     fmap_base: PositiveInt = 8192  # nf(s) = min(fmap_base / 2^s, fmap_max) feature maps
     fmap_max: PositiveInt = 512
-    mbstd_group_size: int = 4  # G of the minibatch stddev (0: no such layer); min(G, B) must divide B
+    mbstd_group_size: NonNegativeInt = 4  # G of the minibatch stddev (0: no such layer)
     progressive: bool = True  # grow 4×4 → R (False: train at R from the start, α = 1)
 
 
@@ -196,8 +196,6 @@ def _check(config: ProGANConfig) -> tuple[int, int]:
             f"in_shape {h}×{w} must be square, at most resolution {r} and pad evenly to it "
             f"(28 → 32: 2 pixels each side)"
         )
-    if config.mbstd_group_size < 0:
-        raise ValueError(f"mbstd_group_size {config.mbstd_group_size} must be ≥ 0 (0: no minibatch stddev)")
     return int(math.log2(r)) - 1, (r - h) // 2
 
 

@@ -52,7 +52,7 @@ from archlab.models.gan.progressive import (
     full_size_images,
 )
 from archlab.registry import register_model
-from archlab.registry.config import ImageShape, ModelConfig, PositiveInt, Probability
+from archlab.registry.config import ImageShape, ModelConfig, NonNegativeInt, PositiveFloat, PositiveInt, Probability
 
 ACT_GAIN = math.sqrt(2.0)  # leaky ReLU followed by ×√2 keeps unit variance (StyleGAN2's bias_act gain)
 
@@ -186,7 +186,7 @@ class StyleGANConfig(ModelConfig):
     latent_dim: PositiveInt = 512  # K, z ∈ R^K (2019 §2)
     w_dim: PositiveInt = 512  # D, w ∈ W = R^D (2019 §2)
     mapping_layers: PositiveInt = 8  # fully connected layers of f (2019 §2)
-    mapping_lr_multiplier: float = 0.01  # λ'/λ of the mapping network (2019 App. C)
+    mapping_lr_multiplier: PositiveFloat = 0.01  # λ'/λ of the mapping network (2019 App. C)
     channel_base: PositiveInt = 16384  # maps at resolution r: min(channel_base / r, channel_max) (StyleGAN2 code)
     channel_max: PositiveInt = 512
     style_mixing_prob: Probability = 0.9  # share of training batches with two latents (2019 §3.1)
@@ -195,7 +195,7 @@ class StyleGANConfig(ModelConfig):
     # discriminator: the progressive GAN's at full resolution (its nf(s) = min(fmap_base / 2^s, fmap_max))
     d_fmap_base: PositiveInt = 8192
     d_fmap_max: PositiveInt = 512
-    mbstd_group_size: int = 4  # minibatch stddev group (0: none)
+    mbstd_group_size: NonNegativeInt = 4  # minibatch stddev group (0: none)
 
 
 class StyleGenerator(nn.Module):
