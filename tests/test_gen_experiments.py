@@ -29,6 +29,15 @@ def test_mode_collapse_quick(quick_experiment):
     assert "plain GAN covers" in rec["verdict"] and rec["supported"] in (True, False, None)
 
 
+def test_nash_equilibrium_quick(quick_experiment):
+    exp, rec = quick_experiment("nash-equilibrium", "--set", "steps=6", "--set", "samples=200")
+    assert [r[0] for r in rec["table"]["rows"]] == [3, 6]  # two snapshots
+    (snaps,) = rec["snapshots"].values()
+    for m in snaps:
+        assert 0 <= m["dev_half"] <= 0.5 and 0 <= m["dev_opt"] <= 1 and m["w1_sigma"] >= 0
+    assert len(rec["figures"]) == 3 and "E|D(x) − ½|" in rec["verdict"]
+
+
 def test_diffusion_stability_quick_on_the_ring(quick_experiment):
     exp, rec = quick_experiment("diffusion-stability", "--set", "data=ring8", "--set", "samples=50")
     rows = [r[0] for r in rec["table"]["rows"]]
@@ -65,6 +74,7 @@ def test_gan_vs_vae_quick(quick_experiment, tmp_path_factory, monkeypatch):
         (["mode-collapse", "--set", "models=[vae]"], "models"),
         (["mode-collapse", "--set", "data=[mnist]"], "data"),
         (["nash-equilibrium", "--set", "loss=hinge"], "loss"),
+        (["nash-equilibrium", "--set", "steps=4", "--set", "snapshots=5"], "snapshots (5) must be ≤ steps (4)"),
         (["diffusion-stability", "--set", "data=ring8", "--set", "ddim_steps=[0]"], "ddim_steps must be ≥ 1"),
         (["diffusion-stability", "--set", "data=ring8", "--set", "ddim_steps=[50]"], "≤ the DDPM's T = 20"),
         (["gan-vs-vae", "--set", "samples=3"], "samples"),
