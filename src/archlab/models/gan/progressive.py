@@ -43,6 +43,7 @@ from archlab.models.gan.base import GANBase, GANOutput
 from archlab.registry import register_model
 from archlab.registry.config import ImageShape, ModelConfig, NonNegativeInt, PositiveInt
 from archlab.utils.errors import ConfigError
+from archlab.utils.seed import randn_on
 from archlab.utils.shapes import check_shape
 
 LRELU_SLOPE = 0.2  # leaky ReLU everywhere (App. A.1)
@@ -392,17 +393,17 @@ class PaddedImageGAN(GANBase):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, **kw) -> torch.Tensor:
-        """``n`` images (n, C, H, W) in [0, 1] from z ~ N(0, I) drawn on the CPU with ``generator`` (the
-        global RNG when None), in eval mode, without gradients, on the model's device; ``kw`` go to
-        :meth:`generate`. Raises ValueError for n < 1."""
+        """``n`` images (n, C, H, W) in [0, 1] from z ~ N(0, I) drawn with ``generator`` on its own device
+        (the global RNG when None; ``utils.seed.randn_on``), in eval mode, without gradients, on the
+        model's device; ``kw`` go to :meth:`generate`. Raises ValueError for n < 1."""
         if n < 1:
             raise ValueError(f"n: need at least one sample, got {n}")
-        z = torch.randn(n, self.latent_dim, generator=generator)
         device = next(self.parameters()).device
+        z = randn_on((n, self.latent_dim), generator, device)  # on the generator's device, then moved
         was_training = self.training
         self.eval()
         try:
-            return self.generate(z.to(device), **kw)
+            return self.generate(z, **kw)
         finally:
             self.train(was_training)
 
