@@ -143,9 +143,9 @@ def test_weight_clipping_holds_after_every_critic_step(tmp_path):
     raw["optim"] = {"name": "rmsprop", "lr": 0.05}  # large steps: the clip must bind
     trainer = Trainer(load_recipe(raw), runs_dir=tmp_path)
     d = trainer.model.discriminator
-    assert max(float(p.abs().max()) for p in d.parameters()) > c  # PyTorch's initialisation exceeds c
+    assert max(float(p.detach().abs().max()) for p in d.parameters()) > c  # PyTorch's initialisation exceeds c
     trainer._train_step()
-    assert max(float(p.abs().max()) for p in d.parameters()) == pytest.approx(c)  # clipped, and at the bound
+    assert max(float(p.detach().abs().max()) for p in d.parameters()) == pytest.approx(c)  # clipped, and at the bound
 
 
 def test_ema_update_is_the_formula_and_sampling_uses_the_average(tmp_path):
@@ -253,7 +253,7 @@ def test_dcgan_init_and_batch_norm_placement_follow_radford_et_al():
     torch.manual_seed(0)
     m = create_model("dcgan", in_shape=(1, 32, 32), width=32)
     convs = [p for n, p in m.named_parameters() if p.dim() == 4]
-    w = torch.cat([p.flatten() for p in convs])
+    w = torch.cat([p.detach().flatten() for p in convs])
     assert float(w.mean()) == pytest.approx(0.0, abs=1e-3) and float(w.std()) == pytest.approx(0.02, rel=0.02)
     kinds = [type(x).__name__ for x in m.discriminator]
     assert kinds[:2] == ["Conv2d", "LeakyReLU"]  # no batch norm on D's input layer
@@ -327,7 +327,14 @@ def test_the_task_uses_the_exact_mixture_for_default_options():
 
     task = build_task(TaskSpec(name="gan"), dataset_info("ring8"))
     assert torch.equal(task.mixture().means, mixture_of("ring8").means) and task.mixture().std == 0.01
-    changed = build_task(TaskSpec(name="gan"), dataset_info("ring8", {"std": 0.05}))
-    assert changed.mixture() is None  # estimated from the labelled test points at evaluation
+    changed = build_task(TaskSpec(name="gan"), dataset_info("ring8", {"std": 0.05, "radius": 2.0}))
+    assert changed.mixture().std == 0.05  # the run's data.options, exactly
+    assert torch.allclose(changed.mixture().means.norm(dim=1), torch.full((8,), 2.0, dtype=torch.float64))
+    from archlab.tasks.diffusion import coverage_metrics
+
+    spread = mixture_of("ring8", {"std": 0.05, "radius": 2.0}).sample(400, 3)[0]
+    assert coverage_metrics(spread, dataset_info("ring8", {"std": 0.05, "radius": 2.0}))["modes_covered"] == 8
+    assert coverage_metrics(spread, dataset_info("ring8"))["modes_covered"] == 0  # none within 3σ of r = 1
+    assert coverage_metrics(spread, dataset_info("digits")) is None
     with pytest.raises(ConfigError):
         build_task(TaskSpec(name="gan", options={"n_critic": 0}), dataset_info("ring8"))

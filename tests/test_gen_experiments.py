@@ -9,7 +9,15 @@ import pytest
 import torch
 
 from archlab.cli import main
-from archlab.experiments.gen_common import f_critical, mixture_scores, points_frechet, separated, variance_ratio
+from archlab.experiments.gen_common import (
+    f_critical,
+    mean_std,
+    mixture_scores,
+    pm,
+    points_frechet,
+    separated,
+    variance_ratio,
+)
 
 
 def test_mode_collapse_quick(quick_experiment):
@@ -27,6 +35,15 @@ def test_mode_collapse_quick(quick_experiment):
     assert set(rec["comparisons"]["ring8"]) == {"sngan", "ddpm"}
     assert rec["figures"] == ["figures/modes-covered.png", "figures/samples-over-modes.png"]
     assert "plain GAN covers" in rec["verdict"] and rec["supported"] in (True, False, None)
+
+
+def test_nash_equilibrium_quick(quick_experiment):
+    exp, rec = quick_experiment("nash-equilibrium", "--set", "steps=6", "--set", "samples=200")
+    assert [r[0] for r in rec["table"]["rows"]] == [3, 6]  # two snapshots
+    (snaps,) = rec["snapshots"].values()
+    for m in snaps:
+        assert 0 <= m["dev_half"] <= 0.5 and 0 <= m["dev_opt"] <= 1 and m["w1_sigma"] >= 0
+    assert len(rec["figures"]) == 3 and "E|D(x) − ½|" in rec["verdict"]
 
 
 def test_diffusion_stability_quick_on_the_ring(quick_experiment):
@@ -65,6 +82,7 @@ def test_gan_vs_vae_quick(quick_experiment, tmp_path_factory, monkeypatch):
         (["mode-collapse", "--set", "models=[vae]"], "models"),
         (["mode-collapse", "--set", "data=[mnist]"], "data"),
         (["nash-equilibrium", "--set", "loss=hinge"], "loss"),
+        (["nash-equilibrium", "--set", "steps=4", "--set", "snapshots=5"], "snapshots (5) must be ≤ steps (4)"),
         (["diffusion-stability", "--set", "data=ring8", "--set", "ddim_steps=[0]"], "ddim_steps must be ≥ 1"),
         (["diffusion-stability", "--set", "data=ring8", "--set", "ddim_steps=[50]"], "≤ the DDPM's T = 20"),
         (["gan-vs-vae", "--set", "samples=3"], "samples"),
@@ -97,6 +115,8 @@ def test_variance_ratio_and_separation_rules():
     assert separated([-0.1, 0.0, 0.1], [0.9, 1.0, 1.1]) == -1
     assert separated([0.0, 1.0, 2.0], [0.5, 1.0, 1.5]) == 0
     assert separated([3.0], [3.0]) == 0 and separated([3.0], [2.0]) == 1  # one seed each: the raw values
+    # a reverse KL without any high-quality sample is nan: the mean and spread are nan, the cell "—"
+    assert all(math.isnan(v) for v in mean_std([0.5, math.nan, 0.7])) and pm([0.5, math.nan]) == "—"
 
 
 def test_points_frechet_and_mixture_scores_on_exact_samples():
@@ -110,3 +130,5 @@ def test_points_frechet_and_mixture_scores_on_exact_samples():
     assert sc["modes_covered"] == 8 and sc["high_quality"] == pytest.approx(1 - math.exp(-4.5), abs=0.003)
     assert sc["reverse_kl"] == pytest.approx(0.0, abs=2e-3) and sc["frechet_points"] < 1e-3
     assert np.isclose(sum(sc["counts"]), sc["high_quality"] * 20_000)
+    broken = mixture_scores(torch.full((10, 2), math.nan), "ring8")  # a diverged generator scores, not raises
+    assert broken["modes_covered"] == 0 and broken["frechet_points"] == math.inf

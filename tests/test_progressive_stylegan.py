@@ -423,3 +423,23 @@ def test_drift_term_adds_eps_times_mean_squared_real_score(progan):
     torch.testing.assert_close(with_drift, base + 0.001 * s_real.square().mean())
     with pytest.raises(ConfigError, match="task.options.drift: 0.001 must be ≥ 0 and applies to a critic"):
         build_task(TaskSpec(name="gan", loss="non_saturating", options={"drift": 0.001}), info)
+
+
+def test_progan_without_a_step_budget_is_one_line_before_the_run_dir(tmp_path, capsys, digits_gan):
+    """The schedule needs budget.steps: a time budget is refused by the start-up probe, exit 2, no run dir."""
+    import yaml
+
+    from archlab.cli import main
+    from conftest import tiny_recipe
+
+    r = tiny_recipe(**{"model": {"name": "progan", "resolution": 8, "latent_dim": 8, "fmap_base": 16, "fmap_max": 8},
+                       "data.name": digits_gan, "data.val_fraction": 0.0, "task": {"name": "gan", "loss": "wgan_gp"},
+                       "schedule": {"name": "constant"}, "budget": {"seconds": 60}})  # fmt: skip
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(r))
+    assert main(["train", str(path), "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "progressive growing schedules its stages over budget.steps" in err
+    assert not (tmp_path / "runs").exists()
+    with pytest.raises(ConfigError, match="model.mbstd_group_size: Input should be greater than or equal to 0"):
+        create_model("progan", mbstd_group_size=-1)

@@ -156,6 +156,8 @@ class DatasetInfo:
     reference: dict[str, str] = field(default_factory=dict)  # published results, model → figure
     notes: str = ""
     tasks: tuple[str, ...] = ()  # every task this set serves; ``task`` is put first
+    # a generated set's resolved options (data.options with defaults), e.g. a mixture's means and σ
+    params: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", (self.task, *(t for t in self.tasks if t != self.task)))

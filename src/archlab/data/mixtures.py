@@ -87,8 +87,9 @@ def _check(name: str, std: float, n_train: int, n_test: int, **sizes: float) -> 
             raise ConfigError(f"data.options.{key}: {n} must be between 1 and {MAX_POINTS:,} (dataset '{name}')")
 
 
-def _info(name: str, mixture: Mixture, n_train: int, n_test: int, notes: str, citation: str) -> DatasetInfo:
+def _info(name: str, mixture: Mixture, options: dict[str, Any], notes: str, citation: str) -> DatasetInfo:
     k, d = mixture.means.shape
+    n_train, n_test = options["n_train"], options["n_test"]
     return DatasetInfo(
         name=name,
         kind="tabular",
@@ -102,6 +103,7 @@ def _info(name: str, mixture: Mixture, n_train: int, n_test: int, notes: str, ci
         licence="none needed (generated)",
         citation=citation,
         notes=notes + "; y is the mode index; score samples with archlab.data.mixtures.mode_coverage",
+        params=dict(options),
     )
 
 
@@ -134,7 +136,7 @@ def ring8_info(**options: Any) -> DatasetInfo:
     _check("ring8", o["std"], o["n_train"], o["n_test"], radius=o["radius"])
     m = ring_mixture(**o)
     notes = f"{o['modes']} Gaussians on a circle of radius {o['radius']:g}, σ = {o['std']:g}"
-    return _info("ring8", m, o["n_train"], o["n_test"], notes, PAPERS)
+    return _info("ring8", m, o, notes, PAPERS)
 
 
 def grid25_info(**options: Any) -> DatasetInfo:
@@ -142,7 +144,7 @@ def grid25_info(**options: Any) -> DatasetInfo:
     _check("grid25", o["std"], o["n_train"], o["n_test"], spacing=o["spacing"])
     m = grid_mixture(**o)
     notes = f"{o['side']}×{o['side']} Gaussians {o['spacing']:g} apart, centred at 0, σ = {o['std']:g}"
-    return _info("grid25", m, o["n_train"], o["n_test"], notes, PAPERS)
+    return _info("grid25", m, o, notes, PAPERS)
 
 
 def gaussian1d_info(**options: Any) -> DatasetInfo:
@@ -151,7 +153,7 @@ def gaussian1d_info(**options: Any) -> DatasetInfo:
     m = gaussian1d_mixture(**o)
     notes = f"one Gaussian N({o['mean']:g}, {o['std']:g}²) on the line"
     cite = "Goodfellow et al., Generative Adversarial Nets (NeurIPS 2014), §4 and Fig. 1 (μ and σ: our choice)"
-    return _info("gaussian1d", m, o["n_train"], o["n_test"], notes, cite)
+    return _info("gaussian1d", m, o, notes, cite)
 
 
 _MIXTURES = {
@@ -168,6 +170,14 @@ def mixture_of(name: str, options: dict[str, Any] | None = None) -> Mixture:
         raise ConfigError(f"'{name}' is not a Gaussian-mixture data set; mixtures: {', '.join(_MIXTURES)}")
     make, defaults = _MIXTURES[name]
     return make(**{**defaults, **(options or {})})
+
+
+def mixture_for(info: DatasetInfo) -> Mixture | None:
+    """The :class:`Mixture` a data set's info describes — with the options it was built with
+    (``info.params``: ``data.options.std=0.02`` moves every σ) — or None for a set that is not a mixture."""
+    if info.name not in _MIXTURES:
+        return None
+    return mixture_of(info.name, {k: v for k, v in info.params.items() if k not in SPLIT_DEFAULTS})
 
 
 @functools.cache

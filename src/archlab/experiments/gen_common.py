@@ -86,7 +86,17 @@ def mixture_scores(samples: torch.Tensor, data: str, options: dict[str, Any] | N
     from archlab.data import load_dataset
     from archlab.data.mixtures import mixture_of, mode_coverage
 
-    cov = mode_coverage(samples, mixture_of(data, options))
+    mixture = mixture_of(data, options)
+    if not torch.isfinite(samples).all():  # a diverged generator: nothing covered, nothing close
+        k = len(mixture.means)
+        return {
+            "modes_covered": 0.0,
+            "high_quality": 0.0,
+            "reverse_kl": math.nan,
+            "frechet_points": math.inf,
+            "counts": [0] * k,
+        }
+    cov = mode_coverage(samples, mixture)
     test = load_dataset(data, "test", options=options or {}).x
     return {**cov.as_metrics(), "frechet_points": points_frechet(samples, test), "counts": list(cov.counts)}
 
@@ -102,7 +112,10 @@ def points_frechet(x: torch.Tensor, y: torch.Tensor) -> float:
 
 # -- rules across seeds ---------------------------------------------------------------------------
 def mean_std(values: list[float]) -> tuple[float, float]:
-    """(mean, sample standard deviation; 0 for one value)."""
+    """(mean, sample standard deviation; 0 for one value); (nan, nan) when a value is not finite (a
+    reverse KL without any high-quality sample, a diverged run)."""
+    if not all(math.isfinite(v) for v in values):
+        return math.nan, math.nan
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
@@ -144,6 +157,8 @@ def variance_ratio(a: list[float], b: list[float], alpha: float = 0.05) -> tuple
 
 
 def pm(values: list[float], digits: int = 2, scale: float = 1.0) -> str:
-    """``mean ± std`` (just the mean for one value)."""
+    """``mean ± std`` (just the mean for one value); ``—`` when a value is not finite."""
     m, s = mean_std([v * scale for v in values])
+    if not math.isfinite(m):
+        return "—"
     return f"{m:.{digits}f} ± {s:.{digits}f}" if len(values) > 1 else f"{m:.{digits}f}"

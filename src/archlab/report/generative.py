@@ -64,10 +64,10 @@ def _device(model: nn.Module) -> torch.device:
 
 
 def sampling_generator(model: nn.Module, seed: int) -> torch.Generator:
-    """The seeded generator ``model.sample`` takes: a GAN draws z with a CPU generator, a diffusion
-    model its noise with one on the model's own device (each family's ``sample`` docstring)."""
-    device = _device(model) if is_diffusion(model) else torch.device("cpu")
-    return torch.Generator(device=device).manual_seed(seed)
+    """The seeded generator ``model.sample`` takes: a CPU one for every family (GAN and diffusion
+    models draw on the generator's device and move the noise, ``utils.seed.randn_on``), so a seed gives
+    the same samples on every device."""
+    return torch.Generator().manual_seed(seed)
 
 
 def data_kind(x: torch.Tensor | np.ndarray) -> str:

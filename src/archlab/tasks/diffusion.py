@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from archlab.config import ModelSpec
-from archlab.data import DatasetInfo, dataset_info
+from archlab.data import DatasetInfo
 from archlab.registry import get_model_entry
 from archlab.tasks.base import Batch, StepContext, Task, register_task
 from archlab.tasks.metrics import Loss, Mean, MetricSet
@@ -60,21 +60,12 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 def coverage_metrics(samples: torch.Tensor, info: DatasetInfo) -> dict[str, float] | None:
     """``modes_covered``, ``high_quality`` (the fraction of samples within 3σ of their nearest mode) and
-    ``reverse_kl`` (nats) of samples (N, D) on a Gaussian-mixture data set
-    (:func:`archlab.data.mixtures.mode_coverage`), or None for any other set.
+    ``reverse_kl`` (nats) of samples (N, D) on a Gaussian-mixture data set — the mixture the run's
+    ``data.options`` built (:func:`archlab.data.mixtures.mixture_for`) — or None for any other set."""
+    from archlab.data.mixtures import mixture_for, mode_coverage
 
-    The mixture is the data set's default one (ring8: r = 1, σ = 0.01; grid25: spacing 2, σ = 0.05); a
-    set built with other shape options (``data.options.std`` …) gets no coverage metrics, since a task
-    sees the data set's description, not its options (only the split sizes may differ)."""
-    from archlab.data.mixtures import mixture_of, mode_coverage
-
-    try:
-        mixture = mixture_of(info.name)
-    except ConfigError:  # not a mixture
-        return None
-    if info.notes != dataset_info(info.name).notes:  # other means or σ than the defaults
-        return None
-    return mode_coverage(samples, mixture).as_metrics()
+    mixture = mixture_for(info)
+    return None if mixture is None else mode_coverage(samples, mixture).as_metrics()
 
 
 @register_task

@@ -316,15 +316,12 @@ class GANTask(Task):
 
     # -- evaluation ------------------------------------------------------------------------
     def mixture(self) -> Any:
-        """The Gaussian mixture behind the data (ring8, grid25, gaussian1d), else None: the exact
-        one for the data set's default options, else means and σ estimated from the test split
-        (``evaluate``), since a task sees the data set's info, not its options."""
-        from archlab.data import dataset_info
-        from archlab.data.mixtures import mixture_of
+        """The Gaussian mixture behind the data (ring8, grid25, gaussian1d, with the options the run
+        gave them: :func:`archlab.data.mixtures.mixture_for`), else None."""
+        from archlab.data.mixtures import mixture_for
 
-        default = self.info.name in MIXTURES and dataset_info(self.info.name) == self.info
-        if self._mixture is None and default:
-            self._mixture = mixture_of(self.info.name)
+        if self._mixture is None:
+            self._mixture = mixture_for(self.info)
         return self._mixture
 
     @torch.no_grad()
@@ -335,7 +332,7 @@ class GANTask(Task):
         n = 0
         real_stats: FeatureStatistics | None = None
         fake_stats: FeatureStatistics | None = None
-        fakes, reals, labels = [], [], []
+        fakes: list[torch.Tensor] = []
         mixture = self.info.name in MIXTURES
         for batch in batches:
             real = self._real(m, batch)
@@ -349,7 +346,7 @@ class GANTask(Task):
             sums["d_fake"] += float(self.score(s_fake).sum())
             if self.loss_name == "wgan_gp":
                 with torch.enable_grad():
-                    sums["gradient_penalty"] += float(gradient_penalty(m.discriminator, real, fake, g)) * b
+                    sums["gradient_penalty"] += float(gradient_penalty(m.discriminator, real, fake, g).detach()) * b
             n += b
             x_real, x_fake = m.to_data(real).flatten(1).float(), m.to_data(fake).flatten(1).float()
             if real_stats is None:
@@ -358,9 +355,6 @@ class GANTask(Task):
             fake_stats.update(x_fake)
             if mixture:
                 fakes.append(x_fake.cpu())
-                reals.append(x_real.cpu())
-                if batch.y is not None:
-                    labels.append(batch.y.cpu())
         if n == 0:
             return {}
         out = {k: v / n for k, v in sums.items()}
@@ -369,21 +363,15 @@ class GANTask(Task):
         assert real_stats is not None and fake_stats is not None
         out["data_fd"] = frechet_distance_of(real_stats, fake_stats) if n > 1 else math.nan
         if mixture:
-            out.update(self._coverage(torch.cat(fakes), torch.cat(reals), torch.cat(labels) if labels else None))
+            out.update(self._coverage(torch.cat(fakes)))
         return out
 
-    def _coverage(self, fakes: torch.Tensor, reals: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
-        from archlab.data.mixtures import Mixture, mode_coverage
+    def _coverage(self, fakes: torch.Tensor) -> dict[str, float]:
+        from archlab.data.mixtures import mode_coverage
 
         mix = self.mixture()
-        if mix is None:  # data.options changed the mixture: its means and σ from the labelled test points
-            if labels is None:
-                return {}
-            k = int(labels.max()) + 1
-            means = torch.stack([reals[labels == i].double().mean(0) for i in range(k)])
-            resid = reals.double() - means[labels]
-            std = float(resid.square().sum() / max(resid.numel() - k * reals.shape[1], 1)) ** 0.5
-            mix = Mixture(means, std)
+        if mix is None:
+            return {}
         if not torch.isfinite(fakes).all():
             return {"modes_covered": 0.0, "high_quality": 0.0, "reverse_kl": math.nan}
         return mode_coverage(fakes, mix).as_metrics()

@@ -71,3 +71,16 @@ def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
     random.setstate((v, tuple(internal), gauss))
     n = meta["numpy"]
     np.random.set_state((n[0], np.asarray(n[1], dtype=np.uint32), n[2], n[3], n[4]))
+
+
+def randn_on(
+    shape: tuple[int, ...] | torch.Size,
+    generator: torch.Generator | None,
+    device: torch.device | str,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Standard normal noise of ``shape`` on ``device``, drawn on the generator's own device (the global
+    RNG's ``device`` when ``generator`` is None) and moved: a seeded CPU generator then gives the
+    same numbers whatever device the model is on, and a generator on the model's device works too."""
+    where = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=where, dtype=dtype).to(device)

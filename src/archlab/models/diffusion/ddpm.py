@@ -54,6 +54,7 @@ from archlab.registry.config import (
     Shape,
 )
 from archlab.utils.errors import ConfigError, ShapeError
+from archlab.utils.seed import randn_on
 from archlab.utils.shapes import check_shape
 
 MAX_TIMESTEPS = 100_000  # T bounds the schedule's size and a full DDPM sampling pass (Ho et al.: 1000)
@@ -233,7 +234,8 @@ class DDPM(nn.Module):
         attached averaged ε-network when there is one (:meth:`attach_sampling_network`). ``eta`` is
         DDIM's η in [0, 1] (0: deterministic; 1: DDPM with σ² = β̃). ``return_chain`` also returns
         ``CHAIN_LENGTH`` states x_t in data units at evenly spaced points of the chain, from x_T to the
-        sample. Noise comes from ``generator`` (on the model's device) or the global RNG: x_T first,
+        sample. Noise comes from ``generator`` (on any device: a CPU one gives the same samples on every device)
+        or the global RNG: x_T first,
         then one draw per stochastic step. Raises ConfigError for n < 1, steps outside 1 … T, an unknown
         sampler or η outside [0, 1].
         """
@@ -261,7 +263,7 @@ class DDPM(nn.Module):
         device = p.device if p is not None else self.alphas_cumprod.device
         dtype = p.dtype if p is not None else torch.get_default_dtype()
         net = self.sampling_network()
-        x = torch.randn((n, *self.input_shape), generator=g, device=device, dtype=dtype)  # x_T ~ N(0, I)
+        x = randn_on((n, *self.input_shape), g, device, dtype)  # x_T ~ N(0, I)
         keep = {round(i * len(seq) / (CHAIN_LENGTH - 1)) for i in range(CHAIN_LENGTH)}  # states 0 … len(seq)
         chain = [self._data(x)] if return_chain else []
         for i in reversed(range(len(seq))):
@@ -291,7 +293,7 @@ class DDPM(nn.Module):
 
     @staticmethod
     def _noise(x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
-        return torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
+        return randn_on(x.shape, g, x.device, x.dtype)
 
     def _data(self, x: torch.Tensor) -> torch.Tensor:
         """Network → data units; clipped to the data's range [shift − scale, shift + scale] when the data

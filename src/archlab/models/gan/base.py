@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from archlab.registry.config import ModelConfig, PositiveInt, Shape
+from archlab.utils.seed import randn_on
 from archlab.utils.shapes import check_shape
 
 Output = Literal["tanh", "sigmoid", "linear"]
@@ -143,13 +144,14 @@ class GANBase(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, **kw) -> torch.Tensor:
-        """n examples in data units, (n, *in_shape), from z ~ N(0, I) drawn with ``generator`` (CPU)."""
+        """n examples in data units, (n, *in_shape), from z ~ N(0, I) drawn with ``generator`` (on any device:
+        a seeded CPU generator gives the same samples on every device; ``utils.seed.randn_on``)."""
         if kw:
             raise TypeError(f"sample() got unexpected options {sorted(kw)}")
         if n < 1:
             raise ValueError(f"n: need at least one sample, got {n}")
         device = next(self.parameters()).device
-        z = torch.randn(n, self.latent_dim, generator=generator).to(device)
+        z = randn_on((n, self.latent_dim), generator, device)
         was = self.training
         self.eval()
         try:

@@ -41,8 +41,9 @@ from torch import nn
 
 from archlab.models.gan.base import GANBase, GANOutput
 from archlab.registry import register_model
-from archlab.registry.config import ImageShape, ModelConfig, PositiveInt
+from archlab.registry.config import ImageShape, ModelConfig, NonNegativeInt, PositiveInt
 from archlab.utils.errors import ConfigError
+from archlab.utils.seed import randn_on
 from archlab.utils.shapes import check_shape
 
 LRELU_SLOPE = 0.2  # leaky ReLU everywhere (App. A.1)
@@ -181,7 +182,7 @@ class ProGANConfig(ModelConfig):
     latent_dim: PositiveInt = 512  # K = nf(0) in the released code
     fmap_base: PositiveInt = 8192  # nf(s) = min(fmap_base / 2^s, fmap_max) feature maps
     fmap_max: PositiveInt = 512
-    mbstd_group_size: int = 4  # G of the minibatch stddev (0: no such layer); min(G, B) must divide B
+    mbstd_group_size: NonNegativeInt = 4  # G of the minibatch stddev (0: no such layer)
     progressive: bool = True  # grow 4×4 → R (False: train at R from the start, α = 1)
 
 
@@ -196,8 +197,6 @@ def _check(config: ProGANConfig) -> tuple[int, int]:
             f"in_shape {h}×{w} must be square, at most resolution {r} and pad evenly to it "
             f"(28 → 32: 2 pixels each side)"
         )
-    if config.mbstd_group_size < 0:
-        raise ValueError(f"mbstd_group_size {config.mbstd_group_size} must be ≥ 0 (0: no minibatch stddev)")
     return int(math.log2(r)) - 1, (r - h) // 2
 
 
@@ -394,17 +393,17 @@ class PaddedImageGAN(GANBase):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, **kw) -> torch.Tensor:
-        """``n`` images (n, C, H, W) in [0, 1] from z ~ N(0, I) drawn on the CPU with ``generator`` (the
-        global RNG when None), in eval mode, without gradients, on the model's device; ``kw`` go to
-        :meth:`generate`. Raises ValueError for n < 1."""
+        """``n`` images (n, C, H, W) in [0, 1] from z ~ N(0, I) drawn with ``generator`` on its own device
+        (the global RNG when None; ``utils.seed.randn_on``), in eval mode, without gradients, on the
+        model's device; ``kw`` go to :meth:`generate`. Raises ValueError for n < 1."""
         if n < 1:
             raise ValueError(f"n: need at least one sample, got {n}")
-        z = torch.randn(n, self.latent_dim, generator=generator)
         device = next(self.parameters()).device
+        z = randn_on((n, self.latent_dim), generator, device)  # on the generator's device, then moved
         was_training = self.training
         self.eval()
         try:
-            return self.generate(z.to(device), **kw)
+            return self.generate(z, **kw)
         finally:
             self.train(was_training)
 

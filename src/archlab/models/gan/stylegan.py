@@ -52,7 +52,8 @@ from archlab.models.gan.progressive import (
     full_size_images,
 )
 from archlab.registry import register_model
-from archlab.registry.config import ImageShape, ModelConfig, PositiveInt, Probability
+from archlab.registry.config import ImageShape, ModelConfig, NonNegativeInt, PositiveFloat, PositiveInt, Probability
+from archlab.utils.seed import randn_on
 
 ACT_GAIN = math.sqrt(2.0)  # leaky ReLU followed by ×√2 keeps unit variance (StyleGAN2's bias_act gain)
 
@@ -186,7 +187,7 @@ class StyleGANConfig(ModelConfig):
     latent_dim: PositiveInt = 512  # K, z ∈ R^K (2019 §2)
     w_dim: PositiveInt = 512  # D, w ∈ W = R^D (2019 §2)
     mapping_layers: PositiveInt = 8  # fully connected layers of f (2019 §2)
-    mapping_lr_multiplier: float = 0.01  # λ'/λ of the mapping network (2019 App. C)
+    mapping_lr_multiplier: PositiveFloat = 0.01  # λ'/λ of the mapping network (2019 App. C)
     channel_base: PositiveInt = 16384  # maps at resolution r: min(channel_base / r, channel_max) (StyleGAN2 code)
     channel_max: PositiveInt = 512
     style_mixing_prob: Probability = 0.9  # share of training batches with two latents (2019 §3.1)
@@ -195,7 +196,7 @@ class StyleGANConfig(ModelConfig):
     # discriminator: the progressive GAN's at full resolution (its nf(s) = min(fmap_base / 2^s, fmap_max))
     d_fmap_base: PositiveInt = 8192
     d_fmap_max: PositiveInt = 512
-    mbstd_group_size: int = 4  # minibatch stddev group (0: none)
+    mbstd_group_size: NonNegativeInt = 4  # minibatch stddev group (0: none)
 
 
 class StyleGenerator(nn.Module):
@@ -226,18 +227,14 @@ class StyleGenerator(nn.Module):
         self, ws: torch.Tensor, noise: str = "random", generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """g: styles (B, L, D) → image (B, C, R, R). ``noise``: "random" (fresh N(0, 1) per pixel, drawn
-        with ``generator`` on the CPU when given) or "none" (no noise; the 'no noise' panel of Fig. 5)."""
+        with ``generator`` on its own device when given, ``utils.seed.randn_on``) or "none" (no noise;
+        the 'no noise' panel of Fig. 5)."""
         b = ws.shape[0]
         h = self.const.unsqueeze(0).repeat(b, 1, 1, 1)  # (B, N_0, 4, 4); a copy, not a view of the leaf
         img = None
         for i, layer in enumerate(self.layers):
             size = h.shape[-1] * (2 if layer.conv.up else 1)
-            n = None
-            if noise == "random":
-                n = torch.randn(
-                    b, 1, size, size, generator=generator, device="cpu" if generator is not None else ws.device
-                )
-                n = n.to(ws.device)
+            n = randn_on((b, 1, size, size), generator, ws.device) if noise == "random" else None
             h = layer(h, ws[:, i], n)
             if i % 2 == 0:  # the last layer of a stage: its toRGB reads the next style
                 s = i // 2
