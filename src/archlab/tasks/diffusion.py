@@ -28,7 +28,6 @@ run's seed, so two evaluations of the same weights agree exactly):
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -39,6 +38,7 @@ from torch import nn
 from archlab.config import ModelSpec
 from archlab.data import DatasetInfo
 from archlab.registry import get_model_entry
+from archlab.tasks.averaging import WeightAverage, load_average
 from archlab.tasks.base import Batch, StepContext, Task, register_task
 from archlab.tasks.metrics import Loss, Mean, MetricSet
 from archlab.utils.errors import ConfigError
@@ -95,8 +95,7 @@ class DiffusionTask(Task):
             )
         if o["sampler"] == "ddpm" and o["eta"] != 0.0:
             raise ConfigError("task.options.eta: applies to sampler ddim only; set task.options.sampler=ddim")
-        self.ema: nn.Module | None = None  # the averaged ε-network (ema_decay > 0), built with the model
-        self.ema_updates = 0
+        self.average: WeightAverage | None = None  # θ̄ of the ε-network (ema_decay > 0), built with the model
         self._draws = 0  # training_loss calls within the current step (micro-batches)
 
     # -- model -----------------------------------------------------------------------------------------------
@@ -115,8 +114,8 @@ class DiffusionTask(Task):
                 f"(model.timesteps); use at most {T}"
             )
         if self.options["ema_decay"]:
-            self.ema = copy.deepcopy(model.eps_model).requires_grad_(False)  # θ̄_0 = θ_0
-            model.attach_sampling_network(self.ema)  # sample() draws with it (also in `archlab sample`)
+            self.average = WeightAverage(model.eps_model, self.options["ema_decay"])  # θ̄_0 = θ_0
+            model.attach_sampling_network(self.average.module)  # sample() draws with it (also in `archlab sample`)
         return model
 
     # -- training --------------------------------------------------------------------------------------------
@@ -153,30 +152,23 @@ class DiffusionTask(Task):
     # -- the EMA of the weights --------------------------------------------------------------------------------
     def after_optimizer_step(self, group: str, model: nn.Module, ctx: StepContext) -> None:
         """θ̄ ← β θ̄ + (1 − β) θ over the ε-network's parameters and buffers (Ho et al. §4); θ̄_0 = θ_0."""
-        if self.ema is None:
-            return
-        net = _unwrap(model).eps_model
-        with torch.no_grad():
-            device = next(net.parameters()).device
-            if next(self.ema.parameters()).device != device:
-                self.ema.to(device)
-            for avg, p in zip(self.ema.parameters(), net.parameters(), strict=True):
-                avg.lerp_(p.detach(), 1.0 - self.options["ema_decay"])  # θ̄ + (1 − β)(θ − θ̄)
-            for avg, b in zip(self.ema.buffers(), net.buffers(), strict=True):
-                avg.copy_(b)
-        self.ema_updates += 1
+        if self.average is not None:
+            self.average.update(_unwrap(model).eps_model)
+
+    @property
+    def ema(self) -> nn.Module | None:
+        """The averaged network θ̄ (``task.options.ema_decay`` > 0), else None."""
+        return None if self.average is None else self.average.module
+
+    @property
+    def ema_updates(self) -> int:
+        return 0 if self.average is None else self.average.updates
 
     def state_dict(self) -> dict[str, Any]:
-        if self.ema is None:
-            return {}
-        return {"ema": dict(self.ema.state_dict()), "ema_updates": self.ema_updates}
+        return {} if self.average is None else self.average.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if self.ema is not None and "ema" in state:
-            self.ema.load_state_dict(state["ema"])
-            self.ema_updates = int(state.get("ema_updates", 0))
-        elif state.get("ema") is not None:
-            raise ConfigError("task.options.ema_decay: the checkpoint holds averaged weights; keep ema_decay > 0")
+        load_average(self.average, state)
 
     # -- evaluation ------------------------------------------------------------------------------------------
     def new_metrics(self) -> MetricSet:

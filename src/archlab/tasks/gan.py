@@ -53,7 +53,6 @@ Metrics (``evaluate``; the averaged generator when ``ema_decay`` > 0; one fixed 
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -64,6 +63,7 @@ from torch import nn
 
 from archlab.config import ModelSpec
 from archlab.data import Batch
+from archlab.tasks.averaging import WeightAverage, load_average
 from archlab.tasks.base import StepContext, Task, register_task
 from archlab.tasks.frechet import FeatureStatistics, frechet_distance_of
 from archlab.tasks.metrics import Loss, Mean
@@ -185,8 +185,7 @@ class GANTask(Task):
             raise ConfigError(
                 f"task.options.ema_decay: {o['ema_decay']:g} must be in [0, 1) (0: no average; 0.999 is usual)"
             )
-        self.ema: nn.Module | None = None  # the averaged generator (ema_decay > 0), built with the model
-        self.ema_updates = 0
+        self.average: WeightAverage | None = None  # θ̄ of the generator (ema_decay > 0), built with the model
         self._mixture: Any = None
 
     # -- model -----------------------------------------------------------------------------
@@ -209,8 +208,8 @@ class GANTask(Task):
                     "model.d_norm=layer (or none)"
                 )
         if self.options["ema_decay"] > 0:
-            self.ema = copy.deepcopy(model.generator).requires_grad_(False)
-            model.attach_sampling_generator(self.ema)
+            self.average = WeightAverage(model.generator, self.options["ema_decay"])
+            model.attach_sampling_generator(self.average.module)
         return model
 
     def param_groups(self, model: nn.Module) -> dict[str, list[nn.Parameter]]:
@@ -281,34 +280,23 @@ class GANTask(Task):
             with torch.no_grad():
                 for p in m.discriminator.parameters():  # Arjovsky et al., Alg. 1 line 7
                     p.clamp_(-c, c)
-        if group == "generator" and self.ema is not None:
-            self.update_ema(m.generator)
+        if group == "generator" and self.average is not None:
+            self.average.update(m.generator)
 
-    @torch.no_grad()
-    def update_ema(self, generator: nn.Module) -> None:
-        """θ̄ ← β θ̄ + (1 − β) θ for every parameter of G; buffers (batch-norm statistics) copied."""
-        assert self.ema is not None
-        beta = self.options["ema_decay"]
-        device = next(generator.parameters()).device
-        if next(self.ema.parameters()).device != device:
-            self.ema.to(device)
-        for avg, p in zip(self.ema.parameters(), generator.parameters(), strict=True):
-            avg.mul_(beta).add_(p.detach(), alpha=1 - beta)
-        for avg, b in zip(self.ema.buffers(), generator.buffers(), strict=True):
-            avg.copy_(b)
-        self.ema_updates += 1
+    @property
+    def ema(self) -> nn.Module | None:
+        """The averaged network θ̄ (``task.options.ema_decay`` > 0), else None."""
+        return None if self.average is None else self.average.module
+
+    @property
+    def ema_updates(self) -> int:
+        return 0 if self.average is None else self.average.updates
 
     def state_dict(self) -> dict[str, Any]:
-        if self.ema is None:
-            return {}
-        return {"ema": dict(self.ema.state_dict()), "ema_updates": self.ema_updates}
+        return {} if self.average is None else self.average.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if self.ema is not None and "ema" in state:
-            self.ema.load_state_dict(state["ema"])
-            self.ema_updates = int(state.get("ema_updates", 0))
-        elif state.get("ema") is not None:
-            raise ConfigError("task.options.ema_decay: the checkpoint holds an averaged generator; keep ema_decay > 0")
+        load_average(self.average, state)
 
     def probe(self, model: nn.Module, ctx: StepContext) -> None:
         """One real custom step in dry-run mode (every loss, the penalty and both backwards)."""
