@@ -90,7 +90,7 @@ def test_features_quick(quick_experiment):
         (["sparsity", "--set", "weights=[0]"], "weights (λ of the sparse AEs) must be > 0"),
         (["compression", "--set", "qualities=[120]"], "JPEG qualities must be in [1, 95]"),
         (["robustness", "--set", "corruption=blur"], "corruption must be one of gaussian, masking, salt_pepper"),
-        (["ae-vs-classical", "--set", "latents=[0]"], "latents must be ≥ 1"),
+        (["ae-vs-classical", "--set", "latents=[0]"], "latents.0: Input should be greater than or equal to 1 (got 0)"),
         (["features", "--set", "labels=[5]"], "labels must be ≥ 10"),
         (["latent-smoothness", "--set", "latent_dim=0"], "latent_dim"),
     ],

@@ -71,10 +71,6 @@ class AeVsClassical(Experiment):
     Options = AeVsClassicalOptions
 
     def settings(self, o: AeVsClassicalOptions, quick: bool) -> dict[str, Any]:
-        if any(d < 1 for d in o.latents):
-            from archlab.utils.errors import ConfigError
-
-            raise ConfigError(f"experiment {self.name}: latents must be ≥ 1, got {o.latents}")
         return {
             "latents": list(o.latents),
             "steps": o.steps or (4 if quick else 3000),
