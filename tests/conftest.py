@@ -150,6 +150,15 @@ class BackgroundRuns:
 _BACKGROUND = pytest.StashKey[BackgroundRuns]()
 
 
+def pytest_collection_modifyitems(config, items):
+    """The tests that wait for a background run go last (in their order): the rest of the suite runs while
+    they train, so the suite's wall time is max(foreground, background), not the foreground up to the
+    first waiting test plus the wait plus everything collected after it."""
+    waiting = [item for item in items if item.get_closest_marker("background_run") is not None]
+    if waiting:
+        items[:] = [item for item in items if item.get_closest_marker("background_run") is None] + waiting
+
+
 def pytest_collection_finish(session):
     if session.config.option.collectonly:
         return
