@@ -56,3 +56,25 @@ def load_average(average: WeightAverage | None, state: dict[str, Any]) -> None:
         average.load_state_dict(state)
     elif state.get("ema") is not None:
         raise ConfigError("task.options.ema_decay: the checkpoint holds averaged weights; keep ema_decay > 0")
+
+
+class AveragedWeightsState:
+    """Mixin for a task that keeps a :class:`WeightAverage` in ``self.average`` (None when off): the
+    ``ema``/``ema_updates`` views and the task-state round trip through checkpoints."""
+
+    average: WeightAverage | None = None
+
+    @property
+    def ema(self) -> nn.Module | None:
+        """The averaged network θ̄ (``task.options.ema_decay`` > 0), else None."""
+        return None if self.average is None else self.average.module
+
+    @property
+    def ema_updates(self) -> int:
+        return 0 if self.average is None else self.average.updates
+
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self.average is None else self.average.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        load_average(self.average, state)

@@ -38,7 +38,7 @@ from torch import nn
 from archlab.config import ModelSpec
 from archlab.data import DatasetInfo
 from archlab.registry import get_model_entry
-from archlab.tasks.averaging import WeightAverage, load_average
+from archlab.tasks.averaging import AveragedWeightsState, WeightAverage
 from archlab.tasks.base import Batch, StepContext, Task, register_task
 from archlab.tasks.metrics import Loss, Mean, MetricSet
 from archlab.utils.errors import ConfigError
@@ -69,7 +69,7 @@ def coverage_metrics(samples: torch.Tensor, info: DatasetInfo) -> dict[str, floa
 
 
 @register_task
-class DiffusionTask(Task):
+class DiffusionTask(AveragedWeightsState, Task):
     name = "diffusion"
     losses = ("mse",)
     default_loss = "mse"
@@ -154,21 +154,6 @@ class DiffusionTask(Task):
         """θ̄ ← β θ̄ + (1 − β) θ over the ε-network's parameters and buffers (Ho et al. §4); θ̄_0 = θ_0."""
         if self.average is not None:
             self.average.update(_unwrap(model).eps_model)
-
-    @property
-    def ema(self) -> nn.Module | None:
-        """The averaged network θ̄ (``task.options.ema_decay`` > 0), else None."""
-        return None if self.average is None else self.average.module
-
-    @property
-    def ema_updates(self) -> int:
-        return 0 if self.average is None else self.average.updates
-
-    def state_dict(self) -> dict[str, Any]:
-        return {} if self.average is None else self.average.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        load_average(self.average, state)
 
     # -- evaluation ------------------------------------------------------------------------------------------
     def new_metrics(self) -> MetricSet:

@@ -63,7 +63,7 @@ from torch import nn
 
 from archlab.config import ModelSpec
 from archlab.data import Batch
-from archlab.tasks.averaging import WeightAverage, load_average
+from archlab.tasks.averaging import AveragedWeightsState, WeightAverage
 from archlab.tasks.base import StepContext, Task, register_task
 from archlab.tasks.frechet import FeatureStatistics, frechet_distance_of
 from archlab.tasks.metrics import Loss, Mean
@@ -138,7 +138,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 
 @register_task
-class GANTask(Task):
+class GANTask(AveragedWeightsState, Task):
     name = "gan"
     losses = ("non_saturating", "minimax", "wasserstein", "wgan_gp", "hinge")
     default_loss = "non_saturating"
@@ -282,21 +282,6 @@ class GANTask(Task):
                     p.clamp_(-c, c)
         if group == "generator" and self.average is not None:
             self.average.update(m.generator)
-
-    @property
-    def ema(self) -> nn.Module | None:
-        """The averaged network θ̄ (``task.options.ema_decay`` > 0), else None."""
-        return None if self.average is None else self.average.module
-
-    @property
-    def ema_updates(self) -> int:
-        return 0 if self.average is None else self.average.updates
-
-    def state_dict(self) -> dict[str, Any]:
-        return {} if self.average is None else self.average.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        load_average(self.average, state)
 
     def probe(self, model: nn.Module, ctx: StepContext) -> None:
         """One real custom step in dry-run mode (every loss, the penalty and both backwards)."""
