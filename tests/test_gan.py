@@ -191,7 +191,13 @@ def test_gan_recipe_resumes_bit_identically_after_sigkill(tmp_path):
     killed = run_cli("train", str(recipe), "--runs-dir", str(tmp_path / "k"), env={**env, "ARCHLAB_FAULT": "step:7"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     run = next((tmp_path / "k").iterdir())
-    Trainer.resume(run, quiet=True).fit()
+    trainer = Trainer.resume(run, quiet=True)
+    # restored at once, before fit(): the task's EMA is the step-4 checkpoint's (sampling here would use it)
+    saved = load_file(run / "checkpoints" / "step-00000004" / "task.safetensors")
+    assert trainer.step == 4 and trainer.task.ema_updates == 4
+    ema = trainer.task.ema.state_dict()
+    assert saved.keys() == {f"ema/{k}" for k in ema} and all(torch.equal(saved[f"ema/{k}"], v) for k, v in ema.items())
+    trainer.fit()
     ref_run = next((tmp_path / "ref").iterdir())
     assert (ref_run / "metrics.jsonl").read_bytes() == (run / "metrics.jsonl").read_bytes()
     last = Path("checkpoints") / "step-00000012"
