@@ -255,6 +255,13 @@ def test_image_gans_take_28_and_32_pixel_images_in_data_units(name, shape):
     assert torch.equal(x, again)
 
 
+@pytest.mark.parametrize("name", ["dcgan", "sngan"])
+def test_image_gans_refuse_images_that_are_not_square_or_do_not_halve(name):
+    for shape in ((1, 28, 32), (1, 7, 7), (1, 6, 6)):  # not square; odd; too small to halve to a side ≥ 4
+        with pytest.raises(ConfigError, match=rf"in_shape: {name.upper()} needs square images .* got {shape[1]}×"):
+            create_model(name, in_shape=shape)
+
+
 def test_dcgan_init_and_batch_norm_placement_follow_radford_et_al():
     torch.manual_seed(0)
     m = create_model("dcgan", in_shape=(1, 32, 32), width=32)

@@ -169,6 +169,29 @@ class GANBase(nn.Module):
         return (torch.randn(batch, self.latent_dim, device=next(self.parameters()).device),)
 
 
+def stages(side: int) -> tuple[int, int]:
+    """(n, s₀): how many times a side halves down to the base s₀ (while even and ≥ 8), 28 → (2, 7)."""
+    n = 0
+    while side % 2 == 0 and side >= 8:
+        side //= 2
+        n += 1
+    return n, side
+
+
+def square_stages(in_shape: tuple[int, ...], model: str, sides: str) -> tuple[int, int]:
+    """:func:`stages` of a square (C, H, W) image whose side halves at least once down to a base
+    side s₀ ≥ 4 — the stride-2 stages of DCGAN's and SNGAN's networks; ``sides`` lists good ones for the
+    message. Raises ValueError (one line, naming ``model``) for any other shape."""
+    _, h, w = in_shape
+    n, s0 = stages(h)
+    if h != w or n < 1 or s0 < 4:
+        raise ValueError(
+            f"in_shape: {model} needs square images whose side halves at least once down to a base side ≥ 4 "
+            f"({sides} …), got {h}×{w}"
+        )
+    return n, s0
+
+
 def flat_size(shape: tuple[int, ...]) -> int:
     """D = prod(shape), the number of values in one example."""
     return math.prod(shape)
