@@ -33,7 +33,7 @@ from archlab.experiments.base import (
     figure_paths,
     register_experiment,
 )
-from archlab.experiments.gen_common import draw, mean_std, mixture_scores, pm, separated, trained_model
+from archlab.experiments.gen_common import draw, mean_std, mixture_scores, pm, seed_list, separated, trained_model
 from archlab.experiments.runs import RunSpec, budget, build_recipe, spec
 from archlab.report.figures import bar
 from archlab.report.mode_figures import mixture_panels
@@ -158,7 +158,7 @@ class ModeCollapse(Experiment):
         return {
             "data": list(dict.fromkeys(o.data or (["ring8"] if quick else ["ring8", "grid25"]))),
             "models": models,
-            "seeds": list(dict.fromkeys(o.seeds if o.seeds is not None else ([0] if quick else [0, 1, 2]))),
+            "seeds": seed_list(o.seeds, quick),
             "steps": o.steps if o.steps is not None else (5 if quick else FULL_STEPS),
             "samples": o.samples or (200 if quick else 2500),
             "quick": quick,
