@@ -139,6 +139,11 @@ def test_one_class_vs_rest():
         one_class_vs_rest(ds, 3, "train", ("a", "b", "c"))
     info = dataset_info("fashion_mnist", {"normal_class": 7})
     assert info.task == "anomaly" and info.classes[0] == "normal (Sneaker)" and info.splits["train"] == 6000
+    # the tasks that learn from the images alone, besides the default task: autoencoders, then GANs and DDPMs
+    unsupervised = ("reconstruction", "vae", "denoising", "gan", "diffusion")
+    assert info.tasks == ("anomaly", *unsupervised)
+    assert dataset_info("fashion_mnist").tasks == ("classification", *unsupervised)
+    assert dataset_info("mnist1d").tasks == ("classification", "reconstruction", "vae", "denoising")
 
 
 def test_shuttle_split_and_isolation_forest_baseline():

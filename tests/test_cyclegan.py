@@ -175,6 +175,15 @@ def test_shapes_translate_and_the_patch_receptive_field():
     assert model.translate(a, "b2a").shape == a.shape and model.training  # the mode is restored
     with pytest.raises(ValueError, match="'a2c' is not 'a2b'"):
         model.translate(a, "a2c")
+    # without the discriminators (task translation_paired): the same G and F (the same init), no scores, and
+    # the module docstring's 2·269,377 parameters at the default size
+    torch.manual_seed(0)  # as `model` above
+    tiny = {k: v for k, v in TINY_MODEL.items() if k != "name"}
+    alone = create_model("cyclegan", **tiny, in_shape=(1, 8, 8), discriminators=False)
+    assert len(alone.discriminator) == 0 and alone(a)[2:] == (None, None)
+    same_init = zip(alone.generator.parameters(), model.generator.parameters(), strict=True)
+    assert all(torch.equal(p, q) for p, q in same_init)
+    assert sum(p.numel() for p in create_model("cyclegan", discriminators=False).parameters()) == 538_754
     # the paper's PatchGAN (L = 3) sees 70×70 patches and scores a 256×256 image with a 30×30 map
     assert [patch_receptive_field(n) for n in (1, 2, 3)] == [16, 34, 70]
     assert PatchDiscriminator(1, ndf=2, d_layers=3)(torch.zeros(1, 1, 256, 256)).shape == (1, 1, 30, 30)
@@ -201,7 +210,7 @@ def test_init_is_normal_002_and_instance_norm_has_no_parameters():
 
 
 # -- training, resume and bad input -------------------------------------------------------------------------
-def test_resume_from_a_checkpoint_is_bit_identical_with_the_history_as_task_state(tmp_path, monkeypatch):
+def test_resume_from_a_checkpoint_is_bit_identical_with_the_history_as_task_state(tmp_path):
     """Resume at step 4 (the 4-image history full since step 1, replacing since) reproduces the
     uninterrupted run bit for bit — weights, optimiser state, the history and every logged number."""
     recipe = load_recipe(tiny_cyclegan())
@@ -215,14 +224,12 @@ def test_resume_from_a_checkpoint_is_bit_identical_with_the_history_as_task_stat
     (run / "metrics.jsonl").write_text("\n".join(lines[:4]) + "\n")
     pools = load_file(ref_dir / "checkpoints" / "step-00000004" / "task.safetensors")
     assert {k: v.shape[0] for k, v in pools.items()} == {"pools/fake_a/images": 4, "pools/fake_b/images": 4}
-    loaded = []
-    original = CycleGANTask.load_state_dict
-    monkeypatch.setattr(CycleGANTask, "load_state_dict", lambda self, st: loaded.append(st) or original(self, st))
-    Trainer.resume(run, quiet=True).fit()
-    restored = [st["pools"] for st in loaded if st.get("pools")]  # (the start-up probe restores an empty one)
-    assert len(restored) == 1 and all(
-        torch.equal(restored[0][k]["images"], pools[f"pools/{k}/images"]) for k in ("fake_a", "fake_b")
+    trainer = Trainer.resume(run, quiet=True)
+    # restored at once, before fit(): the task's history is the step-4 checkpoint's
+    assert trainer.step == 4 and all(
+        torch.equal(trainer.task.pools[k].images, pools[f"pools/{k}/images"]) for k in ("fake_a", "fake_b")
     )
+    trainer.fit()
     last = Path("checkpoints") / "step-00000008"
     for name in ("model.safetensors", "optimizer.safetensors", "task.safetensors"):
         a, b = load_file(ref_dir / last / name), load_file(run / last / name)
@@ -241,6 +248,10 @@ def test_resume_from_a_checkpoint_is_bit_identical_with_the_history_as_task_stat
         (["data.options.transform=blur"], "data.options.transform: 'blur' is not one of invert, edges"),
         (["data.val_fraction=0.1"], "data.val_fraction: dataset 'digits_translation' ships a validation split"),
         (["task.name=translation_paired"], "task 'translation_paired' trains on true pairs"),
+        (
+            ["task={name: translation_paired}", "data.options.paired=true", "model.discriminators=true"],
+            "model.discriminators: task 'translation_paired' trains G and F alone",
+        ),
         (["model={name: mlp}"], "model.name: 'mlp' is not a two-generator translation model"),
         (["model.in_shape=[1,6,6]"], "in_shape (1, 6, 6): the generator halves H and W twice"),
         (

@@ -191,7 +191,13 @@ def test_gan_recipe_resumes_bit_identically_after_sigkill(tmp_path):
     killed = run_cli("train", str(recipe), "--runs-dir", str(tmp_path / "k"), env={**env, "ARCHLAB_FAULT": "step:7"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     run = next((tmp_path / "k").iterdir())
-    Trainer.resume(run, quiet=True).fit()
+    trainer = Trainer.resume(run, quiet=True)
+    # restored at once, before fit(): the task's EMA is the step-4 checkpoint's (sampling here would use it)
+    saved = load_file(run / "checkpoints" / "step-00000004" / "task.safetensors")
+    assert trainer.step == 4 and trainer.task.ema_updates == 4
+    ema = trainer.task.ema.state_dict()
+    assert saved.keys() == {f"ema/{k}" for k in ema} and all(torch.equal(saved[f"ema/{k}"], v) for k, v in ema.items())
+    trainer.fit()
     ref_run = next((tmp_path / "ref").iterdir())
     assert (ref_run / "metrics.jsonl").read_bytes() == (run / "metrics.jsonl").read_bytes()
     last = Path("checkpoints") / "step-00000012"
@@ -247,6 +253,13 @@ def test_image_gans_take_28_and_32_pixel_images_in_data_units(name, shape):
     assert model.discriminate(x).shape == (3, 1)
     again = model.sample(3, generator=torch.Generator().manual_seed(0))
     assert torch.equal(x, again)
+
+
+@pytest.mark.parametrize("name", ["dcgan", "sngan"])
+def test_image_gans_refuse_images_that_are_not_square_or_do_not_halve(name):
+    for shape in ((1, 28, 32), (1, 7, 7), (1, 6, 6)):  # not square; odd; too small to halve to a side ≥ 4
+        with pytest.raises(ConfigError, match=rf"in_shape: {name.upper()} needs square images .* got {shape[1]}×"):
+            create_model(name, in_shape=shape)
 
 
 def test_dcgan_init_and_batch_norm_placement_follow_radford_et_al():

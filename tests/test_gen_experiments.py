@@ -10,12 +10,15 @@ import torch
 
 from archlab.cli import main
 from archlab.experiments.gen_common import (
+    all_hold,
     f_critical,
     mean_std,
     mixture_scores,
     pm,
     points_frechet,
+    seed_list,
     separated,
+    supported_by,
     variance_ratio,
 )
 
@@ -117,6 +120,15 @@ def test_variance_ratio_and_separation_rules():
     assert separated([3.0], [3.0]) == 0 and separated([3.0], [2.0]) == 1  # one seed each: the raw values
     # a reverse KL without any high-quality sample is nan: the mean and spread are nan, the cell "—"
     assert all(math.isnan(v) for v in mean_std([0.5, math.nan, 0.7])) and pm([0.5, math.nan]) == "—"
+    # clauses: all hold → +1 / True, any fails → −1 / False, else 0 / None (no signs: undecided)
+    assert [all_hold(x) for x in ([1, 1], [1, -1, 0], [1, 0], [])] == [1, -1, 0, 0]
+    assert [supported_by(x) for x in ([1, 1], [0, -1], [1, 0])] == [True, False, None]
+    assert (seed_list(None, True), seed_list(None, False), seed_list(None, False, (0, 1, 2, 3, 4))) == (
+        [0],
+        [0, 1, 2],
+        [0, 1, 2, 3, 4],
+    )
+    assert seed_list([3, 1, 3], False) == [3, 1]  # given: repeats dropped, order kept
 
 
 def test_points_frechet_and_mixture_scores_on_exact_samples():

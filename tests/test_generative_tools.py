@@ -298,18 +298,29 @@ def test_bad_sampling_input_is_one_line(classifier_run, args, message, capsys):
     assert message.replace("{run}", str(classifier_run)) in err
 
 
-def test_sample_a_translation_run_draws_its_pairs(tmp_path, capsys):
+@pytest.mark.parametrize("task", ["cyclegan", "translation_paired"])
+def test_sample_and_eval_a_translation_run(tmp_path, capsys, task):
     import yaml
+    from safetensors.torch import load_file
 
     from archlab.cli import main
     from archlab.report.latent import tool_figures
     from test_cyclegan import tiny_cyclegan
 
-    recipe = tiny_cyclegan(**{"budget.steps": 2, "checkpoint.every": 2, "eval.every": 2})
-    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    changes = {"budget.steps": 2, "checkpoint.every": 2, "eval.every": 2, "task": {"name": task}}
+    if task == "translation_paired":
+        changes["data.options"] = {"paired": True}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(tiny_cyclegan(**changes)))
     assert main(["train", str(tmp_path / "r.yaml"), "--runs-dir", str(tmp_path / "runs")]) == 0
     run = next((tmp_path / "runs").iterdir())
+    # the checkpoint holds what the task trains: the paired bound has no discriminators to save
+    saved = load_file(run / "checkpoints" / "step-00000002" / "model.safetensors")
+    assert any(k.startswith("discriminator.") for k in saved) == (task == "cyclegan")
     capsys.readouterr()
+    assert main(["eval", str(run), "--json"]) == 0
+    summary = json.loads((run / "summary.json").read_text())["test"]
+    evaluated = json.loads(capsys.readouterr().out)
+    assert {k: evaluated[k] for k in summary} == summary
     assert main(["sample", str(run), "--n", "4"]) == 0
     shown = tool_figures(run / "figures")
     assert [p.name for p, _ in shown] == ["gen-translation.png"] and "the first 4 test images" in shown[0][1]

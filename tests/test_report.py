@@ -357,3 +357,64 @@ def test_errors(tmp_path):
         build_report(tmp_path / "nope")
     with pytest.raises(RunDirError, match="compare.json"):
         write_compare_report(tmp_path)
+
+
+LONG_TITLE = (
+    "cross-attention, last decoder layer (mean of heads): quatre cent vingt-trois → four hundred and twenty - "
+    "three <eos>, a title written from the user's own text and far wider than any figure"
+)
+
+
+def _drawn_at_the_edges(png: Path) -> int:
+    """Non-white pixels in the outermost 2 columns of a PNG: a title cut off by the figure's edge
+    leaves its letters there; a figure laid out to fit leaves a white margin."""
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    edges = np.concatenate([rgb[:, :2], rgb[:, -2:]], axis=1)
+    return int((edges.min(axis=-1) < 200).sum())
+
+
+@pytest.mark.parametrize("kind", ["heatmap", "bar", "lines", "panels", "image_rows", "grid"])
+def test_a_long_title_is_wrapped_inside_the_figure_not_cut_off(tmp_path, kind):
+    import numpy as np
+
+    from archlab.report.latent import image_rows
+    from archlab.report.mode_figures import mixture_panels
+
+    out = tmp_path / f"{kind}.png"
+    if kind == "heatmap":
+        figs.attention_heatmap(list("abcdef"), list("uvwxyz"), np.eye(6), out, title=LONG_TITLE)
+    elif kind == "bar":
+        figs.bar(["mlp", "cnn"], [0.8, 0.9], "accuracy", out, title=LONG_TITLE)
+    elif kind == "lines":
+        figs.lines({"cnn": [(1.0, 0.5, 0.0), (10.0, 0.9, 0.0)]}, "examples", "accuracy", out, title=LONG_TITLE)
+    elif kind == "panels":
+        means = np.array([[0.0, 1.0], [1.0, 0.0]])
+        panel = {"samples": means, "means": means, "title": "WGAN-GP, seed 0: 8/8 modes"}
+        mixture_panels([panel] * 3, out, cols=3, title=LONG_TITLE)
+    elif kind == "image_rows":
+        image_rows([np.zeros((3, 1, 8, 8))], out, title=LONG_TITLE)
+    else:
+        figs.attention_grid([np.eye(4)] * 2, list("abcd"), list("wxyz"), ["head 0", "head 1"], out, title=LONG_TITLE)
+    assert _drawn_at_the_edges(out) == 0
+
+
+def test_fit_titles_wraps_without_dropping_a_character_and_leaves_short_titles_alone():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4, 3), dpi=100)
+    FigureCanvasAgg(fig)
+    short, long_ = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    short.set_title("loss")
+    long_.set_title(LONG_TITLE)
+    fig.suptitle(LONG_TITLE)
+    figs.fit_titles(fig)
+    renderer = fig.canvas.get_renderer()
+    assert short.title.get_text() == "loss"
+    for text, room in ((long_.title, long_.bbox.width), (fig._suptitle, fig.bbox.width)):
+        assert "\n" in text.get_text()
+        assert "".join(text.get_text().split()) == "".join(LONG_TITLE.split())  # wrapped, nothing dropped
+        assert text.get_window_extent(renderer).width <= 0.96 * room

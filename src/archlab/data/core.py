@@ -139,6 +139,11 @@ class TokenStream:
         return ArrayDataset(b.x, b.y, self.name, split or self.split, spans=self.spans[idx])
 
 
+# the task groups a data set lists in ``DatasetInfo.tasks`` besides its default task
+AUTOENCODER_TASKS = ("reconstruction", "vae", "denoising")  # learn x from x: autoencoders, VAEs, denoising AEs
+GENERATIVE_TASKS = ("gan", "diffusion")  # learn to draw new x: GANs, DDPMs
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     """What a dataset is, for ``archlab data info`` and for building a matching model."""

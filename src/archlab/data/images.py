@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from archlab.data.anomaly import check_normal_class, one_class_vs_rest
-from archlab.data.core import ArrayDataset, DatasetInfo, register_dataset
+from archlab.data.core import AUTOENCODER_TASKS, GENERATIVE_TASKS, ArrayDataset, DatasetInfo, register_dataset
 from archlab.data.download import download, extract_tar
 from archlab.data.formats import CIFAR10_BATCHES, CIFAR10_DIRNAME, read_cifar10, read_idx
 from archlab.utils.errors import DataError
@@ -289,7 +289,8 @@ _fashion_mnist = _idx_loader("fashion_mnist", FASHION_MNIST_REMOTES, fix="`apt-g
 _mnist = _idx_loader("mnist", MNIST_REMOTES)
 
 
-_AE_TASKS = ("reconstruction", "vae", "denoising", "gan", "diffusion")  # besides classification: AEs, GANs, DDPMs
+# besides classification: every task that learns from the images alone (autoencoders, VAEs, GANs, DDPMs)
+_UNSUPERVISED_TASKS = (*AUTOENCODER_TASKS, *GENERATIVE_TASKS)
 
 
 def _fashion_mnist_info(normal_class: int = -1) -> DatasetInfo:
@@ -301,7 +302,7 @@ def _fashion_mnist_info(normal_class: int = -1) -> DatasetInfo:
     return dataclasses.replace(
         FASHION_MNIST_INFO,
         task="anomaly",
-        tasks=("anomaly", *_AE_TASKS),
+        tasks=("anomaly", *_UNSUPERVISED_TASKS),
         num_classes=2,
         classes=(f"normal ({FASHION_MNIST_CLASSES[normal_class]})", "anomaly (any other class)"),
         splits={"train": 6000, "test": 10000},
@@ -331,7 +332,7 @@ FASHION_MNIST_INFO = DatasetInfo(
     notes="reference figures: submitted benchmarks in the README shipped with the Debian package "
     "(not re-tested by Zalando); x is pixel/255 in [0, 1]; data.options.normal_class=k: class k "
     "as normal vs the rest (anomaly detection)",
-    tasks=_AE_TASKS,
+    tasks=_UNSUPERVISED_TASKS,
     **_MNIST_LIKE,
 )
 

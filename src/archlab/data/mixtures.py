@@ -28,13 +28,12 @@ from typing import Any
 
 import torch
 
-from archlab.data.core import ArrayDataset, DatasetInfo, register_dataset
+from archlab.data.core import GENERATIVE_TASKS, ArrayDataset, DatasetInfo, register_dataset
 from archlab.utils.errors import ConfigError
 
 SEEDS = {"train": 0, "test": 1}
 SPLIT_DEFAULTS = {"n_train": 100_000, "n_test": 2_500}
 MAX_POINTS = 10_000_000  # 2-D float32 points: 80 MB, far beyond any published set-up
-GENERATIVE_TASKS = ("gan", "diffusion")
 PAPERS = (
     "Metz et al., Unrolled Generative Adversarial Networks (ICLR 2017), §3.1; Srivastava et al., VEEGAN "
     "(NeurIPS 2017), §5.1; Lin et al., PacGAN (NeurIPS 2018), §4.1"

@@ -14,7 +14,7 @@ import random
 import numpy as np
 import torch
 
-from archlab.data.core import ArrayDataset, DatasetInfo, register_dataset
+from archlab.data.core import AUTOENCODER_TASKS, ArrayDataset, DatasetInfo, register_dataset
 
 _REFERENCE = {
     "logistic regression": "32%",
@@ -60,7 +60,7 @@ _COMMON = dict(
     licence="Apache-2.0",
     citation="Greydanus & Kobak, Scaling Down Deep Learning with MNIST-1D, ICML 2024",
     classes=tuple(str(i) for i in range(10)),
-    tasks=("reconstruction", "vae", "denoising"),  # besides classification: the autoencoders' signals
+    tasks=AUTOENCODER_TASKS,  # besides classification: the autoencoders' signals
 )
 
 

@@ -211,7 +211,9 @@ class Trainer:
         probe: bool = True,
     ):
         """A new run in ``runs_dir/<name>-<time>`` (or in ``run_dir``, which must be empty), or,
-        with ``resume=True``, the continuation of the run in ``run_dir``. ``probe=False`` skips the
+        with ``resume=True``, the continuation of the run in ``run_dir``, restored here from its newest
+        good checkpoint (:meth:`_restore`: the trainer and ``self.task`` are the saved ones as soon as
+        this returns, before ``fit``). ``probe=False`` skips the
         start-up probe (one training step without the update, see ``_probe``) for a recipe the caller
         has already passed through :meth:`check` — compare and the experiments check every run
         first; the probe leaves no trace on a run, so skipping it changes nothing it computes."""
@@ -240,6 +242,7 @@ class Trainer:
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
         self.timing = MetricsLog(self.run_dir / "timing.jsonl")
+        self._restored = self._restore() if resume else False
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -274,10 +277,7 @@ class Trainer:
         # rank 0 of a torchrun job holds the lock for the job (the other ranks would find it taken)
         lock = _RunLock(run_dir).__enter__() if distributed.env_info().is_main else contextlib.nullcontext()
         try:
-            if (run_dir / "summary.json").exists():
-                raise RunDirError(
-                    f"run {run_dir} has already finished (summary.json exists); start a new run to train more"
-                )
+            _check_unfinished(run_dir)
             saved_recipe = load_recipe(saved)
             if recipe is not None and recipe_hash(recipe) != recipe_hash(saved_recipe):
                 a, b = recipe_to_dict(recipe), recipe_to_dict(saved_recipe)
@@ -548,6 +548,29 @@ class Trainer:
         for name, p in self.plateaus.items():
             p.load_state_dict(monitor["plateaus"][name])
 
+    def _restore(self) -> bool:
+        """``resume=True``: load the newest good checkpoint — weights, optimiser state, the trainer's
+        state (step, data position, RNG states, log window, best, monitors) and the task's own state
+        (EMA weights, CycleGAN's image history, counters) — all at once, so that nothing read between
+        construction and ``fit`` (``self.task`` for sampling or evaluation, ``self.step``) is stale.
+        Returns False when the run has no checkpoint yet (it starts from step 0); bad checkpoints
+        are skipped with a warning, and none good among several is a :class:`CheckpointError`."""
+        _check_unfinished(self.run_dir)
+        good, skipped = ckpt.find_resumable(self.ckpt_dir)
+        for line in skipped:
+            log.warning("skipping bad checkpoint: %s", line)
+        if good is None:
+            if skipped:
+                raise CheckpointError(f"no valid checkpoint to resume in {self.ckpt_dir}")
+            log.warning("no checkpoint in %s yet: starting the run from step 0", self.ckpt_dir)
+            return False
+        state = ckpt.load_checkpoint(good, self.model, self.optimizers, self.device)
+        self._load_state(state)
+        self._load_task_state(good, state)
+        if self.dist.is_main:
+            log.info("resumed %s at step %d", self.run_dir, self.step)
+        return True
+
     def _load_task_state(self, directory: Path, state: dict[str, Any]) -> None:
         tensors = ckpt.load_task_tensors(directory)
         self.task.load_state_dict(_join_tensors(state.get("task") or {}, tensors))
@@ -778,29 +801,10 @@ class Trainer:
     def _fit(self) -> dict[str, Any]:
         r = self.recipe
         if self._resuming:
-            if (self.run_dir / "summary.json").exists():
-                raise RunDirError(
-                    f"run {self.run_dir} has already finished (summary.json exists); start a new run to train more"
-                )
-            good, skipped = ckpt.find_resumable(self.ckpt_dir)
-            for line in skipped:
-                log.warning("skipping bad checkpoint: %s", line)
-            if good is None:
-                if skipped:
-                    raise CheckpointError(f"no valid checkpoint to resume in {self.ckpt_dir}")
-                log.warning("no checkpoint in %s yet: starting the run from step 0", self.ckpt_dir)
-                if self.dist.is_main:
-                    self.metrics.truncate_after(-1)
-                    self.timing.truncate_after(-1)
-            else:
-                state = ckpt.load_checkpoint(good, self.model, self.optimizers, self.device)
-                self._load_state(state)
-                self._load_task_state(good, state)
-                if self.dist.is_main:
-                    self.metrics.truncate_after(self.step)
-                    self.timing.truncate_after(self.step)
-                if self.dist.is_main:
-                    log.info("resumed %s at step %d", self.run_dir, self.step)
+            _check_unfinished(self.run_dir)  # (under the lock: nothing finished it since construction)
+            if self.dist.is_main:  # the records past the restored step are written again
+                self.metrics.truncate_after(self.step if self._restored else -1)
+                self.timing.truncate_after(self.step if self._restored else -1)
         elif self.dist.is_main:
             atomic_write_text(self.run_dir / "recipe.yaml", recipe_to_yaml(r))
             self.task.save_artifacts(self.run_dir)  # e.g. the tokenizer, for eval/sample
@@ -1088,6 +1092,12 @@ def _no_best_reason(recipe: Recipe) -> str | None:
     except ArchlabError:  # the data set is gone or changed: no reason to give
         return None
     return None if has_val else "it had no validation split: data.val_fraction is 0 and the data set ships none"
+
+
+def _check_unfinished(run_dir: Path) -> None:
+    """A run with a summary.json has finished: it is not resumed (RunDirError, one line)."""
+    if (run_dir / "summary.json").exists():
+        raise RunDirError(f"run {run_dir} has already finished (summary.json exists); start a new run to train more")
 
 
 def _choose_checkpoint(root: Path, checkpoint: str, recipe: Recipe) -> Path:

@@ -43,7 +43,9 @@ from archlab.experiments.gen_common import (
     mean_std,
     mixture_scores,
     pm,
+    seed_list,
     separated,
+    supported_by,
     timed_draw,
     trained_model,
     variance_ratio,
@@ -90,10 +92,9 @@ class DiffusionStability(Experiment):
 
     def settings(self, o: DiffusionStabilityOptions, quick: bool) -> dict[str, Any]:
         images = o.data == "fashion_mnist"
-        full_seeds = [0, 1, 2] if images else [0, 1, 2, 3, 4]
         return {
             "data": o.data,
-            "seeds": list(dict.fromkeys(o.seeds if o.seeds is not None else ([0] if quick else full_seeds))),
+            "seeds": seed_list(o.seeds, quick, (0, 1, 2) if images else (0, 1, 2, 3, 4)),
             "steps": o.steps if o.steps is not None else (3 if quick else None),
             "ddim_steps": sorted(set(o.ddim_steps or ([2, 5] if quick else [10, 20, 50, 100]))),
             "samples": o.samples or (64 if quick else (2000 if images else 2500)),
@@ -315,6 +316,6 @@ class DiffusionStability(Experiment):
                 + ("holds." if ddim_rule == 1 else f"is mixed (fewer than 10× fewer steps than T = {t}).")
             )
         stab_rule = sign if n > 1 else 0
-        supported = True if (stab_rule, ddim_rule) == (1, 1) else False if -1 in (stab_rule, ddim_rule) else None
+        supported = supported_by([stab_rule, ddim_rule])
         end = {True: " Both clauses hold.", False: " The claim does NOT hold in full here.", None: " Mixed."}[supported]
         return stab + " " + ddim + end, supported, {"stability": stab_rule, "ddim": ddim_rule, "ddim_enough": enough}

@@ -45,10 +45,13 @@ from archlab.experiments.base import (
 )
 from archlab.experiments.gen_common import (
     QUICK_CLASSIFIER,
+    all_hold,
     draw,
     mean_std,
     pm,
+    seed_list,
     separated,
+    supported_by,
     trained_model,
     variance_ratio,
 )
@@ -81,13 +84,6 @@ class GanVsVaeOptions(ExperimentOptions):
     overrides: dict[str, Any] = Field(default_factory=dict)  # dotted recipe keys for every run
 
 
-def _clause(signs: list[int]) -> int:
-    """All +1: holds (+1); any −1: fails (−1); otherwise undecided (0)."""
-    if signs and all(x == 1 for x in signs):
-        return 1
-    return -1 if -1 in signs else 0
-
-
 @register_experiment
 class GanVsVae(Experiment):
     name = "gan-vs-vae"
@@ -103,7 +99,7 @@ class GanVsVae(Experiment):
     def settings(self, o: GanVsVaeOptions, quick: bool) -> dict[str, Any]:
         return {
             "models": [m for m in MODELS if m in o.models],
-            "seeds": list(dict.fromkeys(o.seeds if o.seeds is not None else ([0] if quick else [0, 1, 2]))),
+            "seeds": seed_list(o.seeds, quick),
             "steps": o.steps if o.steps is not None else (1 if quick else None),
             "samples": o.samples or (32 if quick else 2000),
             "diffusion_steps": o.diffusion_steps or (3 if quick else 100),
@@ -235,7 +231,7 @@ class GanVsVae(Experiment):
             + "."
         )
         clauses["gans_sharp"] = (
-            _clause([separated(vals(g, "sharpness"), vals("vae", "sharpness")) for g in gans])
+            all_hold([separated(vals(g, "sharpness"), vals("vae", "sharpness")) for g in gans])
             if have_vae and gans
             else 0
         )
@@ -248,7 +244,7 @@ class GanVsVae(Experiment):
             parts.append("(3), (4) seed-to-seed stability: one seed, undecided.")
         else:
             clauses["gans_unstable"] = (
-                _clause([variance_ratio(vals(g, "fid"), vals("vae", "fid"))[0] for g in gans])
+                all_hold([variance_ratio(vals(g, "fid"), vals("vae", "fid"))[0] for g in gans])
                 if have_vae and gans
                 else 0
             )
@@ -258,7 +254,7 @@ class GanVsVae(Experiment):
                 + "."
             )
             clauses["diffusion_stable"] = (
-                _clause([-variance_ratio(vals("ddpm", "fid"), vals(g, "fid"))[0] for g in gans])
+                all_hold([-variance_ratio(vals("ddpm", "fid"), vals(g, "fid"))[0] for g in gans])
                 if "ddpm" in results and gans
                 else 0
             )
@@ -268,7 +264,7 @@ class GanVsVae(Experiment):
                 + "."
             )
         signs = list(clauses.values())
-        supported = True if all(v == 1 for v in signs) else False if -1 in signs else None
+        supported = supported_by(signs)
         parts.append(
             {True: "All four clauses hold.", False: "The comparison does NOT hold as stated.", None: "Mixed."}[
                 supported

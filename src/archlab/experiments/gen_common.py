@@ -12,6 +12,8 @@ Rules (each returns +1, −1 or 0 so a verdict clause can come out either way or
   test of equal variances, e.g. NIST/SEMATECH e-Handbook §1.3.5.9)? With 3 seeds per side the
   critical ratio of variances is 19 (of standard deviations 4.36): three seeds decide only large
   differences in stability, and the verdicts say so.
+- :func:`all_hold` — one clause from several such signs (all +1: +1; any −1: −1; else 0), and
+  :func:`supported_by`, a verdict's ``supported`` from its clauses' signs (True, False or None).
 """
 
 from __future__ import annotations
@@ -37,6 +39,12 @@ QUICK_CLASSIFIER: dict[str, Any] = {
     "eval.every": 5,
     "checkpoint.every": 5,
 }
+
+
+def seed_list(seeds: list[int] | None, quick: bool, full: tuple[int, ...] = (0, 1, 2)) -> list[int]:
+    """The ``seeds`` option without repeats, in order; when unset, [0] for the quick version and
+    ``full`` for the full one."""
+    return list(dict.fromkeys(seeds if seeds is not None else ([0] if quick else full)))
 
 
 # -- trained models and their samples ------------------------------------------------------------
@@ -154,6 +162,20 @@ def variance_ratio(a: list[float], b: list[float], alpha: float = 0.05) -> tuple
     if ratio < 1 / down:
         return -1, ratio, up
     return 0, ratio, up
+
+
+def all_hold(signs: list[int]) -> int:
+    """One clause from several signs (+1 holds, −1 fails, 0 undecided): +1 when every sign is +1, −1
+    when any is −1, 0 otherwise (also for no signs)."""
+    if signs and all(x == 1 for x in signs):
+        return 1
+    return -1 if -1 in signs else 0
+
+
+def supported_by(signs: list[int]) -> bool | None:
+    """A verdict's ``supported`` from its clauses' signs: True when all hold, False when any fails,
+    None (mixed or undecided) otherwise."""
+    return {1: True, -1: False, 0: None}[all_hold(signs)]
 
 
 def pm(values: list[float], digits: int = 2, scale: float = 1.0) -> str:

@@ -33,7 +33,7 @@ from archlab.experiments.base import (
     figure_paths,
     register_experiment,
 )
-from archlab.experiments.gen_common import draw, mean_std, mixture_scores, pm, separated, trained_model
+from archlab.experiments.gen_common import draw, mean_std, mixture_scores, pm, seed_list, separated, trained_model
 from archlab.experiments.runs import RunSpec, budget, build_recipe, spec
 from archlab.report.figures import bar
 from archlab.report.mode_figures import mixture_panels
@@ -43,18 +43,38 @@ Data = Literal["ring8", "grid25"]
 MAX_SAMPLES = 1_000_000  # points drawn per trained model (the papers score 2,500)
 
 # key → (label, shipped recipe on <data>, overrides). The GAN variants are the plain GAN's recipe with
-# only the objective changed (and the optimiser its paper prescribes), so the networks, data and
-# budget are the same: WGAN-GP as Gulrajani et al. 2017 Alg. 1 (λ = 10, n_critic = 5, Adam(1e-4,
-# β = (0, 0.9))); spectral normalisation in every layer of D with the hinge loss (Miyato et al. 2018,
-# Eq. 8 and 16–17); five discriminator steps per generator step, each on its own batch.
+# only the objective changed (and the optimiser and critic steps its authors' code uses), so the
+# networks, data and budget are the same: WGAN-GP as Gulrajani et al. 2017 Alg. 1 (n_critic = 5,
+# Adam(1e-4, β = (0, 0.9))) with λ = 0.1, the penalty weight of their toy-data script
+# (igul222/improved_wgan_training gan_toy.py; Alg. 1's λ = 10 leaves the critic near-linear on these
+# 2-D mixtures: docs/generative.md); spectral normalisation in every layer of D with the hinge loss
+# (Miyato et al. 2018, Eq. 8 and 16–17) at their code's settings (pfnet-research/sngan_projection,
+# sn_cifar10_unconditional.yml: Adam(2e-4, β = (0, 0.9)), five D steps per G step); five
+# discriminator steps per generator step, each on its own batch.
 VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "gan": ("GAN (non-saturating)", "gan_mlp", {}),
     "wgan_gp": (
         "WGAN-GP",
         "gan_mlp",
-        {"task.loss": "wgan_gp", "task.options.n_critic": 5, "optim.lr": 1e-4, "optim.betas": [0.0, 0.9]},
+        {
+            "task.loss": "wgan_gp",
+            "task.options.n_critic": 5,
+            "task.options.gp_weight": 0.1,
+            "optim.lr": 1e-4,
+            "optim.betas": [0.0, 0.9],
+        },
     ),
-    "sngan": ("SN + hinge", "gan_mlp", {"task.loss": "hinge", "model.spectral_norm": True}),
+    "sngan": (
+        "SN + hinge",
+        "gan_mlp",
+        {
+            "task.loss": "hinge",
+            "model.spectral_norm": True,
+            "task.options.n_critic": 5,
+            "optim.lr": 2e-4,
+            "optim.betas": [0.0, 0.9],
+        },
+    ),
     "gan_5d": ("GAN, 5 D steps", "gan_mlp", {"task.options.n_critic": 5}),
     "ddpm": ("DDPM (MLP)", "ddpm_mlp", {}),
 }
@@ -138,7 +158,7 @@ class ModeCollapse(Experiment):
         return {
             "data": list(dict.fromkeys(o.data or (["ring8"] if quick else ["ring8", "grid25"]))),
             "models": models,
-            "seeds": list(dict.fromkeys(o.seeds if o.seeds is not None else ([0] if quick else [0, 1, 2]))),
+            "seeds": seed_list(o.seeds, quick),
             "steps": o.steps if o.steps is not None else (5 if quick else FULL_STEPS),
             "samples": o.samples or (200 if quick else 2500),
             "quick": quick,

@@ -38,7 +38,7 @@ from archlab.experiments.base import (
     figure_paths,
     register_experiment,
 )
-from archlab.experiments.gen_common import draw, mean_std, pm, trained_model
+from archlab.experiments.gen_common import draw, mean_std, pm, seed_list, supported_by, trained_model
 from archlab.experiments.runs import RunSpec, budget, build_recipe, spec
 from archlab.report.figures import lines
 from archlab.report.mode_figures import curves_and_densities, heatmap
@@ -85,7 +85,7 @@ class NashEquilibrium(Experiment):
 
     def settings(self, o: NashOptions, quick: bool) -> dict[str, Any]:
         return {
-            "seeds": list(dict.fromkeys(o.seeds if o.seeds is not None else ([0] if quick else [0, 1, 2]))),
+            "seeds": seed_list(o.seeds, quick),
             "steps": o.steps if o.steps is not None else (20 if quick else None),
             "snapshots": o.snapshots or (2 if quick else 20),
             "samples": o.samples or (500 if quick else 20_000),
@@ -248,7 +248,7 @@ class NashEquilibrium(Experiment):
         d_rule = _threshold([m["dev_half"] for m in final], s["d_tolerance"])
         w_rule = _threshold([m["w1_sigma"] for m in final], s["w1_tolerance"])
         word = {1: "holds", -1: "does NOT hold", 0: "is undecided (within two standard errors of the tolerance)"}
-        supported = True if d_rule == 1 and w_rule == 1 else False if -1 in (d_rule, w_rule) else None
+        supported = supported_by([d_rule, w_rule])
         start = [per_seed[sd][0] for sd in s["seeds"]]
         verdict = (
             f"After {steps[-1]:,} steps ({len(s['seeds'])} seed(s)), over the data's mass E|D(x) − ½| = "

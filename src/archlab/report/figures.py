@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import sys
+import textwrap
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,35 @@ def _new_figure(size: tuple[float, float] = SIZE) -> tuple[Figure, Any]:
     return fig, ax
 
 
+def fit_titles(fig: Figure) -> None:
+    """Wraps every title of ``fig`` onto as many lines as it needs to fit: the figure's title
+    (``suptitle``) within the figure's width, each axes' title within its axes. Matplotlib never
+    wraps a title, and a figure laid out with ``tight_layout`` cuts off what sticks out on both sides
+    (a translation's or a run's name in a title is the user's text, of any length). Widths are
+    measured with the figure's own renderer and font, not guessed from the number of characters."""
+    renderer = fig.canvas.get_renderer()
+    texts = [(ax.title, ax.bbox.width) for ax in fig.axes]
+    suptitle = getattr(fig, "_suptitle", None)
+    if suptitle is not None:
+        texts.append((suptitle, fig.bbox.width))
+    for text, room in texts:
+        limit = 0.96 * room
+        for _ in range(8):  # each pass re-wraps at the measured ratio; a few passes always fit
+            s = text.get_text()
+            width = text.get_window_extent(renderer).width if s else 0.0
+            if width <= limit:
+                break
+            longest = max(len(line) for line in s.splitlines())
+            chars = max(1, int(longest * limit / width))
+            text.set_text("\n".join(textwrap.fill(line, chars, break_on_hyphens=False) for line in s.splitlines()))
+
+
 def _save(fig: Figure, path: str | Path, ax: Any = None, title: str | None = None) -> Path:
-    """Writes ``fig`` as a PNG at ``path`` (folders made), ``title`` set on ``ax`` first; returns the path."""
+    """Writes ``fig`` as a PNG at ``path`` (folders made), ``title`` set on ``ax`` first and every title
+    wrapped to fit (:func:`fit_titles`); returns the path."""
     if title:
         ax.set_title(title, fontsize=10)
+    fit_titles(fig)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -379,6 +405,7 @@ def attention_grid(
         fig.colorbar(im, ax=fig.axes, fraction=0.02, pad=0.02, label="attention weight")
     if title:
         fig.suptitle(title, fontsize=10)
+    fit_titles(fig)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, format="png", bbox_inches="tight")

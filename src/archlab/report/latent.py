@@ -246,7 +246,7 @@ def image_rows(
             if row_labels:
                 axes[i][0].set_ylabel(row_labels[i], fontsize=7, rotation=0, ha="right", va="center")
     if title:
-        fig.suptitle(title, fontsize=8, wrap=True)
+        fig.suptitle(title, fontsize=8)
     return _save(fig, path)
 
 

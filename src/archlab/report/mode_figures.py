@@ -57,7 +57,7 @@ def mixture_panels(
         ax.set_title(p.get("title", ""), fontsize=7)
         ax.tick_params(labelsize=6)
     if title:
-        fig.suptitle(title, fontsize=8, wrap=True)
+        fig.suptitle(title, fontsize=8)
     return _save(fig, path)
 
 

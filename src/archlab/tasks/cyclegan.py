@@ -290,8 +290,20 @@ class PairedTranslationTask(_TranslationTask):
             )
         super().__init__(spec, info, seed)
 
+    def data_hints(self) -> dict[str, Any]:
+        # G and F alone: no discriminator is built, so none (untrained) is saved in a checkpoint
+        return {**super().data_hints(), "discriminators": False}
+
+    def _check_hint(self, key: str, given: Any, data: Any) -> None:
+        if key == "discriminators" and given:
+            raise ConfigError(
+                "model.discriminators: task 'translation_paired' trains G and F alone (L1 on the true pairs), "
+                "no discriminator; drop the override"
+            )
+        super()._check_hint(key, given, data)
+
     def param_groups(self, model: nn.Module) -> dict[str, list[nn.Parameter]]:
-        return {"generator": list(model.generator.parameters())}  # the discriminators are not trained
+        return {"generator": list(model.generator.parameters())}
 
     def custom_step(self, model: nn.Module, ctx: StepContext) -> dict[str, Any]:
         batch = ctx.next_batch()

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import nn
@@ -92,6 +92,11 @@ class GANBase(nn.Module):
         lo, hi = config.data_range
         if config.output != "linear" and not hi > lo:
             raise ValueError(f"data_range: (lo, hi) needs lo < hi, got {tuple(config.data_range)}")
+        self._init_interface(config)
+
+    def _init_interface(self, config: Any) -> None:
+        """The interface's attributes, for every GAN of the family (a config with ``in_shape`` and
+        ``latent_dim``): ``config``, ``input_shape``/``input_spec``, ``latent_dim``, no averaged generator."""
         self.config = config
         self.input_shape = tuple(config.in_shape)  # one example of the data (what D reads, G writes)
         self.input_spec = self.input_shape
@@ -145,9 +150,8 @@ class GANBase(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, **kw) -> torch.Tensor:
         """n examples in data units, (n, *in_shape), from z ~ N(0, I) drawn with ``generator`` (on any device:
-        a seeded CPU generator gives the same samples on every device; ``utils.seed.randn_on``)."""
-        if kw:
-            raise TypeError(f"sample() got unexpected options {sorted(kw)}")
+        a seeded CPU generator gives the same samples on every device; ``utils.seed.randn_on``); ``kw`` go
+        to :meth:`generate` (StyleGAN's ψ; a model whose ``generate`` takes none raises TypeError)."""
         if n < 1:
             raise ValueError(f"n: need at least one sample, got {n}")
         device = next(self.parameters()).device
@@ -155,7 +159,7 @@ class GANBase(nn.Module):
         was = self.training
         self.eval()
         try:
-            return self.generate(z)
+            return self.generate(z, **kw)
         finally:
             self.train(was)
 
@@ -167,6 +171,29 @@ class GANBase(nn.Module):
     def example_inputs(self, batch: int = 1) -> tuple[torch.Tensor]:
         """z ~ N(0, I) of shape (batch, K) on the model's device: what ``forward`` takes."""
         return (torch.randn(batch, self.latent_dim, device=next(self.parameters()).device),)
+
+
+def stages(side: int) -> tuple[int, int]:
+    """(n, s₀): how many times a side halves down to the base s₀ (while even and ≥ 8), 28 → (2, 7)."""
+    n = 0
+    while side % 2 == 0 and side >= 8:
+        side //= 2
+        n += 1
+    return n, side
+
+
+def square_stages(in_shape: tuple[int, ...], model: str, sides: str) -> tuple[int, int]:
+    """:func:`stages` of a square (C, H, W) image whose side halves at least once down to a base
+    side s₀ ≥ 4 — the stride-2 stages of DCGAN's and SNGAN's networks; ``sides`` lists good ones for the
+    message. Raises ValueError (one line, naming ``model``) for any other shape."""
+    _, h, w = in_shape
+    n, s0 = stages(h)
+    if h != w or n < 1 or s0 < 4:
+        raise ValueError(
+            f"in_shape: {model} needs square images whose side halves at least once down to a base side ≥ 4 "
+            f"({sides} …), got {h}×{w}"
+        )
+    return n, s0
 
 
 def flat_size(shape: tuple[int, ...]) -> int:

@@ -33,7 +33,8 @@ Parameter arithmetic (1×28×28, k = m = 16, 3 blocks, L = 1; every conv has a b
         R64 ×3: 3·2·(64·64·9+64) = 221,568 · u32 64·32·9+32 = 18,464 · u16 32·16·9+16 = 4,624 ·
         c7s1-1 16·49+1 = 785: 269,377; F the same
     D = C16 16·16+16 = 272 · C32 16·32·16+32 = 8,224 · out 32·16+1 = 513: 9,009; two of each:
-    2·269,377 + 2·9,009 = 556,772
+    2·269,377 + 2·9,009 = 556,772; without the discriminators (``discriminators=False``, what task
+    ``translation_paired`` builds: it trains G and F alone) 2·269,377 = 538,754
 """
 
 from __future__ import annotations
@@ -69,17 +70,20 @@ class CycleGANConfig(ModelConfig):
     ndf: PositiveInt = 16  # m of the first C layer of the discriminators (paper: 64)
     n_blocks: LayerCount = 3  # residual blocks R4k (paper: 6 at 128×128, 9 at 256×256)
     d_layers: LayerCount = 1  # L, stride-2 C layers of the PatchGAN (paper: 3, 70×70 patches)
+    # build D_A and D_B; False: G and F only (task translation_paired trains no discriminator, so its
+    # checkpoints hold no untrained ones)
+    discriminators: bool = True
 
 
 class CycleGANOutput(NamedTuple):
     """``forward(a)``: the A → B → A half of a training step. ``fake_b`` = translate(a, "a2b") and
     ``rec_a`` = F(G(a)) in data units (B, C, H, W); ``score_fake_b`` = D_B(G(a)) and ``score_real_a``
-    = D_A(a), the patch scores (B, 1, h, w)."""
+    = D_A(a), the patch scores (B, 1, h, w), None for a model built without discriminators."""
 
     fake_b: torch.Tensor
     rec_a: torch.Tensor
-    score_fake_b: torch.Tensor
-    score_real_a: torch.Tensor
+    score_fake_b: torch.Tensor | None
+    score_real_a: torch.Tensor | None
 
 
 class ResnetBlock(nn.Module):
@@ -169,7 +173,8 @@ def init_weights(module: nn.Module) -> None:
 class CycleGAN(nn.Module):
     """G: A → B, F: B → A (``generator["G"]``, ``generator["F"]``) and D_A, D_B
     (``discriminator["D_A"]``, ``discriminator["D_B"]``), so that the parameter groups are
-    ``model.generator`` and ``model.discriminator`` as for every GAN of the family.
+    ``model.generator`` and ``model.discriminator`` as for every GAN of the family. With
+    ``discriminators=False`` ``model.discriminator`` is empty (G and F alone).
 
     Data units in, data units out: :meth:`translate` and :meth:`forward` take images in [0, 1] and
     return images in [0, 1]; the networks themselves work in [−1, 1] (:meth:`to_net` /
@@ -194,12 +199,15 @@ class CycleGAN(nn.Module):
         self.generator = nn.ModuleDict(
             {"G": ResnetGenerator(c, config.ngf, config.n_blocks), "F": ResnetGenerator(c, config.ngf, config.n_blocks)}
         )
-        self.discriminator = nn.ModuleDict(
+        # built even when dropped: their construction draws from the RNG, so G and F start from the same
+        # weights with and without them (a paired run reproduces one of a model that still carried them)
+        discriminators = nn.ModuleDict(
             {
                 "D_A": PatchDiscriminator(c, config.ndf, config.d_layers),
                 "D_B": PatchDiscriminator(c, config.ndf, config.d_layers),
             }
         )
+        self.discriminator = discriminators if config.discriminators else nn.ModuleDict()
         self.patch_size = patch_receptive_field(config.d_layers)
         init_weights(self)
 
@@ -236,6 +244,8 @@ class CycleGAN(nn.Module):
         a_net = self.to_net(a)
         fake_b = self.G(a_net)
         rec_a = self.F(fake_b)
+        if not self.discriminator:
+            return CycleGANOutput(self.to_data(fake_b), self.to_data(rec_a), None, None)
         return CycleGANOutput(self.to_data(fake_b), self.to_data(rec_a), self.D_B(fake_b), self.D_A(a_net))
 
     @torch.no_grad()

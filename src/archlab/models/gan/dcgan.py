@@ -42,20 +42,11 @@ from typing import Literal
 
 from torch import nn
 
-from archlab.models.gan.base import GANBase, GANConfig, dcgan_init
+from archlab.models.gan.base import GANBase, GANConfig, dcgan_init, square_stages
 from archlab.registry import register_model
 from archlab.registry.config import ImageShape, PositiveInt
 
 Norm = Literal["batch", "layer", "none"]
-
-
-def stages(side: int) -> tuple[int, int]:
-    """(n, s₀): how many times a side halves down to the base s₀ (while even and ≥ 8), 28 → (2, 7)."""
-    n = 0
-    while side % 2 == 0 and side >= 8:
-        side //= 2
-        n += 1
-    return n, side
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -81,13 +72,8 @@ class DCGAN(GANBase):
     def __init__(self, config: DCGANConfig):
         super().__init__()
         self._init_common(config)
-        c, h, w_ = config.in_shape
-        n, s0 = stages(h)
-        if h != w_ or n < 1 or s0 < 4:
-            raise ValueError(
-                f"in_shape: DCGAN needs square images whose side halves at least once down to a base side ≥ 4 "
-                f"(28, 32, 64 …), got {h}×{w_}"
-            )
+        c = config.in_shape[0]
+        n, s0 = square_stages(config.in_shape, "DCGAN", "28, 32, 64")
         k, w = config.latent_dim, config.width
         chans = [w * 2**i for i in range(n)]  # D's channels per stage: w, 2w, … ; G's in reverse
         g: list[nn.Module] = [

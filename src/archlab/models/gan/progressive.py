@@ -43,7 +43,6 @@ from archlab.models.gan.base import GANBase, GANOutput
 from archlab.registry import register_model
 from archlab.registry.config import ImageShape, ModelConfig, NonNegativeInt, PositiveInt
 from archlab.utils.errors import ConfigError
-from archlab.utils.seed import randn_on
 from archlab.utils.shapes import check_shape
 
 LRELU_SLOPE = 0.2  # leaky ReLU everywhere (App. A.1)
@@ -206,7 +205,20 @@ def nf(config: ProGANConfig, s: int) -> int:
 
 
 # -- networks ------------------------------------------------------------------------------------
-class ProgressiveGenerator(nn.Module):
+class _Staged(nn.Module):
+    """What G and D share: S stages for a config (:func:`_check`), the current stage and fade-in α
+    (fully grown when built: S − 1, α = 1), set together by :meth:`set_stage`."""
+
+    def __init__(self, config: ProGANConfig):
+        super().__init__()
+        self.num_stages, _ = _check(config)
+        self.stage, self.alpha = self.num_stages - 1, 1.0
+
+    def set_stage(self, stage: int, alpha: float) -> None:
+        self.stage, self.alpha = stage, alpha
+
+
+class ProgressiveGenerator(_Staged):
     """G of Table 2: z → pixel norm → dense to 4×4 → conv 3×3, then per stage up → conv 3×3 → conv 3×3,
     each conv followed by leaky ReLU and pixel norm; toRGB_s a linear 1×1 conv per stage.
 
@@ -215,9 +227,7 @@ class ProgressiveGenerator(nn.Module):
     """
 
     def __init__(self, config: ProGANConfig):
-        super().__init__()
-        self.num_stages, _ = _check(config)
-        self.stage, self.alpha = self.num_stages - 1, 1.0
+        super().__init__(config)
         channels = config.in_shape[0]
         n0 = nf(config, 1)
         self.pixel_norm = PixelNorm()
@@ -237,9 +247,6 @@ class ProgressiveGenerator(nn.Module):
             self.to_rgb.append(
                 EqualizedConv2d(n_out, channels, 1, gain=1.0) if config.progressive or last else nn.Identity()
             )
-
-    def set_stage(self, stage: int, alpha: float) -> None:
-        self.stage, self.alpha = stage, alpha
 
     def block(self, s: int, h: torch.Tensor) -> torch.Tensor:
         """Stage s's block: (B, K) latents at s = 0, else (B, N_{s−1}, r/2, r/2) → (B, N_s, r_s, r_s)."""
@@ -263,7 +270,7 @@ class ProgressiveGenerator(nn.Module):
         return y
 
 
-class ProgressiveDiscriminator(nn.Module):
+class ProgressiveDiscriminator(_Staged):
     """D of Table 2, the mirror of G: fromRGB_s (1×1 conv, leaky ReLU), per stage conv 3×3 → conv 3×3
     → 2×2 average pool, and at 4×4 minibatch stddev → conv 3×3 → dense (conv 4×4 in the paper) → dense
     to one score (linear; a critic for the WGAN-GP loss).
@@ -272,9 +279,7 @@ class ProgressiveDiscriminator(nn.Module):
     """
 
     def __init__(self, config: ProGANConfig):
-        super().__init__()
-        self.num_stages, _ = _check(config)
-        self.stage, self.alpha = self.num_stages - 1, 1.0
+        super().__init__(config)
         channels = config.in_shape[0]
         self.from_rgb = nn.ModuleList(  # one per stage; only the last without progressive growing
             EqualizedConv2d(channels, nf(config, s + 1), 1)
@@ -296,9 +301,6 @@ class ProgressiveDiscriminator(nn.Module):
         self.conv = EqualizedConv2d(n0 + (1 if self.mbstd else 0), n0, 3)
         self.dense0 = EqualizedLinear(n0 * 16, nf(config, 0))
         self.dense1 = EqualizedLinear(nf(config, 0), 1, gain=1.0)
-
-    def set_stage(self, stage: int, alpha: float) -> None:
-        self.stage, self.alpha = stage, alpha
 
     def block(self, s: int, h: torch.Tensor) -> torch.Tensor:
         """Stage s ≥ 1's block: (B, N_s, r_s, r_s) → (B, N_{s−1}, r_s/2, r_s/2)."""
@@ -353,13 +355,6 @@ class PaddedImageGAN(GANBase):
     config: ProGANConfig
     pad: int
 
-    def _init_images(self, config: ProGANConfig) -> None:
-        self.config = config
-        self.latent_dim = config.latent_dim
-        self.input_shape = tuple(config.in_shape)  # one example of the data (the family's convention)
-        self.input_spec = self.input_shape
-        self.__dict__["_sampling_generator"] = None  # not a submodule: no state_dict entry
-
     def to_network(self, x: torch.Tensor) -> torch.Tensor:
         """Data units [0, 1] → network units [−1, 1] (ProGAN App. A.1), u = 2x − 1, element-wise."""
         return x * 2.0 - 1.0
@@ -391,22 +386,6 @@ class PaddedImageGAN(GANBase):
         u = self.generator(z)
         return GANOutput(self.to_data(full_size_images(u, self.pad, self.config.resolution)), self.discriminator(u))
 
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, **kw) -> torch.Tensor:
-        """``n`` images (n, C, H, W) in [0, 1] from z ~ N(0, I) drawn with ``generator`` on its own device
-        (the global RNG when None; ``utils.seed.randn_on``), in eval mode, without gradients, on the
-        model's device; ``kw`` go to :meth:`generate`. Raises ValueError for n < 1."""
-        if n < 1:
-            raise ValueError(f"n: need at least one sample, got {n}")
-        device = next(self.parameters()).device
-        z = randn_on((n, self.latent_dim), generator, device)  # on the generator's device, then moved
-        was_training = self.training
-        self.eval()
-        try:
-            return self.generate(z, **kw)
-        finally:
-            self.train(was_training)
-
 
 class ProGAN(PaddedImageGAN):
     """Progressive GAN: ``generator`` and ``discriminator`` grown together (see the module docstring).
@@ -421,7 +400,7 @@ class ProGAN(PaddedImageGAN):
     def __init__(self, config: ProGANConfig):
         super().__init__()
         self.num_stages, self.pad = _check(config)
-        self._init_images(config)
+        self._init_interface(config)
         self.generator = ProgressiveGenerator(config)
         self.discriminator = ProgressiveDiscriminator(config)
         self.stage, self.alpha = self.num_stages - 1, 1.0

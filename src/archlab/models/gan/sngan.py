@@ -35,8 +35,7 @@ from dataclasses import dataclass
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from archlab.models.gan.base import GANBase, GANConfig
-from archlab.models.gan.dcgan import stages
+from archlab.models.gan.base import GANBase, GANConfig, square_stages
 from archlab.registry import register_model
 from archlab.registry.config import ImageShape, PositiveInt
 
@@ -57,13 +56,8 @@ class SNGAN(GANBase):
     def __init__(self, config: SNGANConfig):
         super().__init__()
         self._init_common(config)
-        c, h, w_ = config.in_shape
-        n, s0 = stages(h)
-        if h != w_ or n < 1 or s0 < 4:
-            raise ValueError(
-                f"in_shape: SNGAN needs square images whose side halves at least once down to a base side ≥ 4 "
-                f"(28, 32, 48 …), got {h}×{w_}"
-            )
+        c, h, _ = config.in_shape
+        n, s0 = square_stages(config.in_shape, "SNGAN", "28, 32, 48")
         w = config.width
         if w >> n < 1:
             raise ValueError(f"width: {w} halves {n} times in G; use a width of at least {1 << n}")
@@ -85,9 +79,7 @@ class SNGAN(GANBase):
         for c_out in (v, 2 * v, 4 * v):
             d += [spectral_norm(nn.Conv2d(c_in, c_out, 3, 1, 1)), nn.LeakyReLU(0.1)]
             d += [spectral_norm(nn.Conv2d(c_out, c_out, 4, 2, 1)), nn.LeakyReLU(0.1)]
-            c_in, side = c_out, side // 2  # (side + 2 − 4) // 2 + 1 = ⌊side/2⌋
-        if side < 1:
-            raise ValueError(f"in_shape: SNGAN's discriminator halves the side three times; {h} is too small")
+            c_in, side = c_out, side // 2  # (side + 2 − 4) // 2 + 1 = ⌊side/2⌋ (≥ 1: square_stages gives h ≥ 8)
         d += [spectral_norm(nn.Conv2d(c_in, 8 * v, 3, 1, 1)), nn.LeakyReLU(0.1), nn.Flatten()]
         d.append(spectral_norm(nn.Linear(8 * v * side * side, 1)))
         self.discriminator = nn.Sequential(*d)

@@ -287,7 +287,7 @@ class StyleGAN(PaddedImageGAN):
         )
         self.discriminator = ProgressiveDiscriminator(d_config)  # checks resolution and in_shape first
         self.pad = (config.resolution - config.in_shape[1]) // 2
-        self._init_images(config)
+        self._init_interface(config)
         self.generator = StyleGenerator(config)
 
     def generate(
