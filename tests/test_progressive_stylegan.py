@@ -443,3 +443,30 @@ def test_progan_without_a_step_budget_is_one_line_before_the_run_dir(tmp_path, c
     assert not (tmp_path / "runs").exists()
     with pytest.raises(ConfigError, match="model.mbstd_group_size: Input should be greater than or equal to 0"):
         create_model("progan", mbstd_group_size=-1)
+
+
+def test_gan_evaluation_is_a_function_of_the_seed_not_of_the_global_rng():
+    """StyleGAN's generator adds per-pixel noise: the task's evaluation draws it from its own seeded
+    generator (``generator_output``), so ``archlab eval`` reproduces summary.json exactly."""
+    from archlab.config import ModelSpec, TaskSpec
+    from archlab.data import dataset_info
+    from archlab.data.batch import Batch
+    from archlab.tasks import build_task
+
+    task = build_task(TaskSpec(name="gan"), dataset_info("fashion_mnist"), seed=0)
+    torch.manual_seed(0)
+    model = task.build_model(ModelSpec(name="stylegan", **TINY_STYLEGAN)).eval()
+    with torch.no_grad():  # a visible noise strength (the learned scale starts at 0)
+        for name, p in model.generator.named_parameters():
+            if name.endswith("noise.strength"):
+                p.fill_(1.0)
+    batches = [Batch(x=torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(1)))]
+    torch.manual_seed(123)
+    first = task.evaluate(model, batches)
+    torch.manual_seed(456)
+    assert task.evaluate(model, batches) == first
+    g = torch.Generator().manual_seed(7)
+    z = torch.randn(2, model.latent_dim, generator=g)
+    a = model.generator_output(z, torch.Generator().manual_seed(3))
+    assert torch.equal(a, model.generator_output(z, torch.Generator().manual_seed(3)))
+    assert not torch.equal(a, model.generator_output(z, torch.Generator().manual_seed(4)))  # the noise is used

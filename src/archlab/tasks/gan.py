@@ -310,7 +310,7 @@ class GANTask(AveragedWeightsState, Task):
         for batch in batches:
             real = self._real(m, batch)
             z = self._z(m, len(real), g, real.device)
-            fake = m._sampler(real.device)(z)
+            fake = m.generator_output(z, g)  # any noise G adds (StyleGAN's) from g too: seeded, not global
             s_real, s_fake = m.discriminator(real).float(), m.discriminator(fake).float()
             b = len(real)
             sums["d_loss"] += float(discriminator_loss(self.loss_name, s_real, s_fake)) * b

@@ -137,6 +137,14 @@ class GANBase(nn.Module):
             ema.to(device)
         return ema.eval()
 
+    def generator_output(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """G(z) in the network's units, from the sampling generator (the averaged one when attached and
+        the model is in eval mode): (B, K) → (B, *network shape). ``generator`` draws any noise G adds
+        itself (StyleGAN's per-pixel noise); a model without such noise ignores it. The GAN task's
+        evaluation goes through here with its own seeded generator, so its metrics are a function of
+        the run's seed, never of the global RNG's state."""
+        return self._sampler(z.device)(z)
+
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """x = to_data(G(z)): (B, K) → (B, *in_shape), data units."""
         check_shape(z, (None, self.latent_dim), "z")

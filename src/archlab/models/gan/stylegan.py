@@ -326,6 +326,11 @@ class StyleGAN(PaddedImageGAN):
         return self.to_data(full_size_images(u, self.pad, self.config.resolution)).clamp(0.0, 1.0)
 
     @torch.no_grad()
+    def generator_output(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """G(z) in [−1, 1], (B, C, R, R), ψ = 1, the per-pixel noise drawn with ``generator`` (the
+        global RNG when None)."""
+        return self._sampler(z.device)(z, noise_generator=generator)
+
     def sample(self, n: int, generator: torch.Generator | None = None, psi: float | None = None) -> torch.Tensor:
         """``n`` images (n, C, H, W) in [0, 1]: z ~ N(0, I) and the per-pixel noise both drawn on the CPU
         with ``generator``; eval mode (no style mixing), on the model's device; ψ as in :meth:`generate`."""
