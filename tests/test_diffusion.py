@@ -18,7 +18,7 @@ from archlab.models.diffusion.schedules import (
     cosine_beta_schedule,
     linear_beta_schedule,
 )
-from archlab.models.diffusion.unet import timestep_embedding
+from archlab.models.diffusion.unet import AttentionBlock, timestep_embedding
 from archlab.utils.errors import ConfigError
 
 
@@ -214,6 +214,27 @@ def test_unet_shapes_and_time_conditioning():
         m(torch.randn(1, 1, 7, 8), torch.tensor([0]))
     with pytest.raises(ConfigError, match="norm_groups=3 must divide"):
         create_model("ddpm_unet", channels=8, norm_groups=3)
+
+
+def test_unet_attention_is_softmax_attention_over_positions_written_out():
+    torch.manual_seed(0)
+    block = AttentionBlock(8, groups=4)
+    nn.init.normal_(block.proj.weight, std=0.3)  # the zero-initialised output projection, made live
+    x = torch.randn(2, 8, 3, 5)
+    q, k, v = (w.reshape(2, 8, 15) for w in block.qkv(block.norm(x)).chunk(3, dim=1))  # (B, C, N) each
+    w = torch.softmax(torch.einsum("bci,bcj->bij", q, k) / math.sqrt(8), dim=-1)  # query i over keys j
+    h = torch.einsum("bij,bcj->bci", w, v).reshape(2, 8, 3, 5)
+    expected = x + block.proj(h)
+    with torch.no_grad():
+        got = block(x)
+    assert (got - x).abs().max() > 0.1  # the attention branch is live
+    assert torch.allclose(got, expected, atol=1e-5)
+    x2 = x.clone()
+    x2[1, :, 0, 0] += 1.0  # one position of example 1: every position of example 1 moves, example 0 does not
+    with torch.no_grad():
+        moved = block(x2)
+    assert torch.equal(moved[0], got[0])
+    assert ((moved[1] - got[1]).abs().amax(dim=0) > 1e-4).all()
 
 
 def test_ddpm_config_ranges():
