@@ -1,7 +1,9 @@
 """CycleGAN and unpaired translation (issue 12 §1, §3): the losses on hand cases, the history buffer,
 the two-domain set's pairing, the networks' shapes and receptive field, resume with the buffer as task
-state, and bad input as one line."""
+state, paired runs saved by the older version that built discriminators, and bad input as one line."""
 
+import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from archlab import create_model
@@ -17,9 +19,10 @@ from archlab.cli import main
 from archlab.config import load_recipe
 from archlab.data import load_dataset
 from archlab.data.translation import apply_transform, partition, sobel_magnitude
-from archlab.engine import Trainer
+from archlab.engine import Trainer, load_run
 from archlab.models.gan.cyclegan import PatchDiscriminator, patch_receptive_field
 from archlab.tasks.cyclegan import CycleGANTask, ImagePool, l1, lsgan_d_loss, lsgan_g_loss
+from archlab.utils.io import sha256_file
 
 TINY_MODEL = {"name": "cyclegan", "ngf": 4, "ndf": 4, "n_blocks": 1}
 
@@ -238,6 +241,74 @@ def test_resume_from_a_checkpoint_is_bit_identical_with_the_history_as_task_stat
     assert {"g_loss", "cycle", "identity", "d_loss"} <= set(yaml.safe_load(lines[0]))
     test_a = load_dataset("digits", "test").x[:50]
     assert ref["test"]["identity_l1"] == pytest.approx(float((1 - 2 * test_a).abs().mean()))  # |a − (1 − a)|
+
+
+def _resave_weights(checkpoint: Path, add: dict[str, torch.Tensor], drop: tuple[str, ...] = ()) -> None:
+    """Rewrite a checkpoint's model.safetensors with tensors ``add``ed and ``drop``ped, and its
+    manifest to match (a checkpoint a version of the code that saved other tensors wrote)."""
+    path = checkpoint / "model.safetensors"
+    tensors = {k: v for k, v in load_file(path).items() if k not in drop}
+    save_file({**tensors, **add}, str(path))
+    manifest = json.loads((checkpoint / "MANIFEST.json").read_text())
+    manifest["files"]["model.safetensors"] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    (checkpoint / "MANIFEST.json").write_text(json.dumps(manifest))
+
+
+def test_a_paired_run_saved_with_untrained_discriminators_loads_dropping_exactly_those(tmp_path, capsys, caplog):
+    """Before commit bb1d42f task translation_paired built D_A and D_B and saved them untrained. Such a
+    run still evaluates, samples and resumes: the loader drops exactly the tensors under the task's
+    retired prefixes (one notice) and G and F are the saved ones; any other unexpected or missing
+    tensor still fails as one line, exit 2."""
+    changes = {"task": {"name": "translation_paired"}, "data.options": {"paired": True}, "budget.steps": 2}
+    changes |= {"checkpoint.every": 2, "eval.every": 2}
+    ref = Trainer(load_recipe(tiny_cyclegan(**changes)), runs_dir=tmp_path / "runs", quiet=True).fit()
+    run = Path(ref["run_dir"])
+    last = run / "checkpoints" / "step-00000002"
+    trained = load_file(last / "model.safetensors")
+    tiny = {k: v for k, v in TINY_MODEL.items() if k != "name"}
+    discriminators = create_model("cyclegan", **tiny).discriminator.state_dict()  # what the old model carried
+    untrained = {f"discriminator.{k}": v.clone() for k, v in discriminators.items()}
+    assert len(untrained) == 12 and {k.split(".")[1] for k in untrained} == {"D_A", "D_B"}
+    for checkpoint in (run / "checkpoints").iterdir():
+        _resave_weights(checkpoint, untrained)
+    assert set(load_file(last / "model.safetensors")) == set(trained) | set(untrained)
+
+    with caplog.at_level(logging.WARNING, logger="archlab"):
+        loaded = load_run(run, checkpoint="last")
+    notices = [r.getMessage() for r in caplog.records]
+    assert len(notices) == 1 and "\n" not in notices[0]
+    assert "dropped 12 tensors under discriminator.D_A., discriminator.D_B., which an older version" in notices[0]
+    weights = loaded.model.state_dict()
+    assert weights.keys() == trained.keys() and all(torch.equal(weights[k], trained[k]) for k in trained)
+    capsys.readouterr()
+    assert main(["eval", str(run), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert {k: evaluated[k] for k in ref["test"]} == ref["test"]
+    assert main(["sample", str(run), "--n", "4"]) == 0 and (run / "figures" / "gen-translation.png").exists()
+    # resuming restores the saved G, F and their optimiser state from the old checkpoint
+    cut = tmp_path / "cut" / run.name
+    shutil.copytree(run, cut)
+    (cut / "summary.json").unlink()
+    trainer = Trainer.resume(cut, quiet=True)
+    weights = trainer.model.state_dict()
+    assert trainer.step == 2 and all(torch.equal(weights[k], trained[k]) for k in trained)
+    assert trainer.optimizers["generator"].state_dict()["state"]  # Adam's moments, restored
+
+    # anything else still fails: a tensor under another prefix, a tensor the model needs and lacks
+    some = sorted(trained)[0]
+    for add, drop, message in (
+        ({"discriminator.D_C.net.0.bias": torch.zeros(4)}, (), "unexpected ['discriminator.D_C.net.0.bias']"),
+        ({}, (some,), f"(missing ['{some}'], unexpected [])"),
+    ):
+        bad = tmp_path / "bad" / run.name
+        shutil.rmtree(bad, ignore_errors=True)
+        shutil.copytree(run, bad)
+        for checkpoint in (bad / "checkpoints").iterdir():
+            _resave_weights(checkpoint, add, drop)
+        capsys.readouterr()
+        assert main(["eval", str(bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("archlab: error: ") and "\n" not in err and message in err, err
 
 
 @pytest.mark.parametrize(

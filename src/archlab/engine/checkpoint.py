@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import re
 import shutil
@@ -42,6 +43,8 @@ MANIFEST = "MANIFEST.json"
 _STEP_DIR = re.compile(r"^step-(\d{8})$")
 # what a killed write or replace leaves behind: .tmp-<name>-<pid> (new), .old-<name>-<pid> (previous)
 _LEFTOVER = re.compile(r"^\.(tmp|old)-(.+)-(\d+)$")
+
+log = logging.getLogger("archlab")
 
 
 class NonFiniteStateError(CheckpointError):
@@ -246,12 +249,16 @@ def load_checkpoint(
     model: nn.Module,
     optimizers: dict[str, torch.optim.Optimizer] | None = None,
     map_location: str | torch.device = "cpu",
+    retired: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Verify, then load weights (and optimiser state) in place; return ``state.json``.
 
-    Raises :class:`CheckpointError` (one line) when a file fails the manifest, when a tensor's
-    shape or name does not fit ``model`` (naming the first such tensor and both shapes), and
-    :class:`NonFiniteStateError` when a loaded weight or optimiser tensor holds NaN/inf.
+    ``retired``: tensor-name prefixes of weights an older version of the run's task saved and
+    ``model`` no longer has (the task's ``retired_weights``); saved tensors under them that the
+    model lacks are dropped with a one-line notice. Raises :class:`CheckpointError` (one line) when
+    a file fails the manifest, when a tensor's shape or name does not fit ``model`` (naming the
+    first such tensor and both shapes), and :class:`NonFiniteStateError` when a loaded weight or
+    optimiser tensor holds NaN/inf.
     """
     directory = Path(directory)
     verify_checkpoint(directory)
@@ -261,10 +268,21 @@ def load_checkpoint(
         missing, unexpected = load_model(model, str(weights), strict=False, device=str(map_location))
     except (SafetensorError, OSError, RuntimeError) as e:
         raise CheckpointError(f"{weights} cannot be loaded into this model: {str(e).splitlines()[0]}") from None
+    dropped = [k for k in unexpected if k.startswith(tuple(retired))]
+    unexpected = [k for k in unexpected if not k.startswith(tuple(retired))]
     if missing or unexpected:
         raise CheckpointError(
             f"{weights} does not fit this model "
             f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}): was the recipe changed?"
+        )
+    if dropped:
+        under = [p for p in retired if any(k.startswith(p) for k in dropped)]
+        log.warning(
+            "%s: dropped %d tensors under %s, which an older version of this run's task saved and its model no "
+            "longer has",
+            weights,
+            len(dropped),
+            ", ".join(under),
         )
     bad = first_non_finite(model.state_dict())
     if bad:

@@ -564,7 +564,7 @@ class Trainer:
                 raise CheckpointError(f"no valid checkpoint to resume in {self.ckpt_dir}")
             log.warning("no checkpoint in %s yet: starting the run from step 0", self.ckpt_dir)
             return False
-        state = ckpt.load_checkpoint(good, self.model, self.optimizers, self.device)
+        state = ckpt.load_checkpoint(good, self.model, self.optimizers, self.device, self.task.retired_weights)
         self._load_state(state)
         self._load_task_state(good, state)
         if self.dist.is_main:
@@ -872,7 +872,9 @@ class Trainer:
         final_val = self.last_eval.get("val", {})
         if r.eval.restore_best and best_dir.exists():
             # the summary's val and test numbers both come from the weights it reports (the best)
-            self._load_task_state(best_dir, ckpt.load_checkpoint(best_dir, self.model, None, self.device))
+            self._load_task_state(
+                best_dir, ckpt.load_checkpoint(best_dir, self.model, None, self.device, self.task.retired_weights)
+            )
             if self._sharded_eval or self.dist.is_main:
                 final_test, final_val = self.evaluate("test"), self.evaluate("val")
             if not self._sharded_eval:
@@ -1170,7 +1172,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "auto") -> LoadedRun:
     model = task.build_model(recipe.model).to(device)
     if recipe.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    state = ckpt.load_checkpoint(chosen, model, None, device)
+    state = ckpt.load_checkpoint(chosen, model, None, device, task.retired_weights)
     # the task's own state (an EMA of the weights …) belongs to the checkpoint as the weights do
     task.load_state_dict(_join_tensors(state.get("task") or {}, ckpt.load_task_tensors(chosen, device)))
     model.eval()

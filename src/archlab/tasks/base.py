@@ -133,6 +133,10 @@ class Task:
     has_custom_step: ClassVar[bool] = False
     supports_mixup: ClassVar[bool] = False  # scores a mixup batch (y a pair of targets, batch.mixing = λ)
     tokenizer: Tokenizer | None = None  # text tasks: saved in the run dir (save_artifacts), reloaded to sample
+    # tensor-name prefixes (each ending in ".") of weights that checkpoints written by an older version of
+    # this task hold and that the model it builds today no longer has: loading such a run drops exactly
+    # those, with a one-line notice; any other unexpected or missing tensor still fails the load
+    retired_weights: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, spec: TaskSpec, info: DatasetInfo, seed: int = 0):
         if self.name not in info.tasks:

@@ -281,6 +281,8 @@ class PairedTranslationTask(_TranslationTask):
     """The upper bound of the comparison: G and F trained on the true pairs with L1 alone."""
 
     name = "translation_paired"
+    # runs trained before commit bb1d42f built the model with D_A and D_B and saved them untrained
+    retired_weights = ("discriminator.D_A.", "discriminator.D_B.")
 
     def __init__(self, spec: Any, info: DatasetInfo, seed: int = 0):
         if self.name not in info.tasks and "cyclegan" in info.tasks:
