@@ -702,6 +702,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         on_start=lambda p: err_console.print(f"run dir: {p}"),
         progress=_progress,
+        reuse=args.reuse,
     )
     table = Table(title=result.title)
     for c in result.columns:
@@ -898,6 +899,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(s, "options", "an experiment option, e.g. --set steps=3000 --set 'seeds=[0, 1, 2]'")
     s.add_argument("--jobs", type=_positive_int, help="parallel training processes (default: ARCHLAB_JOBS or cores)")
     s.add_argument("--runs-dir", default="runs")
+    s.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="finished runs to reuse instead of training again: a run dir, an experiment's dir or a runs dir "
+        "(repeatable); only runs whose recipe is exactly the one needed (name aside) are reused",
+    )
     s.set_defaults(fn=cmd_experiment)
 
     s = sub.add_parser("report", help="one offline HTML page with every run, compare and experiment")
