@@ -49,7 +49,8 @@ def test_a_finished_run_with_the_same_recipe_is_reused_not_trained(first, tmp_pa
     capsys.readouterr()
     second, rec2 = _run(tmp_path, "--set", "steps=6", "--reuse", str(runs))  # a runs dir
     assert rec2["reused_runs"] == {RUN: str(exp / RUN)}
-    assert f"{RUN}: reused" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{RUN}: reused" in err and "analysing the trained runs" in err
     assert rec2["table"] == rec1["table"] and rec2["verdict"] == rec1["verdict"]  # the same run, the same analysis
 
     src, dst = exp / RUN, second / RUN

@@ -82,6 +82,10 @@ class Experiment:
     def analyse(self, out_dir: Path, s: Any, trained: Trained) -> ExperimentResult:
         raise NotImplementedError
 
+    def progress(self, line: str) -> None:
+        """A progress line from ``analyse`` (a long sampling pass, say): :func:`run_experiment` hands it to
+        its caller's ``progress``; silent otherwise."""
+
 
 EXPERIMENTS: Registry[type[Experiment]] = Registry("experiment")
 
@@ -173,6 +177,9 @@ def run_experiment(
     if todo:
         summaries |= train_runs(out, todo, steps=steps, jobs=workers, progress=progress, checked=True, costs=costs)
     trained = Trained(summaries, time.perf_counter() - t0, workers)
+    if progress:
+        exp.progress = progress  # type: ignore[method-assign]
+        progress("analysing the trained runs")
     result = exp.analyse(out, s, trained)
     record = {
         "kind": "experiment",

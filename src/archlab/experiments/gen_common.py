@@ -18,15 +18,18 @@ Rules (each returns +1, −1 or 0 so a verdict clause can come out either way or
 
 from __future__ import annotations
 
+import inspect
 import math
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from archlab.experiments import runs as _runs
 from archlab.experiments.runs import RunSpec
 
 # the feature classifier of the image experiments' quick versions (the full one is the shipped recipe,
@@ -59,28 +62,67 @@ def trained_model(out_dir: Path, run: RunSpec, checkpoint: str = "last") -> nn.M
     return model.float().cpu().eval()
 
 
+class DrawProgress:
+    """Progress lines for a long draw of ``n`` samples: ``sampling LABEL: 37 % of 2,000, ETA 4m05s``, at
+    most one every ``runs.PROGRESS_EVERY_S`` seconds (a draw shorter than that prints nothing). The
+    fraction counts finished batches and, for a model whose ``sample`` takes ``callback`` (a diffusion
+    chain), the steps of the batch in progress."""
+
+    def __init__(self, emit: Callable[[str], None], label: str, n: int):
+        self.emit, self.label, self.n = emit, label, n
+        self.t0 = self.last = time.perf_counter()
+
+    def update(self, done: float) -> None:
+        """``done`` samples of ``n`` finished (fractional inside a batch)."""
+        now = time.perf_counter()
+        if now - self.last < _runs.PROGRESS_EVERY_S or done <= 0:
+            return
+        self.last = now
+        eta = (now - self.t0) / done * (self.n - done)
+        self.emit(f"sampling {self.label}: {100 * done / self.n:.0f} % of {self.n:,}, ETA {_runs.duration_text(eta)}")
+
+    def batch(self, start: int, k: int) -> Callable[[int, int], None]:
+        """The ``callback(done, total)`` for the batch of ``k`` samples after the first ``start``."""
+        return lambda i, total: self.update(start + k * i / total)
+
+
 @torch.no_grad()
-def draw(model: nn.Module, n: int, seed: int, batch_size: int = 1000, **options: Any) -> torch.Tensor:
+def draw(
+    model: nn.Module,
+    n: int,
+    seed: int,
+    batch_size: int = 1000,
+    progress: Callable[[str], None] | None = None,
+    label: str = "",
+    **options: Any,
+) -> torch.Tensor:
     """``n`` samples (n, *example shape) in the data's own units from a generator seeded ``seed``, in
     batches of ``batch_size``: ``model.sample(k, generator, **options)`` for a GAN or diffusion
     model, the decoded prior ``model.sample_prior(k, generator)`` for a VAE (the likelihood's mean,
-    what VAE sample figures show). Raises TypeError for a model with neither."""
+    what VAE sample figures show). ``progress`` receives :class:`DrawProgress` lines naming ``label``
+    (or the model's class). Raises TypeError for a model with neither."""
     g = torch.Generator().manual_seed(seed)
     model.eval()
+    report = DrawProgress(progress, label or type(model).__name__, n) if progress else None
+    stepwise = hasattr(model, "sample") and "callback" in inspect.signature(model.sample).parameters
     out = []
     for start in range(0, n, batch_size):
         k = min(batch_size, n - start)
         if hasattr(model, "sample"):
-            out.append(model.sample(k, generator=g, **options).float().cpu())
+            extra = {"callback": report.batch(start, k)} if report and stepwise else {}
+            out.append(model.sample(k, generator=g, **options, **extra).float().cpu())
         elif hasattr(model, "sample_prior"):
             out.append(model.sample_prior(k, generator=g).float().cpu())
         else:
             raise TypeError(f"{type(model).__name__} has neither sample() nor sample_prior()")
+        if report:
+            report.update(start + k)
     return torch.cat(out)
 
 
 def timed_draw(model: nn.Module, n: int, seed: int, **options: Any) -> tuple[torch.Tensor, float]:
-    """:func:`draw` and its wall time in seconds per sample (this process's torch threads)."""
+    """:func:`draw` (``options`` include its ``progress`` and ``label``) and its wall time in seconds per
+    sample (this process's torch threads)."""
     t0 = time.perf_counter()
     x = draw(model, n, seed, **options)
     return x, (time.perf_counter() - t0) / n

@@ -182,7 +182,8 @@ def _check(run: RunSpec, summary: dict[str, Any], run_dir: Path) -> dict[str, An
     return summary
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """``seconds`` as ``4m05s`` or ``1h02m`` (progress lines' ETAs)."""
     s = max(0, round(seconds))
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
@@ -230,7 +231,7 @@ class Progress:
             step, total = int(last["step"]), self.steps.get(run.name)
             text = f"{run.name} step {step:,}" + (f"/{total:,}" if total else "")
             if total and last.get("time_s"):
-                text += f", ETA {_duration(float(last['time_s']) / step * (total - step))}"
+                text += f", ETA {duration_text(float(last['time_s']) / step * (total - step))}"
             parts.append(text)
         if not parts:
             return None
