@@ -281,15 +281,9 @@ def _sample_scoring(args: argparse.Namespace, sampler: dict[str, Any]) -> Any:
 
         classifier = None
         if image:
-            from archlab.config import recipe_hash
-            from archlab.experiments.feature_classifier import classifier_recipe, feature_classifier
-            from archlab.registry.catalog import cache_dir
+            from archlab.experiments.feature_classifier import feature_classifier
 
-            cached = cache_dir() / "feature-classifiers" / recipe_hash(classifier_recipe())
-            if not (cached / "summary.json").is_file():
-                err_console.print(f"training the in-project feature classifier once (about 3 min of one core at "
-                                  f"3,000 steps), cached in {cached}", markup=False, highlight=False)  # fmt: skip
-            classifier = feature_classifier()
+            classifier = feature_classifier(progress=_progress)
         samples = draw_samples(run.model, args.samples, seed=args.seed, **sampler)
         n_real = min(len(real), args.samples)
         try:

@@ -143,7 +143,7 @@ class DiffusionStability(Experiment):
             from archlab.experiments.ae_common import fashion
             from archlab.experiments.feature_classifier import feature_classifier
 
-            clf = feature_classifier(s["classifier"])
+            clf = feature_classifier(s["classifier"], progress=self.progress)
             test = fashion("test", 2 * n, seed=2)[0]
             real, fresh = clf.statistics(test[:n]), test[n:]  # fresh: the floor, real against real
 

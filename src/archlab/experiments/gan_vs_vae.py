@@ -124,7 +124,7 @@ class GanVsVae(Experiment):
         from archlab.experiments.sample_quality import score_samples
 
         n = s["samples"]
-        clf = feature_classifier(s["classifier"])
+        clf = feature_classifier(s["classifier"], progress=self.progress)
         real_x = fashion("test", 2 * n, seed=3)[0]
         real_a, real_b = real_x[:n], real_x[n:]
 
