@@ -10,7 +10,6 @@ import torch
 
 from archlab import create_model
 from archlab.cli import main
-from archlab.experiments import runs as experiment_runs
 from archlab.experiments.gen_common import (
     all_hold,
     draw,
@@ -24,6 +23,7 @@ from archlab.experiments.gen_common import (
     supported_by,
     variance_ratio,
 )
+from archlab.utils import progress as progress_module
 
 
 def test_mode_collapse_quick(quick_experiment):
@@ -153,7 +153,7 @@ def test_draw_reports_progress_through_a_diffusion_chain_and_between_batches(mon
     torch.manual_seed(0)
     ddpm = create_model("ddpm_mlp", width=8, depth=1, timesteps=4)
     quiet = draw(ddpm, 6, seed=5, batch_size=4)
-    monkeypatch.setattr(experiment_runs, "PROGRESS_EVERY_S", 0.0)  # every update is a line
+    monkeypatch.setattr(progress_module, "PROGRESS_EVERY_S", 0.0)  # every update is a line
     lines: list[str] = []
     loud = draw(ddpm, 6, seed=5, batch_size=4, progress=lines.append, label="DDPM seed 0")
     assert torch.equal(loud, quiet)  # reporting changes no sample

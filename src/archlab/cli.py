@@ -284,7 +284,7 @@ def _sample_scoring(args: argparse.Namespace, sampler: dict[str, Any]) -> Any:
             from archlab.experiments.feature_classifier import feature_classifier
 
             classifier = feature_classifier(progress=_progress)
-        samples = draw_samples(run.model, args.samples, seed=args.seed, **sampler)
+        samples = draw_samples(run.model, args.samples, seed=args.seed, progress=_progress, **sampler)
         n_real = min(len(real), args.samples)
         try:
             metrics = score_samples(samples, real[:n_real], classifier=classifier, inception=inception, mixture=mixture)
@@ -462,6 +462,7 @@ def _sample_generative(run: Any, args: argparse.Namespace, n_given: bool, sample
         written = write_generative_figures(
             run.model, x, out, n=n, steps=args.steps, pairs=args.pairs, seed=args.seed, name=run.recipe.name,
             sampler=sampler.get("sampler"), sample_steps=sampler.get("steps"), eta=sampler.get("eta", 0.0),
+            progress=_progress,
         )  # fmt: skip
     except ValueError as e:  # the model's own check of a sampling option (steps beyond its schedule …)
         raise _usage(str(e)) from None

@@ -18,7 +18,6 @@ Rules (each returns +1, −1 or 0 so a verdict clause can come out either way or
 
 from __future__ import annotations
 
-import inspect
 import math
 import statistics
 import time
@@ -29,8 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from archlab.experiments import runs as _runs
 from archlab.experiments.runs import RunSpec
+from archlab.utils.progress import SamplingProgress
 
 # the feature classifier of the image experiments' quick versions (the full one is the shipped recipe,
 # trained once and cached): a few steps on a subset, enough to check the plumbing, not the claim
@@ -62,30 +61,6 @@ def trained_model(out_dir: Path, run: RunSpec, checkpoint: str = "last") -> nn.M
     return model.float().cpu().eval()
 
 
-class DrawProgress:
-    """Progress lines for a long draw of ``n`` samples: ``sampling LABEL: 37 % of 2,000, ETA 4m05s``, at
-    most one every ``runs.PROGRESS_EVERY_S`` seconds (a draw shorter than that prints nothing). The
-    fraction counts finished batches and, for a model whose ``sample`` takes ``callback`` (a diffusion
-    chain), the steps of the batch in progress."""
-
-    def __init__(self, emit: Callable[[str], None], label: str, n: int):
-        self.emit, self.label, self.n = emit, label, n
-        self.t0 = self.last = time.perf_counter()
-
-    def update(self, done: float) -> None:
-        """``done`` samples of ``n`` finished (fractional inside a batch)."""
-        now = time.perf_counter()
-        if now - self.last < _runs.PROGRESS_EVERY_S or done <= 0:
-            return
-        self.last = now
-        eta = (now - self.t0) / done * (self.n - done)
-        self.emit(f"sampling {self.label}: {100 * done / self.n:.0f} % of {self.n:,}, ETA {_runs.duration_text(eta)}")
-
-    def batch(self, start: int, k: int) -> Callable[[int, int], None]:
-        """The ``callback(done, total)`` for the batch of ``k`` samples after the first ``start``."""
-        return lambda i, total: self.update(start + k * i / total)
-
-
 @torch.no_grad()
 def draw(
     model: nn.Module,
@@ -99,17 +74,17 @@ def draw(
     """``n`` samples (n, *example shape) in the data's own units from a generator seeded ``seed``, in
     batches of ``batch_size``: ``model.sample(k, generator, **options)`` for a GAN or diffusion
     model, the decoded prior ``model.sample_prior(k, generator)`` for a VAE (the likelihood's mean,
-    what VAE sample figures show). ``progress`` receives :class:`DrawProgress` lines naming ``label``
-    (or the model's class). Raises TypeError for a model with neither."""
+    what VAE sample figures show). ``progress`` receives
+    :class:`~archlab.utils.progress.SamplingProgress` lines naming ``label`` (or the model's class).
+    Raises TypeError for a model with neither."""
     g = torch.Generator().manual_seed(seed)
     model.eval()
-    report = DrawProgress(progress, label or type(model).__name__, n) if progress else None
-    stepwise = hasattr(model, "sample") and "callback" in inspect.signature(model.sample).parameters
+    report = SamplingProgress(progress, label or type(model).__name__, n) if progress else None
     out = []
     for start in range(0, n, batch_size):
         k = min(batch_size, n - start)
         if hasattr(model, "sample"):
-            extra = {"callback": report.batch(start, k)} if report and stepwise else {}
+            extra = report.options(model.sample, start, k) if report else {}
             out.append(model.sample(k, generator=g, **options, **extra).float().cpu())
         elif hasattr(model, "sample_prior"):
             out.append(model.sample_prior(k, generator=g).float().cpu())

@@ -31,8 +31,8 @@ from archlab.config import Recipe, apply_overrides, load_recipe, recipe_to_dict,
 from archlab.data.timeseries import UCR_BUNDLED
 from archlab.engine import Trainer
 from archlab.utils.errors import ArchlabError, ConfigError
+from archlab.utils.progress import PROGRESS_EVERY_S, duration_text
 
-PROGRESS_EVERY_S = 15.0  # seconds between progress lines while runs train
 # `--quick` versions of the image experiments: small batches and a small test subset. They check the
 # plumbing (every run trains, evaluates and lands in the table), not the claim.
 QUICK_DATA: dict[str, Any] = {"data.batch_size": 32, "data.test_subset": 200}
@@ -180,12 +180,6 @@ def _check(run: RunSpec, summary: dict[str, Any], run_dir: Path) -> dict[str, An
         err.exit_code = summary["exit_code"]
         raise err
     return summary
-
-
-def duration_text(seconds: float) -> str:
-    """``seconds`` as ``4m05s`` or ``1h02m`` (progress lines' ETAs)."""
-    s = max(0, round(seconds))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 class Progress:
