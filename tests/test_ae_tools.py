@@ -143,11 +143,15 @@ def test_the_feature_classifier_is_trained_once_then_loaded_from_its_cache(tmp_p
 
     tiny = {"budget.steps": 2, "data.train_subset": 128, "data.test_subset": 32, "eval.every": 2}
     tiny["checkpoint.every"] = 2
-    clf = feature_classifier(tiny, root=tmp_path)
+    said: list[str] = []
+    clf = feature_classifier(tiny, root=tmp_path, progress=said.append)
     assert clf.run_dir.parent == tmp_path and (clf.run_dir / "summary.json").is_file()
+    assert said == [f"training the in-project feature classifier once (2 steps; the shipped recipe takes about 3 min "
+                    f"of one core), cached in {clf.run_dir}"]  # fmt: skip
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # the temporary dir is gone
     stamp = (clf.run_dir / "summary.json").stat().st_mtime_ns
-    again = feature_classifier(tiny, root=tmp_path)
+    again = feature_classifier(tiny, root=tmp_path, progress=said.append)
+    assert len(said) == 1  # loaded from the cache: nothing to say
     assert again.run_dir == clf.run_dir and (clf.run_dir / "summary.json").stat().st_mtime_ns == stamp
     x = fashion[:64]
     for a, b in zip(clf.model.state_dict().values(), again.model.state_dict().values(), strict=True):

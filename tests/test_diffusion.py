@@ -126,6 +126,17 @@ def test_ddpm_sampling_is_algorithm_2():
     torch.testing.assert_close(out, x, rtol=1e-5, atol=1e-5)
 
 
+def test_sample_reports_each_denoising_step_and_the_callback_changes_nothing():
+    m = _affine_model(sigma="beta")
+    calls: list[tuple[int, int]] = []
+    with_cb = m.sample(3, generator=torch.Generator().manual_seed(3), callback=lambda i, k: calls.append((i, k)))
+    assert calls == [(i, 6) for i in range(1, 7)]  # T = 6 ancestral steps
+    assert torch.equal(with_cb, m.sample(3, generator=torch.Generator().manual_seed(3)))
+    calls.clear()
+    m.sample(3, steps=2, sampler="ddim", callback=lambda *a: calls.append(a))
+    assert calls == [(1, 2), (2, 2)]
+
+
 def test_ddim_eta_zero_is_deterministic_and_is_eq_12():
     m = _affine_model()
     g = torch.Generator().manual_seed(5)

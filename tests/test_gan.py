@@ -1,6 +1,7 @@
 """The GAN family and task: each loss against its closed form, the gradient penalty against a written-out
-autograd computation, weight clipping, n_critic, the EMA of G, spectral normalisation, DCGAN against
-pytorch/examples' DCGAN, bad input, and bit-identical resume after SIGKILL of a real GAN recipe."""
+autograd computation, the R1 penalty against closed forms, weight clipping, n_critic, the EMA of G,
+spectral normalisation, DCGAN against pytorch/examples' DCGAN, bad input, and bit-identical resume after
+SIGKILL of a real GAN recipe."""
 
 import json
 import math
@@ -17,7 +18,7 @@ from archlab import count_params, create_model
 from archlab.cli import main
 from archlab.config import load_recipe
 from archlab.engine import Trainer
-from archlab.tasks.gan import discriminator_loss, generator_loss, gradient_penalty
+from archlab.tasks.gan import discriminator_loss, generator_loss, gradient_penalty, r1_penalty
 from archlab.utils.errors import ConfigError
 from conftest import REPO, run_cli
 
@@ -107,6 +108,89 @@ def test_gradient_penalty_equals_a_written_out_autograd_computation():
     grads = {n: p.grad for n, p in d.named_parameters()}
     assert grads.pop("3.bias") is None  # the last bias does not move ∇ₓD
     assert all(g is not None and g.abs().sum() > 0 for g in grads.values())
+
+
+class _HalfSquaredNorm(nn.Module):
+    """D(x) = c‖x‖²/2 per example: ∇ₓD = c x, so ‖∇ₓD‖² = c²‖x‖², which depends on where it is taken."""
+
+    def __init__(self, c: float):
+        super().__init__()
+        self.c = nn.Parameter(torch.tensor(c, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * self.c * x.flatten(1).square().sum(1, keepdim=True)
+
+
+def test_r1_penalty_is_the_squared_input_gradient_of_d_at_the_real_data_in_closed_form():
+    """Mescheder et al. 2018, Eq. 9 without γ/2: E_x ‖∇ₓD(x)‖² on the real batch. A linear D has ∇D = w
+    everywhere (‖w‖² = 9); D = c‖x‖²/2 has c²‖x‖² at x (so it is taken at the real points, not elsewhere);
+    both differentiable in D's parameters (∂/∂c of c² E‖x‖² = 2c E‖x‖²)."""
+    lin = nn.Sequential(nn.Flatten(), nn.Linear(12, 1)).double()
+    with torch.no_grad():
+        lin[1].weight.copy_(torch.tensor([[2.0, -1.0, 2.0] + [0.0] * 9]))  # ‖w‖² = 9
+    real = torch.randn(5, 3, 2, 2, dtype=torch.float64)
+    assert float(r1_penalty(lin, real).detach()) == pytest.approx(9.0, rel=1e-12)
+    quad = _HalfSquaredNorm(3.0)
+    r1 = r1_penalty(quad, real)
+    sq = real.flatten(1).square().sum(1)  # ‖x_b‖²
+    assert float(r1.detach()) == pytest.approx(9.0 * float(sq.mean()), rel=1e-12)
+    r1.backward()
+    assert float(quad.c.grad) == pytest.approx(2 * 3.0 * float(sq.mean()), rel=1e-12)
+
+
+def test_r1_gamma_adds_gamma_half_times_the_penalty_to_l_d_and_reports_it():
+    from archlab.config import TaskSpec
+    from archlab.data import dataset_info
+    from archlab.tasks import build_task
+
+    info = dataset_info("ring8")
+    plain = build_task(TaskSpec(name="gan", loss="non_saturating"), info)
+    r1 = build_task(TaskSpec(name="gan", loss="non_saturating", options={"r1_gamma": 10.0}), info)
+    torch.manual_seed(0)
+    model = create_model(
+        "gan_mlp",
+        in_shape=(2,),
+        output="linear",
+        latent_dim=4,
+        g_hidden=[8],
+        d_hidden=[8],
+        d_input_dropout=0.0,
+        d_dropout=0.0,
+    )
+    real, fake = torch.randn(6, 2), model.generator(torch.randn(6, 4)).detach()
+    base, logs0 = plain.d_objective(model, real, fake)
+    with_r1, logs = r1.d_objective(model, real, fake)
+    penalty = r1_penalty(model.discriminator, real)
+    assert float(penalty.detach()) > 0 and "r1_penalty" not in logs0
+    torch.testing.assert_close(logs["r1_penalty"], penalty.detach())
+    torch.testing.assert_close(with_r1, base + 5.0 * penalty)
+
+
+def test_r1_changes_the_discriminators_gradient_and_not_the_generators(tmp_path):
+    """Two runs from the same seed, γ = 0 and γ = 10, D frozen (its optimiser step skipped) so that G's step
+    meets the same D in both: D's gradients differ, G's are bit for bit the same; evaluation reports
+    r1_penalty only when γ > 0."""
+
+    def grads_of_one_step(gamma: float) -> tuple[dict[str, list[torch.Tensor]], dict[str, float]]:
+        trainer = Trainer(
+            load_recipe(ring_recipe(**{"task.options": {"r1_gamma": gamma}})), runs_dir=tmp_path / str(gamma)
+        )
+        seen: dict[str, list[torch.Tensor]] = {}
+        for name, opt in trainer.optimizers.items():
+            step = opt.step
+
+            def recorded(*a, _name=name, _opt=opt, _step=step, **k):
+                seen[_name] = [p.grad.clone() for g in _opt.param_groups for p in g["params"]]
+                return None if _name == "discriminator" else _step(*a, **k)  # D stays as built
+
+            opt.step = recorded
+        trainer._train_step()
+        return seen, trainer.evaluate("test")
+
+    (off, eval_off), (on, eval_on) = grads_of_one_step(0.0), grads_of_one_step(10.0)
+    assert all(torch.equal(a, b) for a, b in zip(off["generator"], on["generator"], strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(off["discriminator"], on["discriminator"], strict=True))
+    assert "r1_penalty" not in eval_off and eval_on["r1_penalty"] > 0
 
 
 # -- 3. the step: n_critic, clipping, EMA ----------------------------------------------------------------------
@@ -296,6 +380,9 @@ def test_spectral_norm_makes_each_discriminator_layer_1_lipschitz():
         (["task.options.n_critic=2.5"], "task.options.n_critic: 2.5 is not a whole number"),
         (["task.options.clip_value=-1"], "task.options.clip_value: -1 must be > 0"),
         (["task.options.ema_decay=1"], "task.options.ema_decay: 1 must be in [0, 1)"),
+        (["task.options.r1_gamma=-1"], "task.options.r1_gamma: -1 must be ≥ 0 (γ of the R1 penalty"),
+        (["task.options.r1_gamma=.inf"], "task.options.r1_gamma: must be a finite number (got inf)"),
+        (["task.options.r1_gamma=.nan"], "task.options.r1_gamma: must be a finite number (got nan)"),
         (["task.loss=wgan"], "task.loss: 'wgan' is not a gan loss (did you mean: wgan_gp"),
     ],
 )

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from archlab import create_model
 from archlab.cli import main
 from archlab.experiments.gen_common import (
     all_hold,
+    draw,
     f_critical,
     mean_std,
     mixture_scores,
@@ -21,6 +23,7 @@ from archlab.experiments.gen_common import (
     supported_by,
     variance_ratio,
 )
+from archlab.utils import progress as progress_module
 
 
 def test_mode_collapse_quick(quick_experiment):
@@ -144,3 +147,22 @@ def test_points_frechet_and_mixture_scores_on_exact_samples():
     assert np.isclose(sum(sc["counts"]), sc["high_quality"] * 20_000)
     broken = mixture_scores(torch.full((10, 2), math.nan), "ring8")  # a diverged generator scores, not raises
     assert broken["modes_covered"] == 0 and broken["frechet_points"] == math.inf
+
+
+def test_draw_reports_progress_through_a_diffusion_chain_and_between_batches(monkeypatch):
+    torch.manual_seed(0)
+    ddpm = create_model("ddpm_mlp", width=8, depth=1, timesteps=4)
+    quiet = draw(ddpm, 6, seed=5, batch_size=4)
+    monkeypatch.setattr(progress_module, "PROGRESS_EVERY_S", 0.0)  # every update is a line
+    lines: list[str] = []
+    loud = draw(ddpm, 6, seed=5, batch_size=4, progress=lines.append, label="DDPM seed 0")
+    assert torch.equal(loud, quiet)  # reporting changes no sample
+    percents = [float(line.split(": ")[1].split(" %")[0]) for line in lines]
+    # batch 1: 4 samples over 4 steps (1, 2, 3, 4 samples), then its end; batch 2: 2 samples over 4 steps
+    assert percents == pytest.approx([100 * d / 6 for d in (1, 2, 3, 4, 4, 4.5, 5, 5.5, 6, 6)], abs=0.5)
+    assert all(line.startswith("sampling DDPM seed 0: ") and "of 6, ETA " in line for line in lines)
+    gan = create_model("gan_mlp")
+    lines.clear()
+    draw(gan, 5, seed=1, batch_size=2, progress=lines.append)  # no stepwise callback: one line per batch
+    assert [line.split(": ")[1].split(" %")[0] for line in lines] == ["40", "80", "100"]
+    assert lines[0].startswith("sampling ")

@@ -392,3 +392,23 @@ def test_sample_and_eval_a_diffusion_run(diffusion_run, capsys):
     assert (s["sampler"], s["steps"], s["eta"], s["count"]) == ("ddim", 5, 0.0, 50)
     assert main(["sample", str(diffusion_run), "--pairs", "2"]) == 2
     assert "is a diffusion run, which has no latent paths" in capsys.readouterr().err
+
+
+def test_a_diffusion_models_chains_report_progress_for_figures_and_metrics(tmp_path, monkeypatch):
+    from archlab import create_model
+    from archlab.experiments.sample_quality import draw_samples
+    from archlab.utils import progress
+
+    torch.manual_seed(0)
+    model = create_model("ddpm_mlp", width=8, depth=1, timesteps=4)
+    monkeypatch.setattr(progress, "PROGRESS_EVERY_S", 0.0)  # every step is a line
+    lines: list[str] = []
+    write_generative_figures(model, torch.randn(30, 2), tmp_path, n=10, progress=lines.append)
+    assert [line.split(",")[0] for line in lines] == [
+        *(f"sampling samples: {p} % of 10" for p in (25, 50, 75, 100)),
+        *(f"sampling chain: {p} % of 10" for p in (25, 50, 75, 100)),  # points: the chain of every sample
+    ]
+    lines.clear()
+    quiet = draw_samples(model, 6, seed=2, sampler="ddim", steps=2)
+    assert torch.equal(draw_samples(model, 6, seed=2, progress=lines.append, sampler="ddim", steps=2), quiet)
+    assert lines == [f"sampling for the metrics: {p} % of 6, ETA 0m00s" for p in (50, 100)]

@@ -1,6 +1,7 @@
 """Progressive growing (Karras et al. 2018) and StyleGAN (Karras et al. 2019; StyleGAN2's modulated
-convolution): each building block against its formula written out by hand, the fade-in against the
-blend of Fig. 2, the style mixing and truncation of the style-based generator, and the family contract."""
+convolution or the 2019 AdaIN): each building block against its formula written out by hand, the fade-in
+against the blend of Fig. 2, the style mixing and truncation of the style-based generator with either
+style operator, and the family contract."""
 
 import math
 from pathlib import Path
@@ -9,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from archlab import create_model
+from archlab import count_params, create_model
 from archlab.models.gan.progressive import (
     EqualizedConv2d,
     EqualizedLinear,
@@ -19,7 +20,7 @@ from archlab.models.gan.progressive import (
     progress_to_stage,
     upsample,
 )
-from archlab.models.gan.stylegan import ModulatedConv2d, NoiseInput, mix_styles
+from archlab.models.gan.stylegan import AdaIN, AdaINStyleLayer, ModulatedConv2d, NoiseInput, mix_styles
 from archlab.utils.errors import ConfigError
 
 TINY_PROGAN = {"latent_dim": 8, "fmap_base": 32, "fmap_max": 8, "mbstd_group_size": 2}
@@ -40,10 +41,10 @@ def progan():
     return create_model("progan", **TINY_PROGAN)
 
 
-@pytest.fixture
-def stylegan():
+@pytest.fixture(params=["modulated", "adain"])
+def stylegan(request):
     torch.manual_seed(0)
-    return create_model("stylegan", **TINY_STYLEGAN)
+    return create_model("stylegan", **TINY_STYLEGAN, style_block=request.param)
 
 
 # -- the building blocks ----------------------------------------------------------------------------
@@ -226,6 +227,79 @@ def test_modulated_convolution_equals_eq1_to_3_per_example():
     torch.testing.assert_close(conv(x, w), torch.cat(outs_mod), rtol=1e-5, atol=1e-5)
 
 
+def test_adain_gives_each_map_mean_y_b_and_deviation_abs_y_s_whatever_the_input():
+    """2019 Eq. 1: AdaIN(x_i, y) = y_{s,i} (x_i − μ(x_i)) / σ(x_i) + y_{b,i}, so each output map of each
+    example has mean y_{b,i} and (population) deviation |y_{s,i}| for inputs of any offset and scale (to
+    the factor σ/√(σ² + ε) of the ε = 1e-8 in σ(x_i), which is 1 − 5e-3 for the map of scale 1e-3);
+    (y_s, y_b) = (1 + A_s(w), A_b(w)) with A the equalised affine layer (the released code's style_mod)."""
+    torch.manual_seed(0)
+    adain = AdaIN(5, w_dim=4)
+    with torch.no_grad():
+        adain.affine.bias.normal_()  # beyond the initial 0, so both halves of A's output are checked
+    w = torch.randn(3, 4, dtype=torch.float64)
+    adain = adain.double()
+    offset = torch.tensor([-1e3, -1.0, 0.0, 2.0, 1e2], dtype=torch.float64).view(1, 5, 1, 1)
+    scale = torch.tensor([1e-3, 0.5, 1.0, 10.0, 1e3], dtype=torch.float64).view(1, 5, 1, 1)
+    x = torch.randn(3, 5, 6, 6, dtype=torch.float64) * scale + offset
+    a = adain.affine.weight @ w.t() * adain.affine.scale + adain.affine.bias.unsqueeze(1)  # A(w): (2N, B)
+    y_s, y_b = 1 + a[:5].t(), a[5:].t()
+    torch.testing.assert_close(adain.styles(w), (y_s, y_b))
+    out = adain(x, w)
+    torch.testing.assert_close(out.mean(dim=(2, 3)), y_b, rtol=0, atol=1e-10)
+    std = out.std(dim=(2, 3), unbiased=False)
+    var = x.var(dim=(2, 3), unbiased=False)  # σ² of each input map; ε = 1e-8 only shows where σ² is tiny
+    torch.testing.assert_close(std, y_s.abs() * (var / (var + 1e-8)).sqrt(), rtol=1e-9, atol=0)
+    torch.testing.assert_close(std[:, 1:], y_s.abs()[:, 1:], rtol=1e-6, atol=0)  # σ ≥ 0.5: |y_s| to 1e-6
+    assert (y_s < 0).any()  # a negative scale flips the map: |y_s| is the deviation
+
+
+def test_adain_layer_is_conv_noise_bias_lrelu_adain_in_the_released_codes_order():
+    """The released code's layer_epilogue after [up →] conv: + noise·b → + bias → leaky ReLU 0.2 → instance
+    norm (biased variance, ε = 1e-8) → y_s · + y_b; the conv is equalised (He's √2/√fan_in); the first layer
+    has no conv and takes the constant as it is."""
+    torch.manual_seed(0)
+    layer = AdaINStyleLayer(3, 4, w_dim=5, up=True)
+    with torch.no_grad():
+        layer.noise.strength.normal_()
+        layer.bias.normal_()
+    h, w, n = torch.randn(2, 3, 4, 4), torch.randn(2, 5), torch.randn(2, 1, 8, 8)
+    u = F.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False)  # (2, 3, 8, 8)
+    v = F.conv2d(u, layer.weight * math.sqrt(2) / math.sqrt(3 * 9), padding=1)
+    v = v + layer.noise.strength.view(1, 4, 1, 1) * n + layer.bias.view(1, 4, 1, 1)
+    v = torch.where(v >= 0, v, 0.2 * v)
+    mu, var = v.mean(dim=(2, 3), keepdim=True), v.var(dim=(2, 3), unbiased=False, keepdim=True)
+    y_s, y_b = layer.adain.styles(w)
+    expected = y_s.view(2, 4, 1, 1) * (v - mu) / torch.sqrt(var + 1e-8) + y_b.view(2, 4, 1, 1)
+    torch.testing.assert_close(layer(h, w, n), expected, rtol=1e-5, atol=1e-5)
+    first = AdaINStyleLayer(4, 4, w_dim=5, conv=False)
+    assert first.weight is None and not first.up
+    c = torch.ones(2, 4, 4, 4)  # the constant as initialised: one value per map, so AdaIN gives y_b
+    torch.testing.assert_close(
+        first(c, w, n[:, :, :4, :4]), first.adain.styles(w)[1].view(2, 4, 1, 1).expand(2, 4, 4, 4)
+    )
+
+
+def test_adain_generator_structure_and_parameter_count_by_arithmetic():
+    """The default widths (512 maps, w of 512, 8 mapping layers) at 32×32 with AdaIN: per layer an affine
+    A (D → 2N, bias), a noise scale and a bias (N each) and, except on the constant's layer, a 3×3 conv;
+    one 1×1 toRGB at 32×32; mapping network and discriminator as for the modulated variant."""
+    with torch.device("meta"):
+        adain = create_model("stylegan", style_block="adain")
+        modulated = create_model("stylegan")
+    g = adain.generator
+    assert len(g.layers) == g.num_ws == 8 and len(g.to_rgb) == 1
+    n, d, c = 512, 512, 1
+    per_layer = (d + 1) * 2 * n + n + n  # A, noise scale, bias
+    convs = 7 * n * n * 9  # every layer but the constant's: 512 → 512 maps throughout at these widths
+    synthesis = n * 16 + 8 * per_layer + convs + (n * c + c)  # constant, layers, toRGB
+    shared = count_params(modulated.generator.mapping) + count_params(modulated.discriminator)
+    assert count_params(adain) == synthesis + shared == 43_555_330
+    with torch.device("cpu"):
+        assert torch.equal(
+            create_model("stylegan", style_block="adain", **TINY_STYLEGAN).generator.const, torch.ones(8, 4, 4)
+        )
+
+
 def test_noise_input_adds_scaled_per_pixel_noise_and_zero_scale_changes_nothing(stylegan):
     """§3.2: h + b ⊙ n with n one value per pixel shared by the channels, b per channel (initialised to 0,
     so a new generator's output does not depend on the noise at all)."""
@@ -250,23 +324,24 @@ def test_noise_input_adds_scaled_per_pixel_noise_and_zero_scale_changes_nothing(
 
 
 def test_style_mixing_uses_w1_before_the_crossover_and_w2_after(stylegan):
-    """§3.1: every style layer and toRGB reads its own row of ws; with crossover c, rows < c are f(z₁) and
-    rows ≥ c f(z₂). Checked by recording the w each modulated conv receives."""
+    """§3.1: every style layer (and with modulated convs every toRGB) reads its own row of ws; with crossover
+    c, rows < c are f(z₁) and rows ≥ c f(z₂). Checked by recording the w each style operator receives."""
     g = stylegan.generator.eval()
-    assert g.num_ws == 8  # 32×32: one layer at 4×4, two per later resolution, the last toRGB's
+    assert g.num_ws == 8  # 32×32: modulated: one layer at 4×4, two per later resolution, the last toRGB's;
+    # AdaIN: the constant's layer and a conv at 4×4, two per later resolution
     w1, w2 = g.mapping(torch.randn(2, 8)), g.mapping(torch.randn(2, 8))
     ws = mix_styles(w1.unsqueeze(1).expand(-1, 8, -1), w2.unsqueeze(1).expand(-1, 8, -1), cutoff=3)
     seen = []
     hooks = [
         m.affine.register_forward_hook(lambda mod, inp, out: seen.append(inp[0]))
         for m in g.modules()
-        if isinstance(m, ModulatedConv2d)
+        if isinstance(m, (ModulatedConv2d, AdaIN))
     ]
     g.synthesis(ws, noise="none")
     for h in hooks:
         h.remove()
-    # order of calls: layer 0, toRGB 0 (w1), layer 1, layer 2, toRGB 1 (w3), … : the style index of each
-    order = [0, 1, 1, 2, 3, 3, 4, 5, 5, 6, 7]
+    # modulated, the order of calls: layer 0, toRGB 0 (w1), layer 1, layer 2, toRGB 1 (w3), …; AdaIN: one per layer
+    order = [0, 1, 1, 2, 3, 3, 4, 5, 5, 6, 7] if g.style_block == "modulated" else list(range(8))
     assert len(seen) == len(order)
     for got, idx in zip(seen, order, strict=True):
         torch.testing.assert_close(got, w1 if idx < 3 else w2, rtol=0, atol=0)
@@ -402,6 +477,43 @@ def test_progan_resumes_bit_identically_across_a_resolution_change(tmp_path, dig
     late = load_file(a / "optimizer.safetensors")
     params = lambda t: {k.rsplit("/", 1)[0] for k in t if k.startswith("generator/")}  # noqa: E731
     assert params(early) < params(late)
+
+
+def test_adain_stylegan_trains_with_the_non_saturating_loss_and_r1(tmp_path, digits_gan):
+    """The 2019 FFHQ set-up at toy size (Karras et al. 2019, App. C): AdaIN generator, non-saturating loss,
+    R1 with γ = 10, through the GAN task: two steps move every parameter of both networks (the noise
+    scales too: they get a gradient through AdaIN) and report a finite R1 penalty."""
+    from archlab.config import load_recipe
+    from archlab.engine import Trainer
+    from conftest import tiny_recipe
+
+    model = {"name": "stylegan", "resolution": 8, **TINY_STYLEGAN, "style_block": "adain", "mbstd_group_size": 2}
+    r = tiny_recipe(
+        **{
+            "model": model,
+            "data.name": digits_gan,
+            "data.val_fraction": 0.0,
+            "data.batch_size": 8,
+            "task": {"name": "gan", "loss": "non_saturating", "options": {"r1_gamma": 10.0}},
+            "optim": {"name": "adam", "lr": 1e-3, "betas": [0.0, 0.99], "weight_decay": 0.0},
+            "schedule": {"name": "constant"},
+        }
+    )
+    trainer = Trainer(load_recipe(r), runs_dir=tmp_path)
+    before = {k: v.clone() for k, v in trainer.model.named_parameters()}
+    logs = [trainer._train_step() for _ in range(2)]
+    assert all(math.isfinite(float(out["r1_penalty"])) and float(out["r1_penalty"]) > 0 for out in logs)
+    assert [k for k, v in trainer.model.named_parameters() if torch.equal(v, before[k])] == []
+
+
+def test_an_unknown_style_block_is_one_line_before_the_run_dir(tmp_path, capsys):
+    from archlab.cli import main
+
+    rc = main(["train", "fashion_mnist/stylegan", "model.style_block=adaIN", "--runs-dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.strip().count("\n") == 0, err
+    assert "model.style_block: Input should be 'modulated' or 'adain' (got adaIN)" in err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_drift_term_adds_eps_times_mean_squared_real_score(progan):

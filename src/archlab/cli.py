@@ -281,16 +281,10 @@ def _sample_scoring(args: argparse.Namespace, sampler: dict[str, Any]) -> Any:
 
         classifier = None
         if image:
-            from archlab.config import recipe_hash
-            from archlab.experiments.feature_classifier import classifier_recipe, feature_classifier
-            from archlab.registry.catalog import cache_dir
+            from archlab.experiments.feature_classifier import feature_classifier
 
-            cached = cache_dir() / "feature-classifiers" / recipe_hash(classifier_recipe())
-            if not (cached / "summary.json").is_file():
-                err_console.print(f"training the in-project feature classifier once (about 3 min of one core at "
-                                  f"3,000 steps), cached in {cached}", markup=False, highlight=False)  # fmt: skip
-            classifier = feature_classifier()
-        samples = draw_samples(run.model, args.samples, seed=args.seed, **sampler)
+            classifier = feature_classifier(progress=_progress)
+        samples = draw_samples(run.model, args.samples, seed=args.seed, progress=_progress, **sampler)
         n_real = min(len(real), args.samples)
         try:
             metrics = score_samples(samples, real[:n_real], classifier=classifier, inception=inception, mixture=mixture)
@@ -468,6 +462,7 @@ def _sample_generative(run: Any, args: argparse.Namespace, n_given: bool, sample
         written = write_generative_figures(
             run.model, x, out, n=n, steps=args.steps, pairs=args.pairs, seed=args.seed, name=run.recipe.name,
             sampler=sampler.get("sampler"), sample_steps=sampler.get("steps"), eta=sampler.get("eta", 0.0),
+            progress=_progress,
         )  # fmt: skip
     except ValueError as e:  # the model's own check of a sampling option (steps beyond its schedule …)
         raise _usage(str(e)) from None
@@ -702,6 +697,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         on_start=lambda p: err_console.print(f"run dir: {p}"),
         progress=_progress,
+        reuse=args.reuse,
     )
     table = Table(title=result.title)
     for c in result.columns:
@@ -898,6 +894,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(s, "options", "an experiment option, e.g. --set steps=3000 --set 'seeds=[0, 1, 2]'")
     s.add_argument("--jobs", type=_positive_int, help="parallel training processes (default: ARCHLAB_JOBS or cores)")
     s.add_argument("--runs-dir", default="runs")
+    s.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="finished runs to reuse instead of training again: a run dir, an experiment's dir or a runs dir "
+        "(repeatable); only runs whose recipe is exactly the one needed (name aside) are reused",
+    )
     s.set_defaults(fn=cmd_experiment)
 
     s = sub.add_parser("report", help="one offline HTML page with every run, compare and experiment")

@@ -95,7 +95,7 @@ class LatentSmoothness(Experiment):
         ]
 
     def analyse(self, out_dir: Path, s: dict[str, Any], trained: Trained) -> ExperimentResult:
-        clf = feature_classifier(s["classifier"])
+        clf = feature_classifier(s["classifier"], progress=self.progress)
         n = s["samples"]
         x_test, y_test = fashion("test", n, seed=2)
         real = clf.statistics(x_test)

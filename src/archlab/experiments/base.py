@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from archlab.engine.rundir import new_run_dir
-from archlab.experiments.runs import RunSpec, check_runs, default_jobs, train_runs
+from archlab.experiments.runs import RunSpec, adopt, check_runs, default_jobs, match_finished, train_runs
 from archlab.registry import Registry
 from archlab.report import write_experiment_report
 from archlab.utils.errors import ConfigError, did_you_mean
@@ -81,6 +81,10 @@ class Experiment:
 
     def analyse(self, out_dir: Path, s: Any, trained: Trained) -> ExperimentResult:
         raise NotImplementedError
+
+    def progress(self, line: str) -> None:
+        """A progress line from ``analyse`` (a long sampling pass, say): :func:`run_experiment` hands it to
+        its caller's ``progress``; silent otherwise."""
 
 
 EXPERIMENTS: Registry[type[Experiment]] = Registry("experiment")
@@ -141,27 +145,41 @@ def run_experiment(
     jobs: int | None = None,
     on_start: Callable[[Path], None] | None = None,
     progress: Callable[[str], None] | None = None,
+    reuse: Sequence[str | Path] = (),
 ) -> tuple[Path, ExperimentResult]:
     """Run experiment ``name`` in a new directory under ``runs_dir`` (or ``out_dir``): options,
     then every run's recipe (data, task, model, start-up probe) are checked first, so bad input
-    fails with one ConfigError line and no directory. ``progress`` receives progress lines."""
+    fails with one ConfigError line and no directory. ``progress`` receives progress lines.
+    ``reuse``: directories of finished runs (run dirs, experiment or compare dirs, runs dirs); a run
+    whose recipe one of them trained exactly (name and description aside) is copied in, not trained
+    again (:func:`~archlab.experiments.runs.match_finished`), and ``experiment.json`` names its source."""
     cls = EXPERIMENTS.get(name)
     opts = parse_options(name, options)
     exp = cls()
     s = exp.settings(opts, quick)
     exp.check(s)
     runs = exp.runs(s)
+    reused = match_finished(runs, reuse)
     costs: dict[str, float] = {}
     steps = check_runs(runs, costs)
     out = out_dir or new_run_dir(runs_dir, f"{name}{'-quick' if quick else ''}")
     if on_start:
         on_start(out)
     t0 = time.perf_counter()
-    workers = max(1, min(opts.jobs or jobs or default_jobs(), len(runs) or 1))
-    summaries = (
-        train_runs(out, runs, steps=steps, jobs=workers, progress=progress, checked=True, costs=costs) if runs else {}
-    )
+    summaries = {}
+    for run in runs:
+        if run.name in reused:
+            summaries[run.key, run.seed] = adopt(reused[run.name], out / run.name)
+            if progress:
+                progress(f"{run.name}: reused {reused[run.name]} (the same recipe, trained before)")
+    todo = [run for run in runs if run.name not in reused]
+    workers = max(1, min(opts.jobs or jobs or default_jobs(), len(todo) or 1))
+    if todo:
+        summaries |= train_runs(out, todo, steps=steps, jobs=workers, progress=progress, checked=True, costs=costs)
     trained = Trained(summaries, time.perf_counter() - t0, workers)
+    if progress:
+        exp.progress = progress  # type: ignore[method-assign]
+        progress("analysing the trained runs")
     result = exp.analyse(out, s, trained)
     record = {
         "kind": "experiment",
@@ -174,6 +192,7 @@ def run_experiment(
         "table": {"columns": result.columns, "rows": result.rows},
         "figures": result.figures,
         "wall_time_s": round(time.perf_counter() - t0, 2),
+        **({"reused_runs": {k: str(v) for k, v in reused.items()}} if reused else {}),
         **result.extra,
     }
     atomic_write_json(out / "experiment.json", record)

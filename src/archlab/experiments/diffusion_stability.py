@@ -143,7 +143,7 @@ class DiffusionStability(Experiment):
             from archlab.experiments.ae_common import fashion
             from archlab.experiments.feature_classifier import feature_classifier
 
-            clf = feature_classifier(s["classifier"])
+            clf = feature_classifier(s["classifier"], progress=self.progress)
             test = fashion("test", 2 * n, seed=2)[0]
             real, fresh = clf.statistics(test[:n]), test[n:]  # fresh: the floor, real against real
 
@@ -166,18 +166,20 @@ class DiffusionStability(Experiment):
         for seed in s["seeds"]:
             sample_seed = 20_000 + seed
             gan = trained_model(out_dir, runs["gan", seed])
-            x, sec = timed_draw(gan, n, sample_seed)
+            say = {"progress": self.progress}
+            x, sec = timed_draw(gan, n, sample_seed, label=f"GAN seed {seed}", **say)
             results["gan"].setdefault("final", []).append({"seed": seed, "s_per_sample": sec, **quality(x)})
             if seed == first:
                 shown["GAN"] = x
             ddpm = trained_model(out_dir, runs["ddpm", seed])
             t = int(ddpm.config.timesteps)
-            x, sec = timed_draw(ddpm, n, sample_seed)  # the reference: ancestral sampling, all T steps
+            x, sec = timed_draw(ddpm, n, sample_seed, label=f"DDPM {t} seed {seed}", **say)  # the reference: all T
             results["ddpm"].setdefault(f"DDPM {t}", []).append({"seed": seed, "s_per_sample": sec, **quality(x)})
             if seed == first:
                 shown[f"DDPM {t}"] = x
             for k in s["ddim_steps"]:
-                x, sec = timed_draw(ddpm, n, sample_seed, steps=k, sampler="ddim", eta=0.0)
+                opts = {"steps": k, "sampler": "ddim", "eta": 0.0, "label": f"DDIM {k} seed {seed}", **say}
+                x, sec = timed_draw(ddpm, n, sample_seed, **opts)
                 results["ddpm"].setdefault(f"DDIM {k}", []).append({"seed": seed, "s_per_sample": sec, **quality(x)})
                 if seed == first:
                     shown[f"DDIM {k}"] = x

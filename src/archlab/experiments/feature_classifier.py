@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,13 +75,23 @@ def classifier_recipe(overrides: dict[str, Any] | None = None) -> Recipe:
     return recipe
 
 
-def feature_classifier(overrides: dict[str, Any] | None = None, root: Path | None = None) -> FeatureClassifier:
+def feature_classifier(
+    overrides: dict[str, Any] | None = None,
+    root: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> FeatureClassifier:
     """The classifier of ``classifier_recipe(overrides)``: loaded from the cache when it was trained
-    before, trained (and cached) otherwise. ``root`` replaces ``<cache>/feature-classifiers``."""
+    before, trained (and cached) otherwise, saying so first through ``progress`` (the shipped recipe
+    takes about 3 min of one core). ``root`` replaces ``<cache>/feature-classifiers``."""
     recipe = classifier_recipe(overrides)
     root = Path(root) if root is not None else cache_dir() / "feature-classifiers"
     run_dir = root / recipe_hash(recipe)
     if not (run_dir / "summary.json").is_file():
+        if progress:
+            progress(
+                f"training the in-project feature classifier once ({recipe.budget.steps:,} steps; the shipped "
+                f"recipe takes about 3 min of one core), cached in {run_dir}"
+            )
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}-", dir=root))
         try:

@@ -124,7 +124,7 @@ class GanVsVae(Experiment):
         from archlab.experiments.sample_quality import score_samples
 
         n = s["samples"]
-        clf = feature_classifier(s["classifier"])
+        clf = feature_classifier(s["classifier"], progress=self.progress)
         real_x = fashion("test", 2 * n, seed=3)[0]
         real_a, real_b = real_x[:n], real_x[n:]
 
@@ -140,7 +140,9 @@ class GanVsVae(Experiment):
             for seed in s["seeds"]:
                 model = trained_model(out_dir, runs[key, seed])
                 opts = {"steps": s["diffusion_steps"], "sampler": "ddim", "eta": 0.0} if key == "ddpm" else {}
-                x = draw(model, n, 30_000 + seed, batch_size=500, **opts).clamp(0, 1)
+                label = f"{MODELS[key][0]} seed {seed}"
+                x = draw(model, n, 30_000 + seed, batch_size=500, progress=self.progress, label=label, **opts)
+                x = x.clamp(0, 1)
                 results[key].append({"seed": seed, **score(x)})
                 if seed == s["seeds"][0]:
                     shown.append(x[:12])

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 
 from archlab.experiments.runs import RunSpec
+from archlab.utils.progress import SamplingProgress
 
 # the feature classifier of the image experiments' quick versions (the full one is the shipped recipe,
 # trained once and cached): a few steps on a subset, enough to check the plumbing, not the claim
@@ -60,27 +62,42 @@ def trained_model(out_dir: Path, run: RunSpec, checkpoint: str = "last") -> nn.M
 
 
 @torch.no_grad()
-def draw(model: nn.Module, n: int, seed: int, batch_size: int = 1000, **options: Any) -> torch.Tensor:
+def draw(
+    model: nn.Module,
+    n: int,
+    seed: int,
+    batch_size: int = 1000,
+    progress: Callable[[str], None] | None = None,
+    label: str = "",
+    **options: Any,
+) -> torch.Tensor:
     """``n`` samples (n, *example shape) in the data's own units from a generator seeded ``seed``, in
     batches of ``batch_size``: ``model.sample(k, generator, **options)`` for a GAN or diffusion
     model, the decoded prior ``model.sample_prior(k, generator)`` for a VAE (the likelihood's mean,
-    what VAE sample figures show). Raises TypeError for a model with neither."""
+    what VAE sample figures show). ``progress`` receives
+    :class:`~archlab.utils.progress.SamplingProgress` lines naming ``label`` (or the model's class).
+    Raises TypeError for a model with neither."""
     g = torch.Generator().manual_seed(seed)
     model.eval()
+    report = SamplingProgress(progress, label or type(model).__name__, n) if progress else None
     out = []
     for start in range(0, n, batch_size):
         k = min(batch_size, n - start)
         if hasattr(model, "sample"):
-            out.append(model.sample(k, generator=g, **options).float().cpu())
+            extra = report.options(model.sample, start, k) if report else {}
+            out.append(model.sample(k, generator=g, **options, **extra).float().cpu())
         elif hasattr(model, "sample_prior"):
             out.append(model.sample_prior(k, generator=g).float().cpu())
         else:
             raise TypeError(f"{type(model).__name__} has neither sample() nor sample_prior()")
+        if report:
+            report.update(start + k)
     return torch.cat(out)
 
 
 def timed_draw(model: nn.Module, n: int, seed: int, **options: Any) -> tuple[torch.Tensor, float]:
-    """:func:`draw` and its wall time in seconds per sample (this process's torch threads)."""
+    """:func:`draw` (``options`` include its ``progress`` and ``label``) and its wall time in seconds per
+    sample (this process's torch threads)."""
     t0 = time.perf_counter()
     x = draw(model, n, seed, **options)
     return x, (time.perf_counter() - t0) / n

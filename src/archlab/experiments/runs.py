@@ -8,6 +8,8 @@ run before a directory exists, the process pool that trains the runs, and the pr
 - :func:`train_runs` — the runs side by side in worker processes (one torch thread each), failing
   fast at the first error, with overall progress (runs done / total, each running run's step and
   ETA) read from the run dirs' ``timing.jsonl``.
+- :func:`match_finished` and :func:`adopt` — reuse finished runs that trained exactly a run's recipe
+  (``archlab experiment NAME --reuse DIR``): two experiments that need the same run train it once.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +27,12 @@ from typing import Any
 
 import yaml
 
-from archlab.config import Recipe, apply_overrides, recipe_to_dict, shipped_recipes, validate_recipe
+from archlab.config import Recipe, apply_overrides, load_recipe, recipe_to_dict, shipped_recipes, validate_recipe
 from archlab.data.timeseries import UCR_BUNDLED
 from archlab.engine import Trainer
 from archlab.utils.errors import ArchlabError, ConfigError
+from archlab.utils.progress import PROGRESS_EVERY_S, duration_text
 
-PROGRESS_EVERY_S = 15.0  # seconds between progress lines while runs train
 # `--quick` versions of the image experiments: small batches and a small test subset. They check the
 # plumbing (every run trains, evaluates and lands in the table), not the claim.
 QUICK_DATA: dict[str, Any] = {"data.batch_size": 32, "data.test_subset": 200}
@@ -179,11 +182,6 @@ def _check(run: RunSpec, summary: dict[str, Any], run_dir: Path) -> dict[str, An
     return summary
 
 
-def _duration(seconds: float) -> str:
-    s = max(0, round(seconds))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
 class Progress:
     """Overall progress of a batch of runs, as plain lines: runs done / total and, for each run in
     progress, its step, total steps and ETA (from its ``timing.jsonl``: elapsed training time per
@@ -227,7 +225,7 @@ class Progress:
             step, total = int(last["step"]), self.steps.get(run.name)
             text = f"{run.name} step {step:,}" + (f"/{total:,}" if total else "")
             if total and last.get("time_s"):
-                text += f", ETA {_duration(float(last['time_s']) / step * (total - step))}"
+                text += f", ETA {duration_text(float(last['time_s']) / step * (total - step))}"
             parts.append(text)
         if not parts:
             return None
@@ -299,3 +297,66 @@ def budget(steps: int) -> dict[str, Any]:
     """Overrides for ``steps`` optimiser steps with no evaluation or checkpoint before the last step
     (so the run's wall time is training time)."""
     return {"budget.steps": steps, "eval.every": steps, "checkpoint.every": steps, "log.every": max(1, steps // 40)}
+
+
+# -- reusing finished runs -----------------------------------------------------------------------------
+REUSABLE_STATUS = ("completed", "early_stopped")  # a stop on the wall clock depends on the machine: trained again
+_NOT_COPIED = shutil.ignore_patterns(".lock", ".tmp-*", ".old-*")  # a run's lock; what a killed write leaves
+
+
+def training_key(recipe: dict[str, Any]) -> str:
+    """What decides what a run trains, as one string: its recipe (seed included) with the name and
+    the description set aside."""
+    return json.dumps({**recipe, "name": "", "description": ""}, sort_keys=True)
+
+
+def finished_runs(sources: Sequence[str | Path]) -> dict[str, Path]:
+    """The finished runs in ``sources`` by :func:`training_key`: each source is a run dir, or a
+    directory whose children or grandchildren are (an experiment's or compare's dir, a runs dir). A
+    finished run has ``recipe.yaml`` and a ``summary.json`` whose status is one of
+    ``REUSABLE_STATUS``; a run whose recipe no longer validates is passed over. The first found
+    wins. Raises ConfigError for a source that is not a directory."""
+    found: dict[str, Path] = {}
+    for source in sources:
+        root = Path(source)
+        if not root.is_dir():
+            raise ConfigError(f"--reuse {source}: not a directory; give a run dir, an experiment's dir or a runs dir")
+        summaries = [root / "summary.json", *root.glob("*/summary.json"), *root.glob("*/*/summary.json")]
+        for summary_path in sorted(summaries):
+            run_dir = summary_path.parent
+            try:
+                summary = json.loads(summary_path.read_text(encoding="utf-8"))
+                if summary.get("status") not in REUSABLE_STATUS:
+                    continue
+                key = training_key(recipe_to_dict(load_recipe(run_dir / "recipe.yaml")))
+            except (OSError, ValueError, ArchlabError):
+                continue  # not a finished archlab run, or one this version cannot read
+            found.setdefault(key, run_dir)
+    return found
+
+
+def match_finished(runs: list[RunSpec], sources: Sequence[str | Path]) -> dict[str, Path]:
+    """For each of ``runs`` whose recipe a finished run in ``sources`` trained exactly (name and
+    description aside), that run's dir, by run name. Raises ConfigError as :func:`finished_runs`."""
+    if not sources:
+        return {}
+    found = finished_runs(sources)
+    return {run.name: found[k] for run in runs if (k := training_key(run.recipe)) in found}
+
+
+def adopt(source: Path, run_dir: Path) -> dict[str, Any]:
+    """Put a copy of the finished run ``source`` at ``run_dir`` and return its summary. Checkpoint files
+    are hard links where the file system allows (they are only ever replaced whole, never written
+    in place); the logs, recipe and summary are copied, so resuming one copy never changes the other."""
+
+    def link_or_copy(src: str, dst: str) -> None:
+        if "checkpoints" in Path(src).relative_to(source).parts:
+            try:
+                os.link(src, dst)
+                return
+            except OSError:
+                pass  # another file system, or links not allowed: copy
+        shutil.copy2(src, dst)
+
+    shutil.copytree(source, run_dir, ignore=_NOT_COPIED, copy_function=link_or_copy)
+    return json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))

@@ -17,6 +17,7 @@ examples with the metrics of :mod:`archlab.tasks.sample_metrics`:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -24,20 +25,25 @@ from torch import nn
 
 from archlab.experiments.feature_classifier import FeatureClassifier
 from archlab.tasks.sample_metrics import KID_SUBSET_SIZE, PRDC_K, feature_metrics, laplacian_variance
+from archlab.utils.progress import SamplingProgress
 
 CLASSIFIER_SHAPE = (1, 28, 28)  # the in-project classifier's input: Fashion-MNIST images
 FEATURE_NOTE = "features of the in-project Fashion-MNIST classifier (not Inception)"
 
 
-def draw_samples(model: nn.Module, n: int, seed: int = 0, **sampler: Any) -> torch.Tensor:
+def draw_samples(
+    model: nn.Module, n: int, seed: int = 0, progress: Callable[[str], None] | None = None, **sampler: Any
+) -> torch.Tensor:
     """n samples (n, ...) float32 on the CPU from ``model.sample`` with a generator seeded ``seed``
-    (``sampler``: a diffusion model's steps / sampler / eta)."""
+    (``sampler``: a diffusion model's steps / sampler / eta); ``progress`` receives
+    :class:`~archlab.utils.progress.SamplingProgress` lines through a diffusion chain."""
     from archlab.report.generative import sampling_generator
 
     model.eval()
     g = sampling_generator(model, seed)
+    extra = SamplingProgress(progress, "for the metrics", n).options(model.sample, 0, n) if progress else {}
     with torch.no_grad():
-        return model.sample(n, generator=g, **sampler).float().cpu()
+        return model.sample(n, generator=g, **sampler, **extra).float().cpu()
 
 
 def score_samples(

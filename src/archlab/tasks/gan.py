@@ -15,6 +15,7 @@ Equations:
                     (either critic loss) + ε_drift E s(x)² with ε_drift = drift    Karras et al. 2018, App. A.1
     hinge           L_D = E max(0, 1 − s(x)) + E max(0, 1 + s(G(z)))     Miyato et al. 2018, Eq. 16–17
                     L_G = −E s(G(z))                                     (with spectral normalisation in D)
+    R1 (any loss)   L_D + (γ/2) E_x ‖∇_x s(x)‖₂² on real x only, γ = r1_gamma   Mescheder et al. 2018, Eq. 9
     log σ(s) = −softplus(−s), log(1 − σ(s)) = −softplus(s): the cross-entropy losses never take log 0.
 
 All of this happens in the network's units (tanh's [−1, 1] for images): real batches go through
@@ -27,6 +28,10 @@ Options (``task.options``):
     gp_weight   λ of the gradient penalty (wgan_gp only), default 10
     drift       ε_drift of the drift term ε_drift · E s(x)² added to L_D (wasserstein and wgan_gp; Karras et
                 al. 2018, App. A.1: 0.001, which keeps the critic's scores near 0), default 0 (off)
+    r1_gamma    γ of the R1 penalty (γ/2) E ‖∇_x s(x)‖² on the real batch, added to L_D at every discriminator
+                step with any loss (Mescheder, Geiger & Nowozin 2018, Eq. 9; StyleGAN's FFHQ set-up: the
+                non-saturating loss with γ = 10, Karras et al. 2019 App. C, every step as in its released
+                ``D_logistic_simplegp``), default 0 (off); G's step is unchanged
     ema_decay   β of an exponential moving average of G's weights (0: off), θ̄ ← β θ̄ + (1 − β) θ after
                 every generator step (Yazıcı et al. 2019, Eq. 1; Karras et al. 2018 use β = 0.999),
                 buffers copied. Kept as task state (``task.safetensors`` in each checkpoint); when on,
@@ -39,8 +44,9 @@ uninterrupted one drew; dropout uses the global RNG, which checkpoints carry.
 Metrics (``evaluate``; the averaged generator when ``ema_decay`` > 0; one fixed set of z per run):
     d_real, d_fake  mean D over real test examples and as many fakes: σ(s) (a probability) for the
                     cross-entropy losses, the raw score s for the others
-    d_loss, g_loss  the losses above on the test data (without the gradient penalty, which needs
-                    gradients: reported as ``gradient_penalty`` for wgan_gp)
+    d_loss, g_loss  the losses above on the test data (without the gradient penalties, which need
+                    gradients: reported as ``gradient_penalty`` for wgan_gp and as ``r1_penalty``,
+                    E ‖∇_x s(x)‖² on the real test examples without γ/2, when r1_gamma > 0)
     data_fd         Fréchet distance between Gaussians fitted to the real test examples and to as many
                     fakes, in the data's own units (pixels for images, coordinates for points): the FID's
                     statistic (Heusel et al. 2017, Eq. 6) without any feature network — a cheap check that
@@ -128,6 +134,21 @@ def gradient_penalty(
     return (grad.flatten(1).norm(2, dim=1) - 1).square().mean()
 
 
+def r1_penalty(discriminator: nn.Module, real: torch.Tensor) -> torch.Tensor:
+    """E_x ‖∇_x D(x)‖₂² over a real batch (B, ...) in the network's units: R1 of Mescheder et al. 2018,
+    Eq. 9, without its factor γ/2. Differentiable in D's parameters (``create_graph``)."""
+    x = real.detach().requires_grad_(True)
+    return squared_input_gradient(discriminator(x), x)
+
+
+def squared_input_gradient(scores: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """E_b ‖∂(Σ scores)/∂x_b‖₂² for scores (B, 1) computed from x (B, ...) (which requires grad): each
+    example's own gradient when D treats examples apart (the minibatch-stddev layer couples them, and the
+    sum's gradient is then what StyleGAN's released code penalises too). Differentiable (``create_graph``)."""
+    (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
+    return grad.flatten(1).square().sum(1).mean()
+
+
 def _unwrap(model: nn.Module) -> nn.Module:
     """The GAN itself under a data-parallel or compiled wrapper (whose ``module``/``_orig_mod`` it is)."""
     for attr in ("module", "_orig_mod"):
@@ -149,13 +170,21 @@ class GANTask(AveragedWeightsState, Task):
         "d_real": Score,
         "d_fake": Score,
         "gradient_penalty": Loss,
+        "r1_penalty": Loss,
         "modes_covered": ModesCovered,
         "high_quality": HighQuality,
         "reverse_kl": ReverseKL,
     }
     default_metric = "data_fd"
     has_custom_step = True
-    default_options = {"n_critic": None, "clip_value": 0.01, "gp_weight": 10.0, "ema_decay": 0.0, "drift": 0.0}
+    default_options = {
+        "n_critic": None,
+        "clip_value": 0.01,
+        "gp_weight": 10.0,
+        "ema_decay": 0.0,
+        "drift": 0.0,
+        "r1_gamma": 0.0,
+    }
 
     def __init__(self, spec: Any, info: Any, seed: int = 0):
         super().__init__(spec, info, seed)
@@ -180,6 +209,11 @@ class GANTask(AveragedWeightsState, Task):
             raise ConfigError(
                 f"task.options.drift: {o['drift']:g} must be ≥ 0 and applies to a critic (loss wasserstein or "
                 f"wgan_gp, not {self.loss_name}); Karras et al. 2018 use 0.001 with wgan_gp"
+            )
+        if not o["r1_gamma"] >= 0:
+            raise ConfigError(
+                f"task.options.r1_gamma: {o['r1_gamma']:g} must be ≥ 0 (γ of the R1 penalty on real data; 0: off, "
+                "StyleGAN uses 10)"
             )
         if not 0 <= o["ema_decay"] < 1:
             raise ConfigError(
@@ -236,7 +270,10 @@ class GANTask(AveragedWeightsState, Task):
     def d_objective(
         self, m: nn.Module, real: torch.Tensor, fake: torch.Tensor, g: torch.Generator | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """(L_D, logs) for real and fake batches in the network's units (the penalty included)."""
+        """(L_D, logs) for real and fake batches in the network's units (the penalties included)."""
+        r1 = self.options["r1_gamma"] > 0
+        if r1:  # ∇_x s(x) of this very forward pass: no second pass through D
+            real = real.detach().requires_grad_(True)
         s_real, s_fake = m.discriminator(real), m.discriminator(fake)
         loss = discriminator_loss(self.loss_name, s_real, s_fake)
         logs = {"d_real": self.score(s_real.detach()).mean(), "d_fake": self.score(s_fake.detach()).mean()}
@@ -246,6 +283,10 @@ class GANTask(AveragedWeightsState, Task):
             loss = loss + self.options["gp_weight"] * gp
         if self.options["drift"] > 0:  # ε_drift E s(x)² (Karras et al. 2018, App. A.1)
             loss = loss + self.options["drift"] * s_real.square().mean()
+        if r1:  # (γ/2) E ‖∇_x s(x)‖² on real data (Mescheder et al. 2018, Eq. 9)
+            penalty = squared_input_gradient(s_real, real)
+            logs["r1_penalty"] = penalty.detach()
+            loss = loss + 0.5 * self.options["r1_gamma"] * penalty
         return loss, logs
 
     def custom_step(self, model: nn.Module, ctx: StepContext) -> dict[str, Any]:
@@ -301,7 +342,7 @@ class GANTask(AveragedWeightsState, Task):
     def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
         m = _unwrap(model)
         g = torch.Generator().manual_seed(derive_seed(self.seed, 0xE7A1))  # the same z at every evaluation
-        sums = dict.fromkeys(("d_loss", "g_loss", "d_real", "d_fake", "gradient_penalty"), 0.0)
+        sums = dict.fromkeys(("d_loss", "g_loss", "d_real", "d_fake", "gradient_penalty", "r1_penalty"), 0.0)
         n = 0
         real_stats: FeatureStatistics | None = None
         fake_stats: FeatureStatistics | None = None
@@ -320,6 +361,9 @@ class GANTask(AveragedWeightsState, Task):
             if self.loss_name == "wgan_gp":
                 with torch.enable_grad():
                     sums["gradient_penalty"] += float(gradient_penalty(m.discriminator, real, fake, g).detach()) * b
+            if self.options["r1_gamma"] > 0:
+                with torch.enable_grad():
+                    sums["r1_penalty"] += float(r1_penalty(m.discriminator, real).detach()) * b
             n += b
             x_real, x_fake = m.to_data(real).flatten(1).float(), m.to_data(fake).flatten(1).float()
             if real_stats is None:
@@ -333,6 +377,8 @@ class GANTask(AveragedWeightsState, Task):
         out = {k: v / n for k, v in sums.items()}
         if self.loss_name != "wgan_gp":
             del out["gradient_penalty"]
+        if not self.options["r1_gamma"] > 0:
+            del out["r1_penalty"]
         assert real_stats is not None and fake_stats is not None
         out["data_fd"] = frechet_distance_of(real_stats, fake_stats) if n > 1 else math.nan
         if mixture:

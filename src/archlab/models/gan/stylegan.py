@@ -7,18 +7,29 @@ layers; a learned constant 4×4 input), §3.1 (style mixing regularisation, 90 %
 images), §3.2 (per-pixel noise with learned per-channel scaling), Appendix B (truncation in W),
 Appendix C (the mapping network's learning rate λ' = 0.01·λ).
 
-The style operator is the modulated and demodulated convolution of StyleGAN2 (Karras, Laine,
-Aittala, Hellsten, Lehtinen & Aila, *Analyzing and Improving the Image Quality of StyleGAN*, CVPR
-2020, arXiv:1912.04958, §2.2 Eq. 1–3), not AdaIN (2019, Eq. 1): AdaIN normalises each feature map
-by its own mean and deviation, which the StyleGAN2 paper traces to the "droplet" artefacts (§2);
-demodulation normalises by the *expected* statistics instead, so the style still scales every input
-map while no map's magnitude is erased, and it costs one convolution per layer (the input scaled by
-s, the output by 1/σ — algebraically the per-example weights of Eq. 1–3). Without AdaIN's
-normalisation progressive growing is not needed (StyleGAN2 §4.1); the generator is StyleGAN2's
+The style operator (``style_block``) is by default the modulated and demodulated convolution of
+StyleGAN2 (Karras, Laine, Aittala, Hellsten, Lehtinen & Aila, *Analyzing and Improving the Image Quality
+of StyleGAN*, CVPR 2020, arXiv:1912.04958, §2.2 Eq. 1–3), or with ``style_block="adain"`` the 2019
+paper's AdaIN (below). AdaIN normalises each feature map by its own mean and deviation, which the
+StyleGAN2 paper traces to the "droplet" artefacts (§2); demodulation normalises by the *expected*
+statistics instead, so the style still scales every input map while no map's magnitude is erased, and
+it costs one convolution per layer (the input scaled by s, the output by 1/σ — algebraically the
+per-example weights of Eq. 1–3). Without AdaIN's normalisation progressive growing is not needed
+(StyleGAN2 §4.1); the modulated generator is StyleGAN2's
 "skip" generator (Fig. 7b: the RGB outputs of every resolution upsampled and summed) trained at 32×32
 from the start, with bilinear upsampling (StyleGAN §2.1). The discriminator is the progressive GAN's
 (Karras et al. 2018, Table 2, minibatch stddev included) at full resolution: StyleGAN changes the
 generator and takes the rest from its ProGAN baseline (2019 §2.1), whose discriminator this is.
+
+The AdaIN variant is the 2019 synthesis network (§2, Fig. 1b) in the order of the released code
+(github.com/NVlabs/stylegan, ``training/networks_stylegan.py``, ``G_synthesis`` with ``layer_epilogue``
+and ``structure="fixed"``): a learned constant 4×4 input initialised to 1, then per layer [upsample →]
+3×3 conv → + noise → + bias → leaky ReLU → AdaIN, the 4×4 constant itself taking the first such
+epilogue without a convolution (two styles per resolution, L = 2·log2(R) − 2 as for the modulated
+generator), and one plain 1×1 toRGB at the full resolution (no style, no skip outputs). The released
+code grows it progressively; here it trains at R from the start like the modulated generator.
+Upsampling is the same bilinear ×2 as the modulated path's (the released code: nearest, conv, then a
+[1, 2, 1] blur).
 
 Letters: B batch, K latent_dim (z), D w_dim, L the number of styles (two per resolution: 2·log2(R) − 2,
 8 at R = 32), C image channels, N_in / N_out feature maps, s ∈ R^{N_in} a style, ψ the truncation.
@@ -27,16 +38,20 @@ Equations:
     mapping        w = f(z) = FC_8(… FC_1(z / rms(z))),  leaky ReLU, lr ×0.01     (2019 §2, App. C)
     modulation     w'_{ijk} = s_i · w_{ijk},  s = A(w) (affine, bias 1)          (2020 Eq. 1)
     demodulation   w''_{ijk} = w'_{ijk} / √(Σ_{i,k} (w'_{ijk})² + ε),  ε = 1e-8   (2020 Eq. 2–3)
+    AdaIN          AdaIN(x_i, y) = y_{s,i} (x_i − μ(x_i)) / σ(x_i) + y_{b,i},  (y_s, y_b) = (1 + A_s(w), A_b(w))
+                   μ, σ² the mean and (biased) variance of map i of one example, + ε = 1e-8   (2019 Eq. 1)
     noise          h ← h + b_c · n,  n ~ N(0, 1) one value per pixel, b_c per channel (init 0)  (2019 §3.2)
     style mixing   with probability 0.9: w_l = f(z₁) for l < c, f(z₂) for l ≥ c, c ~ U{1 … L−1}  (2019 §3.1)
     truncation     w' = w̄ + ψ (w − w̄),  w̄ the moving average of f(z) in training  (2019 App. B)
     toRGB          y_r = up(y_{r/2}) + ModConv_1×1(h_r; no demodulation)          (2020 Fig. 7b)
+                   AdaIN variant: y = Conv_1×1(h_R) at the full resolution only   (2019, the released code)
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +59,7 @@ from torch import nn
 
 from archlab.models.gan.progressive import (
     LRELU_SLOPE,
+    EqualizedConv2d,
     EqualizedLinear,
     PaddedImageGAN,
     PixelNorm,
@@ -56,6 +72,12 @@ from archlab.registry.config import ImageShape, ModelConfig, NonNegativeInt, Pos
 from archlab.utils.seed import randn_on
 
 ACT_GAIN = math.sqrt(2.0)  # leaky ReLU followed by ×√2 keeps unit variance (StyleGAN2's bias_act gain)
+StyleBlock = Literal["modulated", "adain"]
+
+
+def upsample(x: torch.Tensor) -> torch.Tensor:
+    """Bilinear ×2 upsampling (2019 §2.1): (B, N, H, W) → (B, N, 2H, 2W)."""
+    return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
 
 
 def mix_styles(w1: torch.Tensor, w2: torch.Tensor, cutoff: int) -> torch.Tensor:
@@ -124,7 +146,7 @@ class ModulatedConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         if self.up:
-            x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+            x = upsample(x)
         s = self.styles(w)  # (B, N_in)
         weight = self.weight * self.scale  # (N_out, N_in, k, k)
         y = F.conv2d(x * s[:, :, None, None], weight, padding=self.padding)  # conv(x, w')
@@ -155,6 +177,7 @@ class StyleLayer(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, up: bool = False):
         super().__init__()
+        self.up = up
         self.conv = ModulatedConv2d(in_channels, out_channels, 3, w_dim, demodulate=True, up=up)
         self.noise = NoiseInput(out_channels)
         self.bias = nn.Parameter(torch.zeros(out_channels))
@@ -162,6 +185,65 @@ class StyleLayer(nn.Module):
     def forward(self, h: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         h = self.noise(self.conv(h, w), noise)
         return F.leaky_relu(h + self.bias.view(1, -1, 1, 1), LRELU_SLOPE) * ACT_GAIN
+
+
+class AdaIN(nn.Module):
+    """Adaptive instance normalisation (2019 §2, Eq. 1): each feature map of each example normalised to
+    zero mean and unit deviation, then scaled and shifted by the style,
+    AdaIN(x_i, y) = y_{s,i} (x_i − μ(x_i)) / σ(x_i) + y_{b,i}.
+
+    The styles y = (y_s, y_b) come from the learned affine transform A (an equalised linear layer, gain 1,
+    bias 0) of w, with y_s = 1 + A_s(w) as in the released code's ``style_mod`` (a new layer scales by
+    about 1). μ and σ² = mean (x − μ)² are taken over the map's pixels in at least float32, σ = √(σ² + ε),
+    ε = 1e-8 (the released code's ``instance_norm``).
+
+    Shapes: x (B, N, H, W), w (B, D) → (B, N, H, W).
+    """
+
+    def __init__(self, channels: int, w_dim: int, eps: float = 1e-8):
+        super().__init__()
+        self.affine = EqualizedLinear(w_dim, 2 * channels, gain=1.0)
+        self.eps = eps
+
+    def styles(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(y_s, y_b) = (1 + A_s(w), A_b(w)): (B, D) → two (B, N)."""
+        y_s, y_b = self.affine(w).chunk(2, dim=1)  # (B, N) each: the first N outputs scale, the last N shift
+        return 1.0 + y_s, y_b
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        y_s, y_b = self.styles(w)
+        h = x.to(torch.promote_types(x.dtype, torch.float32))  # at least float32 (the released code's cast)
+        h = h - h.mean(dim=(2, 3), keepdim=True)  # x_i − μ(x_i)
+        h = h * torch.rsqrt(h.square().mean(dim=(2, 3), keepdim=True) + self.eps)  # / σ(x_i)
+        return y_s[:, :, None, None] * h.to(x.dtype) + y_b[:, :, None, None]
+
+
+class AdaINStyleLayer(nn.Module):
+    """One synthesis layer of the 2019 generator (Fig. 1b; the released code's ``layer_epilogue``):
+    [bilinear ×2 upsampling when ``up`` →] 3×3 conv (equalised lr, gain √2; none when ``conv`` is False,
+    the first layer, which takes the learned constant) → + noise → + bias → leaky ReLU → AdaIN.
+    Shapes: (B, N_in, H, W), w (B, D) → (B, N_out, H', W')."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, up: bool = False, conv: bool = True):
+        super().__init__()
+        self.up = up
+        if conv:
+            self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 3, 3))
+            self.scale = ACT_GAIN / math.sqrt(in_channels * 9)  # equalised lr, He's gain √2
+        else:
+            self.register_parameter("weight", None)
+        self.noise = NoiseInput(out_channels)
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.adain = AdaIN(out_channels, w_dim)
+
+    def forward(self, h: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        if self.up:
+            h = upsample(h)
+        if self.weight is not None:
+            h = F.conv2d(h, self.weight * self.scale, padding=1)
+        h = self.noise(h, noise)
+        h = F.leaky_relu(h + self.bias.view(1, -1, 1, 1), LRELU_SLOPE)
+        return self.adain(h, w)
 
 
 class ToRGB(nn.Module):
@@ -193,6 +275,7 @@ class StyleGANConfig(ModelConfig):
     style_mixing_prob: Probability = 0.9  # share of training batches with two latents (2019 §3.1)
     w_avg_beta: Probability = 0.995  # decay of the moving average w̄ (the released code)
     truncation_psi: float = 1.0  # ψ that sample()/generate() use unless given (1: no truncation)
+    style_block: StyleBlock = "modulated"  # StyleGAN2's modulated conv (2020 Eq. 1–3) or AdaIN (2019 Eq. 1)
     # discriminator: the progressive GAN's at full resolution (its nf(s) = min(fmap_base / 2^s, fmap_max))
     d_fmap_base: PositiveInt = 8192
     d_fmap_max: PositiveInt = 512
@@ -200,8 +283,10 @@ class StyleGANConfig(ModelConfig):
 
 
 class StyleGenerator(nn.Module):
-    """The style-based generator: mapping network f and the synthesis network g (a learned constant
-    4×4 input, two style layers per resolution after the first, skip toRGB outputs).
+    """The style-based generator: mapping network f and the synthesis network g — with modulated
+    convolutions a learned constant 4×4 input, one style layer at 4×4 and two per later resolution,
+    skip toRGB outputs (each reading a style); with AdaIN the 2019 network: the constant takes the first
+    layer's noise, bias and AdaIN, then a conv layer at 4×4 and two per later resolution, one toRGB at R.
 
     ``forward(z)``: (B, K) → (B, C, R, R) in network units; in training mode it mixes styles (2019
     §3.1) and updates w̄. ``synthesis(ws)`` takes the per-layer styles (B, L, D) directly.
@@ -215,6 +300,10 @@ class StyleGenerator(nn.Module):
         self.style_mixing_prob, self.truncation_psi = c.style_mixing_prob, c.truncation_psi
         channels = [min(c.channel_base // (4 * 2**s), c.channel_max) for s in range(self.num_stages)]
         self.mapping = MappingNetwork(c.latent_dim, c.w_dim, c.mapping_layers, c.mapping_lr_multiplier, c.w_avg_beta)
+        self.style_block = c.style_block
+        if c.style_block == "adain":
+            self._build_adain(c, channels)
+            return
         self.const = nn.Parameter(torch.randn(channels[0], 4, 4))  # learned constant input (2019 §2)
         self.layers = nn.ModuleList([StyleLayer(channels[0], channels[0], c.w_dim)])
         self.to_rgb = nn.ModuleList([ToRGB(channels[0], c.in_shape[0], c.w_dim)])
@@ -222,6 +311,20 @@ class StyleGenerator(nn.Module):
             self.layers.append(StyleLayer(channels[s - 1], channels[s], c.w_dim, up=True))
             self.layers.append(StyleLayer(channels[s], channels[s], c.w_dim))
             self.to_rgb.append(ToRGB(channels[s], c.in_shape[0], c.w_dim))
+
+    def _build_adain(self, c: StyleGANConfig, channels: list[int]) -> None:
+        """The 2019 synthesis network (module docstring): L = 2S AdaIN layers, one toRGB at R."""
+        self.const = nn.Parameter(torch.ones(channels[0], 4, 4))  # learned constant, initialised to 1 (released code)
+        self.layers = nn.ModuleList(
+            [
+                AdaINStyleLayer(channels[0], channels[0], c.w_dim, conv=False),  # the constant's own epilogue
+                AdaINStyleLayer(channels[0], channels[0], c.w_dim),
+            ]
+        )
+        for s in range(1, self.num_stages):
+            self.layers.append(AdaINStyleLayer(channels[s - 1], channels[s], c.w_dim, up=True))
+            self.layers.append(AdaINStyleLayer(channels[s], channels[s], c.w_dim))
+        self.to_rgb = nn.ModuleList([EqualizedConv2d(channels[-1], c.in_shape[0], 1, gain=1.0)])
 
     def synthesis(
         self, ws: torch.Tensor, noise: str = "random", generator: torch.Generator | None = None
@@ -232,16 +335,17 @@ class StyleGenerator(nn.Module):
         b = ws.shape[0]
         h = self.const.unsqueeze(0).repeat(b, 1, 1, 1)  # (B, N_0, 4, 4); a copy, not a view of the leaf
         img = None
+        adain = self.style_block == "adain"
         for i, layer in enumerate(self.layers):
-            size = h.shape[-1] * (2 if layer.conv.up else 1)
+            size = h.shape[-1] * (2 if layer.up else 1)
             n = randn_on((b, 1, size, size), generator, ws.device) if noise == "random" else None
             h = layer(h, ws[:, i], n)
-            if i % 2 == 0:  # the last layer of a stage: its toRGB reads the next style
+            if not adain and i % 2 == 0:  # the last layer of a stage: its toRGB reads the next style
                 s = i // 2
                 y = self.to_rgb[s](h, ws[:, i + 1])
-                img = (
-                    y if img is None else F.interpolate(img, scale_factor=2.0, mode="bilinear", align_corners=False) + y
-                )
+                img = y if img is None else upsample(img) + y
+        if adain:
+            img = self.to_rgb[0](h)  # (B, C, R, R)
         return img
 
     def styles(self, z: torch.Tensor, psi: float = 1.0) -> torch.Tensor:
@@ -339,8 +443,8 @@ class StyleGAN(PaddedImageGAN):
 
 _PAPER = (
     "Karras, Laine & Aila, A Style-Based Generator Architecture for Generative Adversarial Networks (CVPR 2019, "
-    "arXiv:1812.04948); modulated convolutions: Karras et al., Analyzing and Improving the Image Quality of "
-    "StyleGAN (CVPR 2020, arXiv:1912.04958)"
+    "arXiv:1812.04948); modulated convolutions (the default; style_block=adain: the 2019 AdaIN): Karras et al., "
+    "Analyzing and Improving the Image Quality of StyleGAN (CVPR 2020, arXiv:1912.04958)"
 )
 
 
@@ -361,5 +465,5 @@ _PAPER = (
     meta={"num_params": 42_242_565, "macs": 12_771_377_664},
 )
 def stylegan(**overrides) -> StyleGAN:
-    """StyleGAN at 32×32 (Karras et al. 2019): mapping network, modulated convs, noise, style mixing, truncation."""
+    """StyleGAN at 32×32 (Karras et al. 2019): mapping network, modulated convs or AdaIN, noise, mixing, truncation."""
     return StyleGAN(StyleGANConfig(**overrides))
