@@ -16,11 +16,13 @@ from archlab.models.gan.progressive import (
     EqualizedLinear,
     MinibatchStdDev,
     PixelNorm,
+    blur,
     downsample,
     progress_to_stage,
     upsample,
 )
 from archlab.models.gan.stylegan import AdaIN, AdaINStyleLayer, ModulatedConv2d, NoiseInput, mix_styles
+from archlab.models.gan.stylegan import upsample as style_upsample
 from archlab.utils.errors import ConfigError
 
 TINY_PROGAN = {"latent_dim": 8, "fmap_base": 32, "fmap_max": 8, "mbstd_group_size": 2}
@@ -104,6 +106,78 @@ def test_minibatch_stddev_on_a_hand_batch():
 
 
 # -- progressive growing ------------------------------------------------------------------------------
+def test_binomial_filter_on_an_impulse_and_as_bilinear_resampling():
+    """StyleGAN 2019 §2.1: the [1, 2, 1] filter k = [1, 2, 1]ᵀ[1, 2, 1]/16 per channel, zero padding. An impulse
+    becomes k (a corner impulse keeps k's corner quarter, 9/16 of the mass); channels do not mix; after
+    nearest ×2 upsampling an impulse becomes [1, 3, 3, 1]ᵀ[1, 3, 3, 1]/16 — bilinear interpolation's weights,
+    equal to torch's bilinear away from the border; before 2×2 pooling, [0, 3, 1, 0]ᵀ[0, 3, 1, 0]/64."""
+    k = torch.tensor([1.0, 2.0, 1.0])
+    x = torch.zeros(1, 2, 7, 7)
+    x[0, 0, 3, 3] = 1.0
+    x[0, 1, 0, 0] = 1.0
+    y = blur(x)
+    expected = torch.zeros(2, 7, 7)
+    expected[0, 2:5, 2:5] = torch.outer(k, k) / 16
+    expected[1, :2, :2] = torch.outer(k[1:], k[1:]) / 16
+    torch.testing.assert_close(y[0], expected, rtol=0, atol=1e-7)
+    assert float(y[0, 1].sum()) == pytest.approx(9 / 16)
+    up = torch.zeros(1, 1, 4, 4)
+    up[0, 0, 1, 1] = 1.0
+    u = blur(upsample(up))[0, 0]  # (8, 8)
+    k4 = torch.tensor([1.0, 3.0, 3.0, 1.0])
+    expected_up = torch.zeros(8, 8)
+    expected_up[1:5, 1:5] = torch.outer(k4, k4) / 16
+    torch.testing.assert_close(u, expected_up, rtol=0, atol=1e-7)
+    torch.testing.assert_close(style_upsample(up, filtered=True), blur(upsample(up)))
+    r = torch.randn(2, 3, 6, 6)
+    bilinear = F.interpolate(r, scale_factor=2.0, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(style_upsample(r, True)[..., 1:-1, 1:-1], bilinear[..., 1:-1, 1:-1])
+    assert not torch.allclose(style_upsample(r, True), bilinear)  # the border: zero padding, not clamping
+    down = torch.zeros(1, 1, 8, 8)
+    down[0, 0, 3, 3] = 1.0
+    d = downsample(blur(down))[0, 0]  # (4, 4)
+    k_down = torch.tensor([0.0, 3.0, 1.0, 0.0])
+    torch.testing.assert_close(d, torch.outer(k_down, k_down) / 64, rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["progan", "stylegan"])
+def test_blur_option_filters_after_upsampling_and_before_pooling_and_adds_no_parameters(name):
+    """``blur=True``: G's stage blocks (ProGAN) or style layers (StyleGAN) upsample by nearest then the
+    filter, D filters each block's features before pooling; the parameters are the same as without."""
+    tiny = TINY_PROGAN if name == "progan" else {**TINY_STYLEGAN, "mbstd_group_size": 2}
+    torch.manual_seed(0)
+    plain = create_model(name, **tiny)
+    torch.manual_seed(0)
+    filtered = create_model(name, **tiny, blur=True)
+    assert count_params(plain) == count_params(filtered)
+    filtered.load_state_dict(plain.state_dict())
+    d = filtered.discriminator
+    h = torch.randn(2, d.blocks[-1][0].weight.shape[1], 8, 8)
+    expected = h
+    for conv in d.blocks[-1]:
+        expected = F.leaky_relu(conv(expected), 0.2)
+    torch.testing.assert_close(d.block(d.num_stages - 1, h), downsample(blur(expected)))
+    if name == "progan":
+        g = filtered.generator
+        h = torch.randn(2, g.blocks[1][0].weight.shape[1], 4, 4)
+        expected = blur(upsample(h))
+        for conv in g.blocks[1]:
+            expected = g.pixel_norm(F.leaky_relu(conv(expected), 0.2))
+        torch.testing.assert_close(g.block(1, h), expected)
+    else:
+        layer = filtered.generator.layers[1]  # the first upsampling style layer (8×8)
+        assert layer.up and layer.conv.blur
+        h, w = torch.randn(2, layer.conv.weight.shape[1], 4, 4), torch.randn(2, 6)
+        s = layer.conv.styles(w)
+        weight = layer.conv.weight * layer.conv.scale
+        y = F.conv2d(blur(upsample(h)) * s[:, :, None, None], weight, padding=1)
+        y = y * torch.rsqrt(s.square() @ weight.square().sum(dim=(2, 3)).t() + 1e-8)[:, :, None, None]
+        torch.testing.assert_close(layer.conv(h, w), y)
+        fake, score = filtered(torch.randn(4, 8))
+        (fake.mean() + score.mean()).backward()
+        assert all(p.grad is not None for p in filtered.parameters())
+
+
 def test_schedule_stabilises_then_fades_each_stage_in_linearly():
     """2S − 1 equal phases (§2): 4×4 alone, then per stage α rising 0 → 1 and a stabilisation at α = 1."""
     total, s = 70, 4  # 7 phases of 10 steps

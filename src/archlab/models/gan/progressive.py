@@ -20,6 +20,8 @@ Equations:
     G at stage s   y = (1 − α) · up(toRGB_{s−1}(h_{s−1})) + α · toRGB_s(block_s(h_{s−1}))  (Fig. 2b)
     D at stage s   h = (1 − α) · fromRGB_{s−1}(down(x)) + α · block_s(fromRGB_s(x))       (Fig. 2b)
     real at stage s  x_s = (1 − α) · up(down(x_s)) + α · x_s,  x_s = x pooled to r_s      (Fig. 2 caption)
+    blur (option)  x ← k ∗ x per channel, k = [1, 2, 1]ᵀ[1, 2, 1] / 16, zero padding: after G's upsampling of
+                   features, before D's downsampling ("bilinear" resampling: StyleGAN 2019 §2.1, Zhang 2019)
     schedule       2S − 1 equal phases: stabilise 4×4, then (fade in, stabilise) per stage;
                    α rises linearly 0 → 1 over each fade-in phase                         (§2, App. A.1)
     loss (task)    L_D = D(x̃) − D(x) + λ (‖∇_x̂ D(x̂)‖₂ − 1)² + ε_drift D(x)²,  ε_drift = 0.001  (App. A.1)
@@ -152,6 +154,19 @@ def downsample(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(x, 2)
 
 
+def blur(x: torch.Tensor) -> torch.Tensor:
+    """The separable 2nd-order binomial low-pass filter [1, 2, 1] ⊗ [1, 2, 1] / 16 (sums to 1), applied to
+    each channel on its own with zero padding ('same' size, as the released StyleGAN code's ``blur2d``):
+    StyleGAN's "bilinear" resampling is this filter after each upsampling and before each downsampling
+    (Karras et al. 2019 §2.1, after Zhang 2019, *Making Convolutional Networks Shift-Invariant Again*).
+    After nearest-neighbour ×2 upsampling it gives bilinear interpolation's weights (3/4, 1/4) away from the
+    borders. Shapes: (B, C, H, W) → (B, C, H, W)."""
+    c = x.shape[1]
+    k = torch.tensor([1.0, 2.0, 1.0], dtype=x.dtype, device=x.device)
+    kernel = (torch.outer(k, k) / 16).expand(c, 1, 3, 3)  # (C, 1, 3, 3): one filter per channel
+    return F.conv2d(x, kernel, padding=1, groups=c)
+
+
 def _lrelu(x: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu(x, LRELU_SLOPE)
 
@@ -183,6 +198,7 @@ class ProGANConfig(ModelConfig):
     fmap_max: PositiveInt = 512
     mbstd_group_size: NonNegativeInt = 4  # G of the minibatch stddev (0: no such layer)
     progressive: bool = True  # grow 4×4 → R (False: train at R from the start, α = 1)
+    blur: bool = False  # [1, 2, 1] low-pass after G's upsampling, before D's downsampling (StyleGAN 2019 §2.1)
 
 
 def _check(config: ProGANConfig) -> tuple[int, int]:
@@ -213,6 +229,7 @@ class _Staged(nn.Module):
         super().__init__()
         self.num_stages, _ = _check(config)
         self.stage, self.alpha = self.num_stages - 1, 1.0
+        self.blur = config.blur
 
     def set_stage(self, stage: int, alpha: float) -> None:
         self.stage, self.alpha = stage, alpha
@@ -220,7 +237,8 @@ class _Staged(nn.Module):
 
 class ProgressiveGenerator(_Staged):
     """G of Table 2: z → pixel norm → dense to 4×4 → conv 3×3, then per stage up → conv 3×3 → conv 3×3,
-    each conv followed by leaky ReLU and pixel norm; toRGB_s a linear 1×1 conv per stage.
+    each conv followed by leaky ReLU and pixel norm; toRGB_s a linear 1×1 conv per stage. With ``blur`` the
+    upsampled features are low-pass filtered (:func:`blur`) before the stage's first conv.
 
     ``forward(z)`` draws at the current stage and fade-in (:meth:`set_stage`): (B, K) → (B, C, r_s, r_s),
     in network units (about [−1, 1]; linear output, no tanh).
@@ -256,6 +274,8 @@ class ProgressiveGenerator(_Staged):
             h = self.pixel_norm(_lrelu(h))
         else:
             h = upsample(h)  # (B, N_{s−1}, r_s, r_s)
+            if self.blur:
+                h = blur(h)
         for conv in self.blocks[s]:
             h = self.pixel_norm(_lrelu(conv(h)))
         return h
@@ -273,7 +293,8 @@ class ProgressiveGenerator(_Staged):
 class ProgressiveDiscriminator(_Staged):
     """D of Table 2, the mirror of G: fromRGB_s (1×1 conv, leaky ReLU), per stage conv 3×3 → conv 3×3
     → 2×2 average pool, and at 4×4 minibatch stddev → conv 3×3 → dense (conv 4×4 in the paper) → dense
-    to one score (linear; a critic for the WGAN-GP loss).
+    to one score (linear; a critic for the WGAN-GP loss). With ``blur`` each block's features are low-pass
+    filtered (:func:`blur`) before the pooling.
 
     ``forward(x)``: (B, C, r_s, r_s) at the current stage → (B, 1) scores.
     """
@@ -306,7 +327,7 @@ class ProgressiveDiscriminator(_Staged):
         """Stage s ≥ 1's block: (B, N_s, r_s, r_s) → (B, N_{s−1}, r_s/2, r_s/2)."""
         for conv in self.blocks[s - 1]:
             h = _lrelu(conv(h))
-        return downsample(h)
+        return downsample(blur(h) if self.blur else h)
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
         """The 4×4 stage: (B, N_0, 4, 4) → (B, 1)."""

@@ -28,8 +28,13 @@ and ``structure="fixed"``): a learned constant 4×4 input initialised to 1, then
 epilogue without a convolution (two styles per resolution, L = 2·log2(R) − 2 as for the modulated
 generator), and one plain 1×1 toRGB at the full resolution (no style, no skip outputs). The released
 code grows it progressively; here it trains at R from the start like the modulated generator.
-Upsampling is the same bilinear ×2 as the modulated path's (the released code: nearest, conv, then a
-[1, 2, 1] blur).
+Upsampling is the same as the modulated path's: torch's bilinear ×2, or with ``blur`` nearest-neighbour
+then the [1, 2, 1] filter (the released code filters after the conv that follows the upsampling; the two
+orders differ only at the borders, where the conv's zero padding meets the filter's).
+
+With ``blur`` (either style block) the resampling is the 2019 paper's own "bilinear" (§2.1, after Zhang
+2019): G upsamples by nearest-neighbour ×2 followed by the [1, 2, 1] binomial filter (skip outputs too),
+and the discriminator filters its features before each 2×2 average pooling.
 
 Letters: B batch, K latent_dim (z), D w_dim, L the number of styles (two per resolution: 2·log2(R) − 2,
 8 at R = 32), C image channels, N_in / N_out feature maps, s ∈ R^{N_in} a style, ψ the truncation.
@@ -65,8 +70,10 @@ from archlab.models.gan.progressive import (
     PixelNorm,
     ProGANConfig,
     ProgressiveDiscriminator,
+    blur,
     full_size_images,
 )
+from archlab.models.gan.progressive import upsample as nearest_upsample
 from archlab.registry import register_model
 from archlab.registry.config import ImageShape, ModelConfig, NonNegativeInt, PositiveFloat, PositiveInt, Probability
 from archlab.utils.seed import randn_on
@@ -75,8 +82,13 @@ ACT_GAIN = math.sqrt(2.0)  # leaky ReLU followed by ×√2 keeps unit variance (
 StyleBlock = Literal["modulated", "adain"]
 
 
-def upsample(x: torch.Tensor) -> torch.Tensor:
-    """Bilinear ×2 upsampling (2019 §2.1): (B, N, H, W) → (B, N, 2H, 2W)."""
+def upsample(x: torch.Tensor, filtered: bool = False) -> torch.Tensor:
+    """×2 upsampling, "bilinear" (2019 §2.1): torch's bilinear interpolation, or with ``filtered``
+    nearest-neighbour then the [1, 2, 1] low-pass filter (:func:`~archlab.models.gan.progressive.blur`),
+    the paper's own construction, which equals bilinear away from the borders (zero padding at the
+    border instead of torch's edge clamping). (B, N, H, W) → (B, N, 2H, 2W)."""
+    if filtered:
+        return blur(nearest_upsample(x))
     return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
 
 
@@ -133,12 +145,14 @@ class ModulatedConv2d(nn.Module):
         w_dim: int,
         demodulate: bool = True,
         up: bool = False,
+        blur: bool = False,
     ):
         super().__init__()
         self.affine = EqualizedLinear(w_dim, in_channels, gain=1.0, bias_init=1.0)
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
         self.scale = 1.0 / math.sqrt(in_channels * kernel_size * kernel_size)  # equalised lr, gain 1
         self.demodulate, self.up, self.padding = demodulate, up, kernel_size // 2
+        self.blur = blur  # upsampling: nearest + [1, 2, 1] filter instead of torch's bilinear
 
     def styles(self, w: torch.Tensor) -> torch.Tensor:
         """s = A(w): (B, D) → (B, N_in)."""
@@ -146,7 +160,7 @@ class ModulatedConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         if self.up:
-            x = upsample(x)
+            x = upsample(x, self.blur)
         s = self.styles(w)  # (B, N_in)
         weight = self.weight * self.scale  # (N_out, N_in, k, k)
         y = F.conv2d(x * s[:, :, None, None], weight, padding=self.padding)  # conv(x, w')
@@ -175,10 +189,10 @@ class StyleLayer(nn.Module):
     """One synthesis layer: modulated 3×3 conv (upsampling first when ``up``) → + noise → + bias →
     leaky ReLU ×√2. Shapes: (B, N_in, H, W), w (B, D) → (B, N_out, H', W')."""
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, up: bool = False):
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, up: bool = False, blur: bool = False):
         super().__init__()
         self.up = up
-        self.conv = ModulatedConv2d(in_channels, out_channels, 3, w_dim, demodulate=True, up=up)
+        self.conv = ModulatedConv2d(in_channels, out_channels, 3, w_dim, demodulate=True, up=up, blur=blur)
         self.noise = NoiseInput(out_channels)
         self.bias = nn.Parameter(torch.zeros(out_channels))
 
@@ -224,9 +238,11 @@ class AdaINStyleLayer(nn.Module):
     the first layer, which takes the learned constant) → + noise → + bias → leaky ReLU → AdaIN.
     Shapes: (B, N_in, H, W), w (B, D) → (B, N_out, H', W')."""
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, up: bool = False, conv: bool = True):
+    def __init__(
+        self, in_channels: int, out_channels: int, w_dim: int, up: bool = False, conv: bool = True, blur: bool = False
+    ):
         super().__init__()
-        self.up = up
+        self.up, self.blur = up, blur
         if conv:
             self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 3, 3))
             self.scale = ACT_GAIN / math.sqrt(in_channels * 9)  # equalised lr, He's gain √2
@@ -238,7 +254,7 @@ class AdaINStyleLayer(nn.Module):
 
     def forward(self, h: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         if self.up:
-            h = upsample(h)
+            h = upsample(h, self.blur)
         if self.weight is not None:
             h = F.conv2d(h, self.weight * self.scale, padding=1)
         h = self.noise(h, noise)
@@ -276,6 +292,7 @@ class StyleGANConfig(ModelConfig):
     w_avg_beta: Probability = 0.995  # decay of the moving average w̄ (the released code)
     truncation_psi: float = 1.0  # ψ that sample()/generate() use unless given (1: no truncation)
     style_block: StyleBlock = "modulated"  # StyleGAN2's modulated conv (2020 Eq. 1–3) or AdaIN (2019 Eq. 1)
+    blur: bool = False  # G: nearest + [1, 2, 1] filter for bilinear; D: the filter before each pooling (2019 §2.1)
     # discriminator: the progressive GAN's at full resolution (its nf(s) = min(fmap_base / 2^s, fmap_max))
     d_fmap_base: PositiveInt = 8192
     d_fmap_max: PositiveInt = 512
@@ -300,7 +317,7 @@ class StyleGenerator(nn.Module):
         self.style_mixing_prob, self.truncation_psi = c.style_mixing_prob, c.truncation_psi
         channels = [min(c.channel_base // (4 * 2**s), c.channel_max) for s in range(self.num_stages)]
         self.mapping = MappingNetwork(c.latent_dim, c.w_dim, c.mapping_layers, c.mapping_lr_multiplier, c.w_avg_beta)
-        self.style_block = c.style_block
+        self.style_block, self.blur = c.style_block, c.blur
         if c.style_block == "adain":
             self._build_adain(c, channels)
             return
@@ -308,7 +325,7 @@ class StyleGenerator(nn.Module):
         self.layers = nn.ModuleList([StyleLayer(channels[0], channels[0], c.w_dim)])
         self.to_rgb = nn.ModuleList([ToRGB(channels[0], c.in_shape[0], c.w_dim)])
         for s in range(1, self.num_stages):
-            self.layers.append(StyleLayer(channels[s - 1], channels[s], c.w_dim, up=True))
+            self.layers.append(StyleLayer(channels[s - 1], channels[s], c.w_dim, up=True, blur=c.blur))
             self.layers.append(StyleLayer(channels[s], channels[s], c.w_dim))
             self.to_rgb.append(ToRGB(channels[s], c.in_shape[0], c.w_dim))
 
@@ -322,7 +339,7 @@ class StyleGenerator(nn.Module):
             ]
         )
         for s in range(1, self.num_stages):
-            self.layers.append(AdaINStyleLayer(channels[s - 1], channels[s], c.w_dim, up=True))
+            self.layers.append(AdaINStyleLayer(channels[s - 1], channels[s], c.w_dim, up=True, blur=c.blur))
             self.layers.append(AdaINStyleLayer(channels[s], channels[s], c.w_dim))
         self.to_rgb = nn.ModuleList([EqualizedConv2d(channels[-1], c.in_shape[0], 1, gain=1.0)])
 
@@ -343,7 +360,7 @@ class StyleGenerator(nn.Module):
             if not adain and i % 2 == 0:  # the last layer of a stage: its toRGB reads the next style
                 s = i // 2
                 y = self.to_rgb[s](h, ws[:, i + 1])
-                img = y if img is None else upsample(img) + y
+                img = y if img is None else upsample(img, self.blur) + y
         if adain:
             img = self.to_rgb[0](h)  # (B, C, R, R)
         return img
@@ -388,6 +405,7 @@ class StyleGAN(PaddedImageGAN):
             fmap_max=config.d_fmap_max,
             mbstd_group_size=config.mbstd_group_size,
             progressive=False,
+            blur=config.blur,
         )
         self.discriminator = ProgressiveDiscriminator(d_config)  # checks resolution and in_shape first
         self.pad = (config.resolution - config.in_shape[1]) // 2
