@@ -52,6 +52,9 @@ def test_a_finished_run_with_the_same_recipe_is_reused_not_trained(first, tmp_pa
     err = capsys.readouterr().err
     assert f"{RUN}: reused" in err and "analysing the trained runs" in err
     assert rec2["table"] == rec1["table"] and rec2["verdict"] == rec1["verdict"]  # the same run, the same analysis
+    summary = json.loads((exp / RUN / "summary.json").read_text())
+    assert rec1["runs"] == rec2["runs"] == {RUN: {k: summary[k] for k in experiment_base.RUN_FIELDS}}
+    assert rec1["runs"][RUN]["recipe_hash"] and rec1["runs"][RUN]["steps"] == 6
 
     src, dst = exp / RUN, second / RUN
     ckpts = sorted(p.relative_to(src) for p in src.rglob("*") if p.is_file() and "checkpoints" in p.parts)

@@ -28,6 +28,8 @@ from archlab.report import write_experiment_report
 from archlab.utils.errors import ConfigError, did_you_mean
 from archlab.utils.io import atomic_write_json
 
+RUN_FIELDS = ("recipe_hash", "seed", "steps", "status", "wall_time_s")  # of each run's summary, in experiment.json
+
 
 @dataclass
 class ExperimentResult:
@@ -192,6 +194,9 @@ def run_experiment(
         "table": {"columns": result.columns, "rows": result.rows},
         "figures": result.figures,
         "wall_time_s": round(time.perf_counter() - t0, 2),
+        "runs": {  # what each arm trained, so two invocations can be told apart by more than recipe names
+            run.name: {k: summaries[run.key, run.seed].get(k) for k in RUN_FIELDS} for run in runs
+        },
         **({"reused_runs": {k: str(v) for k, v in reused.items()}} if reused else {}),
         **result.extra,
     }
