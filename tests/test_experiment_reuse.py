@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from archlab.cli import main
+from archlab.config import validate_recipe
 from archlab.experiments import EXPERIMENTS, parse_options
 from archlab.experiments import base as experiment_base
-from archlab.experiments.runs import finished_runs, match_finished, training_key
+from archlab.experiments.runs import finished_runs, kept_checkpoints, match_finished, training_key
 
 NASH = ["experiment", "nash-equilibrium", "--quick", "--jobs", "1", "--set", "samples=200"]
 RUN = "gaussian1d-gan-s0"
@@ -60,8 +61,12 @@ def test_a_finished_run_with_the_same_recipe_is_reused_not_trained(first, tmp_pa
     ckpts = sorted(p.relative_to(src) for p in src.rglob("*") if p.is_file() and "checkpoints" in p.parts)
     assert ckpts and all((dst / c).stat().st_ino == (src / c).stat().st_ino for c in ckpts)  # hard links
     for name in ("metrics.jsonl", "summary.json", "recipe.yaml"):  # copies: resuming one never changes the other
-        assert (dst / name).read_bytes() == (src / name).read_bytes()
         assert (dst / name).stat().st_ino != (src / name).stat().st_ino
+        if name != "summary.json":
+            assert (dst / name).read_bytes() == (src / name).read_bytes()
+    source, copy = (json.loads((d / "summary.json").read_text()) for d in (src, dst))
+    assert source["run_dir"] == str(src) and copy["run_dir"] == str(dst)  # the copy names its own dir
+    assert {**copy, "run_dir": ""} == {**source, "run_dir": ""}
     assert (src / ".lock").exists() and not (dst / ".lock").exists()
 
 
@@ -97,3 +102,55 @@ def test_a_reuse_path_that_is_not_a_directory_is_one_line_before_any_directory(t
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--reuse" in err and "not a directory" in err
     assert not runs.exists()
+
+
+def test_a_run_missing_or_damaging_a_checkpoint_is_not_reused_and_says_so(first, tmp_path, monkeypatch, capsys):
+    """The analysis reads the checkpoints after the experiment's dir exists: a matching run without all of
+    its training's checkpoints intact trains again (with a line saying why) instead of failing there."""
+    _, exp, _ = first
+    (spec,) = _nash_runs(6)
+    recipe = validate_recipe(spec.recipe)
+    assert recipe.checkpoint.every == 3 and recipe.checkpoint.keep_last >= 2
+    assert kept_checkpoints(recipe, 6) == ["step-00000006", "step-00000003"]
+    assert sorted(p.name for p in (exp / RUN / "checkpoints").iterdir()) == ["step-00000003", "step-00000006"]
+    assert kept_checkpoints(recipe, 5) == ["step-00000005", "step-00000003"]  # early-stopped at 5
+    one = validate_recipe({**spec.recipe, "checkpoint": {**spec.recipe["checkpoint"], "keep_last": 1}})
+    assert kept_checkpoints(one, 6) == ["step-00000006"]
+    assert kept_checkpoints(validate_recipe({**spec.recipe, "checkpoint": {"every": None}}), 6) == ["step-00000006"]
+
+    missing, damaged = tmp_path / "missing", tmp_path / "damaged"
+    for d in (missing, damaged):
+        shutil.copytree(exp / RUN, d / RUN)
+    shutil.rmtree(missing / RUN / "checkpoints" / "step-00000003")
+    weights = damaged / RUN / "checkpoints" / "step-00000006" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
+    lines: list[str] = []
+    assert match_finished([spec], [damaged], notice=lines.append) == {}
+    (line,) = lines
+    assert line.startswith(f"{RUN}: not reusing {(damaged / RUN).resolve()}") and "model.safetensors" in line
+    lines.clear()
+    assert match_finished([spec], [missing, damaged], notice=lines.append) == {}
+    (line,) = lines  # the first damaged copy found is named
+    assert line.startswith(f"{RUN}: not reusing {(missing / RUN).resolve()}") and "step-00000003" in line
+    assert line.endswith("it trains again")
+    lines.clear()
+    assert match_finished([spec], [missing, exp], notice=lines.append) == {RUN: exp / RUN}  # an intact copy wins
+
+    class Trains(Exception):
+        pass
+
+    def trains(out, todo, **kwargs):
+        raise Trains([run.name for run in todo])
+
+    monkeypatch.setattr(experiment_base, "train_runs", trains)
+    capsys.readouterr()
+    with pytest.raises(Trains) as caught:  # trained, not failed in the analysis
+        main([*NASH, "--set", "steps=6", "--runs-dir", str(tmp_path / "runs"), "--reuse", str(missing)])
+    assert caught.value.args == ([RUN],) and "it trains again" in capsys.readouterr().err
+
+
+def test_reused_sources_are_absolute_paths(first, monkeypatch):
+    runs, exp, _ = first
+    monkeypatch.chdir(runs)
+    (found,) = match_finished(_nash_runs(6), [exp.name]).values()  # a relative path
+    assert found == exp / RUN and found.is_absolute()

@@ -900,7 +900,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="DIR",
         help="finished runs to reuse instead of training again: a run dir, an experiment's dir or a runs dir "
-        "(repeatable); only runs whose recipe is exactly the one needed (name aside) are reused",
+        "(repeatable); only runs whose recipe is exactly the one needed (name aside) and whose checkpoints are "
+        "all there and intact are reused (the archlab version that trained them is not compared)",
     )
     s.set_defaults(fn=cmd_experiment)
 

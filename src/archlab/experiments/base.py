@@ -153,15 +153,16 @@ def run_experiment(
     then every run's recipe (data, task, model, start-up probe) are checked first, so bad input
     fails with one ConfigError line and no directory. ``progress`` receives progress lines.
     ``reuse``: directories of finished runs (run dirs, experiment or compare dirs, runs dirs); a run
-    whose recipe one of them trained exactly (name and description aside) is copied in, not trained
-    again (:func:`~archlab.experiments.runs.match_finished`), and ``experiment.json`` names its source."""
+    whose recipe one of them trained exactly (name and description aside) and whose checkpoints are
+    all there and intact is copied in, not trained again (:func:`~archlab.experiments.runs.match_finished`),
+    and ``experiment.json`` names its source (an absolute path)."""
     cls = EXPERIMENTS.get(name)
     opts = parse_options(name, options)
     exp = cls()
     s = exp.settings(opts, quick)
     exp.check(s)
     runs = exp.runs(s)
-    reused = match_finished(runs, reuse)
+    reused = match_finished(runs, reuse, notice=progress)
     costs: dict[str, float] = {}
     steps = check_runs(runs, costs)
     out = out_dir or new_run_dir(runs_dir, f"{name}{'-quick' if quick else ''}")

@@ -30,7 +30,9 @@ import yaml
 from archlab.config import Recipe, apply_overrides, load_recipe, recipe_to_dict, shipped_recipes, validate_recipe
 from archlab.data.timeseries import UCR_BUNDLED
 from archlab.engine import Trainer
-from archlab.utils.errors import ArchlabError, ConfigError
+from archlab.engine import checkpoint as ckpt
+from archlab.utils.errors import ArchlabError, CheckpointError, ConfigError
+from archlab.utils.io import atomic_write_json
 from archlab.utils.progress import PROGRESS_EVERY_S, duration_text
 
 # `--quick` versions of the image experiments: small batches and a small test subset. They check the
@@ -311,16 +313,28 @@ def training_key(recipe: dict[str, Any]) -> str:
 
 
 def finished_runs(sources: Sequence[str | Path]) -> dict[str, Path]:
-    """The finished runs in ``sources`` by :func:`training_key`: each source is a run dir, or a
-    directory whose children or grandchildren are (an experiment's or compare's dir, a runs dir). A
-    finished run has ``recipe.yaml`` and a ``summary.json`` whose status is one of
-    ``REUSABLE_STATUS``; a run whose recipe no longer validates is passed over. The first found
-    wins. Raises ConfigError for a source that is not a directory."""
+    """The reusable finished runs in ``sources`` by :func:`training_key` (:func:`scan_finished`'s first
+    dict). Raises ConfigError for a source that is not a directory."""
+    return scan_finished(sources)[0]
+
+
+def scan_finished(sources: Sequence[str | Path]) -> tuple[dict[str, Path], dict[str, tuple[Path, str]]]:
+    """The finished runs in ``sources`` by :func:`training_key`: (reusable runs' dirs, and for a key
+    with none of those, a damaged run's dir and why it cannot be reused). Each source is a run dir, or
+    a directory whose children or grandchildren are (an experiment's or compare's dir, a runs dir);
+    dirs are absolute. A finished run has ``recipe.yaml`` and a ``summary.json`` whose status is one
+    of ``REUSABLE_STATUS``; a run whose recipe no longer validates is passed over. A finished run is
+    reusable when it holds exactly the checkpoints its training kept (:func:`kept_checkpoints`) and
+    each verifies against its manifest (``best`` too, when there is one): an experiment's analysis
+    reads them after its directory exists. The first found wins. Raises ConfigError for a source
+    that is not a directory."""
     found: dict[str, Path] = {}
+    damaged: dict[str, tuple[Path, str]] = {}
     for source in sources:
         root = Path(source)
         if not root.is_dir():
             raise ConfigError(f"--reuse {source}: not a directory; give a run dir, an experiment's dir or a runs dir")
+        root = root.resolve()  # experiment.json names the sources: relative to nothing later
         summaries = [root / "summary.json", *root.glob("*/summary.json"), *root.glob("*/*/summary.json")]
         for summary_path in sorted(summaries):
             run_dir = summary_path.parent
@@ -328,24 +342,65 @@ def finished_runs(sources: Sequence[str | Path]) -> dict[str, Path]:
                 summary = json.loads(summary_path.read_text(encoding="utf-8"))
                 if summary.get("status") not in REUSABLE_STATUS:
                     continue
-                key = training_key(recipe_to_dict(load_recipe(run_dir / "recipe.yaml")))
-            except (OSError, ValueError, ArchlabError):
+                recipe = load_recipe(run_dir / "recipe.yaml")
+                key = training_key(recipe_to_dict(recipe))
+                steps = int(summary["steps"])
+            except (OSError, ValueError, KeyError, TypeError, ArchlabError):
                 continue  # not a finished archlab run, or one this version cannot read
-            found.setdefault(key, run_dir)
-    return found
+            if key in found:
+                continue
+            flaw = _checkpoint_flaw(run_dir, recipe, steps)
+            if flaw is None:
+                found[key] = run_dir
+                damaged.pop(key, None)
+            else:
+                damaged.setdefault(key, (run_dir, flaw))
+    return found, damaged
 
 
-def match_finished(runs: list[RunSpec], sources: Sequence[str | Path]) -> dict[str, Path]:
-    """For each of ``runs`` whose recipe a finished run in ``sources`` trained exactly (name and
-    description aside), that run's dir, by run name. Raises ConfigError as :func:`finished_runs`."""
+def kept_checkpoints(recipe: Recipe, steps: int) -> list[str]:
+    """The step checkpoints a run of ``recipe`` that ended after ``steps`` optimiser steps (completed
+    or early-stopped) holds, newest first: the trainer saves every ``checkpoint.every`` steps before
+    the last and at the last (``Trainer._fit``), and keeps the newest ``checkpoint.keep_last``."""
+    every = recipe.checkpoint.every
+    saved = [*(range(every, steps, every) if every else ()), steps]
+    return [ckpt.step_dir_name(s) for s in reversed(saved)][: recipe.checkpoint.keep_last]
+
+
+def _checkpoint_flaw(run_dir: Path, recipe: Recipe, steps: int) -> str | None:
+    """Why the finished run at ``run_dir`` cannot be reused for its checkpoints, or None."""
+    root = run_dir / "checkpoints"
+    have, want = [p.name for p in ckpt.step_dirs(root)], kept_checkpoints(recipe, steps)
+    if have != want:
+        return f"it holds checkpoints [{', '.join(have)}], its training kept [{', '.join(want)}]"
+    for name in [*have, *(["best"] if (root / "best").is_dir() else [])]:
+        try:
+            ckpt.verify_checkpoint(root / name)
+        except CheckpointError as e:
+            return str(e)
+    return None
+
+
+def match_finished(
+    runs: list[RunSpec], sources: Sequence[str | Path], notice: Callable[[str], None] | None = None
+) -> dict[str, Path]:
+    """For each of ``runs`` whose recipe a reusable finished run in ``sources`` trained exactly (name
+    and description aside), that run's dir, by run name; ``notice`` hears of each run that only a
+    damaged run matched (it trains again). Raises ConfigError as :func:`scan_finished`."""
     if not sources:
         return {}
-    found = finished_runs(sources)
+    found, damaged = scan_finished(sources)
+    if notice:
+        for run in runs:
+            if (k := training_key(run.recipe)) in damaged:
+                where, why = damaged[k]
+                notice(f"{run.name}: not reusing {where} (the same recipe): {why}; it trains again")
     return {run.name: found[k] for run in runs if (k := training_key(run.recipe)) in found}
 
 
 def adopt(source: Path, run_dir: Path) -> dict[str, Any]:
-    """Put a copy of the finished run ``source`` at ``run_dir`` and return its summary. Checkpoint files
+    """Put a copy of the finished run ``source`` at ``run_dir`` and return its summary (its ``run_dir``
+    set to the copy's). Checkpoint files
     are hard links where the file system allows (they are only ever replaced whole, never written
     in place); the logs, recipe and summary are copied, so resuming one copy never changes the other."""
 
@@ -359,4 +414,7 @@ def adopt(source: Path, run_dir: Path) -> dict[str, Any]:
         shutil.copy2(src, dst)
 
     shutil.copytree(source, run_dir, ignore=_NOT_COPIED, copy_function=link_or_copy)
-    return json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    summary["run_dir"] = str(run_dir)  # the copy's own dir, not its source's (a new file: the source's is untouched)
+    atomic_write_json(run_dir / "summary.json", summary)
+    return summary
