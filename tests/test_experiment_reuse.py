@@ -13,7 +13,7 @@ from archlab.cli import main
 from archlab.config import validate_recipe
 from archlab.experiments import EXPERIMENTS, parse_options
 from archlab.experiments import base as experiment_base
-from archlab.experiments.runs import finished_runs, kept_checkpoints, match_finished, training_key
+from archlab.experiments.runs import kept_checkpoints, match_finished, scan_finished, training_key
 
 NASH = ["experiment", "nash-equilibrium", "--quick", "--jobs", "1", "--set", "samples=200"]
 RUN = "gaussian1d-gan-s0"
@@ -89,8 +89,8 @@ def test_only_the_same_recipe_of_a_run_that_finished_by_itself_matches(first, tm
 def test_finished_runs_reads_run_dirs_at_three_depths_and_keys_ignore_the_name(first):
     runs, exp, _ = first
     for source in (exp / RUN, exp, runs):
-        assert list(finished_runs([source]).values()) == [exp / RUN]
-    (key,) = finished_runs([runs])
+        assert list(scan_finished([source])[0].values()) == [exp / RUN]
+    (key,) = scan_finished([runs])[0]
     (spec,) = _nash_runs(6)
     assert training_key({**spec.recipe, "name": "other", "description": "other"}) == key
     assert training_key({**spec.recipe, "seed": 1}) != key

@@ -312,12 +312,6 @@ def training_key(recipe: dict[str, Any]) -> str:
     return json.dumps({**recipe, "name": "", "description": ""}, sort_keys=True)
 
 
-def finished_runs(sources: Sequence[str | Path]) -> dict[str, Path]:
-    """The reusable finished runs in ``sources`` by :func:`training_key` (:func:`scan_finished`'s first
-    dict). Raises ConfigError for a source that is not a directory."""
-    return scan_finished(sources)[0]
-
-
 def scan_finished(sources: Sequence[str | Path]) -> tuple[dict[str, Path], dict[str, tuple[Path, str]]]:
     """The finished runs in ``sources`` by :func:`training_key`: (reusable runs' dirs, and for a key
     with none of those, a damaged run's dir and why it cannot be reused). Each source is a run dir, or
